@@ -1,0 +1,115 @@
+"""Stage ``classify``: classical classifiers trained on a backbone's extracted features.
+
+Notebook ``03_classify.ipynb`` calls ``load_features`` → ``fit_all`` → ``evaluate`` → ``save``.
+Reads the ``features`` run of the same backbone (train and val); never the test split.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import runs
+from .metrics import classification_result
+
+CLASSIFIERS = ("logistic_regression", "linear_svc", "knn")
+
+
+@dataclass
+class FeatureSet:
+    source: Path
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+
+
+def load_features(features_run_dir: str | Path, splits=("train", "val")) -> FeatureSet:
+    """The arrays a ``features`` run wrote, checked for the expected keys."""
+    source = Path(features_run_dir)
+    x, y = {}, {}
+    for split in splits:
+        path = source / f"features_{split}.npz"
+        if not path.is_file():
+            raise ValueError(f"{path}: missing; the features run did not extract the {split!r} split")
+        with np.load(path) as arrays:
+            if "features" not in arrays or "labels" not in arrays:
+                raise ValueError(f"{path}: expected arrays 'features' and 'labels', found {sorted(arrays.files)}")
+            x[split], y[split] = arrays["features"], arrays["labels"]
+    return FeatureSet(source, x, y)
+
+
+def make_classifier(name: str, *, C: float = 1.0, max_iter: int = 1000, n_neighbors: int = 5,
+                    standardize: bool = True, seed: int = 0):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    builders = {
+        "logistic_regression": lambda: LogisticRegression(C=C, max_iter=max_iter, random_state=seed),
+        "linear_svc": lambda: LinearSVC(C=C, max_iter=max_iter, random_state=seed),
+        "knn": lambda: KNeighborsClassifier(n_neighbors=n_neighbors),
+    }
+    if name not in builders:
+        raise ValueError(f"unknown classifier {name!r}; known: {', '.join(builders)}")
+    steps = [StandardScaler()] if standardize else []
+    return make_pipeline(*steps, builders[name]())
+
+
+def fit_all(features: FeatureSet, *, classifiers=CLASSIFIERS, seed: int = 0, **options) -> dict[str, dict]:
+    """Fit each classifier on the train features; returns name -> {model, fit_seconds}."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    fitted = {}
+    for name in classifiers:
+        model = make_classifier(name, seed=seed, **options)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(features.x["train"], features.y["train"])
+        fitted[name] = {"model": model, "fit_seconds": time.perf_counter() - start}
+    return fitted
+
+
+def evaluate(fitted: dict[str, dict], features: FeatureSet, *, split: str = "val") -> dict[str, dict]:
+    """Per classifier: train and ``split`` accuracy, and the predictions on ``split``."""
+    table = {}
+    for name, item in fitted.items():
+        model = item["model"]
+        train_acc = float(np.mean(model.predict(features.x["train"]) == features.y["train"]))
+        y_pred = model.predict(features.x[split])
+        table[name] = {"train_accuracy": train_acc, "fit_seconds": round(item["fit_seconds"], 3),
+                       "y_true": features.y[split], "y_pred": y_pred, "split": split,
+                       f"{split}_accuracy": float(np.mean(y_pred == features.y[split]))}
+    return table
+
+
+def summary(table: dict[str, dict]) -> list[dict]:
+    """The scalar columns of ``evaluate``'s table, one row per classifier (for display)."""
+    return [{"classifier": name, **{k: v for k, v in row.items() if not k.startswith("y_") and k != "split"}}
+            for name, row in table.items()]
+
+
+def save(run_dir: str | Path, table: dict[str, dict]) -> Path:
+    run_dir = Path(run_dir)
+    classification, artifacts = {}, {}
+    for name, row in table.items():
+        pred_file = f"predictions_{name}.npz"
+        np.savez_compressed(run_dir / pred_file, y_true=row["y_true"], y_pred=row["y_pred"])
+        artifacts[f"predictions_{name}"] = pred_file
+        classification[f"{name}/{row['split']}"] = classification_result(row["y_true"], row["y_pred"],
+                                                                         predictions=pred_file)
+    best = max(table, key=lambda n: table[n][f"{table[n]['split']}_accuracy"])
+    split = table[best]["split"]
+    result = {
+        "headline": {"name": f"best_{split}_accuracy", "value": table[best][f"{split}_accuracy"], "split": split},
+        "metrics": {"best_classifier": best, "classifiers": summary(table)},
+        "classification": classification,
+        "artifacts": artifacts,
+    }
+    return runs.save_result(run_dir, result)

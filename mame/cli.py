@@ -1,0 +1,99 @@
+"""Command line: ``python -m mame {run,status,data}``. Errors print one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import config
+
+DEFAULT_PROFILE = os.environ.get("PROFILE", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mame", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run every stale run of the plan")
+    _profile_args(run)
+    run.add_argument("--only", help="stage, stage/backbone or stage/run-name (comma-separated)")
+    run.add_argument("--force", action="store_true", help="run the selected runs even if up to date")
+
+    status = sub.add_parser("status", help="show every plan entry as done / stale / failed / missing")
+    _profile_args(status)
+
+    data = sub.add_parser("data", help="dataset tools")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    check = dsub.add_parser("check", help="count rows per split and class; list missing or corrupt images")
+    check.add_argument("dir", type=Path, help="folder with MAMe_dataset.csv (and data_256/ or data/)")
+    check.add_argument("--no-images", action="store_true", help="check the metadata only")
+    down = dsub.add_parser("download", help="download the official MAMe zips (md5-checked, resumable)")
+    down.add_argument("--dest", type=Path, default=None, help="target folder (default: $MAME_DIR)")
+    down.add_argument("--parts", default="metadata,data_256", help="metadata, data_256 and/or data")
+    synth = dsub.add_parser("synth", help="generate the synthetic MAMe of a profile")
+    _profile_args(synth)
+    synth.add_argument("--out", type=Path, default=None, help="target folder (default: data/synthetic/<profile>)")
+    return parser
+
+
+def _profile_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, help="smoke, demo (default) or full")
+    parser.add_argument("--plan", type=Path, default=None, help="plan file (default: experiments/plan.yaml)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int:
+    if args.command == "run":
+        from .runner import run_plan, summary_table
+
+        outcomes = run_plan(args.profile, only=args.only, force=args.force, plan_file=args.plan)
+        print(summary_table(outcomes))
+        return 1 if any(o.state in ("failed", "skipped") for o in outcomes) else 0
+    if args.command == "status":
+        from .status import collect, format_status
+
+        print(format_status(collect(args.profile, args.plan), args.profile))
+        return 0
+    return _data(args)
+
+
+def _data(args) -> int:
+    if args.data_command == "check":
+        from .check import check_dataset, format_report
+
+        report = check_dataset(args.dir, verify_images=not args.no_images)
+        print(format_report(report))
+        return 0 if report.ok else 1
+    if args.data_command == "download":
+        from .download import download
+
+        dest = args.dest or config.real_data_dir()
+        if dest is None:
+            raise ValueError("say where to download: --dest DIR or MAME_DIR=DIR")
+        for path in download(dest, parts=tuple(p.strip() for p in args.parts.split(","))):
+            print(path)
+        return 0
+    from .plan import load_plan
+    from .runner import prepare_dataset
+    from .synthetic import SynthSpec, generate
+
+    profile = load_plan(args.plan).profile(args.profile)
+    if args.out is None:
+        print(prepare_dataset(profile)["path"])
+        return 0
+    fields = {k: v for k, v in profile.data.items() if k != "source"}
+    print(generate(args.out, SynthSpec.from_dict({"seed": profile.seed, **fields})))
+    return 0

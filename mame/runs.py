@@ -1,0 +1,132 @@
+"""The run store: one folder per run holding ``metrics.json``, the executed notebook and artifacts.
+
+``metrics.json`` follows ``mame/schema/metrics.schema.json``; it is validated on write and on read,
+and always written atomically (temp file + rename), so a crash never leaves a file that looks complete.
+A stage's notebook hands its results to the runner through ``result.json`` (see ``save_result``); the
+runner adds the provenance block and writes ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from . import config
+
+METRICS_FILE = "metrics.json"
+RESULT_FILE = "result.json"
+NOTEBOOK_FILE = "notebook.ipynb"
+SCHEMA_VERSION = 1
+RESULT_KEYS = ("headline", "metrics", "classification", "history", "artifacts", "notes", "test_split_reads")
+
+
+class MetricsError(ValueError):
+    """A metrics or result file that is missing, unreadable or does not match the schema."""
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temp file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: Path, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    """Make numpy scalars and arrays JSON-serialisable without importing numpy here."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    import jsonschema
+
+    schema = json.loads((config.SCHEMA_DIR / "metrics.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate_metrics(metrics: dict, *, source: str | Path = "metrics") -> dict:
+    """Raise ``MetricsError`` naming ``source`` and the first schema violation."""
+    errors = sorted(_validator().iter_errors(metrics), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise MetricsError(f"{source}: invalid at {where}: {first.message}{more}")
+    return metrics
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> Path:
+    path = Path(run_dir) / METRICS_FILE
+    # Round-trip through JSON first so numpy values are validated as what will be stored.
+    data = json.loads(json.dumps(metrics, default=_json_default))
+    validate_metrics(data, source=path)
+    return atomic_write_json(path, data)
+
+
+def read_metrics(run_dir: Path) -> dict:
+    """Read and validate ``run_dir/metrics.json``; ``MetricsError`` if absent, corrupt or invalid."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MetricsError(f"{path}: no metrics file") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MetricsError(f"{path}: unreadable: {exc}") from None
+    return validate_metrics(data, source=path)
+
+
+def try_read_metrics(run_dir: Path) -> dict | None:
+    """``read_metrics`` that returns None for a missing file (but still raises on a corrupt one)."""
+    if not (Path(run_dir) / METRICS_FILE).exists():
+        return None
+    return read_metrics(run_dir)
+
+
+def save_result(run_dir: Path, result: dict) -> Path:
+    """Called at the end of a stage notebook: hand the stage's results to the runner."""
+    unknown = set(result) - set(RESULT_KEYS)
+    if unknown:
+        raise MetricsError(f"{run_dir}/{RESULT_FILE}: unknown keys {sorted(unknown)}; allowed: {list(RESULT_KEYS)}")
+    return atomic_write_json(Path(run_dir) / RESULT_FILE, result)
+
+
+def load_result(run_dir: Path) -> dict:
+    path = Path(run_dir) / RESULT_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MetricsError(f"{path}: the notebook finished without saving its result (mame.runs.save_result)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MetricsError(f"{path}: unreadable: {exc}") from None
+    return {
+        "headline": data.get("headline"),
+        "metrics": data.get("metrics", {}),
+        "classification": data.get("classification", {}),
+        "history": data.get("history", {}),
+        "artifacts": data.get("artifacts", {}),
+        "notes": data.get("notes", []),
+        "test_split_reads": data.get("test_split_reads", []),
+    }
