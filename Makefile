@@ -35,14 +35,15 @@ $(STAMPS)/npm: $(wildcard report/package.json report/package-lock.json)
 	@mkdir -p $(STAMPS) && touch $@
 
 .PHONY: system-packages
-system-packages:
-	@if command -v chromium >/dev/null 2>&1; then :; \
+system-packages: ## (part of setup) Debian chromium, poppler-utils and fonts for the PDF deck and browser tests
+	@if command -v chromium >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1; then :; \
 	elif [ "$(IS_ROOT)" = yes ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing Debian package chromium (for the PDF deck and the browser tests)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  echo "installing Debian packages chromium poppler-utils fonts-dejavu-core (PDF deck, browser tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium poppler-utils fonts-dejavu-core >/dev/null; \
 	else \
-	  echo "note: chromium is missing; install the Debian package 'chromium' (sudo apt-get install chromium)" \
-	       "for the PDF deck and the browser tests, which are skipped without it"; \
+	  echo "note: install the Debian packages chromium, poppler-utils and fonts-dejavu-core" \
+	       "(sudo apt-get install chromium poppler-utils fonts-dejavu-core) for the PDF deck and browser tests"; \
 	fi
 
 run: $(STAMPS)/python ## Run every stale run of the plan (PROFILE=, ONLY=, FORCE=1)

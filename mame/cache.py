@@ -1,12 +1,16 @@
 """Cache keys: what decides whether a run is stale.
 
-key = sha256(stage, run name, resolved params, profile, dataset fingerprint, fingerprint of the code
-that runs (the notebook and the ``mame`` package, minus the modules that only present results), and
-the keys of the runs it reads). Same key and ``done`` means skip.
+key = sha256(stage, run name, resolved params, profile, dataset fingerprint, the code that runs, and
+the keys of the runs it reads). "The code that runs" is the notebook's cell sources plus every module
+of the ``mame`` package the notebook imports, followed through the package's own imports (read
+statically, lazy imports inside functions included). So editing ``mame/classify.py`` re-runs the
+classify runs but not the feature extraction, while editing ``mame/data.py`` re-runs both.
+Same key and ``done`` means skip.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from functools import lru_cache
@@ -14,38 +18,84 @@ from pathlib import Path
 
 from . import config
 
-# Modules that never run inside a stage notebook: changing them must not invalidate results.
-PRESENTATION_MODULES = frozenset({"__main__.py", "cli.py", "status.py", "runner.py", "execute.py",
-                                  "report.py", "render.py", "render_pdf.py", "deckcheck.py"})
+PACKAGE = "mame"
 KEY_LENGTH = 20
 
 
-def _hash_files(paths: list[Path], root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()
+def _module_file(name: str, package_dir: Path) -> Path | None:
+    """``mame.x`` -> mame/x.py (or mame/x/__init__.py); None for anything outside the package."""
+    parts = name.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = package_dir.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
-def package_files(package_dir: Path = config.PACKAGE_DIR) -> list[Path]:
-    files = [p for p in package_dir.rglob("*") if p.is_file() and p.suffix in {".py", ".json", ".yaml"}
-             and "__pycache__" not in p.parts]
-    return [p for p in files if not (p.parent == package_dir and p.name in PRESENTATION_MODULES)]
+def imported_modules(source: str, *, package: str = PACKAGE) -> set[str]:
+    """Dotted names of the ``mame`` modules a piece of source imports; ``package`` anchors relative imports."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[: len(parts) - (node.level - 1)]
+                base = ".".join(parts + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return {name for name in found if name == PACKAGE or name.startswith(PACKAGE + ".")}
 
 
-@lru_cache(maxsize=4)
-def package_fingerprint(package_dir: Path = config.PACKAGE_DIR) -> str:
-    return _hash_files(package_files(package_dir), package_dir)
+def module_closure(roots: set[str], package_dir: Path = config.PACKAGE_DIR) -> list[Path]:
+    """Files of ``roots`` and of every package module they import, transitively."""
+    seen: dict[str, Path] = {}
+    todo = list(roots | {PACKAGE})
+    while todo:
+        name = todo.pop()
+        path = _module_file(name, package_dir)
+        if path is None or name in seen:
+            continue
+        seen[name] = path
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        todo.extend(imported_modules(path.read_text(encoding="utf-8"), package=package))
+    return sorted(set(seen.values()))
+
+
+def _notebook_sources(notebook: Path) -> list[tuple[str, str]]:
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    return [(c.get("cell_type"), "".join(c.get("source", []))) for c in cells]
 
 
 def notebook_fingerprint(notebook: Path) -> str:
     """Hash of the notebook's cell sources only, so re-saving it or stray outputs change nothing."""
-    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
-    sources = [(c.get("cell_type"), "".join(c.get("source", []))) for c in cells]
-    return hashlib.sha256(json.dumps(sources).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(_notebook_sources(notebook)).encode()).hexdigest()
+
+
+@lru_cache(maxsize=64)
+def _code_fingerprint(notebook: Path, mtime_ns: int) -> tuple[str, tuple[str, ...]]:
+    code = "\n".join(src for kind, src in _notebook_sources(notebook) if kind == "code")
+    files = module_closure(imported_modules(code))
+    digest = hashlib.sha256(notebook_fingerprint(notebook).encode())
+    for path in files:
+        digest.update(path.relative_to(config.PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest(), tuple(p.name for p in files)
+
+
+def code_fingerprint(notebook: Path) -> str:
+    """Hash of the notebook's cells and of the package modules it runs."""
+    notebook = Path(notebook)
+    return _code_fingerprint(notebook, notebook.stat().st_mtime_ns)[0]
+
+
+def code_files(notebook: Path) -> tuple[str, ...]:
+    """The package modules counted in a notebook's code fingerprint (for explanations and tests)."""
+    notebook = Path(notebook)
+    return _code_fingerprint(notebook, notebook.stat().st_mtime_ns)[1]
 
 
 def cache_key(*, stage: str, name: str, params: dict, profile: str, dataset_fingerprint: str,
@@ -56,7 +106,7 @@ def cache_key(*, stage: str, name: str, params: dict, profile: str, dataset_fing
         "params": params,
         "profile": profile,
         "dataset": dataset_fingerprint,
-        "code": {"package": package_fingerprint(), "notebook": notebook_fingerprint(notebook)},
+        "code": code_fingerprint(notebook),
         "depends_on": dict(sorted(dependency_keys.items())),
     }
     text = json.dumps(payload, sort_keys=True, default=str)

@@ -9,19 +9,21 @@ mistaken for a finished run, and it executes again.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import provenance, runs
+from . import config, provenance, runs
 from .plan import PlannedRun, Profile
 
 KERNEL_NAME = "mame"
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONWARNINGS": "ignore",
              "KERAS_BACKEND": "tensorflow", "MPLBACKEND": "Agg"}
 PARTIAL_MARK = ".partial-"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TRASH_MARK = ".trash-"
 
 
@@ -96,15 +98,19 @@ def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path) -> dict | None:
                       backbone=run.backbone, seed=ctx.profile.seed,
                       inputs={stage: info["path"] for stage, info in ctx.inputs.items()})
     os.environ.update(QUIET_ENV)
+    # The kernel must import this checkout's package: the one whose code the cache key hashed.
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if str(config.ROOT) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.ROOT), *paths]))
     try:
         papermill.execute_notebook(
             str(run.notebook), str(work / runs.NOTEBOOK_FILE), parameters=parameters,
             kernel_name=ensure_kernel(), start_timeout=ctx.profile.start_timeout,
             execution_timeout=ctx.profile.execution_timeout, progress_bar=False, log_output=False,
-            cwd=str(work))
+            cwd=str(work), extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as exc:
         return {"type": exc.ename, "message": str(exc.evalue), "cell": exc.exec_count,
-                "traceback": "\n".join(exc.traceback)[-4000:]}
+                "traceback": ANSI.sub("", "\n".join(exc.traceback))[-4000:]}
     except Exception as exc:  # kernel died, timeout, unreadable notebook...
         return {"type": type(exc).__name__, "message": str(exc) or repr(exc), "cell": None,
                 "traceback": traceback.format_exc()[-4000:]}

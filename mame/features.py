@@ -43,6 +43,8 @@ class Extracted:
 
     @property
     def images_per_second(self) -> float:
+        if "images_per_second" in self.extra:  # measured after the first (warm-up) batch
+            return float(self.extra["images_per_second"])
         return len(self.labels) / self.seconds if self.seconds > 0 else float("nan")
 
 
@@ -80,11 +82,11 @@ def build_extractor(backbone: str, *, image_size: int | None = None, weights: st
 
     models.configure_precision(precision)
     spec = models.get_backbone(backbone)
-    size = image_size or spec.input_size
+    size = image_size or spec.default_size
     choice = models.resolve_weights(backbone, weights, include_top=spec.features_need_top)
     model = models.build_feature_extractor(backbone, image_size=size, weights_choice=choice,
                                            feature_layer=feature_layer)
-    info = models.backbone_info(model, backbone, weights_choice=choice, feature_layer=feature_layer)
+    info = models.backbone_info(model)
     info.update({"precision": precision, "image_size": size})
     return Extractor(model=model, info=info, weights=choice)
 
@@ -97,9 +99,10 @@ def extract(extractor: Extractor, splits: Splits, *, batch_size: int = 32) -> di
     out = {}
     for split, records in splits.records.items():
         dataset = pipeline.make_dataset(records, splits.image_dir, image_size=size, batch_size=batch_size)
-        feats, labels, seconds = models.extract_features(extractor.model, dataset)
+        stats: dict = {}
+        feats, labels = models.extract_features(extractor.model, dataset, stats=stats)
         out[split] = Extracted(feats.astype(np.float32), labels.astype(np.int32),
-                               [r.image_file for r in records], seconds)
+                               [r.image_file for r in records], stats["seconds"], stats)
     return out
 
 

@@ -7,6 +7,7 @@ scale. Parameters resolve as: notebook defaults < profile ``params`` < variant <
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -120,9 +121,10 @@ def notebook_parameters(notebook: Path) -> dict:
     defaults = {}
     for key, info in found.items():
         try:
-            defaults[key] = yaml.safe_load(info["default"])
-        except yaml.YAMLError:
-            defaults[key] = info["default"]
+            defaults[key] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            raise PlanError(f"{notebook}: parameter {key!r} must default to a literal "
+                            f"(number, string, list, dict, True/False/None), not {info['default']!r}") from None
     return defaults
 
 

@@ -1,0 +1,266 @@
+"""ImageNet backbones: registry, Keras cache lookup and offline-first weights resolution.
+
+Weights policies:
+
+- ``"random"``             random initialisation, never reads or downloads anything.
+- ``"imagenet-if-cached"`` ImageNet weights only when the file is already in the Keras cache
+  (``$KERAS_HOME/models`` or ``~/.keras/models``) *and* its md5 matches the one Keras expects;
+  otherwise random initialisation, with the reason recorded. Never downloads.
+- ``"imagenet"``           ImageNet weights required: a verified cached file, else a download
+  through ``keras.utils.get_file`` (only with ``allow_download=True``); failure raises
+  ``WeightsError``.
+- any other string         a path to a weights file for the Keras application model.
+
+A cached file whose md5 does not match is never used: Keras itself would re-download it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import keras
+
+POLICIES = ("random", "imagenet-if-cached", "imagenet")
+_KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+_KERAS_EFFNET = "https://storage.googleapis.com/keras-applications/"
+
+
+class WeightsError(ValueError):
+    """ImageNet weights were required but cannot be used."""
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One ImageNet weights file as Keras 3.15 names, hosts and checks it."""
+
+    name: str
+    url: str
+    md5: str
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What the project needs to know about one ImageNet backbone."""
+
+    key: str
+    name: str
+    constructor: Callable[..., keras.Model]
+    default_size: int
+    preprocessing: str  # "caffe": RGB->BGR minus ImageNet mean; "none": the model rescales 0-255
+    feature_layers: tuple[str, ...]  # the first is the default
+    feature_dim: int
+    last_conv_layer: str
+    weights_top: WeightFile
+    weights_notop: WeightFile
+
+    @property
+    def features_need_top(self) -> bool:
+        """True when the feature layers (VGG16 fc1/fc2) exist only with include_top=True."""
+        return self.feature_layers[0] != "avg_pool"
+
+    def weight_file(self, include_top: bool) -> WeightFile:
+        return self.weights_top if include_top else self.weights_notop
+
+
+def _vgg_file(suffix: str, md5: str) -> WeightFile:
+    name = f"vgg16_weights_tf_dim_ordering_tf_kernels{suffix}.h5"
+    return WeightFile(name, f"{_KERAS_APPS}vgg16/{name}", md5)
+
+
+def _resnet_file(suffix: str, md5: str) -> WeightFile:
+    name = f"resnet50_weights_tf_dim_ordering_tf_kernels{suffix}.h5"
+    return WeightFile(name, f"{_KERAS_APPS}resnet/{name}", md5)
+
+
+def _effnet_file(stem: str, md5: str) -> WeightFile:
+    return WeightFile(f"{stem}.h5", f"{_KERAS_EFFNET}{stem}.h5", md5)
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "vgg16": BackboneSpec(
+        "vgg16", "VGG16", keras.applications.VGG16, 224, "caffe", ("fc1", "fc2"), 4096,
+        "block5_conv3",
+        _vgg_file("", "64373286793e3c8b2b4e3219cbf3544b"),
+        _vgg_file("_notop", "6d6bbae143d832006294945121d1f1fc"),
+    ),
+    "resnet50": BackboneSpec(
+        "resnet50", "ResNet50", keras.applications.ResNet50, 224, "caffe", ("avg_pool",), 2048,
+        "conv5_block3_out",
+        _resnet_file("", "2cb95161c43110f7111970584f804107"),
+        _resnet_file("_notop", "4d473c1dd8becc155b73f8504c6f6626"),
+    ),
+    "efficientnetb0": BackboneSpec(
+        "efficientnetb0", "EfficientNetB0", keras.applications.EfficientNetB0, 224, "none",
+        ("avg_pool",), 1280, "top_activation",
+        _effnet_file("efficientnetb0", "902e53a9f72be733fc0bcb005b3ebbac"),
+        _effnet_file("efficientnetb0_notop", "50bc09e76180e00e4465e1a485ddc09d"),
+    ),
+    "efficientnetb3": BackboneSpec(
+        "efficientnetb3", "EfficientNetB3", keras.applications.EfficientNetB3, 300, "none",
+        ("avg_pool",), 1536, "top_activation",
+        _effnet_file("efficientnetb3", "ffd1fdc53d0ce67064dc6a9c7960ede0"),
+        _effnet_file("efficientnetb3_notop", "af6d107764bb5b1abb91932881670226"),
+    ),
+}
+
+
+def get_backbone(key: str) -> BackboneSpec:
+    """The spec of backbone ``key``; ValueError naming the known keys otherwise."""
+    try:
+        return BACKBONES[key]
+    except KeyError:
+        known = ", ".join(BACKBONES)
+        raise ValueError(f"unknown backbone {key!r}; known backbones: {known}") from None
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+    """The weights a backbone is built with, and why (recorded as provenance)."""
+
+    key: str
+    requested: str  # the policy or path asked for
+    used: str  # "imagenet", "random" or the path of the weights file
+    include_top: bool
+    reason: str
+    path: str | None = None  # the file handed to the Keras constructor, None for random init
+
+    @property
+    def keras_weights(self) -> str | None:
+        """The value for the Keras constructor's ``weights=`` argument."""
+        return self.path
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def keras_cache_dir() -> Path:
+    """Where Keras caches application weights: ``$KERAS_HOME/models`` or ``~/.keras/models``."""
+    home = os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")
+    return Path(home).expanduser() / "models"
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _display(path: Path) -> str:
+    home = Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
+
+
+def _cached_file(wfile: WeightFile) -> tuple[Path | None, str]:
+    """The verified cached file, or None and why it cannot be used."""
+    path = keras_cache_dir() / wfile.name
+    if not path.is_file():
+        return None, f"ImageNet weights not in the Keras cache ({_display(path)})"
+    if file_md5(path) != wfile.md5:
+        return None, (f"ImageNet weights file {_display(path)} fails its md5 check "
+                      f"(expected {wfile.md5}; corrupt or partial download)")
+    return path, f"ImageNet weights from the Keras cache ({_display(path)})"
+
+
+def _download(wfile: WeightFile) -> Path:
+    cache = keras_cache_dir()
+    try:
+        got = keras.utils.get_file(wfile.name, wfile.url, cache_subdir="models",
+                                   file_hash=wfile.md5, cache_dir=str(cache.parent))
+    except Exception as err:  # network, HTTP and hash errors all mean "unavailable"
+        raise WeightsError(f"cannot download ImageNet weights {wfile.name} into {cache}: "
+                           f"{err}; place the file there or use another weights policy") from err
+    return Path(got)
+
+
+def _choice(key: str, requested: str, include_top: bool, used: str, reason: str,
+            path: Path | None = None) -> WeightsChoice:
+    return WeightsChoice(key, requested, used, include_top, reason,
+                         None if path is None else str(path))
+
+
+def resolve_weights(key: str, policy: str = "imagenet-if-cached", *,
+                    include_top: bool | None = None,
+                    allow_download: bool = True) -> WeightsChoice:
+    """Decide the weights of backbone ``key`` under ``policy`` (see module docstring).
+
+    ``include_top`` selects the file (None: what the backbone's feature layer needs, i.e. the
+    top only for VGG16). ``allow_download=False`` makes ``"imagenet"`` fail fast when not cached.
+    """
+    spec = get_backbone(key)
+    top = spec.features_need_top if include_top is None else include_top
+    choice = partial(_choice, key, policy, top)
+    if policy == "random":
+        return choice("random", "random initialisation requested")
+    if policy not in POLICIES:
+        path = Path(policy).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"{policy}: weights file for {spec.name} not found")
+        return choice(str(path), f"weights file {path}", path)
+    wfile = spec.weight_file(top)
+    path, why = _cached_file(wfile)
+    if path is not None:
+        return choice("imagenet", why, path)
+    if policy == "imagenet-if-cached":
+        return choice("random", f"{why}; random initialisation used")
+    if not allow_download:
+        raise WeightsError(f"{why}; downloads are disabled, place {wfile.name} in "
+                           f"{keras_cache_dir()} (from {wfile.url})")
+    path = _download(wfile)
+    return choice("imagenet", f"ImageNet weights downloaded to {_display(path)}", path)
+
+
+@keras.saving.register_keras_serializable(package="mame")
+class CaffePreprocess(keras.layers.Layer):
+    """VGG16/ResNet50 ``preprocess_input`` ("caffe") as a layer: RGB->BGR, minus the ImageNet mean.
+
+    Runs in float32 even under a mixed precision policy.
+    """
+
+    MEAN_BGR = (103.939, 116.779, 123.68)
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, inputs):
+        mean = keras.ops.convert_to_tensor(self.MEAN_BGR, dtype=self.compute_dtype)
+        return keras.ops.flip(inputs, axis=-1) - mean
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def build_base(spec: BackboneSpec, inputs, choice: WeightsChoice, *, include_top: bool,
+               image_size: int, pooling: str | None = None) -> keras.Model:
+    """The Keras application on ``inputs`` (raw 0-255 images), preprocessing included.
+
+    Built on ``inputs`` through ``input_tensor=`` so its layers share one flat graph with
+    whatever is put on top (Grad-CAM can reach the last conv layer).
+    """
+    _check_choice(spec, choice, include_top=include_top, image_size=image_size)
+    x = inputs
+    if spec.preprocessing == "caffe":
+        x = CaffePreprocess(name="caffe_preprocess")(inputs)
+    return spec.constructor(include_top=include_top, weights=choice.keras_weights,
+                            input_tensor=x, input_shape=(image_size, image_size, 3),
+                            pooling=pooling)
+
+
+def _check_choice(spec: BackboneSpec, choice: WeightsChoice, *, include_top: bool,
+                  image_size: int) -> None:
+    if choice.key != spec.key:
+        raise ValueError(f"weights were resolved for {choice.key!r}, not for {spec.key!r}")
+    if choice.path is not None and choice.include_top != include_top:
+        raise ValueError(f"{choice.path}: weights resolved with include_top={choice.include_top} "
+                         f"but this {spec.name} model needs include_top={include_top}")
+    if choice.used == "imagenet" and include_top and image_size != spec.default_size:
+        raise ValueError(f"{spec.name} with its top ({spec.feature_layers[0]}) takes "
+                         f"{spec.default_size} px with ImageNet weights, got {image_size} px; "
+                         f"use {spec.default_size} px or random weights")

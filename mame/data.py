@@ -1,0 +1,205 @@
+"""MAMe metadata: reading ``MAMe_dataset.csv`` and ``MAMe_labels.csv``, image folder, fingerprint.
+
+This module must stay light (no TensorFlow): the command line imports it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import operator
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+
+from mame import config
+from mame.classes import CLASS_INDEX, CLASS_NAMES, SPLITS, normalise_class_name
+
+COLUMNS: tuple[str, ...] = (
+    "Image file", "Medium", "Museum", "Museum-based instance ID", "Subset",
+    "Width", "Height", "Product size", "Aspect ratio",
+)
+NUMERIC_COLUMNS: tuple[str, ...] = ("Width", "Height", "Product size", "Aspect ratio")
+
+
+class DataError(ValueError):
+    """Bad or missing dataset input; the message names the file and the problem in one line."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One row of ``MAMe_dataset.csv``; ``label`` indexes ``mame.classes.CLASS_NAMES``."""
+
+    image_file: str
+    medium: str
+    label: int
+    museum: str
+    instance_id: str
+    subset: str
+    width: float
+    height: float
+    product_size: float
+    aspect_ratio: float
+
+
+@dataclass
+class Metadata:
+    """All rows of a metadata CSV, in file order."""
+
+    path: Path
+    records: list[Record] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def split(self, name: str) -> list[Record]:
+        """The records of one split (``train``, ``val`` or ``test``), in file order."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r} (expected one of: {', '.join(SPLITS)})")
+        return [r for r in self.records if r.subset == name]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Rows per split and class: ``counts()[split][class_name]``, every class listed."""
+        table = {s: dict.fromkeys(CLASS_NAMES, 0) for s in SPLITS}
+        for r in self.records:
+            table[r.subset][r.medium] += 1
+        return table
+
+    def labels(self, split: str) -> np.ndarray:
+        """Integer labels (int32) of one split, in file order."""
+        return np.fromiter((r.label for r in self.split(split)), dtype=np.int32)
+
+
+def metadata_path(path_or_dir: str | os.PathLike) -> Path:
+    """``path_or_dir`` itself if it is a file, else ``<dir>/MAMe_dataset.csv``."""
+    path = Path(path_or_dir).expanduser()
+    if path.is_dir():
+        path = path / config.METADATA_CSV
+    if not path.is_file():
+        raise DataError(f"{path}: metadata file not found")
+    return path
+
+
+def read_metadata(path_or_dir: str | os.PathLike) -> Metadata:
+    """Read ``MAMe_dataset.csv`` (or the toy CSV); a folder means ``<folder>/MAMe_dataset.csv``."""
+    path = metadata_path(path_or_dir)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: empty file (expected a header row)")
+        pick = operator.itemgetter(*_column_index(path, header))
+        records: list[Record] = []
+        seen: dict[str, int] = {}
+        for row in reader:
+            if not row:
+                continue
+            record = _parse_row(path, reader.line_num, row, pick)
+            if record.image_file in seen:
+                raise DataError(f"{path} line {reader.line_num}: duplicate image file "
+                                f"{record.image_file!r} (first on line {seen[record.image_file]})")
+            seen[record.image_file] = reader.line_num
+            records.append(record)
+    return Metadata(path=path, records=records)
+
+
+def _column_index(path: Path, header: list[str]) -> list[int]:
+    names = [h.strip() for h in header]
+    for column in COLUMNS:
+        if column not in names:
+            raise DataError(f"{path}: missing column {column!r} (found: {', '.join(names)})")
+    return [names.index(column) for column in COLUMNS]
+
+
+def _parse_row(path: Path, line: int, row: list[str], pick: operator.itemgetter) -> Record:
+    try:
+        file_, medium_, museum, instance, subset_, *numeric = pick(row)
+    except IndexError:
+        raise DataError(f"{path} line {line}: {len(row)} fields, expected {len(COLUMNS)}") from None
+    image_file = file_.strip()
+    if not image_file:
+        raise DataError(f"{path} line {line}: empty 'Image file'")
+    medium = medium_ if medium_ in CLASS_INDEX else normalise_class_name(medium_)
+    if medium not in CLASS_INDEX:
+        raise DataError(f"{path} line {line}: unknown class {medium!r}")
+    subset = subset_.strip()
+    if subset not in SPLITS:
+        raise DataError(f"{path} line {line}: bad Subset {subset!r} "
+                        f"(expected one of: {', '.join(SPLITS)})")
+    try:
+        width, height, size, ratio = map(float, numeric)
+    except ValueError:
+        _raise_non_numeric(path, line, numeric)
+    return Record(image_file, medium, CLASS_INDEX[medium], museum, instance, subset,
+                  width, height, size, ratio)
+
+
+def _raise_non_numeric(path: Path, line: int, values: list[str]) -> NoReturn:
+    for column, text in zip(NUMERIC_COLUMNS, values):
+        try:
+            float(text)
+        except ValueError:
+            break
+    raise DataError(f"{path} line {line}: non-numeric {column} {text!r}")
+
+
+def read_labels(path: str | os.PathLike) -> tuple[str, ...]:
+    """Read ``MAMe_labels.csv`` (``index,name``, no header) and check it equals ``CLASS_NAMES``."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / config.LABELS_CSV
+    if not path.is_file():
+        raise DataError(f"{path}: labels file not found")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        rows = [row for row in csv.reader(handle) if row]
+    names: list[str] = []
+    for line, row in enumerate(rows, start=1):
+        if len(row) != 2 or row[0].strip() != str(line - 1):
+            raise DataError(f"{path} line {line}: expected '{line - 1},<class name>', got {row!r}")
+        names.append(normalise_class_name(row[1]))
+    if tuple(names) != CLASS_NAMES:
+        diff = sorted(set(names) ^ set(CLASS_NAMES)) or ["order differs"]
+        raise DataError(f"{path}: labels differ from the 29 MAMe classes ({', '.join(diff)})")
+    return tuple(names)
+
+
+def find_image_dir(data_dir: str | os.PathLike, prefer: str | None = None) -> Path:
+    """The image folder of a dataset: ``data_256/`` if present, else ``data/``.
+
+    With ``prefer`` (a folder name such as ``"data"``), that folder is required.
+    """
+    data_dir = Path(data_dir).expanduser()
+    if prefer is not None:
+        folder = data_dir / prefer
+        if not folder.is_dir():
+            raise DataError(f"{folder}: image folder not found")
+        return folder
+    for name in config.IMAGE_DIR_CANDIDATES:
+        if (data_dir / name).is_dir():
+            return data_dir / name
+    wanted = " or ".join(f"{n}/" for n in config.IMAGE_DIR_CANDIDATES)
+    raise DataError(f"{data_dir}: no image folder (expected {wanted})")
+
+
+def dataset_fingerprint(data_dir: str | os.PathLike) -> str:
+    """sha256 hex of the metadata CSV bytes plus the sorted (file name, size) of the image folder.
+
+    Only ``stat`` is used for images (their bytes are never read), so this stays fast for 37k files;
+    a dataset without an image folder hashes an empty listing.
+    """
+    data_dir = Path(data_dir).expanduser()
+    digest = hashlib.sha256(metadata_path(data_dir).read_bytes())
+    try:
+        image_dir = find_image_dir(data_dir)
+    except DataError:
+        digest.update(b"\0no-image-dir\0")
+        return digest.hexdigest()
+    digest.update(f"\0{image_dir.name}\0".encode())
+    with os.scandir(image_dir) as entries:
+        listing = sorted((e.name, e.stat().st_size) for e in entries if e.is_file())
+    for name, size in listing:
+        digest.update(f"{name}\0{size}\n".encode())
+    return digest.hexdigest()
