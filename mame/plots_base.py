@@ -79,7 +79,7 @@ def save_figure(fig: Figure, path: Path, *, dpi: int = DPI) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=dpi)
+            fig.savefig(handle, format="png", dpi=dpi, metadata={"Software": None})
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

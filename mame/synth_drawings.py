@@ -19,7 +19,8 @@ def _sample_points(rng: Rng, weight: np.ndarray, n: int) -> np.ndarray:
     return np.stack([idx // w, idx % w], axis=1).astype(F32) + rng.random((n, 2), dtype=F32)
 
 
-def _sketch_strokes(rng: Rng, dark: np.ndarray, n: int, length: tuple, width: tuple, angle_spread: float):
+def _sketch_strokes(rng: Rng, dark: np.ndarray, n: int, length: tuple, width: tuple, angle_spread: float,
+                    soft: float = 0.7) -> np.ndarray:
     """Coverage of ``n`` short strokes gathered where the subject is dark, mostly along one direction."""
     h, w = dark.shape
     size = max(h, w)
@@ -29,7 +30,7 @@ def _sketch_strokes(rng: Rng, dark: np.ndarray, n: int, length: tuple, width: tu
         a = flow[int(py), int(px)] + rng.normal(0, 0.1)
         half = rng.uniform(*length) * size / 2
         dy, dx = np.sin(a) * half, np.cos(a) * half
-        stroke(cover, (py - dy, px - dx), (py + dy, px + dx), rng.uniform(*width), rng.uniform(0.5, 1.0))
+        stroke(cover, (py - dy, px - dx), (py + dy, px + dx), rng.uniform(*width), rng.uniform(0.35, 1.0), soft)
     return cover
 
 
@@ -37,7 +38,7 @@ def graphite(rng: Rng, h: int, w: int) -> np.ndarray:
     """Graphite: light, soft grey strokes and rubbed shading catching the paper's tooth, lots of white."""
     dark = scene(rng, h, w) ** rng.uniform(1.2, 2.0)
     n = int(rng.integers(30, 90) * max(h, w) / 64)
-    cover = _sketch_strokes(rng, dark, n, (0.05, 0.2), (0.7, 1.6), rng.uniform(0.2, 1.2))
+    cover = _sketch_strokes(rng, dark, n, (0.05, 0.2), (0.6, 1.4), rng.uniform(0.2, 1.2), soft=1.1)
     tooth = rng.random((h, w), dtype=F32)
     rubbed = blur(dark, max(h, w) * 0.02) * rng.uniform(0.25, 0.6) * (0.5 + 0.5 * tooth)
     cover = np.clip(cover * rng.uniform(0.45, 0.75) + rubbed, 0, 1)

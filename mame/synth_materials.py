@@ -108,6 +108,18 @@ def _motif(rng: Rng, h: int, w: int, rows: np.ndarray, n: int) -> np.ndarray:
     return field.astype(np.int64)
 
 
+def _metal_threads(rng: Rng, cloth: np.ndarray, top: np.ndarray, shading: np.ndarray, rows: np.ndarray,
+                   cols: np.ndarray) -> np.ndarray:
+    """Replace the weft in one motif zone by gold or silver thread that glints unevenly, thread by thread."""
+    h, w = top.shape
+    sparkle = np.modf(np.abs(np.sin(rows * 12.9898 + cols * 78.233) * 43758.5453))[0]
+    zone = (_motif(rng, h, w, rows, 3) == 0) & ~top
+    gleam = jitter(rng, pick(rng, [(0.9, 0.75, 0.35), (0.85, 0.85, 0.85)]), 0.05)
+    glint = (shading**6 * (0.4 + 0.9 * sparkle))[..., None]
+    metal = np.clip(gleam * (0.3 + 0.6 * shading[..., None]) + glint * 0.6, 0, 1)
+    return np.where(zone[..., None], metal, cloth)
+
+
 def _fabric(rng: Rng, h: int, w: int, period: float, palette: list, metal: bool) -> np.ndarray:
     """A woven textile fragment on a backdrop; ``metal`` turns one motif colour into glinting metal thread."""
     top, shading, rows, cols = _weave(rng, h, w, period)
@@ -116,12 +128,7 @@ def _fabric(rng: Rng, h: int, w: int, period: float, palette: list, metal: bool)
     warp = jitter(rng, pick(rng, palette), 0.08)
     cloth = np.where(top[..., None], warp, weft) * (0.35 + 0.65 * shading)[..., None]
     if metal:
-        sparkle = np.modf(np.abs(np.sin(rows * 12.9898 + cols * 78.233) * 43758.5453))[0]
-        zone = (_motif(rng, h, w, rows, 3) == 0) & ~top
-        gleam = jitter(rng, pick(rng, [(0.9, 0.75, 0.35), (0.85, 0.85, 0.85)]), 0.05)
-        glint = (shading**6 * (0.4 + 0.9 * sparkle))[..., None]
-        cloth = np.where(zone[..., None], np.clip(gleam * (0.3 + 0.6 * shading[..., None]) + glint * 0.6, 0, 1),
-                         cloth)
+        cloth = _metal_threads(rng, cloth, top, shading, rows, cols)
     folds = 0.85 + 0.25 * smooth_noise(rng, h, w, 2)
     cloth = cloth * folds[..., None]
     if rng.random() < 0.5:

@@ -17,26 +17,34 @@ INK_BLACK = (0.07, 0.06, 0.06)
 WASH_COLOURS = [(0.85, 0.3, 0.25), (0.3, 0.45, 0.8), (0.45, 0.7, 0.35), (0.95, 0.8, 0.3), (0.85, 0.55, 0.6)]
 
 
+def _landscape(rng: Rng, y: np.ndarray, x: np.ndarray, detail: np.ndarray) -> np.ndarray:
+    """Light sky, darker ground below a wavy horizon, and a few dark masses (trees, figures)."""
+    hu, wu = float(y.max()), float(x.max())
+    horizon = hu * (rng.uniform(0.35, 0.65) + (smooth_noise(rng, 1, x.shape[1], 3) - 0.5) * 0.2)
+    ground = 1 / (1 + np.exp(-(y - horizon) * 60))
+    dark = 0.12 * (1 - y / hu) + ground * rng.uniform(0.4, 0.7) + 0.25 * detail
+    for _ in range(int(rng.integers(1, 4))):
+        cy, cx = horizon[0, int(rng.integers(x.shape[1]))] * rng.uniform(0.7, 1.0), rng.uniform(0, wu)
+        ry, rx = rng.uniform(0.08, 0.25), rng.uniform(0.04, 0.15)
+        dark = np.maximum(dark, (((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 < 1) * rng.uniform(0.6, 0.95))
+    return dark
+
+
+def _portrait(rng: Rng, y: np.ndarray, x: np.ndarray, detail: np.ndarray) -> np.ndarray:
+    """A head and shoulders, side-lit, against a plain ground."""
+    hu, wu = float(y.max()), float(x.max())
+    cy, cx, r = hu * rng.uniform(0.3, 0.45), wu * rng.uniform(0.4, 0.6), rng.uniform(0.12, 0.2)
+    head = np.hypot((y - cy) / 1.25, x - cx) < r
+    body = (np.hypot((y - hu) / 1.1, (x - cx) / 1.6) < hu - cy) & (y > cy + r * 0.8)
+    dark = np.where(head, 0.25 + 0.4 * np.clip((x - cx) / r, 0, 1), rng.uniform(0.2, 0.7))
+    return np.where(body, rng.uniform(0.5, 0.9), dark) + 0.2 * (detail - 0.5)
+
+
 def scene(rng: Rng, h: int, w: int) -> np.ndarray:
-    """A darkness field in [0, 1] (1 = black): a landscape with hills and figures, or a portrait."""
+    """A darkness field in [0, 1] (1 = black): a landscape (60%) or a portrait, softened a little."""
     y, x = coords(h, w)
-    hu, wu = h / max(h, w), w / max(h, w)
     detail = fbm(rng, h, w, 4, 3)
-    if rng.random() < 0.6:
-        horizon = hu * (rng.uniform(0.35, 0.65) + (smooth_noise(rng, 1, w, 3) - 0.5) * 0.2)
-        ground = 1 / (1 + np.exp(-(y - horizon) * 60))
-        dark = 0.12 * (1 - y / hu) + ground * rng.uniform(0.4, 0.7) + 0.25 * detail
-        for _ in range(int(rng.integers(1, 4))):
-            cy, cx = horizon[0, int(rng.integers(w))] * rng.uniform(0.7, 1.0), rng.uniform(0, wu)
-            ry, rx = rng.uniform(0.08, 0.25), rng.uniform(0.04, 0.15)
-            dark = np.maximum(dark, (((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 < 1) * rng.uniform(0.6, 0.95))
-    else:
-        cy, cx, r = hu * rng.uniform(0.3, 0.45), wu * rng.uniform(0.4, 0.6), rng.uniform(0.12, 0.2)
-        head = np.hypot((y - cy) / 1.25, x - cx) < r
-        body = (np.hypot((y - hu) / 1.1, (x - cx) / 1.6) < hu - cy) & (y > cy + r * 0.8)
-        bg = rng.uniform(0.2, 0.7)
-        dark = np.where(head, 0.25 + 0.4 * np.clip((x - cx) / r, 0, 1), bg)
-        dark = np.where(body, rng.uniform(0.5, 0.9), dark) + 0.2 * (detail - 0.5)
+    dark = (_landscape if rng.random() < 0.6 else _portrait)(rng, y, x, detail)
     return np.clip(blur(dark.astype(F32), max(h, w) * 0.01), 0, 1).astype(F32)
 
 
@@ -67,10 +75,11 @@ def engraving(rng: Rng, h: int, w: int, coloured: bool = False) -> np.ndarray:
     dark = scene(rng, h, w)
     spacing = max(2.0, rng.uniform(0.018, 0.028) * max(h, w))
     bend = (smooth_noise(rng, h, w, 2) - 0.5) * rng.uniform(0.5, 2.5)
-    cover = _line_hatching(rng, h, w, dark, spacing, bend, swell=True) * plate_area(rng, h, w, (0.03, 0.1))
+    plate = plate_area(rng, h, w, (0.03, 0.1))
+    cover = _line_hatching(rng, h, w, dark, spacing, bend, swell=True) * plate
     img = paper(rng, h, w, (0.93, 0.91, 0.86), 0.04)
     if coloured:
-        img = washes(rng, img)
+        img = washes(rng, img, plate)
     return mix(img, jitter(rng, INK_BLACK, 0.04), cover)
 
 
@@ -80,12 +89,12 @@ def etching(rng: Rng, h: int, w: int, coloured: bool = False) -> np.ndarray:
     spacing = max(2.0, rng.uniform(0.02, 0.035) * max(h, w))
     wobble = (smooth_noise(rng, h, w, 12) - 0.5) * rng.uniform(0.6, 1.2) + (smooth_noise(rng, h, w, 2) - 0.5)
     cover = _line_hatching(rng, h, w, dark, spacing, wobble, swell=False)
-    cover *= (smooth_noise(rng, h, w, 25) > rng.uniform(0.1, 0.3)).astype(F32)
+    cover *= (smooth_noise(rng, h, w, 40) > rng.uniform(0.05, 0.2)).astype(F32)
     plate = plate_area(rng, h, w, (0.04, 0.12))
     platemark = blur(plate, 1.2) * (1 - plate) * 3
     img = paper(rng, h, w, (0.92, 0.89, 0.82), 0.04)
     if coloured:
-        img = washes(rng, img)
+        img = washes(rng, img, plate)
     img = img * (1 - (plate * rng.uniform(0.03, 0.12) + np.clip(platemark, 0, 0.15)))[..., None]
     ink = jitter(rng, pick(rng, [INK_BLACK, (0.2, 0.13, 0.08)]), 0.04)
     return mix(img, ink, cover * plate)
@@ -109,12 +118,13 @@ def woodcut(rng: Rng, h: int, w: int) -> np.ndarray:
     size = max(h, w)
     spacing = max(3.0, rng.uniform(0.045, 0.08) * size)
     y, x = pixel_coords(h, w)
-    rough = (smooth_noise(rng, h, w, 10) - 0.5) * 0.35 + (smooth_noise(rng, h, w, 2) - 0.5) * 1.5
+    rough = (smooth_noise(rng, h, w, 10) - 0.5) * 0.35 + (smooth_noise(rng, h, w, 2) - 0.5) * 0.8
     lines = hatch(y, x, rng.uniform(0, np.pi), spacing, dark * spacing * rng.uniform(0.6, 0.9), rough)
     solid = np.clip((dark + 0.1 * smooth_noise(rng, h, w, 15) - 0.72) * 20, 0, 1)
     grad = np.hypot(*np.gradient(blur(dark, size * 0.02)))
     outline = np.clip(grad * size * rng.uniform(0.8, 1.5) - 0.4, 0, 1)
-    cover = np.maximum(np.maximum(lines, solid), outline) * plate_area(rng, h, w, (0.03, 0.1))
+    cover = np.clip((np.maximum(np.maximum(lines, solid), outline) - 0.5) * 4 + 0.5, 0, 1)
+    cover = cover * plate_area(rng, h, w, (0.03, 0.1))
     return mix(paper(rng, h, w, (0.92, 0.89, 0.8), 0.05), jitter(rng, INK_BLACK, 0.03), cover)
 
 
@@ -138,11 +148,12 @@ def woodblock(rng: Rng, h: int, w: int) -> np.ndarray:
     return mix(img, jitter(rng, (0.1, 0.09, 0.1), 0.03), key)
 
 
-def washes(rng: Rng, img: np.ndarray) -> np.ndarray:
-    """Hand colouring: translucent watercolour washes multiplied onto the paper, loosely registered."""
+def washes(rng: Rng, img: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Hand colouring: translucent watercolour washes multiplied onto the printed ``area``, loosely registered."""
     h, w = img.shape[:2]
     for _ in range(int(rng.integers(2, 5))):
-        region = blur((smooth_noise(rng, h, w, 3) > rng.uniform(0.5, 0.7)).astype(F32), max(h, w) * 0.01)
+        region = (smooth_noise(rng, h, w, 3) > rng.uniform(0.45, 0.65)) * area
+        region = blur(region.astype(F32), max(h, w) * 0.01)
         colour = jitter(rng, pick(rng, WASH_COLOURS), 0.08)
         img = img * (1 - (region * rng.uniform(0.35, 0.7))[..., None] * (1 - colour))
     return img
