@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,10 @@ from .plan import PlannedRun, Profile
 KERNEL_NAME = "mame"
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONWARNINGS": "ignore",
              "KERAS_BACKEND": "tensorflow", "MPLBACKEND": "Agg"}
+KERNEL_LOG = "kernel.log"
+# TensorFlow's C++ runtime writes to fd 2 before any log setting applies; with fd capture off, that
+# goes to kernel.log in the run folder instead of the notebook and the terminal.
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
 PARTIAL_MARK = ".partial-"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TRASH_MARK = ".trash-"
@@ -38,8 +44,6 @@ class RunContext:
 
 def ensure_kernel() -> str:
     """Make sure the Jupyter kernel ``mame`` runs this interpreter (installed into sys.prefix if absent)."""
-    import sys
-
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
@@ -52,6 +56,21 @@ def ensure_kernel() -> str:
 
     install(kernel_name=KERNEL_NAME, display_name="Python (mame)", prefix=sys.prefix)
     return KERNEL_NAME
+
+
+@contextmanager
+def stderr_to(path: Path):
+    """Point this process's fd 2 at ``path`` (so the kernel it starts inherits it), then restore it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield path
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def clean_leftovers(stage_dir: Path) -> list[Path]:
@@ -103,11 +122,12 @@ def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path) -> dict | None:
     if str(config.ROOT) not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.ROOT), *paths]))
     try:
-        papermill.execute_notebook(
-            str(run.notebook), str(work / runs.NOTEBOOK_FILE), parameters=parameters,
-            kernel_name=ensure_kernel(), start_timeout=ctx.profile.start_timeout,
-            execution_timeout=ctx.profile.execution_timeout, progress_bar=False, log_output=False,
-            cwd=str(work), extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        with stderr_to(work / KERNEL_LOG):
+            papermill.execute_notebook(
+                str(run.notebook), str(work / runs.NOTEBOOK_FILE), parameters=parameters,
+                kernel_name=ensure_kernel(), start_timeout=ctx.profile.start_timeout,
+                execution_timeout=ctx.profile.execution_timeout, progress_bar=False, log_output=False,
+                cwd=str(work), extra_arguments=KERNEL_ARGS)
     except PapermillExecutionError as exc:
         return {"type": exc.ename, "message": str(exc.evalue), "cell": exc.exec_count,
                 "traceback": ANSI.sub("", "\n".join(exc.traceback))[-4000:]}
@@ -136,7 +156,7 @@ def build_metrics(run: PlannedRun, ctx: RunContext, result: dict | None, error: 
         "metrics": result.get("metrics", {}),
         "classification": result.get("classification", {}),
         "history": result.get("history", {}),
-        "artifacts": result.get("artifacts", {}),
+        "artifacts": {**result.get("artifacts", {}), "notebook": runs.NOTEBOOK_FILE, "kernel_log": KERNEL_LOG},
         "notes": result.get("notes", []),
     }
 

@@ -89,13 +89,15 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
             execute.clean_leftovers(runs_dir / stage)
         todo = [r for r in everything if r.id in selected]
         for i, run in enumerate(todo, 1):
-            outcome = _run_one(run, profile, dataset, keys, outcomes, runs_dir, force)
+            progress = f"[{i}/{len(todo)}] {run.id:<34}"
+            outcome = _run_one(run, profile, dataset, keys, outcomes, runs_dir, force,
+                               announce=lambda: print(f"{progress} running...", file=out, flush=True))
             outcomes[run.id] = outcome
-            print(f"[{i}/{len(todo)}] {run.id:<34} {outcome.state:<8} {outcome.detail}", file=out, flush=True)
+            print(f"{progress} {outcome.state:<8} {outcome.detail}", file=out, flush=True)
     return list(outcomes.values())
 
 
-def _run_one(run, profile, dataset, keys, outcomes, runs_dir, force) -> Outcome:
+def _run_one(run, profile, dataset, keys, outcomes, runs_dir, force, announce=lambda: None) -> Outcome:
     key, final_dir = keys[run.id], runs_dir / run.stage / run.name
     inputs, problem = _inputs(run, keys, outcomes, runs_dir)
     if problem:
@@ -104,6 +106,7 @@ def _run_one(run, profile, dataset, keys, outcomes, runs_dir, force) -> Outcome:
     if not force and existing and existing["run"]["cache_key"] == key and existing["run"]["status"] == "done":
         return Outcome(run, "cached", key, detail=_headline(existing))
     ctx = execute.RunContext(profile=profile, dataset=dataset, cache_key=key, inputs=inputs)
+    announce()
     t0 = time.monotonic()
     metrics = execute.execute(run, ctx, final_dir)
     seconds = time.monotonic() - t0

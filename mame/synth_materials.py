@@ -7,7 +7,7 @@ import numpy as np
 from mame.synth_base import (
     F32, Rng, blur, coords, fbm, jitter, mix, pick, pixel_coords, relief_light, smooth_noise,
 )
-from mame.synth_objects import _patches, lit
+from mame.synth_objects import blotches, lit
 from mame.synth_shapes import backdrop, composite, geometry, light_dir, shade, slab_mask
 
 
@@ -41,7 +41,7 @@ def limestone(rng: Rng, h: int, w: int) -> np.ndarray:
     carving = blur((smooth_noise(rng, h, w, rng.uniform(3, 7)) > 0.55).astype(F32), max(h, w) * 0.01)
     relief = relief_light(carving * rng.uniform(4, 10) + fbm(rng, h, w, 16, 2) * 2, rng.uniform(0, 6.3), 1.0)
     surface = base * (relief * (1 - 0.5 * pores))[..., None]
-    surface = mix(surface, surface * 0.75, _patches(rng, h, w, 0.3) * 0.7)
+    surface = mix(surface, surface * 0.75, blotches(rng, h, w, 0.3) * 0.7)
     return _stone_object(rng, h, w, np.clip(surface, 0, 1).astype(F32), 0.0)
 
 

@@ -27,7 +27,7 @@ def lit(colour: np.ndarray, diffuse: np.ndarray, spec: np.ndarray, ambient: floa
     return np.clip(shaded + (spec * gloss)[..., None], 0, 1).astype(F32)
 
 
-def _patches(rng: Rng, h: int, w: int, coverage: float, cells: float = 6) -> np.ndarray:
+def blotches(rng: Rng, h: int, w: int, coverage: float, cells: float = 6) -> np.ndarray:
     """Soft blotches covering about ``coverage`` of the image (patina, rust, tarnish, wear)."""
     return np.clip((smooth_noise(rng, h, w, cells) - (1 - coverage)) * 6, 0, 1).astype(F32)
 
@@ -40,7 +40,7 @@ def metal(rng: Rng, h: int, w: int, name: str) -> np.ndarray:
     env = 0.5 + 0.5 * np.tanh(-g.ny * rng.uniform(3, 8) + np.sin(g.nx * rng.uniform(3, 9)) * 0.8)
     colour = np.clip(jitter(rng, hue, 0.06 if name in ("Gold", "Bronze") else 0.02) * rng.uniform(0.85, 1.1), 0, 1)
     surface = mix(np.broadcast_to(colour, (h, w, 3)), jitter(rng, change, 0.05),
-                  _patches(rng, h, w, rng.uniform(*cover)))
+                  blotches(rng, h, w, rng.uniform(*cover)))
     obj = lit(surface, diffuse * (1 - reflect) + env * reflect, spec, 0.12, rng.uniform(0.5, 1.0))
     obj += (spec**0.5 * reflect * 0.4)[..., None] * colour
     bg = backdrop(rng, h, w, pick(rng, ["dark", "dark", "grey", "light"]))
@@ -85,7 +85,7 @@ def porcelain(rng: Rng, h: int, w: int) -> np.ndarray:
     deco = np.clip(bands + floral * (smooth_noise(rng, h, w, 3) > 0.35), 0, 1).astype(F32)
     surface = mix(np.broadcast_to(white, (h, w, 3)), blue, blur(deco, 0.5) * rng.uniform(0.7, 1.0))
     if rng.random() < 0.25:
-        surface = mix(surface, jitter(rng, (0.8, 0.3, 0.2), 0.1), _patches(rng, h, w, 0.15, 10) * 0.8)
+        surface = mix(surface, jitter(rng, (0.8, 0.3, 0.2), 0.1), blotches(rng, h, w, 0.15, 10) * 0.8)
     return _glazed(rng, h, w, g, surface, rng.uniform(0.7, 1.0), pick(rng, ["grey", "light", "dark"]))
 
 
@@ -143,7 +143,7 @@ def ivory(rng: Rng, h: int, w: int) -> np.ndarray:
     y, x = coords(h, w)
     stria = 1 + 0.04 * np.sin((x * np.cos(0.3) + y) * rng.uniform(80, 160) + smooth_noise(rng, h, w, 3) * 6)
     surface = np.clip(cream * (carve * stria)[..., None], 0, 1)
-    surface = mix(surface, surface * jitter(rng, (0.8, 0.65, 0.45), 0.05), _patches(rng, h, w, 0.3) * 0.6)
+    surface = mix(surface, surface * jitter(rng, (0.8, 0.65, 0.45), 0.05), blotches(rng, h, w, 0.3) * 0.6)
     diffuse, spec = shade(g, light_dir(rng), rng.uniform(8, 20))
     obj = lit(surface, diffuse, spec, 0.35, rng.uniform(0.1, 0.3))
     return composite(rng, backdrop(rng, h, w, pick(rng, ["dark", "dark", "grey"])), obj, g)

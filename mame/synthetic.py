@@ -7,8 +7,8 @@ It is written in the real MAMe's on-disk format, pitfalls included, so the same 
 (``mame.synth_families``). ``synth.json`` records the spec, ``GENERATOR_VERSION`` and the counts.
 
 Sizes that suit the profiles (the values themselves live in ``experiments/plan.yaml``):
-smoke ``SynthSpec(train_per_class=4, val_per_class=2, test_fraction=0.004, size=48)`` (~200 images);
-demo ``SynthSpec(train_per_class=40, val_per_class=10, test_fraction=0.02, size=128)`` (~1,760 images).
+smoke ``SynthSpec(train_per_class=4, val_per_class=2, test_fraction=0.004, size=48)`` (240 images);
+demo ``SynthSpec(train_per_class=40, val_per_class=10, test_fraction=0.02, size=128)`` (1,764 images; about 15 s on one core).
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
+from mame import config
 from mame.classes import CLASS_NAMES, SPLITS, TEST_COUNTS
 from mame.synth_families import image_size, render
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "1"   # bump when images or tables change for the same spec: ensure() then regenerates
 MANIFEST = "synth.json"
-METADATA_CSV = "MAMe_dataset.csv"
-LABELS_CSV = "MAMe_labels.csv"
-IMAGE_DIR = "data"
+METADATA_CSV = config.METADATA_CSV
+LABELS_CSV = config.LABELS_CSV
+IMAGE_DIR = "data"   # the full-resolution folder name of the real dataset
 HEADER = ("Image file", "Medium", "Museum", "Museum-based instance ID", "Subset",
           "Width", "Height", "Product size", "Aspect ratio")
 CSV_SPELLING = {"Woven fabric": "Woven fabric "}   # the official dataset CSV's trailing space
@@ -185,18 +186,41 @@ def _check_target(out_dir: Path) -> None:
         raise SynthError(f"{out_dir}: not empty and has no {MANIFEST}; refusing to replace it")
 
 
+def _temp_name(out_dir: Path, kind: str) -> Path:
+    """A sibling temp folder name that records the writing process: ``.<name>.<kind>-<pid>-<random>``."""
+    return out_dir.with_name(f".{out_dir.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _writer_alive(temp: Path) -> bool:
+    """Whether the process that named a temp folder still runs (not this one: its leftovers are stale)."""
+    try:
+        pid = int(temp.name.rsplit("-", 2)[-2])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def _clear_leftovers(out_dir: Path) -> None:
-    """Remove temp folders left by interrupted generations into ``out_dir`` (one writer at a time)."""
-    for pattern in (f".{out_dir.name}.partial-*", f".{out_dir.name}.old-*"):
-        for leftover in out_dir.parent.glob(pattern):
-            shutil.rmtree(leftover, ignore_errors=True)
+    """Remove temp folders left next to ``out_dir`` by generations whose process has died."""
+    for kind in ("partial", "old"):
+        for leftover in out_dir.parent.glob(f".{out_dir.name}.{kind}-*"):
+            if not _writer_alive(leftover):
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _swap_into_place(built: Path, out_dir: Path) -> None:
     """Rename a finished folder onto ``out_dir``, replacing an old generation."""
     old = None
     if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+        old = _temp_name(out_dir, "old")
         out_dir.rename(old)
     try:
         built.rename(out_dir)
@@ -218,7 +242,7 @@ def generate(out_dir: Path, spec: SynthSpec) -> Path:
     _check_target(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _clear_leftovers(out_dir)
-    build = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    build = _temp_name(out_dir, "partial")
     build.mkdir()
     try:
         _write_tables(build, spec, _write_images(build, spec))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
 import re
 import subprocess
 import sys
@@ -177,6 +179,13 @@ def test_killed_generation_leaves_no_out_dir(tmp_path):
     assert (out / "synth.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["big"]
 
 
+def test_temp_folders_of_a_running_writer_are_left_alone(tmp_path):
+    running = tmp_path / f".tiny.partial-{os.getppid()}-0123abcd"
+    running.mkdir()
+    ensure(tmp_path / "tiny", TINY)
+    assert running.is_dir() and (tmp_path / "tiny" / "synth.json").is_file()
+
+
 def test_failing_generation_cleans_up_and_leaves_no_out_dir(tmp_path):
     out = tmp_path / "limited"
     code = ("import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
@@ -184,7 +193,7 @@ def test_failing_generation_cleans_up_and_leaves_no_out_dir(tmp_path):
             f"generate({str(out)!r}, SynthSpec(4, 2, 0.004, 48))")
     proc = _run_generator(code)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0 and "File too large" in err
+    assert proc.returncode != 0 and f"[Errno {errno.EFBIG}]" in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
