@@ -52,10 +52,8 @@ run: $(STAMPS)/python ## Run every stale run of the plan (PROFILE=, ONLY=, FORCE
 status: $(STAMPS)/python ## Show each plan entry as done / stale / failed / missing (PROFILE=)
 	@$(PY) -m mame status --profile $(PROFILE)
 
-report: setup ## Run what is stale on PROFILE (default demo); the deck renderer is not built yet
-	$(PY) -m mame run $(RUN_ARGS)
-	@echo "deck: the report generator (runs -> Jinja -> revealjs HTML + PDF) is not built yet;" \
-	      "results are in runs/ and 'make status' summarises them"
+report: setup ## Run what is stale on PROFILE (default demo), then render report/_output/deck.html and deck.pdf
+	$(PY) -m mame report --profile $(PROFILE) $(if $(CHECK),--check)
 
 test: setup ## Run the test suite (smoke profile, real papermill/Keras/pandoc/chromium)
 	$(PY) -m pytest -q

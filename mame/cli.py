@@ -1,4 +1,4 @@
-"""Command line: ``python -m mame {run,status,data}``. Errors print one line, never a traceback."""
+"""Command line: ``python -m mame {run,report,status,data}``. Errors print one line, never a traceback."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_args(run)
     run.add_argument("--only", help="stage, stage/backbone or stage/run-name (comma-separated)")
     run.add_argument("--force", action="store_true", help="run the selected runs even if up to date")
+
+    report = sub.add_parser("report", help="run what is stale, then render the deck (HTML and PDF)")
+    _profile_args(report)
+    report.add_argument("--no-run", action="store_true", help="render from the runs as they are")
+    report.add_argument("--no-pdf", action="store_true", help="skip the PDF")
+    report.add_argument("--check", action="store_true",
+                        help="open the deck in headless Chromium: JS errors, overflowing slides, screenshots")
 
     status = sub.add_parser("status", help="show every plan entry as done / stale / failed / missing")
     _profile_args(status)
@@ -62,12 +69,32 @@ def _dispatch(args) -> int:
         outcomes = run_plan(args.profile, only=args.only, force=args.force, plan_file=args.plan)
         print(summary_table(outcomes))
         return 1 if any(o.state in ("failed", "skipped") for o in outcomes) else 0
+    if args.command == "report":
+        return _report(args)
     if args.command == "status":
         from .status import collect, format_status
 
         print(format_status(collect(args.profile, args.plan), args.profile))
         return 0
     return _data(args)
+
+
+def _report(args) -> int:
+    from .report import build
+    from .runner import summary_table
+
+    result = build(args.profile, run=not args.no_run, pdf=not args.no_pdf, check=args.check, plan_file=args.plan)
+    if result.outcomes:
+        print(summary_table(result.outcomes))
+    print(f"deck: {result.html}")
+    if result.pdf:
+        print(f"pdf:  {result.pdf}")
+    if result.check is not None:
+        print(result.check.summary())
+    gaps = [e.run.id for e in result.entries if e.state in ("failed", "missing", "unreadable")]
+    if gaps:
+        print(f"placeholders for {len(gaps)} run(s): {', '.join(gaps)}")
+    return 0 if result.ok else 1
 
 
 def _data(args) -> int:

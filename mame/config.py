@@ -6,6 +6,7 @@ Environment overrides (all optional):
 - ``MAME_DATA_HOME`` where generated synthetic datasets go (default ``<repo>/data``)
 - ``MAME_DIR``       the real MAMe dataset folder (``MAMe_dataset.csv`` plus ``data_256/`` or ``data/``)
 - ``MAME_PLAN``      an alternative plan file (default ``experiments/plan.yaml``)
+- ``MAME_REPORT_BUILD`` where the deck is built (default ``<repo>/report``)
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def plan_path() -> Path:
 def real_data_dir() -> Path | None:
     value = os.environ.get("MAME_DIR")
     return Path(value).expanduser().resolve() if value else None
+
+
+def report_build_dir() -> Path:
+    """Where the deck's build folders go: ``_generated/`` (Quarto sources), ``_output/`` (deck.html,
+    deck.pdf) and ``_state/`` (what the last decks showed). ``MAME_REPORT_BUILD`` overrides."""
+    return _env_path("MAME_REPORT_BUILD", REPORT_DIR)
 
 
 def synthetic_dir(profile: str) -> Path:

@@ -17,7 +17,7 @@ import yaml
 from . import config
 
 RUNNER_PARAMS = ("run_dir", "data_dir", "inputs", "profile", "backbone", "seed")
-RESERVED_VARIANT_KEYS = ("needs",)
+RESERVED_VARIANT_KEYS = ("needs", "about")
 
 
 class PlanError(ValueError):
@@ -41,6 +41,7 @@ class Profile:
     seed: int
     start_timeout: int
     execution_timeout: int
+    report: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class PlannedRun:
     notebook: Path
     params: dict
     needs: dict[str, str] = field(default_factory=dict)  # stage -> run name
+    about: str = ""       # the variant's own words: what it changes and why (shown on the slides)
+    overrides: dict = field(default_factory=dict)  # what the variant sets, as written in the plan
 
     @property
     def name(self) -> str:
@@ -107,7 +110,7 @@ def _parse_profile(path: Path, name: str, spec: dict) -> Profile:
     return Profile(name=name, data=spec["data"], params=spec.get("params", {}), force=spec.get("force", {}),
                    backbones=tuple(backbones) if backbones else None, seed=int(spec.get("seed", 0)),
                    start_timeout=int(timeouts.get("start", 120)),
-                   execution_timeout=int(timeouts.get("execution", 3600)))
+                   execution_timeout=int(timeouts.get("execution", 3600)), report=spec.get("report", {}))
 
 
 @lru_cache(maxsize=32)
@@ -139,10 +142,11 @@ def expand(plan: Plan, profile_name: str, only: str | None = None) -> list[Plann
         for variant, overrides in spec["variants"].items():
             overrides = dict(overrides or {})
             needs_variants = overrides.pop("needs", {}) or {}
+            about = str(overrides.pop("about", "") or "")
             _check_keys(plan.path, stage, variant, overrides, declared)
             for backbone in backbones:
                 params = _resolve_params(declared, profile, overrides)
-                run = PlannedRun(stage, backbone, variant, notebook, params)
+                run = PlannedRun(stage, backbone, variant, notebook, params, about=about, overrides=dict(overrides))
                 run.needs = {need: run_name(backbone, needs_variants.get(need, "default")) for need in spec["needs"]}
                 runs.append(run)
     _check_needs(plan.path, runs)

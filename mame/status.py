@@ -19,6 +19,8 @@ class Entry:
     headline: str
     age: str
     detail: str
+    path: Path
+    metrics: dict | None = None
 
 
 def dataset_for_status(profile) -> dict | None:
@@ -47,9 +49,9 @@ def _entry(run: PlannedRun, key: str | None, now: datetime) -> Entry:
     try:
         metrics = runs.try_read_metrics(run_dir)
     except runs.MetricsError as exc:
-        return Entry(run, "unreadable", "", "", str(exc))
+        return Entry(run, "unreadable", "", "", str(exc), run_dir)
     if metrics is None:
-        return Entry(run, "missing", "", "", "")
+        return Entry(run, "missing", "", "", "", run_dir)
     info = metrics["run"]
     head = metrics.get("headline")
     headline = f"{head['name']}={head['value']:.3f}" if head else ""
@@ -57,12 +59,12 @@ def _entry(run: PlannedRun, key: str | None, now: datetime) -> Entry:
     if info["status"] == "failed":
         err = info["error"] or {}
         message = " ".join(str(err.get("message", "")).split())[:100]
-        return Entry(run, "failed", headline, age, f"{err.get('type', 'Error')}: {message}")
+        return Entry(run, "failed", headline, age, f"{err.get('type', 'Error')}: {message}", run_dir, metrics)
     if key is None:
-        return Entry(run, "stale", headline, age, "dataset not generated yet")
+        return Entry(run, "stale", headline, age, "dataset not generated yet", run_dir, metrics)
     if info["cache_key"] != key:
-        return Entry(run, "stale", headline, age, "params, code, data or an input changed")
-    return Entry(run, "done", headline, age, "")
+        return Entry(run, "stale", headline, age, "params, code, data or an input changed", run_dir, metrics)
+    return Entry(run, "done", headline, age, "", run_dir, metrics)
 
 
 def _age(delta) -> str:

@@ -1,0 +1,135 @@
+"""Deck sections built from runs: each returns plain dicts for the templates, or a placeholder.
+
+Contract with the stages: a training stage (``scratch``, ``finetune``, ``evaluate``) stores one
+``classification`` entry per split it scored, keyed ``train`` / ``val`` / ``test`` (or ``<model>/<split>``),
+and its per-epoch ``history``; ``features`` and ``classify`` are described in their modules.
+"""
+
+from __future__ import annotations
+
+OVERFITTING = ((0.20, "High"), (0.08, "Medium"), (float("-inf"), "Low"))
+
+
+def placeholder(kind: str, message: str, path: str = "") -> dict:
+    """A clearly-marked gap: ``not_planned``, ``missing``, ``failed`` or ``stale``."""
+    return {"kind": kind, "message": message, "path": path}
+
+
+def entry_placeholder(entry) -> dict | None:
+    """None for a usable run, else the placeholder that says why it is not shown."""
+    rel = f"{entry.run.stage}/{entry.run.name}"
+    if entry.state == "failed":
+        return placeholder("failed", f"{entry.run.id} failed: {entry.detail}", f"runs/{rel}/notebook.ipynb")
+    if entry.state in ("missing", "unreadable"):
+        return placeholder("missing", f"{entry.run.id} has not run yet ({entry.detail or 'no metrics.json'})",
+                           f"runs/{rel}")
+    return None
+
+
+def split_accuracy(metrics: dict, split: str) -> float | None:
+    """Accuracy on ``split``: the entry keyed ``split`` or, failing that, the best ``<model>/split``."""
+    found = metrics["classification"]
+    if split in found:
+        return found[split]["report"]["accuracy"]
+    values = [e["report"]["accuracy"] for k, e in found.items() if k.endswith(f"/{split}")]
+    return max(values) if values else None
+
+
+def overfitting(train: float | None, val: float | None) -> str:
+    if train is None or val is None:
+        return "—"
+    return next(label for limit, label in OVERFITTING if train - val > limit)
+
+
+def report_rows(report: dict) -> dict:
+    """A classification report as two columns of per-class rows plus the summary rows (seed layout)."""
+    names = [k for k in report if k not in ("accuracy", "macro avg", "weighted avg")]
+    half = (len(names) + 1) // 2
+    row = lambda name: {"name": name, **{k: report[name][k] for k in ("precision", "recall", "f1-score", "support")}}
+    left, right = [row(n) for n in names[:half]], [row(n) for n in names[half:]]
+    total = report["macro avg"]["support"]
+    summary = [{"name": "accuracy", "precision": None, "recall": None, "f1-score": report["accuracy"], "support": total},
+               row("macro avg"), row("weighted avg")]
+    right = right + summary
+    rows = [{"left": left[i] if i < len(left) else None, "right": right[i] if i < len(right) else None}
+            for i in range(max(len(left), len(right)))]
+    return {"rows": rows, "n_classes": len(names)}
+
+
+def features_section(entries: list, figures: dict) -> dict:
+    rows, gaps, projections = [], [], []
+    for entry in entries:
+        gap = entry_placeholder(entry)
+        if gap:
+            gaps.append(gap)
+            continue
+        m = entry.metrics["metrics"]
+        rows.append({"run": entry.run.id, "backbone": m.get("name", entry.run.backbone), "n_params": m.get("n_params"),
+                     "feature_dim": m.get("feature_dim"), "feature_layer": m.get("feature_layer"),
+                     "input_size": m.get("image_size", m.get("input_size")), "weights": m.get("weights"),
+                     "images_per_second": (m.get("images_per_second") or {}).get("train"),
+                     "probe": entry.metrics["headline"]["value"] if entry.metrics.get("headline") else None,
+                     "stale": entry.state == "stale"})
+        figs = figures.get(entry.run.id, {})
+        panels = [{"method": k.split("_", 1)[1].upper(), "path": v} for k, v in sorted(figs.items())
+                  if k.startswith("projection_")]
+        if panels:
+            projections.append({"backbone": rows[-1]["backbone"], "run": entry.run.id, "panels": panels,
+                                "n_points": figs.get("_n_points")})
+    return {"rows": rows, "gaps": gaps, "projections": projections}
+
+
+def classify_section(entries: list, figures: dict, names: dict[str, str]) -> dict:
+    rows, gaps, best = [], [], None
+    for entry in entries:
+        gap = entry_placeholder(entry)
+        if gap:
+            gaps.append(gap)
+            continue
+        for item in entry.metrics["metrics"].get("classifiers", []):
+            split = next(k for k in item if k.endswith("_accuracy") and k != "train_accuracy")
+            row = {"run": entry.run.id, "backbone": entry.run.backbone,
+                   "backbone_name": names.get(entry.run.backbone, entry.run.backbone), "classifier": item["classifier"],
+                   "train_accuracy": item["train_accuracy"], "val_accuracy": item[split],
+                   "converged": item.get("converged", True), "split": split.removesuffix("_accuracy")}
+            rows.append(row)
+            if best is None or row["val_accuracy"] > best[0]["val_accuracy"]:
+                best = (row, entry)
+    section = {"rows": rows, "gaps": gaps, "best": None, "bars": figures.get("_report", {}).get("classify_bars")}
+    if best:
+        row, entry = best
+        key = f"{row['classifier']}/{row['split']}"
+        cls = entry.metrics["classification"][key]
+        section["best"] = {**row, "table": report_rows(cls["report"]), "predictions": cls.get("predictions"),
+                           "confusion": figures.get(entry.run.id, {}).get(f"confusion_{row['classifier']}")}
+    return section
+
+
+def training_section(stage: str, entries: list, figures: dict) -> dict:
+    """Scratch baselines or the fine-tuning ladder: one item per run, in plan order."""
+    items, gaps = [], []
+    for entry in entries:
+        gap = entry_placeholder(entry)
+        if gap:
+            gaps.append(gap)
+            continue
+        train, val, test = (split_accuracy(entry.metrics, s) for s in ("train", "val", "test"))
+        items.append({"run": entry.run.id, "variant": entry.run.variant, "backbone": entry.run.backbone,
+                      "about": entry.run.about, "config": entry.run.overrides, "train": train, "val": val,
+                      "test": test, "overfitting": overfitting(train, val), "notes": entry.metrics["notes"],
+                      "curves": figures.get(entry.run.id, {}).get("learning_curves")})
+    return {"stage": stage, "items": items, "gaps": gaps}
+
+
+def final_section(entries: list, figures: dict) -> dict:
+    """The evaluation on the test split: the best evaluated run's report and confusion matrix."""
+    usable = [e for e in entries if entry_placeholder(e) is None and "test" in e.metrics["classification"]]
+    gaps = [g for g in (entry_placeholder(e) for e in entries) if g]
+    if not usable:
+        return {"best": None, "gaps": gaps}
+    entry = max(usable, key=lambda e: e.metrics["classification"]["test"]["report"]["accuracy"])
+    cls = entry.metrics["classification"]["test"]
+    return {"gaps": gaps, "best": {"run": entry.run.id, "accuracy": cls["report"]["accuracy"],
+                                   "table": report_rows(cls["report"]), "predictions": cls.get("predictions"),
+                                   "confusion": figures.get(entry.run.id, {}).get("confusion_test")}}
+
