@@ -15,8 +15,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import config
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#+!|~^$@:<>&\"'])")
-_LEADING_MARK = re.compile(r"^([-=])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#+!|~^$@<>&])")
+_LEADING_MARK = re.compile(r"^([-=:])")
 _LEADING_NUMBER = re.compile(r"^(\d+)([.)])")
 
 
@@ -27,9 +27,9 @@ class TemplateOutputError(ValueError):
 def md(value) -> str:
     """Escape ``value`` for inline markdown (one line; safe inside a pipe-table cell)."""
     text = " ".join(str(value).split())
-    text = _MD_SPECIAL.sub(lambda m: "\\" + m.group(1) if m.group(1) not in "<>&\"'" else m.group(1), text)
+    text = _MD_SPECIAL.sub(lambda m: m.group(1) if m.group(1) in "<>&" else "\\" + m.group(1), text)
     text = html.escape(text, quote=False)
-    text = _LEADING_MARK.sub(r"\\\1", text)  # "- x" would start a list, "= x" a heading underline
+    text = _LEADING_MARK.sub(r"\\\1", text)  # "- x" starts a list, "= x" underlines, ": x" defines
     return _LEADING_NUMBER.sub(r"\1\\\2", text)  # "1. x" would start a numbered list
 
 
