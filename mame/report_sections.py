@@ -105,7 +105,7 @@ def classify_section(entries: list, figures: dict, names: dict[str, str]) -> dic
     return section
 
 
-def training_section(stage: str, entries: list, figures: dict) -> dict:
+def training_section(stage: str, entries: list, figures: dict, names: dict[str, str]) -> dict:
     """Scratch baselines or the fine-tuning ladder: one item per run, in plan order."""
     items, gaps = [], []
     for entry in entries:
@@ -114,7 +114,8 @@ def training_section(stage: str, entries: list, figures: dict) -> dict:
             gaps.append(gap)
             continue
         train, val, test = (split_accuracy(entry.metrics, s) for s in ("train", "val", "test"))
-        items.append({"run": entry.run.id, "variant": entry.run.variant, "backbone": entry.run.backbone,
+        items.append({"run": entry.run.id, "variant": entry.run.variant,
+                      "backbone": names.get(entry.run.backbone, entry.run.backbone),
                       "about": entry.run.about, "config": entry.run.overrides, "train": train, "val": val,
                       "test": test, "overfitting": overfitting(train, val), "notes": entry.metrics["notes"],
                       "curves": figures.get(entry.run.id, {}).get("learning_curves")})

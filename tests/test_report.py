@@ -108,12 +108,20 @@ def report_table(html: str) -> dict[str, list[str]]:
     return found
 
 
+def assert_headings_start_blocks(source: str) -> None:
+    """A heading glued to the line above is not a heading: its slide would merge into the previous one."""
+    lines = source.splitlines()
+    glued = [lines[i] for i in range(1, len(lines)) if lines[i].startswith("#") and lines[i - 1].strip()]
+    assert not glued, glued
+
+
 def test_deck_renders_offline_with_a_page_per_slide_and_no_browser_errors(workspace):
     result = report.build("smoke", run=True, pdf=True, check=True, plan_file=workspace["plan"])
     assert {o.state for o in result.outcomes} == {"cached"}
     html = result.html.read_text()
     source = result.qmd.read_text()
     assert "{{" not in source and "{%" not in source
+    assert_headings_start_blocks(source)
     assert remote_references(html) == []
     assert result.check.ok, result.check.summary()
     assert not result.check.js_errors and not result.check.overflowing and not result.check.network_requests

@@ -97,3 +97,61 @@ def test_history_compare_reports_deltas_only_for_changed_runs():
     assert abs(changes["rows"][0]["delta"] - 0.1) < 1e-9
     assert compare({"rendered_at": "then", "runs": a}, a)["rows"] == []
     assert compare(None, a)["first"]
+
+
+def training_entry(stage, variant, accs, tmp_path, about=""):
+    """A finished training run as the stage contract describes it: per-split entries and history."""
+    rng = np.random.default_rng(len(variant))
+    classification = {}
+    for split, acc in accs.items():
+        y = rng.integers(0, 29, 120)
+        classification[split] = classification_result(y, np.where(rng.random(120) < acc, y, (y + 3) % 29))
+    history = {"loss": [2.0, 1.2, 0.9], "val_loss": [2.1, 1.5, 1.3], "accuracy": [0.3, 0.6, 0.7],
+               "val_accuracy": [0.25, 0.5, 0.55]}
+    path = tmp_path / stage / f"vgg16-{variant}"
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text("{}")  # the figures compare their age with this file's
+    metrics = {"metrics": {}, "classification": classification, "history": history, "notes": [],
+               "headline": {"name": "val_accuracy", "value": accs.get("val", 0)}, "artifacts": {},
+               "run": {"cache_key": "f" * 20, "dataset": {"source": "synthetic", "path": "", "fingerprint": "x"},
+                       "git": {"commit": "abc", "dirty": False}, "device": {"kind": "cpu", "name": "test"},
+                       "versions": {"python": "3.11", "tensorflow": "2.21.0", "keras": "3.15.1",
+                                    "scikit-learn": "1.9.1"},
+                       "duration_s": 1.0, "test_split_reads": [{"what": "test", "n_images": 120}]}}
+    run = PlannedRun(stage, "vgg16", variant, Path("nb"), {"learning_rate": 1e-4}, about=about,
+                     overrides={"learning_rate": 1e-4, "dense_units": [256]})
+    return FakeEntry(run, "done", metrics, path=path)
+
+
+def test_training_sections_render_into_a_deck_that_fits(tmp_path):
+    """Scratch table, fine-tuning ladder and test report, through the real templates, pandoc and Chromium."""
+    from mame import templating
+    from mame.deckcheck import check_deck
+    from mame.plan import Profile
+    from mame.render import render_html
+    from mame.report import _relative
+    from mame.report_context import build_context
+    from mame.report_figures import run_figures
+
+    entries = [training_entry("scratch", "small-cnn", {"train": 0.9, "val": 0.4, "test": 0.38}, tmp_path),
+               training_entry("finetune", "lr-1e-4", {"train": 0.8, "val": 0.7}, tmp_path,
+                              about="Smaller learning rate | and <b>L2</b>"),
+               training_entry("evaluate", "final", {"test": 0.75}, tmp_path)]
+    figures = {e.run.id: run_figures(e) for e in entries}
+    assert "learning_curves" in figures["finetune/vgg16-lr-1e-4"] and "confusion_test" in figures["evaluate/vgg16-final"]
+    generated = tmp_path / "_generated"
+    profile = Profile("smoke", {"source": "synthetic"}, {}, {}, None, 0, 60, 60)
+    context = build_context(entries, profile, ["scratch", "finetune", "evaluate"], figures=_relative(figures, generated),
+                            changes={"first": True, "rows": [], "since": None}, rendered_at="now")
+    generated.mkdir()
+    source = templating.render("deck.qmd.j2", context)
+    assert "| scratch/vgg16-small-cnn | 0." in source and "| High |" in source
+    assert "## vgg16 fine-tuning #1: lr-1e-4" in source  # display names come from features runs
+    assert r"Smaller learning rate \| and &lt;b&gt;L2&lt;/b&gt;" in source
+    assert "## Classification report (test)" in source and "Test accuracy of the final model" in source
+    lines = source.splitlines()
+    assert not [lines[i] for i in range(1, len(lines)) if lines[i].startswith("## ") and lines[i - 1].strip()]
+    qmd = generated / "deck.qmd"
+    qmd.write_text(source)
+    check = check_deck(render_html(qmd, tmp_path / "deck.html"))
+    assert check.ok, check.summary()
