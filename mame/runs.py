@@ -86,16 +86,23 @@ def write_metrics(run_dir: Path, metrics: dict) -> Path:
     return atomic_write_json(path, data)
 
 
-def read_metrics(run_dir: Path) -> dict:
-    """Read and validate ``run_dir/metrics.json``; ``MetricsError`` if absent, corrupt or invalid."""
-    path = Path(run_dir) / METRICS_FILE
+def _read_json(path: Path, missing: str) -> dict:
+    """The JSON object in ``path``; ``MetricsError`` naming the file (``missing`` says why it matters)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise MetricsError(f"{path}: no metrics file") from None
+        raise MetricsError(f"{path}: {missing}") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise MetricsError(f"{path}: unreadable: {exc}") from None
-    return validate_metrics(data, source=path)
+    if not isinstance(data, dict):
+        raise MetricsError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def read_metrics(run_dir: Path) -> dict:
+    """Read and validate ``run_dir/metrics.json``; ``MetricsError`` if absent, corrupt or invalid."""
+    path = Path(run_dir) / METRICS_FILE
+    return validate_metrics(_read_json(path, "no metrics file"), source=path)
 
 
 def try_read_metrics(run_dir: Path) -> dict | None:
@@ -114,13 +121,8 @@ def save_result(run_dir: Path, result: dict) -> Path:
 
 
 def load_result(run_dir: Path) -> dict:
-    path = Path(run_dir) / RESULT_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MetricsError(f"{path}: the notebook finished without saving its result (mame.runs.save_result)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MetricsError(f"{path}: unreadable: {exc}") from None
+    data = _read_json(Path(run_dir) / RESULT_FILE,
+                      "the notebook finished without saving its result (mame.runs.save_result)")
     return {
         "headline": data.get("headline"),
         "metrics": data.get("metrics", {}),

@@ -12,14 +12,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import classification_report
 
-from mame import config, report, runs
+from mame import report, runs
 from mame.render import remote_references
 from mame.render_pdf import pdf_page_count
 from mame.runner import run_plan
 
+from conftest import TEST_DATA_HOME, write_smoke_plan
+
 pytestmark = pytest.mark.slow
 
-PLAN = """
+STAGES = """
 stages:
   features:
     notebook: 02_features.ipynb
@@ -28,19 +30,11 @@ stages:
     notebook: 03_classify.ipynb
     needs: [features]
     backbones: [{backbones}]
-profiles:
-  smoke:
-    data: {{source: synthetic, train_per_class: 4, val_per_class: 2, test_fraction: 0.004, size: 48}}
-    params: {{batch_size: 16}}
-    force: {{image_size: 32, weights: random, max_iter: 100}}
-    timeouts: {{start: 120, execution: 300}}
-    report: {{projections: [pca]}}
 """
 
 
 def write_plan(path: Path, backbones: str = "vgg16, efficientnetb0") -> Path:
-    path.write_text(PLAN.format(backbones=backbones))
-    return path
+    return write_smoke_plan(path, STAGES.format(backbones=backbones))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +43,7 @@ def smoke_runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("report-runs")
     mp = pytest.MonkeyPatch()
     mp.setenv("MAME_RUNS_DIR", str(root / "runs"))
-    mp.setenv("MAME_DATA_HOME", str(config.ROOT / "data" / "test-cache"))
+    mp.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
     outcomes = run_plan("smoke", plan_file=write_plan(root / "plan.yaml"))
     mp.undo()
     assert {o.state for o in outcomes} == {"done"}
@@ -62,7 +56,7 @@ def workspace(tmp_path, smoke_runs, monkeypatch):
     runs_dir = tmp_path / "runs"
     shutil.copytree(smoke_runs, runs_dir)
     monkeypatch.setenv("MAME_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("MAME_DATA_HOME", str(config.ROOT / "data" / "test-cache"))
+    monkeypatch.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
     monkeypatch.setenv("MAME_REPORT_BUILD", str(tmp_path / "report"))
     return {"runs": runs_dir, "plan": write_plan(tmp_path / "plan.yaml"), "build": tmp_path / "report"}
 

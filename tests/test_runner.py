@@ -16,9 +16,11 @@ from mame import config, runs
 from mame.runner import run_plan
 from mame.status import collect
 
+from conftest import TEST_DATA_HOME, write_smoke_plan
+
 pytestmark = pytest.mark.slow
 
-PLAN = """
+STAGES = """
 stages:
   features:
     notebook: 02_features.ipynb
@@ -33,18 +35,11 @@ stages:
     variants:
       default: {{}}
       on-small-batch: {{needs: {{features: small-batch}}, classifiers: [knn]}}
-profiles:
-  smoke:
-    data: {{source: synthetic, train_per_class: 4, val_per_class: 2, test_fraction: 0.004, size: 48}}
-    params: {{batch_size: 16}}
-    force: {{image_size: 32, weights: random, max_iter: 100}}
-    timeouts: {{start: 120, execution: 300}}
 """
 
 
 def write_plan(path: Path, backbones="efficientnetb0", batch=8) -> Path:
-    path.write_text(PLAN.format(backbones=backbones, batch=batch))
-    return path
+    return write_smoke_plan(path, STAGES.format(backbones=backbones, batch=batch))
 
 
 def states(outcomes) -> dict[str, str]:
@@ -61,7 +56,7 @@ def engine(tmp_path_factory):
     root = tmp_path_factory.mktemp("engine")
     mp = pytest.MonkeyPatch()
     mp.setenv("MAME_RUNS_DIR", str(root / "runs"))
-    mp.setenv("MAME_DATA_HOME", str(config.ROOT / "data" / "test-cache"))
+    mp.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
     plan = write_plan(root / "plan.yaml")
     first = run_plan("smoke", plan_file=plan)
     yield root, plan, first
