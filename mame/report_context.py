@@ -141,6 +141,17 @@ def appendix_section(entries: list) -> list[list[dict]]:
     return [rows[i:i + APPENDIX_ROWS_PER_SLIDE] for i in range(0, len(rows), APPENDIX_ROWS_PER_SLIDE)]
 
 
+def stage_parameters(entries: list) -> list[dict]:
+    """Per stage, the parameters its runs share (what differs per run is in the appendix rows)."""
+    out = []
+    for stage, group in by_stage(entries).items():
+        params = [e.run.params for e in group]
+        common = {k: v for k, v in params[0].items() if all(p.get(k) == v for p in params[1:])}
+        out.append({"stage": stage, "runs": len(group),
+                    "params": ", ".join(f"{k}={v}" for k, v in sorted(common.items()))})
+    return out
+
+
 def build_context(entries: list, profile, plan_stages: list[str], *, figures: dict, changes: dict,
                   rendered_at: str, references: dict | None = None) -> dict:
     grouped = by_stage(entries)
@@ -166,6 +177,6 @@ def build_context(entries: list, profile, plan_stages: list[str], *, figures: di
         "finetune": training_section("finetune", grouped.get("finetune", []), figures, names),
         "features": features, "classify": classify, "final": final,
         "conclusions": conclusions(setup, features, classify, paper, final, gaps, names),
-        "appendix": appendix_section(entries), "changes": changes,
+        "appendix": appendix_section(entries), "stage_parameters": stage_parameters(entries), "changes": changes,
         "references": references["references"],
     }

@@ -122,7 +122,8 @@ def test_deck_renders_offline_with_a_page_per_slide_and_no_browser_errors(worksp
     assert pdf_page_count(result.pdf) == result.check.total_slides > 15
     assert len(result.check.screenshots) == result.check.total_slides
     for section in ("Baseline", "Feature extraction", "Classification", "Fine tuning", "Final result",
-                    "Conclusions", "What changed since the last deck", "Reproducibility (1/1)", "References"):
+                    "Conclusions", "What changed since the last deck", "Parameters shared by each stage",
+                    "Reproducibility (1/1)", "References"):
         assert section in source
     assert "synthetic MAMe-shaped data" in source and "randomly initialised backbones" in source
 

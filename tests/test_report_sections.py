@@ -89,6 +89,14 @@ def test_appendix_chunks_runs_to_fit_slides():
     assert [len(c) for c in chunks] == [10, 10, 3]
 
 
+def test_stage_parameters_are_those_all_runs_share():
+    from mame.report_context import stage_parameters
+
+    a, b = classify_entry("vgg16", {"knn": 0.5}), classify_entry("resnet50", {"knn": 0.5})
+    a.run.params, b.run.params = {"C": 1.0, "max_iter": 100}, {"C": 0.1, "max_iter": 100}
+    assert stage_parameters([a, b]) == [{"stage": "classify", "runs": 2, "params": "max_iter=100"}]
+
+
 def test_history_compare_reports_deltas_only_for_changed_runs():
     a = snapshot([classify_entry("vgg16", {"knn": 0.5})])
     b = {k: dict(v, value=v["value"] + 0.1) for k, v in a.items()}
