@@ -66,7 +66,7 @@ def setup_section(entries: list, profile) -> dict:
 def paper_section(references: dict, grouped: dict) -> dict:
     """The MAMe paper's fine-tuning baselines beside our own best numbers per backbone."""
     ours = {}
-    for stage, split in (("classify", "val"), ("finetune", "val"), ("evaluate", "test")):
+    for stage in ("classify", "finetune", "evaluate"):  # headline: val, val, test accuracy
         for entry in grouped.get(stage, []):
             if entry.state in ("done", "stale") and entry.metrics.get("headline"):
                 key = (entry.run.backbone, stage)

@@ -91,7 +91,7 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
         for i, run in enumerate(todo, 1):
             progress = f"[{i}/{len(todo)}] {run.id:<34}"
             outcome = _run_one(run, profile, dataset, keys, outcomes, runs_dir, force,
-                               announce=lambda: print(f"{progress} running...", file=out, flush=True))
+                               announce=lambda line=f"{progress} running...": print(line, file=out, flush=True))
             outcomes[run.id] = outcome
             print(f"{progress} {outcome.state:<8} {outcome.detail}", file=out, flush=True)
     return list(outcomes.values())

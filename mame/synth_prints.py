@@ -131,7 +131,6 @@ def woodcut(rng: Rng, h: int, w: int) -> np.ndarray:
 def woodblock(rng: Rng, h: int, w: int) -> np.ndarray:
     """Japanese colour woodblock: flat colour areas, graded sky, black key-block outlines, soft paper."""
     dark = scene(rng, h, w)
-    size = max(h, w)
     palette = [(0.2, 0.3, 0.55), (0.8, 0.35, 0.3), (0.55, 0.65, 0.45), (0.85, 0.7, 0.45), (0.9, 0.7, 0.7),
                (0.45, 0.4, 0.38), (0.3, 0.5, 0.55)]
     levels = np.sort(rng.uniform(0.15, 0.8, int(rng.integers(3, 6))))

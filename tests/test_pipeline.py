@@ -62,7 +62,7 @@ def test_fixed_shape_with_central_crop(tiny):
 def test_variable_shape_keeps_aspect_ratio_and_pads(tiny):
     records, images = tiny
     dataset = make_dataset(records, images, target_pixels=400, batch_size=2, with_paths=True)
-    for x, y, paths in batches(dataset):
+    for x, _labels, paths in batches(dataset):
         for image, path in zip(x, paths):
             height, width = np.argwhere(image.sum(axis=2) > 0).max(axis=0) + 1
             with Image.open(path) as original_image:
