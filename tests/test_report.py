@@ -157,6 +157,7 @@ def test_missing_stage_and_failed_run_render_as_placeholders(workspace):
     states = {o.run.id: o.state for o in result.outcomes}
     assert states["features/nosuchnet"] == "failed" and states["classify/nosuchnet"] == "skipped"
     assert states["classify/vgg16"] == "done"  # the classify stage ran again; delete it after the run
+    assert not result.ok and result.html.is_file()  # failures make the command fail, the deck still renders
     shutil.rmtree(workspace["runs"] / "classify")
     result = report.build("smoke", run=False, pdf=False, check=True, plan_file=plan)
     source = result.qmd.read_text()
@@ -165,7 +166,6 @@ def test_missing_stage_and_failed_run_render_as_placeholders(workspace):
     assert "classify/vgg16 has not run yet" in source
     assert source.count("{.placeholder") >= 4
     assert result.check.ok, result.check.summary()
-    assert not result.ok or result.outcomes == []
 
 
 def test_text_from_data_shows_literally_in_html_and_pdf(workspace):
