@@ -1,0 +1,48 @@
+"""The command line as a user types it: readable reports and one-line errors, never a traceback."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+from mame import config
+
+
+def mame(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "mame", *args], cwd=config.ROOT, capture_output=True,
+                          text=True, timeout=120, **kwargs)
+
+
+def test_data_check_on_the_official_csv_without_images(official_csv_dir, tmp_path):
+    shutil.copy(official_csv_dir / "MAMe_dataset.csv", tmp_path)
+    proc = mame("data", "check", str(tmp_path))
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    out = proc.stdout
+    assert re.search(r"train\s+20,300", out) and re.search(r"val\s+1,450", out) and re.search(r"test\s+15,657", out)
+    assert "37,407 of 37,407 images missing" in out
+    assert len([line for line in out.splitlines() if re.match(r"  \S.*\s+700\s+50\s+\d", line)]) == 29
+
+
+def test_a_csv_without_the_label_column_is_one_line_naming_the_file(official_csv_dir, tmp_path):
+    lines = (official_csv_dir / "MAMe_dataset.csv").read_text().splitlines()[:5]
+    (tmp_path / "MAMe_dataset.csv").write_text("\n".join(",".join(l.split(",")[:1] + l.split(",")[2:]) for l in lines))
+    proc = mame("data", "check", str(tmp_path))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'MAMe_dataset.csv'}: missing column 'Medium' (found: Image file, Museum, "
+        "Museum-based instance ID, Subset, Width, Height, Product size, Aspect ratio)"]
+
+
+def test_unknown_profile_is_a_one_line_error():
+    proc = mame("status", "--profile", "huge")
+    assert proc.returncode == 2 and "unknown profile 'huge'; known: smoke, demo, full" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_make_help_documents_every_target():
+    makefile = (config.ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z-]+):", makefile, re.M))
+    proc = subprocess.run(["make", "--no-print-directory", "help"], cwd=config.ROOT, capture_output=True, text=True)
+    listed = set(re.findall(r"make (\S+)", proc.stdout))
+    assert {"help", "setup", "run", "status", "report", "test", "bench", "clean"} <= listed
+    assert targets <= listed, targets - listed
