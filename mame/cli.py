@@ -118,6 +118,9 @@ def _data(args) -> int:
     from .synthetic import SynthSpec, generate
 
     profile = load_plan(args.plan).profile(args.profile)
+    if profile.data.get("source") != "synthetic":
+        raise ValueError(f"profile {profile.name!r} reads the real MAMe (data.source: {profile.data.get('source')}); "
+                         f"synthetic data belongs to profiles with data.source: synthetic, such as smoke and demo")
     if args.out is None:
         print(prepare_dataset(profile)["path"])
         return 0

@@ -74,8 +74,7 @@ def features_section(entries: list, figures: dict) -> dict:
         panels = [{"method": k.split("_", 1)[1].upper(), "path": v} for k, v in sorted(figs.items())
                   if k.startswith("projection_")]
         if panels:
-            projections.append({"backbone": rows[-1]["backbone"], "run": entry.run.id, "panels": panels,
-                                "n_points": figs.get("_n_points")})
+            projections.append({"backbone": rows[-1]["backbone"], "run": entry.run.id, "panels": panels})
     return {"rows": rows, "gaps": gaps, "projections": projections}
 
 

@@ -29,19 +29,27 @@ class Outcome:
     detail: str = ""
 
 
+def dataset_location(profile: Profile) -> Path | None:
+    """Where the profile's data lives: its synthetic folder, or MAME_DIR (else the profile's data.path)."""
+    if profile.data.get("source") == "synthetic":
+        return config.synthetic_dir(profile.name)
+    path = profile.data.get("path")
+    return config.real_data_dir() or (Path(path).expanduser().resolve() if path else None)
+
+
 def prepare_dataset(profile: Profile) -> dict:
     """Generate the profile's synthetic data if needed, or locate the real MAMe; return its description."""
     from . import data
 
     source = profile.data.get("source")
+    path = dataset_location(profile)
     if source == "synthetic":
         from . import synthetic
 
         spec_fields = {k: v for k, v in profile.data.items() if k != "source"}
         spec = synthetic.SynthSpec.from_dict({"seed": profile.seed, **spec_fields})
-        path = synthetic.ensure(config.synthetic_dir(profile.name), spec)
+        synthetic.ensure(path, spec)
     elif source == "mame":
-        path = config.real_data_dir() or (Path(profile.data["path"]).expanduser() if profile.data.get("path") else None)
         if path is None:
             raise RunnerError(f"profile {profile.name!r} reads the real MAMe: set MAME_DIR to the folder holding "
                               f"{config.METADATA_CSV} and data_256/ or data/ (python -m mame data download fetches it)")

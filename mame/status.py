@@ -9,7 +9,7 @@ from pathlib import Path
 from . import config, data, runs
 from .plan import PlannedRun, expand, load_plan
 from .provenance import parse_iso
-from .runner import compute_keys
+from .runner import compute_keys, dataset_location
 
 
 @dataclass
@@ -25,10 +25,7 @@ class Entry:
 
 def dataset_for_status(profile) -> dict | None:
     """The profile's dataset description without generating anything (None if not there yet)."""
-    if profile.data.get("source") == "synthetic":
-        path = config.synthetic_dir(profile.name)
-    else:
-        path = config.real_data_dir()
+    path = dataset_location(profile)
     if path is None or not (Path(path) / config.METADATA_CSV).is_file():
         return None
     return {"source": profile.data.get("source"), "path": str(path), "fingerprint": data.dataset_fingerprint(path)}

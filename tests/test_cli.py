@@ -46,3 +46,25 @@ def test_make_help_documents_every_target():
     listed = set(re.findall(r"make (\S+)", proc.stdout))
     assert {"help", "setup", "run", "status", "report", "test", "bench", "clean"} <= listed
     assert targets <= listed, targets - listed
+
+
+def test_the_full_profile_without_mame_dir_says_what_to_set(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "MAME_DIR"}
+    env["MAME_RUNS_DIR"] = str(tmp_path / "runs")
+    proc = mame("run", "--profile", "full", env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "profile 'full' reads the real MAMe: set MAME_DIR" in proc.stderr
+    synth = mame("data", "synth", "--profile", "full", env=env)
+    assert synth.returncode == 2 and "synthetic data belongs to profiles with data.source: synthetic" in synth.stderr
+
+
+def test_status_on_real_metadata_without_runs_lists_every_entry_missing(official_csv_dir, tmp_path):
+    import os
+
+    env = dict(os.environ, MAME_DIR=str(official_csv_dir), MAME_RUNS_DIR=str(tmp_path / "runs"))
+    proc = mame("status", "--profile", "full", env=env)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("features/", "classify/"))]
+    assert len(rows) == 8 and all(" missing " in row for row in rows)
