@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from . import config
 
-DEFAULT_PROFILE = os.environ.get("PROFILE", "demo")
+DEFAULT_PROFILE = "demo"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,29 +59,33 @@ def ensure_kernel() -> str:
 
 
 @contextmanager
-def stderr_to(path: Path):
-    """Point this process's fd 2 at ``path`` (so the kernel it starts inherits it), then restore it."""
+def kernel_process_state(log_path: Path):
+    """What the kernel inherits from this process while it starts and runs, restored afterwards:
+    quiet TensorFlow settings, this checkout first on PYTHONPATH (the package whose code the cache
+    key hashed), and fd 2 pointed at ``log_path``."""
+    saved_env = dict(os.environ)
+    os.environ.update(QUIET_ENV)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.ROOT), saved_env.get("PYTHONPATH")]))
     sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "ab") as log:
+    saved_fd = os.dup(2)
+    with open(log_path, "ab") as log:
         os.dup2(log.fileno(), 2)
     try:
-        yield path
+        yield
     finally:
         sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+        os.environ.clear()
+        os.environ.update(saved_env)
 
 
-def clean_leftovers(stage_dir: Path) -> list[Path]:
+def clean_leftovers(stage_dir: Path) -> None:
     """Remove folders of runs that were killed midway (call with the runner lock held)."""
-    removed = []
     if stage_dir.is_dir():
         for path in stage_dir.iterdir():
             if path.is_dir() and (PARTIAL_MARK in path.name or TRASH_MARK in path.name):
                 shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
-    return removed
 
 
 def execute(run: PlannedRun, ctx: RunContext, final_dir: Path) -> dict:
@@ -116,13 +120,8 @@ def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path) -> dict | None:
     parameters = dict(run.params, run_dir=str(work), data_dir=ctx.dataset["path"], profile=ctx.profile.name,
                       backbone=run.backbone, seed=ctx.profile.seed,
                       inputs={stage: info["path"] for stage, info in ctx.inputs.items()})
-    os.environ.update(QUIET_ENV)
-    # The kernel must import this checkout's package: the one whose code the cache key hashed.
-    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    if str(config.ROOT) not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.ROOT), *paths]))
     try:
-        with stderr_to(work / KERNEL_LOG):
+        with kernel_process_state(work / KERNEL_LOG):
             papermill.execute_notebook(
                 str(run.notebook), str(work / runs.NOTEBOOK_FILE), parameters=parameters,
                 kernel_name=ensure_kernel(), start_timeout=ctx.profile.start_timeout,

@@ -17,7 +17,6 @@ import yaml
 from . import config
 
 RUNNER_PARAMS = ("run_dir", "data_dir", "inputs", "profile", "backbone", "seed")
-RESERVED_VARIANT_KEYS = ("needs", "about")
 
 
 class PlanError(ValueError):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -107,9 +106,3 @@ def as_axes_list(ax, needed: int, what: str) -> list[Axes]:
     return axes
 
 
-def check_names(names: Sequence[str], n: int, what: str) -> list[str]:
-    """``names`` as a list of ``n`` strings, else a PlotError naming ``what``."""
-    names = [str(name) for name in names]
-    if len(names) != n:
-        raise PlotError(f"{what}: expected {n} names, got {len(names)}")
-    return names

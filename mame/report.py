@@ -50,7 +50,7 @@ def _relative(figures: dict, start: Path) -> dict:
             for run, figs in figures.items()}
 
 
-def render_source(profile_name: str, *, plan_file: Path | None = None, now: datetime | None = None) -> tuple[Path, list]:
+def render_source(profile_name: str, *, plan_file: Path | None = None) -> tuple[Path, list]:
     """Collect the runs and write the deck source; returns (deck.qmd, status entries)."""
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
@@ -58,7 +58,7 @@ def render_source(profile_name: str, *, plan_file: Path | None = None, now: date
     entries = collect(profile_name, plan_file)
     methods = tuple(profile.report.get("projections", ["pca"]))
     figures = {e.run.id: run_figures(e, projections=methods) for e in entries}
-    rendered_at = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    rendered_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     changes = report_history.record(dirs["state"] / "history.json", report_history.snapshot(entries), rendered_at)
     context = build_context(entries, profile, list(plan.stages), figures=_relative(figures, dirs["generated"]),
                             changes=changes, rendered_at=rendered_at)

@@ -35,9 +35,10 @@ def run_figures(entry, *, projections=("pca",)) -> dict[str, Path]:
     if metrics["history"]:
         found["learning_curves"] = _draw(out / "learning_curves.png", metrics_file,
                                          lambda: plots.draw_learning_curves(metrics["history"], log_loss=True))
+    best = metrics["metrics"].get("best_classifier")
     for key, cls in metrics["classification"].items():
         model, _, split = key.rpartition("/")
-        if entry.run.stage == "classify" and split:
+        if entry.run.stage == "classify" and model == best:  # the deck shows the best model's matrix
             name = f"confusion_{model}"
         elif key == "test":
             name = "confusion_test"

@@ -11,7 +11,7 @@ OVERFITTING = ((0.20, "High"), (0.08, "Medium"), (float("-inf"), "Low"))
 
 
 def placeholder(kind: str, message: str, path: str = "") -> dict:
-    """A clearly-marked gap: ``not_planned``, ``missing``, ``failed`` or ``stale``."""
+    """A clearly-marked gap: ``not_planned``, ``missing`` or ``failed``."""
     return {"kind": kind, "message": message, "path": path}
 
 

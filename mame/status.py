@@ -31,13 +31,13 @@ def dataset_for_status(profile) -> dict | None:
     return {"source": profile.data.get("source"), "path": str(path), "fingerprint": data.dataset_fingerprint(path)}
 
 
-def collect(profile_name: str, plan_file: Path | None = None, now: datetime | None = None) -> list[Entry]:
+def collect(profile_name: str, plan_file: Path | None = None) -> list[Entry]:
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
     planned = expand(plan, profile_name)
     dataset = dataset_for_status(profile)
     keys = compute_keys(planned, profile, dataset) if dataset else {}
-    now = now or datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc)
     return [_entry(run, keys.get(run.id), now) for run in planned]
 
 
