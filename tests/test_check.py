@@ -12,7 +12,9 @@ from PIL import Image
 
 from mame.check import check_dataset, format_report, image_problem
 
-OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "mame"
+from conftest import SHARED_MAME
+
+OFFICIAL = SHARED_MAME
 needs_official = pytest.mark.skipif(not (OFFICIAL / "MAMe_dataset.csv").is_file(),
                                     reason=f"official MAMe metadata not found in {OFFICIAL}")
 HEADER = ("Image file,Medium,Museum,Museum-based instance ID,Subset,Width,Height,"

@@ -15,7 +15,9 @@ from mame.classes import CLASS_INDEX, CLASS_NAMES, TEST_COUNTS
 from mame.data import (DataError, Record, dataset_fingerprint, find_image_dir, read_labels,
                        read_metadata)
 
-OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "mame"
+from conftest import SHARED_MAME
+
+OFFICIAL = SHARED_MAME
 needs_official = pytest.mark.skipif(not (OFFICIAL / "MAMe_dataset.csv").is_file(),
                                     reason=f"official MAMe metadata not found in {OFFICIAL}")
 HEADER = ("Image file,Medium,Museum,Museum-based instance ID,Subset,Width,Height,"
