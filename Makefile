@@ -3,7 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .SUFFIXES:
 
-PYTHON  ?= python3
+# The interpreter for the venv: PYTHON if given, else the first of python3, python3.13, python3.12,
+# python3.11 that runs and is a supported version (3.11-3.13).
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
+IS_SUPPORTED = $(shell $(1) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' >/dev/null 2>&1 && echo yes)
+PYTHON  ?= $(firstword $(foreach p,python3 python3.13 python3.12 python3.11,$(if $(call IS_SUPPORTED,$(p)),$(p))))
+PYVER   := $(if $(PYTHON),$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMPS  := .setup-stamps
@@ -13,15 +18,29 @@ FORCE   ?=
 RUN_ARGS := --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force)
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: help setup run status report test bench clean distclean
+.PHONY: help setup run status report test lint bench mutation clean distclean python-check
 
 help: ## List the targets (the default)
 	@echo "MAMe transfer-learning study. Variables: PROFILE=smoke|demo|full (default demo), ONLY=stage[/backbone], FORCE=1"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
 
 setup: $(STAMPS)/python $(STAMPS)/npm system-packages ## Install everything (idempotent): venv, Python deps, Jupyter kernel, npm deps, chromium
 
-$(STAMPS)/python: pyproject.toml requirements.lock
+python-check: ## (part of setup) Stop with a clear message unless PYTHON is 3.11, 3.12 or 3.13
+	@if [ -z "$(PYTHON)" ]; then \
+	  echo "error: no supported Python found (need $(SUPPORTED_PYTHONS); python3 is $$(python3 --version 2>&1 || echo missing))." >&2; \
+	  echo "       Install one (e.g. apt-get install python3.11) or name it: make $(MAKECMDGOALS) PYTHON=/path/to/python3.12" >&2; exit 1; \
+	elif [ -z "$(call IS_SUPPORTED,$(PYTHON))" ]; then \
+	  echo "error: PYTHON=$(PYTHON) is $$($(PYTHON) --version 2>&1); this project supports Python $(SUPPORTED_PYTHONS)." >&2; exit 1; \
+	fi
+
+# One stamp per interpreter version: switching PYTHON rebuilds the venv with it.
+$(STAMPS)/python: $(STAMPS)/python-$(PYVER)
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/python-$(PYVER): pyproject.toml requirements.lock | python-check
+	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYVER)" ]; then \
+	  echo "$(VENV) was made with another Python; recreating it with $(PYTHON) ($(PYVER))"; rm -rf $(VENV); fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
@@ -55,8 +74,16 @@ status: $(STAMPS)/python ## Show each plan entry as done / stale / failed / miss
 report: setup ## Run what is stale on PROFILE (default demo), then render report/_output/deck.html and deck.pdf
 	$(PY) -m mame report --profile $(PROFILE) $(if $(CHECK),--check)
 
-test: setup ## Run the test suite (smoke profile, real papermill/Keras/pandoc/chromium)
+test: setup lint ## Lint, then run the test suite (smoke profile, real papermill/Keras/pandoc/chromium)
 	$(PY) -m pytest -q
+
+lint: $(STAMPS)/python ## ruff, and the import-linter contracts of the package layout (pyproject.toml)
+	$(VENV)/bin/ruff check mame tests
+	$(VENV)/bin/lint-imports --no-cache
+
+mutation: $(STAMPS)/python ## Mutation testing of mame/engine with mutmut (slow; not part of `make test`); prints survivors
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[mutation]'
+	$(PY) -m mame.devtools.mutation
 
 bench: $(STAMPS)/python ## Print speed figures (runner overhead with nothing stale)
 	$(PY) -m mame.bench

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import config
+from mame import config
 
 DEFAULT_PROFILE = "demo"
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args) -> int:
     if args.command == "run":
-        from .runner import run_plan, summary_table
+        from mame.engine.runner import run_plan, summary_table
 
         outcomes = run_plan(args.profile, only=args.only, force=args.force, plan_file=args.plan)
         print(summary_table(outcomes))
@@ -71,7 +71,7 @@ def _dispatch(args) -> int:
     if args.command == "report":
         return _report(args)
     if args.command == "status":
-        from .status import collect, format_status
+        from mame.engine.status import collect, format_status
 
         print(format_status(collect(args.profile, args.plan), args.profile))
         return 0
@@ -79,8 +79,8 @@ def _dispatch(args) -> int:
 
 
 def _report(args) -> int:
-    from .report import build
-    from .runner import summary_table
+    from mame.deck.build import build
+    from mame.engine.runner import summary_table
 
     result = build(args.profile, run=not args.no_run, pdf=not args.no_pdf, check=args.check, plan_file=args.plan)
     if result.outcomes:
@@ -98,13 +98,13 @@ def _report(args) -> int:
 
 def _data(args) -> int:
     if args.data_command == "check":
-        from .check import check_dataset, format_report
+        from mame.data.check import check_dataset, format_report
 
         report = check_dataset(args.dir, verify_images=not args.no_images)
         print(format_report(report))
         return 0 if report.ok else 1
     if args.data_command == "download":
-        from .download import download
+        from mame.data.download import download
 
         dest = args.dest or config.real_data_dir()
         if dest is None:
@@ -112,9 +112,9 @@ def _data(args) -> int:
         for path in download(dest, parts=tuple(p.strip() for p in args.parts.split(","))):
             print(path)
         return 0
-    from .plan import load_plan
-    from .runner import prepare_dataset
-    from .synthetic import SynthSpec, generate
+    from mame.data.synthetic.generator import SynthSpec, generate
+    from mame.engine.plan import load_plan
+    from mame.engine.runner import prepare_dataset
 
     profile = load_plan(args.plan).profile(args.profile)
     if profile.data.get("source") != "synthetic":

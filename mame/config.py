@@ -19,7 +19,7 @@ ROOT = PACKAGE_DIR.parent
 EXPERIMENTS_DIR = ROOT / "experiments"
 TEMPLATES_DIR = ROOT / "templates"
 REPORT_DIR = ROOT / "report"
-SCHEMA_DIR = PACKAGE_DIR / "schema"
+SCHEMA_DIR = PACKAGE_DIR / "engine" / "schema"
 
 METADATA_CSV = "MAMe_dataset.csv"
 LABELS_CSV = "MAMe_labels.csv"

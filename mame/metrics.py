@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .classes import CLASS_NAMES
+from mame.classes import CLASS_NAMES
 
 
 def _as_labels(values, n_classes: int, what: str) -> np.ndarray:

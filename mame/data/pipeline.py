@@ -1,0 +1,239 @@
+"""tf.data pipelines over MAMe records: decode, resize (fixed or variable shape), augment, batch.
+
+Images come out as float32 in 0-255 (what the backbones' own preprocessing expects), labels int32.
+
+Corrupt images. Each file is checked in the graph before decoding (empty, unknown format, JPEG
+without its end marker, PNG without ``IEND``): such a file fails with an error whose message
+names it, also inside ``model.fit``. ``iterate_numpy`` turns that error into a ``DataError``;
+for the rare corruption the cheap check cannot see, it finds the file with Pillow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import weakref
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mame.data.check import find_corrupt
+from mame.data.metadata import DataError, Record
+
+SHOW_FIRST = 5
+_FILES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ASSERT_RE = re.compile(r"\[corrupt image file:\] \[(.*?)\] \[(.*?)\]")
+_ZOOM_MIN = 0.85        # random crop keeps 85-100 % of each side, then resizes back
+_BRIGHTNESS = 25.0      # max brightness shift, in 0-255 units
+_CONTRAST = (0.8, 1.2)  # contrast factor range
+
+
+class _TensorFlow:
+    """``tensorflow``, imported on first use, so importing the data layer stays light (no TF)."""
+
+    def __getattr__(self, name: str):
+        import tensorflow
+
+        return getattr(tensorflow, name)
+
+
+tf = _TensorFlow()
+
+
+def image_paths(records: Sequence[Record], image_dir: str | os.PathLike) -> list[str]:
+    """Full paths of the records' images; ``DataError`` listing the missing ones, if any."""
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise DataError(f"{image_dir}: image folder not found")
+    present = {entry.name for entry in os.scandir(image_dir)}
+    missing = [r.image_file for r in records if r.image_file not in present]
+    if missing:
+        first = ", ".join(missing[:SHOW_FIRST]) + (", ..." if len(missing) > SHOW_FIRST else "")
+        raise DataError(f"{image_dir}: {len(missing)} of {len(records)} images missing ({first})")
+    return [str(image_dir / r.image_file) for r in records]
+
+
+def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
+                 image_size: int | None = None, crop_size: int | None = None,
+                 target_pixels: int | None = None, batch_size: int = 32, shuffle: bool = False,
+                 seed: int = 0, augment: bool = False, repeat: bool = False,
+                 with_paths: bool = False) -> tf.data.Dataset:
+    """Batches of ``(images, labels)`` (``(images, labels, paths)`` with ``with_paths``).
+
+    Fixed shape: ``image_size`` (square resize) then an optional central ``crop_size`` crop.
+    Variable shape: ``target_pixels`` keeps the aspect ratio at about that many pixels, and
+    batches are zero-padded to the largest image. The order (``shuffle``) and the augmentation
+    depend only on ``seed``; with ``repeat`` every epoch is reshuffled.
+    """
+    _check_sizes(image_size, crop_size, target_pixels, batch_size)
+    if not records:
+        raise DataError(f"{image_dir}: no records to load")
+    paths = image_paths(records, image_dir)
+    path_table = tf.constant(paths)
+    label_table = tf.constant([r.label for r in records], dtype=tf.int32)
+
+    def load(position: tf.Tensor, index: tf.Tensor):
+        path = tf.gather(path_table, index)
+        image = decode_checked(path)
+        if target_pixels is None:
+            image = resize_fixed(image, image_size, crop_size)
+        else:
+            image = resize_variable(image, target_pixels)
+        if augment:
+            image = augment_image(image, tf.stack([tf.constant(seed, tf.int64), position]))
+        return image, tf.gather(label_table, index), path
+
+    positions = _positions(len(paths), shuffle=shuffle, seed=seed, repeat=repeat).enumerate()
+    dataset = positions.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if target_pixels is None:
+        dataset = dataset.batch(batch_size)
+    else:
+        dataset = dataset.padded_batch(batch_size, padded_shapes=([None, None, 3], [], []))
+    if not with_paths:
+        dataset = dataset.map(lambda images, labels, _: (images, labels))
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    _FILES[dataset] = paths
+    return dataset
+
+
+def _check_sizes(image_size: int | None, crop_size: int | None, target_pixels: int | None,
+                 batch_size: int) -> None:
+    if (image_size is None) == (target_pixels is None):
+        raise ValueError("give exactly one of image_size (fixed shape) or target_pixels (variable)")
+    if crop_size is not None and (image_size is None or not 0 < crop_size <= image_size):
+        raise ValueError(f"crop_size {crop_size} needs image_size >= crop_size > 0")
+    if min(v for v in (image_size, target_pixels, batch_size) if v is not None) < 1:
+        raise ValueError("image_size, target_pixels and batch_size must be positive")
+
+
+def _positions(count: int, *, shuffle: bool, seed: int, repeat: bool) -> tf.data.Dataset:
+    """Record indices in reading order; shuffled per epoch with a stateless, seeded permutation."""
+    epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+    indices = tf.range(count, dtype=tf.int64)
+
+    def epoch_order(epoch: tf.Tensor) -> tf.data.Dataset:
+        if not shuffle:
+            return tf.data.Dataset.from_tensor_slices(indices)
+        order = tf.random.experimental.stateless_shuffle(
+            indices, seed=tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    return epochs.flat_map(epoch_order)
+
+
+def decode_checked(path: tf.Tensor) -> tf.Tensor:
+    """Read and decode one image to float32 ``(H, W, 3)``, failing with a message naming the file
+    when it is empty, of unknown format, or a JPEG/PNG cut short."""
+    data = tf.io.read_file(path)
+    reason = _structure_problem(data)
+    check = tf.debugging.Assert(tf.equal(reason, ""), ["corrupt image file:", path, reason])
+    with tf.control_dependencies([check]):
+        image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    return tf.cast(image, tf.float32)
+
+
+def _structure_problem(data: tf.Tensor) -> tf.Tensor:
+    """Empty string if the bytes look like a whole image, else the reason."""
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 12), "\0" * 12]), 0, 12)
+
+    def starts(magic: bytes, at: int = 0) -> tf.Tensor:
+        return tf.equal(tf.strings.substr(head, at, len(magic)), magic)
+
+    is_jpeg, is_png = starts(b"\xff\xd8\xff"), starts(b"\x89PNG\r\n\x1a\n")
+    known = tf.reduce_any(tf.stack([
+        is_jpeg, is_png, starts(b"GIF8"), starts(b"BM"), starts(b"RIFF") & starts(b"WEBP", 8),
+        starts(b"\xff\x0a"), starts(b"\x00\x00\x00\x0cJXL \r\n\x87\n"),  # JPEG XL
+    ]))
+    has_eoi = tf.size(tf.strings.split(data, sep=b"\xff\xd9")) > 1
+    has_iend = tf.size(tf.strings.split(data, sep=b"IEND")) > 1
+    reason = tf.where(is_png & ~has_iend, "truncated PNG (no IEND chunk)", "")
+    reason = tf.where(is_jpeg & ~has_eoi, "truncated JPEG (no end-of-image marker)", reason)
+    reason = tf.where(known, reason, "not a JPEG, PNG, GIF, BMP, WebP or JPEG XL image")
+    return tf.where(tf.equal(tf.strings.length(data), 0), "empty file", reason)
+
+
+def resize_fixed(image: tf.Tensor, image_size: int, crop_size: int | None) -> tf.Tensor:
+    """Square resize to ``image_size``, then a central ``crop_size`` crop (R65k-FS: 256, 224)."""
+    image = tf.image.resize(image, [image_size, image_size], antialias=True)
+    if crop_size is not None and crop_size < image_size:
+        offset = (image_size - crop_size) // 2
+        image = tf.image.crop_to_bounding_box(image, offset, offset, crop_size, crop_size)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def resize_variable(image: tf.Tensor, target_pixels: int) -> tf.Tensor:
+    """Resize keeping the aspect ratio to about ``target_pixels`` pixels (R65k-VS, R360k)."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float64)
+    scale = tf.sqrt(tf.cast(target_pixels, tf.float64) / (shape[0] * shape[1]))
+    size = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), 1)
+    return tf.clip_by_value(tf.image.resize(image, size, antialias=True), 0.0, 255.0)
+
+
+def augment_image(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Seeded random flip, zoom (crop 85-100 % and resize back), brightness and contrast."""
+    static_shape = image.shape
+    seeds = tf.random.experimental.stateless_split(seed, num=5)
+    image = tf.image.stateless_random_flip_left_right(image, seed=seeds[0])
+    shape = tf.shape(image)
+    zoom = tf.random.stateless_uniform([], seeds[1], _ZOOM_MIN, 1.0)
+    crop = tf.maximum(tf.cast(tf.cast(shape[:2], tf.float32) * zoom, tf.int32), 1)
+    image = tf.image.stateless_random_crop(image, tf.concat([crop, [3]], 0), seed=seeds[2])
+    image = tf.image.resize(image, shape[:2])
+    image = tf.image.stateless_random_brightness(image, _BRIGHTNESS, seed=seeds[3])
+    image = tf.image.stateless_random_contrast(image, *_CONTRAST, seed=seeds[4])
+    image.set_shape(static_shape)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def iterate_numpy(dataset: tf.data.Dataset,
+                  files: Sequence[str] | None = None) -> Iterator[tuple[np.ndarray, ...]]:
+    """Iterate a dataset as tuples of numpy arrays (paths as ``str``), raising ``DataError`` on a
+    corrupt image. ``files`` (default: the files of a ``make_dataset`` result) are re-checked with
+    Pillow when TensorFlow's error does not name the file."""
+    files = files if files is not None else _FILES.get(dataset)
+    iterator = iter(dataset)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
+            raise _as_data_error(error, files) from None
+        yield tuple(_to_numpy(t) for t in batch)
+
+
+def _to_numpy(tensor: tf.Tensor) -> np.ndarray:
+    array = tensor.numpy()
+    if array.dtype == object:
+        return np.array([v.decode("utf-8") for v in array.ravel()]).reshape(array.shape)
+    return array
+
+
+def _as_data_error(error: tf.errors.OpError, files: Sequence[str] | None) -> DataError:
+    message = (error.message or str(error)).strip()
+    first_line = message.splitlines()[0] if message else type(error).__name__
+    match = _ASSERT_RE.search(message)
+    if match:
+        return DataError(f"{match.group(1)}: corrupt image: {match.group(2)}")
+    if isinstance(error, tf.errors.NotFoundError):
+        return DataError(f"image file disappeared while reading ({first_line})")
+    bad = find_corrupt([Path(f) for f in files]) if files else []
+    if bad:
+        return DataError(f"{bad[0][0]}: corrupt image: {bad[0][1]}")
+    return DataError(f"unreadable image in the dataset ({first_line}); "
+                     "run `python -m mame data check DIR` to find it")
+
+
+def load_arrays(records: Sequence[Record], image_dir: str | os.PathLike, *, image_size: int,
+                crop_size: int | None = None, batch_size: int = 64,
+                augment: bool = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """All images of a small set as one float32 array ``(N, H, W, 3)`` plus int32 labels, in
+    record order."""
+    dataset = make_dataset(records, image_dir, image_size=image_size, crop_size=crop_size,
+                           batch_size=batch_size, augment=augment, seed=seed)
+    batches = list(iterate_numpy(dataset))
+    images = np.concatenate([b[0] for b in batches])
+    labels = np.concatenate([b[1] for b in batches])
+    return images, labels

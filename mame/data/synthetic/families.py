@@ -1,0 +1,73 @@
+"""One procedural image family per MAMe medium, and the function that renders a class's image.
+
+Families live in ``prints`` (intaglio, relief, woodblock and lithographic prints),
+``drawings`` (graphite, pen and ink, albumen photograph, oil painting), ``objects``
+(metals, ceramics, glass, ivory) and ``materials`` (stone, wood, textiles).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+import numpy as np
+
+from mame.data.synthetic import drawings
+from mame.data.synthetic import materials
+from mame.data.synthetic import objects
+from mame.data.synthetic import prints
+from mame.classes import CLASS_NAMES
+from mame.data.synthetic.base import finish
+
+Family = Callable[[np.random.Generator, int, int], np.ndarray]
+
+FAMILIES: dict[str, Family] = {
+    "Albumen photograph": drawings.albumen_photograph,
+    "Bronze": partial(objects.metal, name="Bronze"),
+    "Ceramic": objects.ceramic,
+    "Clay": objects.clay,
+    "Engraving": prints.engraving,
+    "Etching": prints.etching,
+    "Faience": objects.faience,
+    "Glass": objects.glass,
+    "Gold": partial(objects.metal, name="Gold"),
+    "Graphite": drawings.graphite,
+    "Hand-colored engraving": prints.hand_coloured_engraving,
+    "Hand-colored etching": prints.hand_coloured_etching,
+    "Iron": partial(objects.metal, name="Iron"),
+    "Ivory": objects.ivory,
+    "Limestone": materials.limestone,
+    "Lithograph": prints.lithograph,
+    "Marble": materials.marble,
+    "Oil on canvas": drawings.oil_on_canvas,
+    "Pen and brown ink": drawings.pen_and_brown_ink,
+    "Polychromed wood": materials.polychromed_wood,
+    "Porcelain": objects.porcelain,
+    "Silk and metal thread": materials.silk_and_metal_thread,
+    "Silver": partial(objects.metal, name="Silver"),
+    "Steel": partial(objects.metal, name="Steel"),
+    "Wood": materials.wood,
+    "Wood engraving": prints.wood_engraving,
+    "Woodblock": prints.woodblock,
+    "Woodcut": prints.woodcut,
+    "Woven fabric": materials.woven_fabric,
+}
+
+assert tuple(FAMILIES) == CLASS_NAMES, "FAMILIES must list every class of mame.classes, in order"
+
+ASPECT_RANGE = (0.6, 1.7)
+
+
+def image_size(rng: np.random.Generator, long_side: int) -> tuple[int, int]:
+    """A (width, height) with ``long_side`` as the longer side and a log-uniform aspect ratio."""
+    lo, hi = np.log(ASPECT_RANGE[0]), np.log(ASPECT_RANGE[1])
+    ratio = float(np.exp(rng.uniform(lo, hi)))
+    if ratio >= 1:
+        return long_side, max(1, int(round(long_side / ratio)))
+    return max(1, int(round(long_side * ratio))), long_side
+
+
+def render(name: str, rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """Render one image of class ``name`` as a (height, width, 3) uint8 array."""
+    img = FAMILIES[name](rng, height, width)
+    return finish(rng, np.asarray(img, dtype=np.float32))

@@ -1,0 +1,173 @@
+"""Execute one planned run with papermill, in a private folder swapped into place at the end.
+
+The notebook runs in ``runs/<stage>/.<name>.partial-<pid>``; only after the executed notebook and
+``metrics.json`` (done or failed) are written does that folder replace ``runs/<stage>/<name>``. A run
+killed midway leaves only a ``.partial`` folder, which the next runner start removes: it is never
+mistaken for a finished run, and it executes again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mame import config
+from mame.engine import provenance, runs
+from mame.engine.plan import PlannedRun, Profile
+
+KERNEL_NAME = "mame"
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONWARNINGS": "ignore",
+             "KERAS_BACKEND": "tensorflow", "MPLBACKEND": "Agg"}
+KERNEL_LOG = "kernel.log"
+# TensorFlow's C++ runtime writes to fd 2 before any log setting applies; with fd capture off, that
+# goes to kernel.log in the run folder instead of the notebook and the terminal.
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
+PARTIAL_MARK = ".partial-"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+TRASH_MARK = ".trash-"
+
+
+@dataclass
+class RunContext:
+    """What the runner knows about a run beyond the plan: where its data and inputs are, its key."""
+    profile: Profile
+    dataset: dict            # source, path, fingerprint
+    cache_key: str
+    inputs: dict[str, dict]  # stage -> {"name", "cache_key", "path"}
+
+
+def ensure_kernel() -> str:
+    """Make sure the Jupyter kernel ``mame`` runs this interpreter (installed into sys.prefix if absent)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return KERNEL_NAME
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=KERNEL_NAME, display_name="Python (mame)", prefix=sys.prefix)
+    return KERNEL_NAME
+
+
+@contextmanager
+def kernel_process_state(log_path: Path):
+    """What the kernel inherits from this process while it starts and runs, restored afterwards:
+    quiet TensorFlow settings, this checkout first on PYTHONPATH (the package whose code the cache
+    key hashed), and fd 2 pointed at ``log_path``."""
+    saved_env = dict(os.environ)
+    os.environ.update(QUIET_ENV)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.ROOT), saved_env.get("PYTHONPATH")]))
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
+def clean_leftovers(stage_dir: Path) -> None:
+    """Remove folders of runs that were killed midway (call with the runner lock held)."""
+    if stage_dir.is_dir():
+        for path in stage_dir.iterdir():
+            if path.is_dir() and (PARTIAL_MARK in path.name or TRASH_MARK in path.name):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def execute(run: PlannedRun, ctx: RunContext, final_dir: Path) -> dict:
+    """Run the notebook; return the metrics written (status done or failed). Never raises for a notebook error."""
+    final_dir = Path(final_dir)
+    work = final_dir.parent / f".{final_dir.name}{PARTIAL_MARK}{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    started, t0 = provenance.now_iso(), time.monotonic()
+    error = _run_notebook(run, ctx, work)
+    result = None
+    if error is None:
+        try:
+            result = runs.load_result(work)
+        except runs.MetricsError as exc:
+            error = {"type": "MetricsError", "message": str(exc), "cell": None}
+    metrics = build_metrics(run, ctx, result, error, started, time.monotonic() - t0)
+    try:
+        runs.write_metrics(work, metrics)
+    except runs.MetricsError as exc:  # a stage returned something off-schema: record it as a failure
+        error = {"type": "MetricsError", "message": str(exc), "cell": None}
+        metrics = build_metrics(run, ctx, None, error, started, time.monotonic() - t0)
+        runs.write_metrics(work, metrics)
+    swap_into_place(work, final_dir)
+    return metrics
+
+
+def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path) -> dict | None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    parameters = dict(run.params, run_dir=str(work), data_dir=ctx.dataset["path"], profile=ctx.profile.name,
+                      backbone=run.backbone, seed=ctx.profile.seed,
+                      inputs={stage: info["path"] for stage, info in ctx.inputs.items()})
+    try:
+        with kernel_process_state(work / KERNEL_LOG):
+            papermill.execute_notebook(
+                str(run.notebook), str(work / runs.NOTEBOOK_FILE), parameters=parameters,
+                kernel_name=ensure_kernel(), start_timeout=ctx.profile.start_timeout,
+                execution_timeout=ctx.profile.execution_timeout, progress_bar=False, log_output=False,
+                cwd=str(work), extra_arguments=KERNEL_ARGS)
+    except PapermillExecutionError as exc:
+        return {"type": exc.ename, "message": str(exc.evalue), "cell": exc.exec_count,
+                "traceback": ANSI.sub("", "\n".join(exc.traceback))[-4000:]}
+    except Exception as exc:  # kernel died, timeout, unreadable notebook...
+        return {"type": type(exc).__name__, "message": str(exc) or repr(exc), "cell": None,
+                "traceback": traceback.format_exc()[-4000:]}
+    return None
+
+
+def build_metrics(run: PlannedRun, ctx: RunContext, result: dict | None, error: dict | None,
+                  started: str, duration: float) -> dict:
+    result = result or {}
+    return {
+        "schema_version": runs.SCHEMA_VERSION,
+        "run": {
+            "stage": run.stage, "name": run.name, "backbone": run.backbone, "variant": run.variant,
+            "cache_key": ctx.cache_key, "params": run.params, "profile": ctx.profile.name,
+            "seed": ctx.profile.seed, "dataset": ctx.dataset, "git": provenance.git_info(),
+            "versions": provenance.versions(), "device": provenance.device_info(),
+            "started": started, "ended": provenance.now_iso(), "duration_s": round(duration, 3),
+            "status": "failed" if error else "done", "error": error,
+            "depends_on": {s: {"name": i["name"], "cache_key": i["cache_key"]} for s, i in ctx.inputs.items()},
+            "test_split_reads": result.get("test_split_reads", []),
+        },
+        "headline": result.get("headline"),
+        "metrics": result.get("metrics", {}),
+        "classification": result.get("classification", {}),
+        "history": result.get("history", {}),
+        "artifacts": {**result.get("artifacts", {}), "notebook": runs.NOTEBOOK_FILE, "kernel_log": KERNEL_LOG},
+        "notes": result.get("notes", []),
+    }
+
+
+def swap_into_place(work: Path, final_dir: Path) -> None:
+    """Replace ``final_dir`` with ``work`` using renames only."""
+    if final_dir.exists():
+        trash = final_dir.parent / f".{final_dir.name}{TRASH_MARK}{os.getpid()}"
+        shutil.rmtree(trash, ignore_errors=True)
+        final_dir.rename(trash)
+        work.rename(final_dir)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        work.rename(final_dir)

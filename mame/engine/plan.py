@@ -1,0 +1,187 @@
+"""The experiment plan: ``experiments/plan.yaml`` expanded into runs for one profile.
+
+A stage declares its notebook, the backbones it runs for, its variants (each holding only what differs
+from the notebook's ``parameters`` cell) and the stages it ``needs``. A profile sets the data and the
+scale. Parameters resolve as: notebook defaults < profile ``params`` < variant < profile ``force``.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from mame import config
+
+RUNNER_PARAMS = ("run_dir", "data_dir", "inputs", "profile", "backbone", "seed")
+
+
+class PlanError(ValueError):
+    """The plan file is malformed or refers to something that does not exist."""
+
+
+def run_name(backbone: str | None, variant: str) -> str:
+    """``vgg16`` for a default variant, ``vgg16-lr-small`` otherwise, the variant alone without a backbone."""
+    if backbone is None:
+        return variant
+    return backbone if variant == "default" else f"{backbone}-{variant}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    data: dict
+    params: dict
+    force: dict
+    backbones: tuple[str, ...] | None
+    seed: int
+    start_timeout: int
+    execution_timeout: int
+    report: dict = field(default_factory=dict)
+
+
+@dataclass
+class PlannedRun:
+    stage: str
+    backbone: str | None
+    variant: str
+    notebook: Path
+    params: dict
+    needs: dict[str, str] = field(default_factory=dict)  # stage -> run name
+    about: str = ""       # the variant's own words: what it changes and why (shown on the slides)
+    overrides: dict = field(default_factory=dict)  # what the variant sets, as written in the plan
+
+    @property
+    def name(self) -> str:
+        return run_name(self.backbone, self.variant)
+
+    @property
+    def id(self) -> str:
+        return f"{self.stage}/{self.name}"
+
+
+@dataclass
+class Plan:
+    path: Path
+    stages: dict[str, dict]
+    profiles: dict[str, Profile]
+
+    def profile(self, name: str) -> Profile:
+        if name not in self.profiles:
+            raise PlanError(f"{self.path}: unknown profile {name!r}; known: {', '.join(self.profiles)}")
+        return self.profiles[name]
+
+
+def load_plan(path: Path | None = None) -> Plan:
+    path = Path(path or config.plan_path())
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlanError(f"{path}: plan file not found") from None
+    except yaml.YAMLError as exc:
+        raise PlanError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("stages"), dict) or not isinstance(raw.get("profiles"), dict):
+        raise PlanError(f"{path}: expected top-level mappings 'stages' and 'profiles'")
+    stages = {name: _check_stage(path, name, spec, list(raw["stages"])) for name, spec in raw["stages"].items()}
+    profiles = {name: _parse_profile(path, name, spec) for name, spec in raw["profiles"].items()}
+    return Plan(path=path, stages=stages, profiles=profiles)
+
+
+def _check_stage(path: Path, name: str, spec: dict, order: list[str]) -> dict:
+    if not isinstance(spec, dict) or "notebook" not in spec:
+        raise PlanError(f"{path}: stage {name!r} needs a 'notebook'")
+    for need in spec.get("needs", []):
+        if need not in order or order.index(need) >= order.index(name):
+            raise PlanError(f"{path}: stage {name!r} needs {need!r}, which must be a stage listed before it")
+    spec.setdefault("variants", {"default": {}})
+    spec.setdefault("needs", [])
+    return spec
+
+
+def _parse_profile(path: Path, name: str, spec: dict) -> Profile:
+    if not isinstance(spec, dict) or "data" not in spec:
+        raise PlanError(f"{path}: profile {name!r} needs a 'data' mapping")
+    timeouts = spec.get("timeouts", {})
+    backbones = spec.get("backbones")
+    return Profile(name=name, data=spec["data"], params=spec.get("params", {}), force=spec.get("force", {}),
+                   backbones=tuple(backbones) if backbones else None, seed=int(spec.get("seed", 0)),
+                   start_timeout=int(timeouts.get("start", 120)),
+                   execution_timeout=int(timeouts.get("execution", 3600)), report=spec.get("report", {}))
+
+
+@lru_cache(maxsize=32)
+def notebook_parameters(notebook: Path) -> dict:
+    """The names and default values of the notebook's ``parameters`` cell."""
+    import papermill
+
+    if not notebook.exists():
+        raise PlanError(f"{notebook}: notebook not found")
+    found = papermill.inspect_notebook(str(notebook))
+    defaults = {}
+    for key, info in found.items():
+        try:
+            defaults[key] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            raise PlanError(f"{notebook}: parameter {key!r} must default to a literal "
+                            f"(number, string, list, dict, True/False/None), not {info['default']!r}") from None
+    return defaults
+
+
+def expand(plan: Plan, profile_name: str, only: str | None = None) -> list[PlannedRun]:
+    """Every run of the plan under a profile, in dependency order; ``only`` = 'stage' or 'stage/backbone'."""
+    profile = plan.profile(profile_name)
+    runs = []
+    for stage, spec in plan.stages.items():
+        notebook = config.EXPERIMENTS_DIR / spec["notebook"] if not Path(spec["notebook"]).is_absolute() else Path(spec["notebook"])
+        declared = notebook_parameters(notebook)
+        backbones = [b for b in spec.get("backbones", [None]) if b is None or profile.backbones is None or b in profile.backbones]
+        for variant, overrides in spec["variants"].items():
+            overrides = dict(overrides or {})
+            needs_variants = overrides.pop("needs", {}) or {}
+            about = str(overrides.pop("about", "") or "")
+            _check_keys(plan.path, stage, variant, overrides, declared)
+            for backbone in backbones:
+                params = _resolve_params(declared, profile, overrides)
+                run = PlannedRun(stage, backbone, variant, notebook, params, about=about, overrides=dict(overrides))
+                run.needs = {need: run_name(backbone, needs_variants.get(need, "default")) for need in spec["needs"]}
+                runs.append(run)
+    _check_needs(plan.path, runs)
+    return select(runs, only) if only else runs
+
+
+def _check_keys(path: Path, stage: str, variant: str, overrides: dict, declared: dict) -> None:
+    unknown = [k for k in overrides if k not in declared or k in RUNNER_PARAMS]
+    if unknown:
+        raise PlanError(f"{path}: {stage}/{variant} sets {unknown}, not parameters of the notebook "
+                        f"(it declares: {', '.join(k for k in declared if k not in RUNNER_PARAMS)})")
+
+
+def _resolve_params(declared: dict, profile: Profile, overrides: dict) -> dict:
+    params = {k: v for k, v in declared.items() if k not in RUNNER_PARAMS}
+    params.update({k: v for k, v in profile.params.items() if k in params})
+    params.update(overrides)
+    params.update({k: v for k, v in profile.force.items() if k in params})
+    return params
+
+
+def _check_needs(path: Path, runs: list[PlannedRun]) -> None:
+    ids = {r.id for r in runs}
+    for run in runs:
+        for stage, name in run.needs.items():
+            if f"{stage}/{name}" not in ids:
+                raise PlanError(f"{path}: {run.id} needs {stage}/{name}, which the plan does not define")
+
+
+def select(runs: list[PlannedRun], only: str) -> list[PlannedRun]:
+    """Keep runs matching any of the comma-separated 'stage' or 'stage/backbone' or 'stage/name'."""
+    wanted = [w.strip() for w in only.split(",") if w.strip()]
+    def matches(run: PlannedRun, w: str) -> bool:
+        stage, _, rest = w.partition("/")
+        return run.stage == stage and (not rest or rest in (run.backbone, run.name))
+    chosen = [r for r in runs if any(matches(r, w) for w in wanted)]
+    if not chosen:
+        raise PlanError(f"--only {only!r} matches no run; runs are like {runs[0].id if runs else '(none)'}")
+    return chosen

@@ -1,0 +1,81 @@
+"""Provenance of a run: git state, library versions, device, timestamps. Never imports TensorFlow."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+from mame import __version__, config
+
+VERSIONED = {"tensorflow": "tensorflow", "keras": "keras", "scikit-learn": "scikit-learn",
+             "numpy": "numpy", "papermill": "papermill"}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _git(*args: str, cwd: Path) -> str | None:
+    if shutil.which("git") is None:
+        return None
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_info(root: Path = config.ROOT) -> dict:
+    """Commit hash and whether tracked files differ from it (None when not a git checkout)."""
+    commit = _git("rev-parse", "HEAD", cwd=root)
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    status = _git("status", "--porcelain", "--untracked-files=no", cwd=root)
+    return {"commit": commit, "dirty": bool(status)}
+
+
+@lru_cache(maxsize=1)
+def versions() -> dict:
+    found = {"python": platform.python_version(), "mame": __version__}
+    for key, dist in VERSIONED.items():
+        try:
+            found[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[key] = None
+    return found
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@lru_cache(maxsize=1)
+def device_info() -> dict:
+    """The GPU named by nvidia-smi when there is one, else the CPU model (with its core count)."""
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=10)
+            names = [n.strip() for n in out.stdout.splitlines() if n.strip()]
+            if out.returncode == 0 and names:
+                return {"kind": "gpu", "name": ", ".join(names)}
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    import os
+
+    return {"kind": "cpu", "name": f"{_cpu_name()} ({os.cpu_count()} cores)"}

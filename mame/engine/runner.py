@@ -1,0 +1,165 @@
+"""``python -m mame run``: expand the plan, decide what is stale, execute it, summarise.
+
+Make never decides staleness; this does, so ``make run`` / ``make report`` are always safe to type.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mame import config
+from mame.engine import cache, execute, runs
+from mame.engine.plan import PlannedRun, Profile, expand, load_plan
+
+
+class RunnerError(RuntimeError):
+    """The runner cannot start (no dataset, another runner holds the lock...)."""
+
+
+@dataclass
+class Outcome:
+    run: PlannedRun
+    state: str          # done | cached | failed | skipped
+    cache_key: str
+    seconds: float = 0.0
+    detail: str = ""
+
+
+def dataset_location(profile: Profile) -> Path | None:
+    """Where the profile's data lives: its synthetic folder, or MAME_DIR (else the profile's data.path)."""
+    if profile.data.get("source") == "synthetic":
+        return config.synthetic_dir(profile.name)
+    path = profile.data.get("path")
+    return config.real_data_dir() or (Path(path).expanduser().resolve() if path else None)
+
+
+def prepare_dataset(profile: Profile) -> dict:
+    """Generate the profile's synthetic data if needed, or locate the real MAMe; return its description."""
+    from mame.data import metadata
+
+    source = profile.data.get("source")
+    path = dataset_location(profile)
+    if source == "synthetic":
+        from mame.data.synthetic import generator
+
+        spec_fields = {k: v for k, v in profile.data.items() if k != "source"}
+        spec = generator.SynthSpec.from_dict({"seed": profile.seed, **spec_fields})
+        generator.ensure(path, spec)
+    elif source == "mame":
+        if path is None:
+            raise RunnerError(f"profile {profile.name!r} reads the real MAMe: set MAME_DIR to the folder holding "
+                              f"{config.METADATA_CSV} and data_256/ or data/ (python -m mame data download fetches it)")
+        if not (path / config.METADATA_CSV).is_file():
+            raise RunnerError(f"{path}: no {config.METADATA_CSV} here; MAME_DIR must point at the MAMe folder")
+    else:
+        raise RunnerError(f"profile {profile.name!r}: data source must be 'synthetic' or 'mame', not {source!r}")
+    return {"source": source, "path": str(path), "fingerprint": metadata.dataset_fingerprint(path)}
+
+
+def compute_keys(planned: list[PlannedRun], profile: Profile, dataset: dict) -> dict[str, str]:
+    """Cache key of every planned run (dependencies first, as the plan orders them)."""
+    keys: dict[str, str] = {}
+    for run in planned:
+        dep_keys = {stage: keys[f"{stage}/{name}"] for stage, name in run.needs.items() if f"{stage}/{name}" in keys}
+        keys[run.id] = cache.cache_key(stage=run.stage, name=run.name, params=run.params, profile=profile.name,
+                                       dataset_fingerprint=dataset["fingerprint"], notebook=run.notebook,
+                                       dependency_keys=dep_keys)
+    return keys
+
+
+@contextmanager
+def runner_lock(runs_dir: Path):
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    with open(runs_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunnerError(f"{runs_dir}: another runner is working here; wait for it to finish") from None
+        yield
+
+
+def run_plan(profile_name: str, *, only: str | None = None, force: bool = False, plan_file: Path | None = None,
+             out=sys.stdout) -> list[Outcome]:
+    plan = load_plan(plan_file)
+    profile = plan.profile(profile_name)
+    everything = expand(plan, profile_name)
+    selected = {r.id for r in (expand(plan, profile_name, only) if only else everything)}
+    dataset = prepare_dataset(profile)
+    keys = compute_keys(everything, profile, dataset)
+    runs_dir = config.runs_dir()
+    outcomes: dict[str, Outcome] = {}
+    with runner_lock(runs_dir):
+        for stage in plan.stages:
+            execute.clean_leftovers(runs_dir / stage)
+        todo = [r for r in everything if r.id in selected]
+        for i, run in enumerate(todo, 1):
+            progress = f"[{i}/{len(todo)}] {run.id:<34}"
+            outcome = _run_one(run, profile, dataset, keys, outcomes, runs_dir, force,
+                               announce=lambda line=f"{progress} running...": print(line, file=out, flush=True))
+            outcomes[run.id] = outcome
+            print(f"{progress} {outcome.state:<8} {outcome.detail}", file=out, flush=True)
+    return list(outcomes.values())
+
+
+def _run_one(run, profile, dataset, keys, outcomes, runs_dir, force, announce=lambda: None) -> Outcome:
+    key, final_dir = keys[run.id], runs_dir / run.stage / run.name
+    inputs, problem = _inputs(run, keys, outcomes, runs_dir)
+    if problem:
+        return Outcome(run, "skipped", key, detail=problem)
+    existing = _existing(final_dir)
+    if not force and existing and existing["run"]["cache_key"] == key and existing["run"]["status"] == "done":
+        return Outcome(run, "cached", key, detail=_headline(existing))
+    ctx = execute.RunContext(profile=profile, dataset=dataset, cache_key=key, inputs=inputs)
+    announce()
+    t0 = time.monotonic()
+    metrics = execute.execute(run, ctx, final_dir)
+    seconds = time.monotonic() - t0
+    if metrics["run"]["status"] == "done":
+        return Outcome(run, "done", key, seconds, f"{seconds:6.1f}s  {_headline(metrics)}")
+    err = metrics["run"]["error"]
+    return Outcome(run, "failed", key, seconds, f"{seconds:6.1f}s  {err['type']}: {_first_line(err['message'])}")
+
+
+def _inputs(run, keys, outcomes, runs_dir) -> tuple[dict, str]:
+    """The dependency runs this run reads, or why it cannot run."""
+    inputs = {}
+    for stage, name in run.needs.items():
+        dep_id, dep_dir = f"{stage}/{name}", runs_dir / stage / name
+        if dep_id in outcomes and outcomes[dep_id].state in ("failed", "skipped"):
+            return {}, f"needs {dep_id}, which {outcomes[dep_id].state}"
+        existing = _existing(dep_dir)
+        if not existing or existing["run"]["status"] != "done" or existing["run"]["cache_key"] != keys[dep_id]:
+            return {}, f"needs {dep_id}, which is not done and current (run it, or drop --only)"
+        inputs[stage] = {"name": name, "cache_key": keys[dep_id], "path": str(dep_dir)}
+    return inputs, ""
+
+
+def _existing(run_dir: Path) -> dict | None:
+    try:
+        return runs.try_read_metrics(run_dir)
+    except runs.MetricsError:
+        return None  # unreadable or off-schema: treated as absent, so the run executes again
+
+
+def _headline(metrics: dict) -> str:
+    head = metrics.get("headline")
+    return f"{head['name']} {head['value']:.3f}" if head else ""
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return (lines[0] if lines else "")[:120]
+
+
+def summary_table(outcomes: list[Outcome]) -> str:
+    counts = {s: sum(o.state == s for o in outcomes) for s in ("done", "cached", "failed", "skipped")}
+    lines = ["", f"{'run':<34} {'state':<8} detail", "-" * 78]
+    lines += [f"{o.run.id:<34} {o.state:<8} {o.detail}" for o in outcomes]
+    lines.append("-" * 78)
+    lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""The run store: one folder per run holding ``metrics.json``, the executed notebook and artifacts.
+
+``metrics.json`` follows ``mame/engine/schema/metrics.schema.json``; it is validated on write and on read,
+and always written atomically (temp file + rename), so a crash never leaves a file that looks complete.
+A stage's notebook hands its results to the runner through ``result.json`` (``mame.results.save_result``); the
+runner adds the provenance block and writes ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from mame import config
+from mame.results import RESULT_FILE, MetricsError, atomic_write_json, json_default
+
+__all__ = ["METRICS_FILE", "NOTEBOOK_FILE", "SCHEMA_VERSION", "MetricsError", "load_result", "read_metrics",
+           "try_read_metrics", "validate_metrics", "write_metrics"]
+
+METRICS_FILE = "metrics.json"
+NOTEBOOK_FILE = "notebook.ipynb"
+SCHEMA_VERSION = 1
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    import jsonschema
+
+    schema = json.loads((config.SCHEMA_DIR / "metrics.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate_metrics(metrics: dict, *, source: str | Path = "metrics") -> dict:
+    """Raise ``MetricsError`` naming ``source`` and the first schema violation."""
+    errors = sorted(_validator().iter_errors(metrics), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise MetricsError(f"{source}: invalid at {where}: {first.message}{more}")
+    return metrics
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> Path:
+    path = Path(run_dir) / METRICS_FILE
+    # Round-trip through JSON first so numpy values are validated as what will be stored.
+    data = json.loads(json.dumps(metrics, default=json_default))
+    validate_metrics(data, source=path)
+    return atomic_write_json(path, data)
+
+
+def _read_json(path: Path, missing: str) -> dict:
+    """The JSON object in ``path``; ``MetricsError`` naming the file (``missing`` says why it matters)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MetricsError(f"{path}: {missing}") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MetricsError(f"{path}: unreadable: {exc}") from None
+    if not isinstance(data, dict):
+        raise MetricsError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def read_metrics(run_dir: Path) -> dict:
+    """Read and validate ``run_dir/metrics.json``; ``MetricsError`` if absent, corrupt or invalid."""
+    path = Path(run_dir) / METRICS_FILE
+    return validate_metrics(_read_json(path, "no metrics file"), source=path)
+
+
+def try_read_metrics(run_dir: Path) -> dict | None:
+    """``read_metrics`` that returns None for a missing file (but still raises on a corrupt one)."""
+    if not (Path(run_dir) / METRICS_FILE).exists():
+        return None
+    return read_metrics(run_dir)
+
+
+def load_result(run_dir: Path) -> dict:
+    data = _read_json(Path(run_dir) / RESULT_FILE,
+                      "the notebook finished without saving its result (mame.results.save_result)")
+    return {
+        "headline": data.get("headline"),
+        "metrics": data.get("metrics", {}),
+        "classification": data.get("classification", {}),
+        "history": data.get("history", {}),
+        "artifacts": data.get("artifacts", {}),
+        "notes": data.get("notes", []),
+        "test_split_reads": data.get("test_split_reads", []),
+    }

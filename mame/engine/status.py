@@ -1,0 +1,86 @@
+"""``python -m mame status``: every plan entry as done / stale / failed / missing, with headline and age."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mame import config
+from mame.data import metadata
+from mame.engine import runs
+from mame.engine.plan import PlannedRun, expand, load_plan
+from mame.engine.provenance import parse_iso
+from mame.engine.runner import compute_keys, dataset_location
+
+
+@dataclass
+class Entry:
+    run: PlannedRun
+    state: str      # done | stale | failed | missing | unreadable
+    headline: str
+    age: str
+    detail: str
+    path: Path
+    metrics: dict | None = None
+
+
+def dataset_for_status(profile) -> dict | None:
+    """The profile's dataset description without generating anything (None if not there yet)."""
+    path = dataset_location(profile)
+    if path is None or not (Path(path) / config.METADATA_CSV).is_file():
+        return None
+    return {"source": profile.data.get("source"), "path": str(path), "fingerprint": metadata.dataset_fingerprint(path)}
+
+
+def collect(profile_name: str, plan_file: Path | None = None) -> list[Entry]:
+    plan = load_plan(plan_file)
+    profile = plan.profile(profile_name)
+    planned = expand(plan, profile_name)
+    dataset = dataset_for_status(profile)
+    keys = compute_keys(planned, profile, dataset) if dataset else {}
+    now = datetime.now(timezone.utc)
+    return [_entry(run, keys.get(run.id), now) for run in planned]
+
+
+def _entry(run: PlannedRun, key: str | None, now: datetime) -> Entry:
+    run_dir = config.runs_dir() / run.stage / run.name
+    try:
+        metrics = runs.try_read_metrics(run_dir)
+    except runs.MetricsError as exc:
+        return Entry(run, "unreadable", "", "", str(exc), run_dir)
+    if metrics is None:
+        return Entry(run, "missing", "", "", "", run_dir)
+    info = metrics["run"]
+    head = metrics.get("headline")
+    headline = f"{head['name']}={head['value']:.3f}" if head else ""
+    age = _age(now - parse_iso(info["ended"]))
+    if info["status"] == "failed":
+        err = info["error"] or {}
+        message = " ".join(str(err.get("message", "")).split())[:100]
+        return Entry(run, "failed", headline, age, f"{err.get('type', 'Error')}: {message}", run_dir, metrics)
+    if key is None:
+        return Entry(run, "stale", headline, age, "dataset not generated yet", run_dir, metrics)
+    if info["cache_key"] != key:
+        return Entry(run, "stale", headline, age, "params, code, data or an input changed", run_dir, metrics)
+    return Entry(run, "done", headline, age, "", run_dir, metrics)
+
+
+def _age(delta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def format_status(entries: list[Entry], profile: str) -> str:
+    lines = [f"profile {profile}: runs in {config.runs_dir()}", "",
+             f"{'run':<34} {'state':<10} {'headline':<28} {'age':>5}  detail", "-" * 96]
+    for e in entries:
+        lines.append(f"{e.run.id:<34} {e.state:<10} {e.headline:<28} {e.age:>5}  {e.detail}")
+    counts = {}
+    for e in entries:
+        counts[e.state] = counts.get(e.state, 0) + 1
+    lines += ["-" * 96, ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
+    return "\n".join(lines)

@@ -1,0 +1,234 @@
+"""Keras models of the study: feature extractors, transfer models and the from-scratch CNN.
+
+Every model takes raw images, float 0-255, shape (batch, H, W, 3): preprocessing is inside.
+Transfer models are built on the backbone's own graph, so ``last_conv_layer_name`` is reachable
+for Grad-CAM. Weights are given as a ``WeightsChoice`` or a policy string (see ``mame.models.backbones``).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from typing import Iterable
+
+import keras
+import numpy as np
+from keras import layers
+
+from mame.models.backbones import BACKBONES, BackboneSpec, WeightsChoice, build_base, get_backbone, resolve_weights
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+_INFO: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+
+
+def configure_precision(policy: str) -> str:
+    """Set Keras' global dtype policy; returns the previous one. bf16 is fast on AMX CPUs."""
+    if policy not in PRECISIONS:
+        raise ValueError(f"unknown precision {policy!r}; expected one of {', '.join(PRECISIONS)}")
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(policy)
+    return previous
+
+
+def _as_choice(spec: BackboneSpec, weights: WeightsChoice | str,
+               include_top: bool) -> WeightsChoice:
+    if isinstance(weights, WeightsChoice):
+        return weights
+    return resolve_weights(spec.key, weights, include_top=include_top)
+
+
+def _image_input(image_size: int) -> keras.KerasTensor:
+    return keras.Input(shape=(image_size, image_size, 3), name="image")
+
+
+def build_feature_extractor(key: str, *, image_size: int | None = None,
+                            weights_choice: WeightsChoice | str = "random",
+                            feature_layer: str | None = None) -> keras.Model:
+    """Raw 0-255 images -> float32 feature vectors (VGG16 fc1/fc2, others global average pool)."""
+    spec = get_backbone(key)
+    size = image_size or spec.default_size
+    layer = feature_layer or spec.feature_layers[0]
+    if layer not in spec.feature_layers:
+        raise ValueError(f"feature layer {layer!r} is not available for {spec.name}; "
+                         f"expected one of {', '.join(spec.feature_layers)}")
+    top = spec.features_need_top
+    choice = _as_choice(spec, weights_choice, include_top=top)
+    inputs = _image_input(size)
+    base = build_base(spec, inputs, choice, include_top=top, image_size=size,
+                      pooling=None if top else "avg")
+    features = layers.Activation("linear", dtype="float32", name="features")(
+        base.get_layer(layer).output)
+    model = keras.Model(inputs, features, name=f"{key}_features")
+    _INFO[model] = _extractor_info(spec, model, choice, layer, size)
+    return model
+
+
+def _extractor_info(spec: BackboneSpec, model: keras.Model, choice: WeightsChoice,
+                    layer: str, size: int) -> dict:
+    n_top = 0
+    if spec.features_need_top:  # VGG16: fc1 (and fc2 when the features come from fc2)
+        top_layers = spec.feature_layers[: spec.feature_layers.index(layer) + 1]
+        n_top = sum(model.get_layer(name).count_params() for name in top_layers)
+    n_params = model.count_params()
+    return {"key": spec.key, "name": spec.name, "n_params": n_params,
+            "n_params_conv": n_params - n_top, "n_params_top": n_top,
+            "feature_dim": int(model.output.shape[-1]), "input_size": size,
+            "feature_layer": layer, "weights": choice.used, "weights_reason": choice.reason}
+
+
+def backbone_info(model_or_key: keras.Model | str, *, image_size: int | None = None,
+                  weights_choice: WeightsChoice | str = "random",
+                  feature_layer: str | None = None) -> dict:
+    """n_params, feature_dim, input_size, weights and feature_layer of a feature extractor.
+
+    A key builds the extractor (random weights by default); a model must come from
+    ``build_feature_extractor``.
+    """
+    if isinstance(model_or_key, str):
+        model_or_key = build_feature_extractor(model_or_key, image_size=image_size,
+                                               weights_choice=weights_choice,
+                                               feature_layer=feature_layer)
+    info = model_info(model_or_key)
+    if "feature_dim" not in info:
+        raise ValueError(f"model {model_or_key.name!r} was not built by build_feature_extractor")
+    return info
+
+
+def count_params(key: str, *, image_size: int | None = None, include_top: bool = False) -> int:
+    """Parameters of the bare Keras application (random init; include_top=False: conv part)."""
+    spec = get_backbone(key)
+    size = image_size or spec.default_size
+    model = spec.constructor(include_top=include_top, weights=None,
+                             input_shape=(size, size, 3), pooling=None if include_top else "avg")
+    return model.count_params()
+
+
+def _split_batch(batch, with_labels: bool):
+    if isinstance(batch, (tuple, list)):
+        return batch[0], (batch[1] if with_labels and len(batch) > 1 else None)
+    if with_labels:
+        raise ValueError("extract_features expected (images, labels) batches, got images only")
+    return batch, None
+
+
+def extract_features(model: keras.Model, dataset: Iterable, *, with_labels: bool = True,
+                     stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features (float32) and labels (as the dataset gives them) of every batch of ``dataset``.
+
+    ``stats``, when given, receives n_images, seconds, warmup_seconds (the first batch) and
+    images_per_second (batches after the first, or all when there is one).
+    """
+    features, labels, times, sizes = [], [], [], []
+    for batch in dataset:
+        images, y = _split_batch(batch, with_labels)
+        start = time.perf_counter()
+        features.append(np.asarray(model.predict_on_batch(images), dtype=np.float32))
+        times.append(time.perf_counter() - start)
+        sizes.append(len(features[-1]))
+        if y is not None:
+            labels.append(np.asarray(y))
+        elif with_labels:
+            raise ValueError("extract_features expected (images, labels) batches, got images only")
+    if not features:
+        raise ValueError("extract_features got an empty dataset")
+    if stats is not None:
+        stats.update(_throughput(times, sizes))
+    return np.concatenate(features), np.concatenate(labels) if labels else np.empty(0, np.int64)
+
+
+def _throughput(times: list[float], sizes: list[int]) -> dict:
+    steady_t, steady_n = (times[1:], sizes[1:]) if len(times) > 1 else (times, sizes)
+    return {"n_images": int(sum(sizes)), "seconds": float(sum(times)),
+            "warmup_seconds": float(times[0]),
+            "images_per_second": float(sum(steady_n) / max(sum(steady_t), 1e-9))}
+
+
+def _freeze(spec: BackboneSpec, base: keras.Model, trainable_from: str | None) -> None:
+    """Freeze the layers before ``trainable_from`` (all when None); BatchNorm always frozen."""
+    names = [layer.name for layer in base.layers]
+    if trainable_from is not None and trainable_from not in names:
+        raise ValueError(f"trainable_from={trainable_from!r} is not a layer of {spec.name} "
+                         f"(e.g. {spec.last_conv_layer!r})")
+    first = len(names) if trainable_from is None else names.index(trainable_from)
+    for index, layer in enumerate(base.layers):
+        is_bn = isinstance(layer, layers.BatchNormalization)
+        layer.trainable = index >= first and not is_bn
+
+
+def _dense_head(x, dense_units: Iterable[int], dropout_rate: float, l2: float,
+                num_classes: int):
+    regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
+    for i, units in enumerate(dense_units, start=1):
+        x = layers.Dense(units, activation="relu", kernel_regularizer=regularizer,
+                         name=f"head_dense_{i}")(x)
+        if dropout_rate > 0:
+            x = layers.Dropout(dropout_rate, name=f"head_dropout_{i}")(x)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32",
+                        name="predictions")(x)
+
+
+def build_transfer_model(key: str, *, num_classes: int, image_size: int | None = None,
+                         weights_choice: WeightsChoice | str = "random",
+                         dense_units: Iterable[int] = (512,), dropout_rate: float = 0.0,
+                         l2: float = 0.0, trainable_from: str | None = None,
+                         pooling: str = "avg") -> keras.Model:
+    """Backbone (include_top=False) + pooling + dense head, one flat Functional graph.
+
+    ``trainable_from``: first trainable backbone layer (e.g. VGG16 "block4_conv1"); None freezes
+    the whole backbone. ``pooling``: "avg" (global average) or "flatten".
+    """
+    if pooling not in ("avg", "flatten"):
+        raise ValueError(f"pooling must be 'avg' or 'flatten', got {pooling!r}")
+    spec = get_backbone(key)
+    size = image_size or spec.default_size
+    choice = _as_choice(spec, weights_choice, include_top=False)
+    inputs = _image_input(size)
+    base = build_base(spec, inputs, choice, include_top=False, image_size=size)
+    _freeze(spec, base, trainable_from)
+    pool = layers.GlobalAveragePooling2D if pooling == "avg" else layers.Flatten
+    x = pool(name="head_pool")(base.output)
+    outputs = _dense_head(x, dense_units, dropout_rate, l2, num_classes)
+    model = keras.Model(inputs, outputs, name=f"{key}_transfer")
+    _INFO[model] = {"key": key, "name": spec.name, "input_size": size,
+                    "weights": choice.used, "weights_reason": choice.reason,
+                    "trainable_from": trainable_from, "n_params": model.count_params()}
+    return model
+
+
+def build_scratch_cnn(*, num_classes: int, image_size: int, filters: Iterable[int] = (32, 64, 128),
+                      dense_units: int = 128, dropout_rate: float = 0.3,
+                      l2: float = 0.0) -> keras.Model:
+    """Small CNN trained from scratch: [conv3x3-relu, maxpool] per filter count, GAP, dense."""
+    filters = tuple(filters)
+    if not filters or image_size < 2 ** len(filters):
+        raise ValueError(f"{len(filters)} conv blocks need images of at least "
+                         f"{2 ** len(filters)} px, got {image_size} px")
+    regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
+    inputs = _image_input(image_size)
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    for i, count in enumerate(filters, start=1):
+        x = layers.Conv2D(count, 3, padding="same", activation="relu",
+                          kernel_regularizer=regularizer, name=f"block{i}_conv")(x)
+        x = layers.MaxPooling2D(name=f"block{i}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="head_pool")(x)
+    outputs = _dense_head(x, (dense_units,) if dense_units else (), dropout_rate, l2, num_classes)
+    return keras.Model(inputs, outputs, name="scratch_cnn")
+
+
+def last_conv_layer_name(model: keras.Model) -> str:
+    """The Grad-CAM target: the backbone's last conv layer, else the model's last Conv2D."""
+    names = {layer.name for layer in model.layers}
+    for spec in BACKBONES.values():
+        if spec.last_conv_layer in names:
+            return spec.last_conv_layer
+    convs = [layer.name for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    if not convs:
+        raise ValueError(f"model {model.name!r} has no convolution layer for Grad-CAM")
+    return convs[-1]
+
+
+def model_info(model: keras.Model) -> dict:
+    """What a model built here records about itself (weights used and why, sizes)."""
+    if model not in _INFO:
+        raise ValueError(f"model {model.name!r} was not built by mame.models")
+    return dict(_INFO[model])

@@ -1,0 +1,170 @@
+"""2-D projections of feature vectors (PCA, UMAP, t-SNE) and their class-coloured scatter."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from mame.plots.base import SMALL_FONT, PlotError, class_colors, class_marker, figure_of, new_figure
+
+METHODS = ("pca", "umap", "tsne")
+METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
+LEGENDS = ("outside", "centroids", "none")
+
+
+def project_features(features: np.ndarray, labels: np.ndarray, *, method: str = "pca",
+                     max_per_class: int | None = 100, seed: int = 0) -> dict:
+    """Seeded per-class subsample, standardised, projected to 2-D.
+
+    Returns ``coords`` (n, 2), ``labels`` and ``indices`` (rows of the input kept), ``method``,
+    and ``explained_variance`` (PCA ratios of the two components; None for the others).
+    """
+    features, labels = _check_inputs(features, labels, method, max_per_class)
+    indices = subsample_per_class(labels, max_per_class, seed)
+    from sklearn.preprocessing import StandardScaler
+
+    x = StandardScaler().fit_transform(features[indices])
+    explained = None
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, random_state=seed)
+        coords = pca.fit_transform(x)
+        explained = [float(v) for v in pca.explained_variance_ratio_]
+    elif method == "umap":
+        coords = _umap(x, seed)
+    else:
+        coords = _tsne(x, seed)
+    return {"coords": np.asarray(coords, dtype=float), "labels": labels[indices], "indices": indices,
+            "method": method, "explained_variance": explained}
+
+
+def _check_inputs(features, labels, method: str, max_per_class: int | None):
+    if method not in METHODS:
+        raise PlotError(f"method: expected one of {METHODS}, got {method!r}")
+    if max_per_class is not None and max_per_class < 1:
+        raise PlotError(f"max_per_class: expected a positive number or None, got {max_per_class}")
+    features = np.asarray(features, dtype=float)
+    labels = np.asarray(labels)
+    if features.ndim != 2 or features.shape[1] < 2:
+        raise PlotError(f"features: expected a 2-d array (n, d) with d >= 2, got shape {features.shape}")
+    if labels.ndim != 1 or labels.shape[0] != features.shape[0]:
+        raise PlotError(f"labels: expected a 1-d array of {features.shape[0]} labels (one per feature "
+                        f"row), got shape {labels.shape}")
+    if features.shape[0] < 3:
+        raise PlotError(f"features: expected at least 3 rows to project, got {features.shape[0]}")
+    if not np.all(np.isfinite(features)):
+        raise PlotError("features: expected finite values (found NaN or inf)")
+    return features, labels
+
+
+def subsample_per_class(labels: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:
+    """Sorted row indices keeping at most ``max_per_class`` rows of each label, drawn with ``seed``."""
+    labels = np.asarray(labels)
+    if max_per_class is None:
+        return np.arange(labels.shape[0])
+    rng = np.random.default_rng(seed)
+    kept = []
+    for value in np.unique(labels):
+        rows = np.flatnonzero(labels == value)
+        kept.append(rng.choice(rows, size=min(max_per_class, rows.size), replace=False))
+    return np.sort(np.concatenate(kept))
+
+
+def _umap(x: np.ndarray, seed: int) -> np.ndarray:
+    import warnings
+
+    import umap  # heavy import (numba), only when asked for
+
+    n = x.shape[0]
+    reducer = umap.UMAP(n_components=2, n_neighbors=max(2, min(15, n - 1)), random_state=seed,
+                        init="spectral" if n > 50 else "random", n_jobs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return reducer.fit_transform(x)
+
+
+def _tsne(x: np.ndarray, seed: int) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
+    n = x.shape[0]
+    perplexity = float(max(1.0, min(30.0, (n - 1) / 3)))
+    return TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(x)
+
+
+def draw_projection(data: dict, *, class_names: Sequence[str], ax: Axes | None = None,
+                    title: str | None = None, legend: str = "outside") -> Figure:
+    """Scatter of ``project_features`` output, one colour and marker per class.
+
+    ``labels`` must be class indices into ``class_names``. ``legend``: ``"outside"`` (compact legend
+    right of the axes), ``"centroids"`` (class names written at each class's median point) or ``"none"``.
+    """
+    coords, labels = _check_projection(data, class_names, legend)
+    if ax is None:
+        fig, axes = new_figure("full")
+        ax = axes[0, 0]
+    else:
+        fig = figure_of(ax)
+    colours = class_colors(len(class_names))
+    size = 14 if coords.shape[0] > 500 else 22
+    for index in np.unique(labels):
+        points = coords[labels == index]
+        ax.scatter(points[:, 0], points[:, 1], s=size, color=colours[index], marker=class_marker(index),
+                   alpha=0.8, linewidths=0, label=class_names[index])
+    _axis_labels(ax, data)
+    _class_legend(ax, coords, labels, class_names, legend)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def _class_legend(ax: Axes, coords: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
+                  legend: str) -> None:
+    present = np.unique(labels)
+    if legend == "outside":
+        ax.legend(fontsize=SMALL_FONT, markerscale=1.3, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0.0, ncols=_legend_columns(ax, present.size), handletextpad=0.2,
+                  columnspacing=0.8, labelspacing=0.3, frameon=False)
+    elif legend == "centroids":
+        for index in present:
+            centre = np.median(coords[labels == index], axis=0)
+            ax.annotate(class_names[index], centre, fontsize=SMALL_FONT, ha="center", va="center",
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0})
+
+
+def _legend_columns(ax: Axes, entries: int) -> int:
+    """As few legend columns as fit the height of the axes' row of the figure."""
+    spec = ax.get_subplotspec()
+    rows = spec.get_gridspec().nrows if spec is not None else 1
+    height_pt = figure_of(ax).get_figheight() * 72 / rows
+    per_column = max(1, int(0.9 * height_pt / (SMALL_FONT * 1.3)))
+    return math.ceil(entries / per_column)
+
+
+def _check_projection(data: dict, class_names: Sequence[str], legend: str):
+    if legend not in LEGENDS:
+        raise PlotError(f"legend: expected one of {LEGENDS}, got {legend!r}")
+    if not isinstance(data, dict) or "coords" not in data or "labels" not in data:
+        raise PlotError("data: expected the dict returned by project_features (keys 'coords', 'labels')")
+    coords = np.asarray(data["coords"], dtype=float)
+    labels = np.asarray(data["labels"])
+    if coords.ndim != 2 or coords.shape[1] != 2 or labels.shape != (coords.shape[0],):
+        raise PlotError(f"data: expected coords of shape (n, 2) and n labels, got {coords.shape} and {labels.shape}")
+    if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
+                        or labels.max() >= len(class_names)):
+        raise PlotError(f"data.labels: expected class indices in [0, {len(class_names) - 1}] "
+                        f"to index class_names")
+    return coords, labels.astype(int)
+
+
+def _axis_labels(ax: Axes, data: dict) -> None:
+    name = METHOD_NAMES.get(data.get("method"), str(data.get("method", "")))
+    explained = data.get("explained_variance")
+    for axis, set_label in enumerate((ax.set_xlabel, ax.set_ylabel)):
+        suffix = f" ({100 * explained[axis]:.1f} % of variance)" if explained else ""
+        set_label(f"{name} {axis + 1}{suffix}")
+    ax.grid(True, alpha=0.2)

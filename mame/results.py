@@ -1,0 +1,60 @@
+"""What a stage hands to the runner, and the atomic writes every layer uses.
+
+A stage notebook ends with ``save_result(run_dir, {...})``, which writes ``result.json`` in the run's
+working folder; the runner (``mame.engine``) reads it back, adds provenance and writes
+``metrics.json``. Every file is written atomically (temp file in the same folder + rename), so a
+crash never leaves a file that looks complete. Stages import this module, never the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RESULT_FILE = "result.json"
+RESULT_KEYS = ("headline", "metrics", "classification", "history", "artifacts", "notes", "test_split_reads")
+
+
+class MetricsError(ValueError):
+    """A metrics or result file that is missing, unreadable or does not match the schema."""
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temp file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: Path, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=json_default) + "\n")
+
+
+def json_default(value: Any) -> Any:
+    """Make numpy scalars and arrays JSON-serialisable without importing numpy here."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def save_result(run_dir: Path, result: dict) -> Path:
+    """Called at the end of a stage notebook: hand the stage's results to the runner."""
+    unknown = set(result) - set(RESULT_KEYS)
+    if unknown:
+        raise MetricsError(f"{run_dir}/{RESULT_FILE}: unknown keys {sorted(unknown)}; allowed: {list(RESULT_KEYS)}")
+    return atomic_write_json(Path(run_dir) / RESULT_FILE, result)

@@ -1,0 +1,150 @@
+"""Stage ``features``: an ImageNet backbone used as a fixed feature extractor.
+
+Notebook ``02_features.ipynb`` calls, in order: ``load_splits`` → ``build_extractor`` → ``extract`` →
+``centroid_probe`` → ``save``. Writes ``features_<split>.npz`` (features, labels, files) that the
+``classify`` stage and the feature visualisations read. Never reads the test split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mame import results
+from mame.classes import CLASS_NAMES
+from mame.data import metadata
+from mame.metrics import classification_result
+
+
+@dataclass
+class Splits:
+    image_dir: Path
+    records: dict[str, list]
+
+    def summary(self) -> dict[str, int]:
+        return {split: len(recs) for split, recs in self.records.items()}
+
+
+@dataclass
+class Extractor:
+    model: object
+    info: dict
+    weights: object  # builders.WeightsChoice
+
+
+@dataclass
+class Extracted:
+    features: np.ndarray
+    labels: np.ndarray
+    files: list[str]
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def images_per_second(self) -> float:
+        if "images_per_second" in self.extra:  # measured after the first (warm-up) batch
+            return float(self.extra["images_per_second"])
+        return len(self.labels) / self.seconds if self.seconds > 0 else float("nan")
+
+
+def load_splits(data_dir: str | Path, splits=("train", "val"), *, max_per_class: int | None = None,
+                seed: int = 0) -> Splits:
+    """Records of the requested splits, optionally a seeded subsample of at most ``max_per_class`` each."""
+    if "test" in splits:
+        raise ValueError("the features stage does not read the test split; only the evaluate stage does")
+    meta = metadata.read_metadata(data_dir)
+    rng = np.random.default_rng(seed)
+    chosen = {}
+    for split in splits:
+        records = meta.split(split)
+        if not records:
+            raise ValueError(f"{meta.path}: split {split!r} has no rows")
+        chosen[split] = _subsample(records, max_per_class, rng) if max_per_class else records
+    return Splits(image_dir=metadata.find_image_dir(data_dir), records=chosen)
+
+
+def _subsample(records: list, per_class: int, rng: np.random.Generator) -> list:
+    by_class: dict[int, list] = {}
+    for rec in records:
+        by_class.setdefault(rec.label, []).append(rec)
+    kept = []
+    for label in sorted(by_class):
+        group = by_class[label]
+        idx = rng.permutation(len(group))[:per_class]
+        kept += [group[i] for i in sorted(idx)]
+    return kept
+
+
+def build_extractor(backbone: str, *, image_size: int | None = None, weights: str = "imagenet-if-cached",
+                    feature_layer: str | None = None, precision: str = "float32") -> Extractor:
+    from mame.models import builders
+
+    builders.configure_precision(precision)
+    spec = builders.get_backbone(backbone)
+    size = image_size or spec.default_size
+    choice = builders.resolve_weights(backbone, weights, include_top=spec.features_need_top)
+    model = builders.build_feature_extractor(backbone, image_size=size, weights_choice=choice,
+                                           feature_layer=feature_layer)
+    info = builders.backbone_info(model)
+    info.update({"precision": precision, "image_size": size})
+    return Extractor(model=model, info=info, weights=choice)
+
+
+def extract(extractor: Extractor, splits: Splits, *, batch_size: int = 32) -> dict[str, Extracted]:
+    """Features of every image of every split, in the metadata's order."""
+    from mame.data import pipeline
+    from mame.models import builders
+
+    size = extractor.info["image_size"]
+    out = {}
+    for split, records in splits.records.items():
+        dataset = pipeline.make_dataset(records, splits.image_dir, image_size=size, batch_size=batch_size)
+        stats: dict = {}
+        feats, labels = builders.extract_features(extractor.model, dataset, stats=stats)
+        out[split] = Extracted(feats.astype(np.float32), labels.astype(np.int32),
+                               [r.image_file for r in records], stats["seconds"], stats)
+    return out
+
+
+def centroid_probe(extracted: dict[str, Extracted], *, fit: str = "train", score: str = "val") -> dict:
+    """How separable the classes are in feature space: nearest class centroid (cosine) on ``score``."""
+    train, val = extracted[fit], extracted[score]
+    mean, std = train.features.mean(axis=0), train.features.std(axis=0) + 1e-6
+    def unit(x):
+        z = (x - mean) / std
+        return z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12)
+    ztrain, zval = unit(train.features), unit(val.features)
+    centroids = np.zeros((len(CLASS_NAMES), ztrain.shape[1]), dtype=np.float32)
+    present = np.unique(train.labels)
+    for label in present:
+        centroids[label] = ztrain[train.labels == label].mean(axis=0)
+    scores = zval @ centroids.T
+    scores[:, np.setdiff1d(np.arange(len(CLASS_NAMES)), present)] = -np.inf
+    predicted = scores.argmax(axis=1)
+    return {"y_true": val.labels, "y_pred": predicted, "split": score}
+
+
+def save(run_dir: str | Path, extractor: Extractor, extracted: dict[str, Extracted], probe: dict) -> Path:
+    """Write the feature arrays and the stage result for the runner."""
+    run_dir = Path(run_dir)
+    artifacts = {}
+    for split, ex in extracted.items():
+        name = f"features_{split}.npz"
+        np.savez_compressed(run_dir / name, features=ex.features, labels=ex.labels, files=np.array(ex.files))
+        artifacts[f"features_{split}"] = name
+    np.savez_compressed(run_dir / "probe_predictions.npz", y_true=probe["y_true"], y_pred=probe["y_pred"])
+    artifacts["probe_predictions"] = "probe_predictions.npz"
+    entry = classification_result(probe["y_true"], probe["y_pred"], predictions="probe_predictions.npz")
+    metrics = dict(extractor.info)
+    metrics["n_images"] = {split: int(len(ex.labels)) for split, ex in extracted.items()}
+    metrics["images_per_second"] = {split: round(ex.images_per_second, 2) for split, ex in extracted.items()}
+    result = {
+        "headline": {"name": "centroid_val_accuracy", "value": entry["report"]["accuracy"], "split": probe["split"]},
+        "metrics": metrics,
+        "classification": {f"nearest-centroid/{probe['split']}": entry},
+        "artifacts": artifacts,
+        "notes": [extractor.weights.reason] if getattr(extractor.weights, "reason", None) else [],
+    }
+    return results.save_result(run_dir, result)

@@ -1,0 +1,204 @@
+"""The deck end to end: real runs (smoke), real Jinja, pandoc, reveal.js, decktape and Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import classification_report
+
+from mame.deck import build
+from mame.deck.pdf import pdf_page_count
+from mame.deck.render import remote_references
+from mame.engine import runs
+from mame.engine.runner import run_plan
+from tests.helpers import TEST_DATA_HOME, write_smoke_plan
+
+pytestmark = pytest.mark.slow
+
+STAGES = """
+stages:
+  features:
+    notebook: 02_features.ipynb
+    backbones: [{backbones}]
+  classify:
+    notebook: 03_classify.ipynb
+    needs: [features]
+    backbones: [{backbones}]
+"""
+
+
+def write_plan(path: Path, backbones: str = "vgg16, efficientnetb0") -> Path:
+    return write_smoke_plan(path, STAGES.format(backbones=backbones))
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory) -> Path:
+    """Runs of a two-backbone smoke plan, executed once; tests copy them before changing anything."""
+    root = tmp_path_factory.mktemp("report-runs")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MAME_RUNS_DIR", str(root / "runs"))
+    mp.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
+    outcomes = run_plan("smoke", plan_file=write_plan(root / "plan.yaml"))
+    mp.undo()
+    assert {o.state for o in outcomes} == {"done"}
+    return root / "runs"
+
+
+@pytest.fixture
+def workspace(tmp_path, smoke_runs, monkeypatch):
+    """A private copy of the runs, a private report build folder, and the plan."""
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(smoke_runs, runs_dir)
+    monkeypatch.setenv("MAME_RUNS_DIR", str(runs_dir))
+    monkeypatch.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
+    monkeypatch.setenv("MAME_REPORT_BUILD", str(tmp_path / "report"))
+    return {"runs": runs_dir, "plan": write_plan(tmp_path / "plan.yaml"), "build": tmp_path / "report"}
+
+
+class TableText(HTMLParser):
+    """Rows of cell texts of every table inside a ``div.classification-report``."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth, self.rows, self.cell, self.bold = 0, [], None, 0
+
+    def handle_starttag(self, tag, attrs):
+        classes = dict(attrs).get("class", "") or ""
+        if tag == "div" and ("classification-report" in classes or self.depth):
+            self.depth += 1
+        elif self.depth and tag == "tr":
+            self.rows.append([])
+        elif self.depth and tag in ("td", "th"):
+            self.cell = ""
+        elif tag == "b":
+            self.bold += 1
+
+    def handle_endtag(self, tag):
+        if tag == "div" and self.depth:
+            self.depth -= 1
+        elif self.depth and tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append(" ".join(self.cell.split()))  # as a browser shows it
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+def report_table(html: str) -> dict[str, list[str]]:
+    parser = TableText()
+    parser.feed(html)
+    found = {}
+    for row in parser.rows[1:]:
+        for half in (row[:5], row[5:]):
+            if half and half[0]:
+                found[half[0]] = half[1:]
+    return found
+
+
+def assert_headings_start_blocks(source: str) -> None:
+    """A heading glued to the line above is not a heading: its slide would merge into the previous one."""
+    lines = source.splitlines()
+    glued = [lines[i] for i in range(1, len(lines)) if lines[i].startswith("#") and lines[i - 1].strip()]
+    assert not glued, glued
+
+
+def test_deck_renders_offline_with_a_page_per_slide_and_no_browser_errors(workspace):
+    result = build.build("smoke", run=True, pdf=True, check=True, plan_file=workspace["plan"])
+    assert {o.state for o in result.outcomes} == {"cached"}
+    html = result.html.read_text()
+    source = result.qmd.read_text()
+    assert "{{" not in source and "{%" not in source
+    assert_headings_start_blocks(source)
+    assert remote_references(html) == []
+    assert result.check.ok, result.check.summary()
+    assert not result.check.js_errors and not result.check.overflowing and not result.check.network_requests
+    assert pdf_page_count(result.pdf) == result.check.total_slides > 15
+    assert len(result.check.screenshots) == result.check.total_slides
+    for section in ("Baseline", "Feature extraction", "Classification", "Fine tuning", "Final result",
+                    "Conclusions", "What changed since the last deck", "Parameters shared by each stage",
+                    "Reproducibility (1/1)", "References"):
+        assert section in source
+    assert "synthetic MAMe-shaped data" in source and "randomly initialised backbones" in source
+
+
+def test_classification_report_equals_sklearn_on_the_stored_predictions(workspace):
+    result = build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"])
+    source = result.qmd.read_text()
+    match = re.search(r"^(\S+) features \+ (.+?), val split", source, re.M)
+    backbone = {"VGG16": "vgg16", "EfficientNetB0": "efficientnetb0"}[match.group(1)]
+    classifier = match.group(2).replace(" ", "_")
+    run_dir = workspace["runs"] / "classify" / backbone
+    metrics = runs.read_metrics(run_dir)
+    with np.load(run_dir / metrics["classification"][f"{classifier}/val"]["predictions"]) as arrays:
+        y_true, y_pred = arrays["y_true"], arrays["y_pred"]
+    names = metrics["classification"][f"{classifier}/val"]["confusion_matrix"]["labels"]
+    expected = classification_report(y_true, y_pred, labels=range(len(names)), target_names=names,
+                                     output_dict=True, zero_division=0)
+    shown = report_table(result.html.read_text())
+    assert len([k for k in shown if k not in ("accuracy", "macro avg", "weighted avg")]) == 29
+    for name in names + ["macro avg", "weighted avg"]:
+        p, r, f, n = shown[name]
+        assert (p, r, f) == tuple(f"{expected[name][k]:.2f}" for k in ("precision", "recall", "f1-score")), name
+        assert int(n.replace(",", "")) == expected[name]["support"]
+    assert shown["accuracy"][2] == f"{expected['accuracy']:.2f}"
+
+
+def test_missing_stage_and_failed_run_render_as_placeholders(workspace):
+    shutil.rmtree(workspace["runs"] / "classify")
+    plan = write_plan(workspace["plan"], backbones="vgg16, efficientnetb0, nosuchnet")
+    result = build.build("smoke", run=True, pdf=False, check=True, plan_file=plan)
+    states = {o.run.id: o.state for o in result.outcomes}
+    assert states["features/nosuchnet"] == "failed" and states["classify/nosuchnet"] == "skipped"
+    assert states["classify/vgg16"] == "done"  # the classify stage ran again; delete it after the run
+    assert not result.ok and result.html.is_file()  # failures make the command fail, the deck still renders
+    shutil.rmtree(workspace["runs"] / "classify")
+    result = build.build("smoke", run=False, pdf=False, check=True, plan_file=plan)
+    source = result.qmd.read_text()
+    assert "features/nosuchnet failed: ValueError" in source
+    assert "runs/features/nosuchnet/notebook.ipynb" in source
+    assert "classify/vgg16 has not run yet" in source
+    assert source.count("{.placeholder") >= 4
+    assert result.check.ok, result.check.summary()
+
+
+def test_text_from_data_shows_literally_in_html_and_pdf(workspace):
+    odd = "Wood | <b>bold</b> *x* _y_ #1"
+    for run_dir in (workspace["runs"] / "classify").iterdir():
+        metrics = runs.read_metrics(run_dir)
+        for entry in metrics["classification"].values():
+            entry["report"] = {(odd if k == "Wood" else k): v for k, v in entry["report"].items()}
+            entry["confusion_matrix"]["labels"] = [odd if n == "Wood" else n for n in entry["confusion_matrix"]["labels"]]
+        runs.write_metrics(run_dir, metrics)
+    result = build.build("smoke", run=False, pdf=True, plan_file=workspace["plan"])
+    html = result.html.read_text()
+    assert odd in report_table(html)
+    assert "<b>bold</b>" not in html.split("<body", 1)[1]
+    from pypdf import PdfReader
+
+    text = "\n".join(page.extract_text() for page in PdfReader(result.pdf).pages)
+    assert "Wood | <b>bold</b> *x* _y_ #1" in text
+
+
+def test_what_changed_lists_metric_deltas_and_rerenders_identically(workspace):
+    first = build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).qmd.read_text()
+    assert "This is the first rendered deck" in first
+    run_dir = workspace["runs"] / "classify" / "vgg16"
+    metrics = runs.read_metrics(run_dir)
+    before = metrics["headline"]["value"]
+    metrics["headline"]["value"] = before + 0.125
+    runs.write_metrics(run_dir, metrics)
+    second = build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).qmd.read_text()
+    row = next(line for line in second.splitlines() if line.startswith("| classify/vgg16 |"))
+    assert f"done {before:.3f}" in row and f"done {before + 0.125:.3f}" in row and "+0.125" in row
+    third = build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).qmd.read_text()
+    strip = lambda text: re.sub(r"rendered \d{4}-\d\d-\d\d \d\d:\d\d UTC", "", text)
+    assert strip(third) == strip(second)
+    history = json.loads((workspace["build"] / "_state" / "history.json").read_text())
+    assert len(history) == 2

@@ -1,0 +1,100 @@
+import pytest
+
+from mame import config
+from mame.engine.plan import PlanError, expand, load_plan, select
+
+PLAN = """
+stages:
+  features:
+    notebook: 02_features.ipynb
+    backbones: [vgg16, resnet50]
+    variants:
+      default: {}
+      fc2: {feature_layer: fc2, batch_size: 8}
+      big: {image_size: 64, precision: mixed_bfloat16}
+  classify:
+    notebook: 03_classify.ipynb
+    needs: [features]
+    backbones: [vgg16, resnet50]
+    variants:
+      default: {}
+      on-fc2: {needs: {features: fc2}, C: 0.1}
+profiles:
+  tiny:
+    data: {source: synthetic, train_per_class: 2, val_per_class: 1, test_fraction: 0.004, size: 32}
+    params: {batch_size: 4, image_size: 48}
+    force: {image_size: 32}
+    backbones: [vgg16]
+"""
+
+
+@pytest.fixture
+def plan(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(PLAN)
+    return load_plan(path)
+
+
+def test_the_shipped_plan_expands_for_every_profile():
+    plan = load_plan(config.EXPERIMENTS_DIR / "plan.yaml")
+    assert set(plan.profiles) >= {"smoke", "demo", "full"}
+    for profile in plan.profiles:
+        runs = expand(plan, profile)
+        assert {r.stage for r in runs} == set(plan.stages)
+    smoke = {r.id: r for r in expand(plan, "smoke")}
+    assert smoke["features/vgg16"].params["image_size"] == 32  # smoke forces its scale
+    assert smoke["classify/resnet50"].needs == {"features": "resnet50"}
+
+
+def test_params_resolve_notebook_then_profile_then_variant_then_force(plan):
+    runs = {r.id: r for r in expand(plan, "tiny")}
+    assert set(runs) == {"features/vgg16", "features/vgg16-fc2", "features/vgg16-big", "classify/vgg16",
+                         "classify/vgg16-on-fc2"}
+    default, fc2 = runs["features/vgg16"], runs["features/vgg16-fc2"]
+    assert default.params["weights"] == "imagenet-if-cached"      # notebook default
+    assert default.params["batch_size"] == 4                      # profile params
+    assert fc2.params["batch_size"] == 8 and fc2.params["feature_layer"] == "fc2"  # variant
+    assert default.params["image_size"] == 32                     # profile force beats profile params
+    big = runs["features/vgg16-big"]
+    assert big.params["image_size"] == 32                         # ... and beats the variant on the same key
+    assert big.params["precision"] == "mixed_bfloat16"            # the variant's other keys stay
+    assert big.overrides == {"image_size": 64, "precision": "mixed_bfloat16"}  # as written in the plan
+    assert "run_dir" not in default.params                       # the runner sets those
+    assert runs["classify/vgg16-on-fc2"].needs == {"features": "vgg16-fc2"}
+    assert runs["classify/vgg16-on-fc2"].params["C"] == 0.1
+
+
+def test_a_variant_with_a_typo_names_the_notebook_parameters(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(PLAN.replace("feature_layer: fc2", "featur_layer: fc2"))
+    with pytest.raises(PlanError, match=r"features/fc2 sets \['featur_layer'\].*declares: image_size"):
+        expand(load_plan(path), "tiny")
+
+
+def test_needs_must_name_an_earlier_stage_and_an_existing_variant(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(PLAN.replace("needs: [features]", "needs: [evaluate]"))
+    with pytest.raises(PlanError, match="needs 'evaluate'"):
+        load_plan(path)
+    path.write_text(PLAN.replace("needs: {features: fc2}", "needs: {features: fc3}"))
+    with pytest.raises(PlanError, match="needs features/vgg16-fc3"):
+        expand(load_plan(path), "tiny")
+
+
+def test_unknown_profile_and_missing_file(tmp_path, plan):
+    with pytest.raises(PlanError, match="unknown profile 'huge'; known: tiny"):
+        expand(plan, "huge")
+    with pytest.raises(PlanError, match="plan file not found"):
+        load_plan(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("stages: [1, 2")
+    with pytest.raises(PlanError, match="not valid YAML"):
+        load_plan(tmp_path / "bad.yaml")
+
+
+def test_select_by_stage_backbone_or_name(plan):
+    runs = expand(plan, "tiny")
+    assert [r.id for r in select(runs, "classify")] == ["classify/vgg16", "classify/vgg16-on-fc2"]
+    assert [r.id for r in select(runs, "features/vgg16-fc2")] == ["features/vgg16-fc2"]
+    assert len(select(runs, "features/vgg16")) == 3  # a backbone selects all its variants
+    with pytest.raises(PlanError, match="matches no run"):
+        select(runs, "finetune")

@@ -1,0 +1,47 @@
+"""Constants and helpers shared by the tests (fixtures live in ``conftest.py``)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# The official MAMe metadata, vendored (gzipped) so that a clone without ../shared/ runs every test.
+OFFICIAL_FIXTURES = Path(__file__).resolve().parent / "data" / "official"
+OFFICIAL_FILES = ("MAMe_dataset.csv", "MAMe_labels.csv", "MAMe_toy_dataset.csv")
+
+# Generated smoke data is shared by every test (it is deterministic), so it is made once.
+TEST_DATA_HOME = Path(os.environ.get("MAME_TEST_DATA_HOME", REPO / "data" / "test-cache"))
+
+SMOKE_PROFILE = """
+profiles:
+  smoke:
+    data: {source: synthetic, train_per_class: 4, val_per_class: 2, test_fraction: 0.004, size: 48}
+    params: {batch_size: 16}
+    force: {image_size: 32, weights: random, max_iter: 100}
+    timeouts: {start: 120, execution: 300}
+    report: {projections: [pca]}
+"""
+
+
+def write_smoke_plan(path: Path, stages: str) -> Path:
+    """A plan file with the given ``stages:`` block and a small smoke profile."""
+    path.write_text(stages + SMOKE_PROFILE)
+    return path
+
+
+def unpack_official_metadata(dest: Path) -> Path:
+    """The official metadata CSVs, as MAMe ships them, in ``dest``; FileNotFoundError if a fixture is gone."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in OFFICIAL_FILES:
+        plain, packed = OFFICIAL_FIXTURES / name, OFFICIAL_FIXTURES / f"{name}.gz"
+        if plain.is_file():
+            shutil.copyfile(plain, dest / name)
+        elif packed.is_file():
+            with gzip.open(packed, "rb") as src, open(dest / name, "wb") as out:
+                shutil.copyfileobj(src, out)
+        else:
+            raise FileNotFoundError(f"{packed}: vendored MAMe metadata fixture missing (see {OFFICIAL_FIXTURES}/README.md)")
+    return dest

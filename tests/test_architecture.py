@@ -1,0 +1,88 @@
+"""The package layout's promises: import-linter contracts, no cycles, light data layer, small modules."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mame
+from mame import config
+
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+MAX_MODULE_LINES = 300
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    """``lint-imports`` with the project's contracts over the ``mame`` package found in ``root``."""
+    return subprocess.run([str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache"],
+                          cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A private copy of the package and its pyproject.toml, to break on purpose."""
+    shutil.copytree(config.PACKAGE_DIR, tmp_path / "mame", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(config.ROOT / "pyproject.toml", tmp_path)
+    return tmp_path
+
+
+def test_the_import_contracts_hold():
+    result = lint_imports(config.ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 kept, 0 broken" in result.stdout
+
+
+def test_a_stage_importing_the_engine_breaks_the_contracts(tree):
+    stage = tree / "mame" / "stages" / "classify.py"
+    stage.write_text(stage.read_text() + "\nimport mame.engine  # breaks the layering\n")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert "Stages never import the engine or the deck BROKEN" in result.stdout
+    assert "mame.stages.classify -> mame.engine" in result.stdout
+
+
+@pytest.mark.parametrize("module, line, contract", [
+    ("deck/tools.py", "def _later():\n    from mame.deck import render\n", "No cycles"),
+    ("data/metadata.py", "def _later():\n    from mame.models import builders\n", "Layers"),
+    ("plots/base.py", "def _later():\n    import tensorflow\n", "Base modules, plots and the engine"),
+    ("models/builders.py", "def _later():\n    from mame.plots import base\n", "Models and plots stay independent"),
+])
+def test_each_contract_catches_what_it_forbids(tree, module, line, contract):
+    path = tree / "mame" / module
+    path.write_text(path.read_text() + "\n\n" + line)
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert any(l.startswith(contract) and l.endswith("BROKEN") for l in result.stdout.splitlines()), result.stdout
+
+
+def test_the_data_layer_imports_no_tensorflow_at_import_time():
+    code = ("import importlib, pkgutil, sys, mame.data\n"
+            "names = [m.name for m in pkgutil.walk_packages(mame.data.__path__, 'mame.data.')]\n"
+            "for name in names: importlib.import_module(name)\n"
+            "print(len(names), *sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=config.ROOT, capture_output=True, text=True, timeout=120)
+    count, *heavy = result.stdout.split()
+    assert result.returncode == 0 and int(count) >= 12, result.stderr  # metadata, pipeline, check, download, synthetic/*
+    assert heavy == [], f"importing the data layer loaded {heavy}"
+
+
+def test_every_module_imports_and_none_is_too_long():
+    for info in pkgutil.walk_packages(mame.__path__, "mame."):
+        if info.name != "mame.__main__":
+            importlib.import_module(info.name)
+    long = {str(p.relative_to(config.ROOT)): n for p in config.PACKAGE_DIR.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"split these modules (over {MAX_MODULE_LINES} lines): {long}"
+
+
+def test_python_dash_m_mame_runs():
+    result = subprocess.run([sys.executable, "-m", "mame", "--help"], cwd=config.ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and "run" in result.stdout and "report" in result.stdout
