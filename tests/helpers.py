@@ -7,6 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+from mame.metrics import classification_result
+
 REPO = Path(__file__).resolve().parents[1]
 # The official MAMe metadata, vendored (gzipped) so that a clone without ../shared/ runs every test.
 OFFICIAL_FIXTURES = Path(__file__).resolve().parent / "data" / "official"
@@ -45,3 +47,20 @@ def unpack_official_metadata(dest: Path) -> Path:
         else:
             raise FileNotFoundError(f"{packed}: vendored MAMe metadata fixture missing (see {OFFICIAL_FIXTURES}/README.md)")
     return dest
+
+
+def minimal_metrics(**run_overrides):
+    """A valid metrics.json dict of a done run; ``run_overrides`` replace fields of its ``run`` block."""
+    run = {
+        "stage": "features", "name": "vgg16", "backbone": "vgg16", "variant": "default",
+        "cache_key": "0123456789abcdef0123", "params": {"batch_size": 16}, "profile": "smoke", "seed": 0,
+        "dataset": {"source": "synthetic", "path": "/tmp/x", "fingerprint": "abc"},
+        "git": {"commit": None, "dirty": None}, "versions": {"python": "3.11"},
+        "device": {"kind": "cpu", "name": "test cpu"}, "started": "2026-01-01T00:00:00+00:00",
+        "ended": "2026-01-01T00:00:01+00:00", "duration_s": 1.0, "status": "done", "error": None,
+        "depends_on": {}, "test_split_reads": [],
+    }
+    run.update(run_overrides)
+    return {"schema_version": 1, "run": run, "headline": {"name": "acc", "value": 0.5}, "metrics": {},
+            "classification": {"val": classification_result([0, 1, 2], [0, 1, 1])}, "history": {"loss": [1.0, 0.5]},
+            "artifacts": {}, "notes": []}

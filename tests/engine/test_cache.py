@@ -13,6 +13,12 @@ NB = config.EXPERIMENTS_DIR / "02_features.ipynb"
 NOTEBOOKS = {"features": "02_features.ipynb", "classify": "03_classify.ipynb"}
 
 
+@pytest.fixture(autouse=True)
+def cold_memo():
+    """Each test starts with the parsed-imports memo empty, so it exercises the parser itself."""
+    cache._imports_of.cache_clear()
+
+
 def key(**changes):
     args = dict(stage="features", name="vgg16", params={"batch_size": 16}, profile="smoke",
                 dataset_fingerprint="d1", notebook=NB, dependency_keys={})

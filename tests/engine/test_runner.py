@@ -14,7 +14,7 @@ import pytest
 
 from mame import config
 from mame.engine import runs
-from mame.engine.runner import RunnerError, run_plan, runner_lock
+from mame.engine.runner import run_plan
 from mame.engine.status import collect
 from tests.helpers import TEST_DATA_HOME, write_smoke_plan
 
@@ -154,24 +154,3 @@ def test_sigkill_mid_run_leaves_nothing_that_looks_done(tmp_path, isolated_runs)
     again = run_plan("smoke", plan_file=plan, only="features/efficientnetb0")
     assert set(states(again).values()) == {"done"}
     assert sorted(p.name for p in stage_dir.iterdir()) == ["efficientnetb0", "efficientnetb0-small-batch"]
-
-
-def test_a_second_runner_is_refused_while_one_holds_the_lock(tmp_path, isolated_runs):
-    plan = write_plan(tmp_path / "plan.yaml")
-    isolated_runs.mkdir(parents=True)
-    holder = subprocess.Popen(  # another process that holds the runner lock, as a running `make run` would
-        [sys.executable, "-c", "import fcntl, sys, time\n"
-         f"handle = open({str(isolated_runs / '.lock')!r}, 'w')\n"
-         "fcntl.flock(handle, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(120)\n"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(RunnerError, match="another runner is working here"):
-            run_plan("smoke", plan_file=plan)
-        assert not [p for p in isolated_runs.rglob("*") if p.name != ".lock"]  # nothing started
-    finally:
-        holder.kill()
-        holder.wait()
-    with runner_lock(isolated_runs):  # released with its holder
-        with pytest.raises(RunnerError, match="another runner"), runner_lock(isolated_runs):
-            pass

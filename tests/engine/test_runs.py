@@ -5,23 +5,7 @@ import pytest
 
 from mame import results
 from mame.engine import runs
-from mame.metrics import classification_result
-
-
-def minimal_metrics(**run_overrides):
-    run = {
-        "stage": "features", "name": "vgg16", "backbone": "vgg16", "variant": "default",
-        "cache_key": "0123456789abcdef0123", "params": {"batch_size": 16}, "profile": "smoke", "seed": 0,
-        "dataset": {"source": "synthetic", "path": "/tmp/x", "fingerprint": "abc"},
-        "git": {"commit": None, "dirty": None}, "versions": {"python": "3.11"},
-        "device": {"kind": "cpu", "name": "test cpu"}, "started": "2026-01-01T00:00:00+00:00",
-        "ended": "2026-01-01T00:00:01+00:00", "duration_s": 1.0, "status": "done", "error": None,
-        "depends_on": {}, "test_split_reads": [],
-    }
-    run.update(run_overrides)
-    return {"schema_version": 1, "run": run, "headline": {"name": "acc", "value": 0.5}, "metrics": {},
-            "classification": {"val": classification_result([0, 1, 2], [0, 1, 1])}, "history": {"loss": [1.0, 0.5]},
-            "artifacts": {}, "notes": []}
+from tests.helpers import minimal_metrics
 
 
 def test_write_then_read_round_trips(tmp_path):
@@ -62,9 +46,31 @@ def test_failed_run_requires_an_error_shape(tmp_path):
 def test_what_a_stage_saves_is_what_the_runner_loads(tmp_path):
     with pytest.raises(runs.MetricsError, match="unknown keys"):
         results.save_result(tmp_path, {"headline": None, "acuracy": 1})
-    results.save_result(tmp_path, {"headline": {"name": "a", "value": 1.0}, "notes": ["n"]})
-    loaded = runs.load_result(tmp_path)
-    assert loaded["headline"]["value"] == 1.0 and loaded["notes"] == ["n"] and loaded["history"] == {}
+    saved = {"headline": {"name": "a", "value": 1.0}, "metrics": {"m": 2}, "history": {"loss": [1.0]},
+             "classification": {"val": {"report": {}}}, "artifacts": {"x": "x.npz"}, "notes": ["n"],
+             "test_split_reads": [{"what": "test"}]}
+    assert set(saved) == set(results.RESULT_KEYS)
+    results.save_result(tmp_path, saved)
+    assert runs.load_result(tmp_path) == saved
+    results.save_result(tmp_path, {"headline": None})  # what a stage leaves out comes back empty
+    assert runs.load_result(tmp_path) == {"headline": None, "metrics": {}, "classification": {}, "history": {},
+                                          "artifacts": {}, "notes": [], "test_split_reads": []}
+
+
+def test_validation_names_the_file_the_place_and_how_many_problems(tmp_path):
+    bad = minimal_metrics(status="finished", seed="zero")
+    with pytest.raises(runs.MetricsError) as error:
+        runs.validate_metrics(bad, source=tmp_path / "m.json")
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'm.json'}: invalid at run/")
+    assert message.endswith("(and 1 more)")
+    top = minimal_metrics()
+    del top["run"]
+    with pytest.raises(runs.MetricsError, match=r"invalid at \(top level\): 'run' is a required property$"):
+        runs.validate_metrics(top)
+    (tmp_path / "metrics.json").write_text("[1, 2]")
+    with pytest.raises(runs.MetricsError, match="expected a JSON object, found list"):
+        runs.read_metrics(tmp_path)
 
 
 def test_missing_result_explains_what_the_notebook_forgot(tmp_path):

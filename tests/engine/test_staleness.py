@@ -1,0 +1,109 @@
+"""What the runner decides without executing anything: cache hits, dependency checks, key propagation."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from mame.engine import runner, runs
+from mame.engine.plan import expand, load_plan
+from tests.helpers import minimal_metrics, write_smoke_plan
+
+STAGES = """
+stages:
+  features:
+    notebook: 02_features.ipynb
+    backbones: [vgg16, resnet50]
+  classify:
+    notebook: 03_classify.ipynb
+    needs: [features]
+    backbones: [vgg16, resnet50]
+"""
+DATASET = {"source": "synthetic", "path": "/data/x", "fingerprint": "f1"}
+
+
+@pytest.fixture
+def planned(tmp_path):
+    plan = load_plan(write_smoke_plan(tmp_path / "plan.yaml", STAGES))
+    everything = expand(plan, "smoke")
+    return plan.profile("smoke"), {r.id: r for r in everything}, everything
+
+
+def write_done(runs_dir, run, key, status="done"):
+    run_dir = runs_dir / run.stage / run.name
+    error = {"type": "ValueError", "message": "boom", "cell": 1} if status == "failed" else None
+    runs.write_metrics(run_dir, minimal_metrics(stage=run.stage, name=run.name, cache_key=key, status=status, error=error))
+    return run_dir
+
+
+def test_keys_chain_through_dependencies(planned):
+    profile, by_id, everything = planned
+    keys = runner.compute_keys(everything, profile, DATASET)
+    assert len(set(keys.values())) == len(everything)
+    other = runner.compute_keys(everything, profile, dict(DATASET, fingerprint="f2"))
+    assert all(other[k] != keys[k] for k in keys)  # the data changes every key
+    by_id["features/vgg16"].params["batch_size"] = 7
+    changed = runner.compute_keys(everything, profile, DATASET)
+    assert {k for k in keys if keys[k] != changed[k]} == {"features/vgg16", "classify/vgg16"}
+
+
+def test_a_done_run_with_the_same_key_is_cached_and_a_failed_one_is_not(planned, tmp_path):
+    profile, by_id, everything = planned
+    keys = runner.compute_keys(everything, profile, DATASET)
+    run = by_id["features/vgg16"]
+    write_done(tmp_path, run, keys[run.id])
+    outcome = runner._run_one(run, profile, DATASET, keys, {}, tmp_path, force=False)
+    assert (outcome.state, outcome.cache_key, outcome.detail) == ("cached", keys[run.id], "acc 0.500")
+    failed = by_id["features/resnet50"]
+    write_done(tmp_path, failed, keys[failed.id], status="failed")
+    assert runner._existing(tmp_path / "features" / "resnet50")["run"]["status"] == "failed"
+    (tmp_path / "features" / "vgg16" / runs.METRICS_FILE).write_text("{ corrupt")
+    assert runner._existing(tmp_path / "features" / "vgg16") is None  # unreadable counts as absent
+
+
+def test_dependencies_must_be_done_and_current(planned, tmp_path):
+    profile, by_id, everything = planned
+    keys = runner.compute_keys(everything, profile, DATASET)
+    classify, features = by_id["classify/vgg16"], by_id["features/vgg16"]
+    inputs, problem = runner._inputs(classify, keys, {}, tmp_path)
+    assert inputs == {} and problem == "needs features/vgg16, which is not done and current (run it, or drop --only)"
+    write_done(tmp_path, features, "0" * 20)  # an older key
+    assert runner._inputs(classify, keys, {}, tmp_path)[1].startswith("needs features/vgg16, which is not done")
+    write_done(tmp_path, features, keys[features.id])
+    inputs, problem = runner._inputs(classify, keys, {}, tmp_path)
+    assert problem == "" and inputs == {"features": {"name": "vgg16", "cache_key": keys[features.id],
+                                                     "path": str(tmp_path / "features" / "vgg16")}}
+    failed = runner.Outcome(features, "failed", keys[features.id])
+    assert runner._inputs(classify, keys, {features.id: failed}, tmp_path)[1] == "needs features/vgg16, which failed"
+    skipped = runner._run_one(classify, profile, DATASET, keys, {features.id: failed}, tmp_path, force=False)
+    assert (skipped.state, skipped.detail) == ("skipped", "needs features/vgg16, which failed")
+
+
+def test_summary_table_counts_each_state(planned):
+    _, by_id, _ = planned
+    outcomes = [runner.Outcome(by_id["features/vgg16"], "cached", "k1", detail="acc 0.500"),
+                runner.Outcome(by_id["classify/vgg16"], "failed", "k2", 3.0, "ValueError: boom"),
+                runner.Outcome(by_id["features/resnet50"], "done", "k3", 2.0, "acc 0.100")]
+    table = runner.summary_table(outcomes).splitlines()
+    assert table[-1] == "1 done, 1 cached, 1 failed, 0 skipped"
+    assert any(line.startswith("classify/vgg16") and "failed" in line and "ValueError: boom" in line for line in table)
+    assert runner._first_line("\n\n  first\nsecond") == "  first" and runner._first_line("") == ""
+
+
+def test_run_plan_with_everything_current_executes_nothing(planned, tmp_path, isolated_runs):
+    profile, by_id, everything = planned
+    dataset = runner.prepare_dataset(profile)
+    keys = runner.compute_keys(everything, profile, dataset)
+    for run in everything:
+        write_done(isolated_runs, run, keys[run.id])
+    out = io.StringIO()
+    outcomes = runner.run_plan("smoke", plan_file=tmp_path / "plan.yaml", out=out)
+    assert [(o.run.id, o.state) for o in outcomes] == [(r.id, "cached") for r in everything]
+    assert out.getvalue().splitlines()[0].startswith("[1/4] features/vgg16") and "running" not in out.getvalue()
+    only = runner.run_plan("smoke", plan_file=tmp_path / "plan.yaml", only="classify/resnet50", out=io.StringIO())
+    assert [o.run.id for o in only] == ["classify/resnet50"]
+    leftover = isolated_runs / "features" / ".vgg16.partial-999"
+    leftover.mkdir()
+    runner.run_plan("smoke", plan_file=tmp_path / "plan.yaml", out=io.StringIO())
+    assert not leftover.exists()  # a killed run's folder is cleaned at the next start
