@@ -5,7 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from mame.data.synthetic.base import (
-    F32, Rng, blur, coords, fbm, fill, jitter, mix, paper, pick, pixel_coords, smooth_noise, stroke, tone_map,
+    F32,
+    Rng,
+    blur,
+    coords,
+    fbm,
+    fill,
+    jitter,
+    mix,
+    paper,
+    pick,
+    pixel_coords,
+    smooth_noise,
+    stroke,
+    tone_map,
     vignette,
 )
 from mame.data.synthetic.prints import scene

@@ -12,11 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from mame.data.synthetic import drawings
-from mame.data.synthetic import materials
-from mame.data.synthetic import objects
-from mame.data.synthetic import prints
 from mame.classes import CLASS_NAMES
+from mame.data.synthetic import drawings, materials, objects, prints
 from mame.data.synthetic.base import finish
 
 Family = Callable[[np.random.Generator, int, int], np.ndarray]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mame.data.synthetic.base import (
-    F32, Rng, blur, coords, fbm, jitter, mix, pick, pixel_coords, relief_light, smooth_noise,
-)
+from mame.data.synthetic.base import F32, Rng, blur, coords, fbm, jitter, mix, pick, pixel_coords, relief_light, smooth_noise
 from mame.data.synthetic.objects import blotches, lit
 from mame.data.synthetic.shapes import backdrop, composite, geometry, light_dir, shade, slab_mask
 

@@ -10,7 +10,19 @@ from __future__ import annotations
 import numpy as np
 
 from mame.data.synthetic.base import (
-    F32, Rng, blur, coords, fbm, hatch, jitter, mix, normalise, paper, pick, pixel_coords, smooth_noise,
+    F32,
+    Rng,
+    blur,
+    coords,
+    fbm,
+    hatch,
+    jitter,
+    mix,
+    normalise,
+    paper,
+    pick,
+    pixel_coords,
+    smooth_noise,
 )
 
 INK_BLACK = (0.07, 0.06, 0.06)
