@@ -15,15 +15,7 @@ import tempfile
 from pathlib import Path
 
 from mame import config
-from mame.deck.tools import (  # noqa: F401
-    SETUP_HINT,
-    SLIDE_HEIGHT,
-    SLIDE_WIDTH,
-    DeckInputError,
-    RenderError,
-    node_modules_dir,
-    run_tool,
-)
+from mame.deck.tools import SETUP_HINT, SLIDE_HEIGHT, SLIDE_WIDTH, DeckInputError, RenderError, node_modules_dir, run_tool  # noqa: F401
 
 # Resource loads from the network: scripts, stylesheets, media, CSS imports and url()s.
 _REMOTE_PATTERNS = (
