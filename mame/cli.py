@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show every plan entry as done / stale / failed / missing")
     _profile_args(status)
+    estimate = sub.add_parser("estimate", help="expected compute time of each stage on one accelerator (FLOP count)")
+    _profile_args(estimate)
+    estimate.add_argument("--tflops", type=float, default=100.0,
+                          help="sustained throughput of the accelerator in TFLOP/s (default 100)")
 
     data = sub.add_parser("data", help="dataset tools")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -74,6 +78,14 @@ def _dispatch(args) -> int:
         from mame.engine.status import collect, format_status
 
         print(format_status(collect(args.profile, args.plan), args.profile))
+        return 0
+    if args.command == "estimate":
+        import os
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: no C++ log lines
+        from mame.estimate import estimate, format_estimate
+
+        print(format_estimate(estimate(args.profile, tflops=args.tflops, plan_file=args.plan), args.profile, args.tflops))
         return 0
     return _data(args)
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 RESULT_FILE = "result.json"
+PROGRESS_FILE = "progress.jsonl"
 RESULT_KEYS = ("headline", "metrics", "classification", "history", "artifacts", "notes", "test_split_reads")
 
 
@@ -58,3 +60,16 @@ def save_result(run_dir: Path, result: dict) -> Path:
     if unknown:
         raise MetricsError(f"{run_dir}/{RESULT_FILE}: unknown keys {sorted(unknown)}; allowed: {list(RESULT_KEYS)}")
     return atomic_write_json(Path(run_dir) / RESULT_FILE, result)
+
+
+def report_progress(run_dir: Path, **fields: Any) -> None:
+    """Append one JSON line to the run's ``progress.jsonl`` (the runner prints it as it appears).
+
+    One ``write`` of a whole line in append mode, so a reader never sees half a line; ``time`` is added.
+    """
+    line = json.dumps({"time": round(time.time(), 3), **fields}, default=json_default) + "\n"
+    fd = os.open(Path(run_dir) / PROGRESS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)

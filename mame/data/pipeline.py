@@ -57,18 +57,22 @@ def image_paths(records: Sequence[Record], image_dir: str | os.PathLike) -> list
 def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
                  image_size: int | None = None, crop_size: int | None = None,
                  target_pixels: int | None = None, batch_size: int = 32, shuffle: bool = False,
-                 seed: int = 0, augment: bool = False, repeat: bool = False,
+                 seed: int = 0, augment: bool = False, repeat: bool = False, first_epoch: int = 0,
                  with_paths: bool = False) -> tf.data.Dataset:
     """Batches of ``(images, labels)`` (``(images, labels, paths)`` with ``with_paths``).
 
     Fixed shape: ``image_size`` (square resize) then an optional central ``crop_size`` crop.
     Variable shape: ``target_pixels`` keeps the aspect ratio at about that many pixels, and
     batches are zero-padded to the largest image. The order (``shuffle``) and the augmentation
-    depend only on ``seed``; with ``repeat`` every epoch is reshuffled.
+    depend only on ``seed`` and the epoch; with ``repeat`` every epoch is reshuffled, and batches
+    never straddle two epochs (the last batch of an epoch may be short). ``first_epoch`` starts the
+    stream at that epoch, so a resumed training run sees exactly the batches of an uninterrupted one.
     """
     _check_sizes(image_size, crop_size, target_pixels, batch_size)
     if not records:
         raise DataError(f"{image_dir}: no records to load")
+    if first_epoch < 0:
+        raise ValueError(f"first_epoch must be >= 0, got {first_epoch}")
     paths = image_paths(records, image_dir)
     path_table = tf.constant(paths)
     label_table = tf.constant([r.label for r in records], dtype=tf.int32)
@@ -84,12 +88,16 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
             image = augment_image(image, tf.stack([tf.constant(seed, tf.int64), position]))
         return image, tf.gather(label_table, index), path
 
-    positions = _positions(len(paths), shuffle=shuffle, seed=seed, repeat=repeat).enumerate()
-    dataset = positions.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if target_pixels is None:
-        dataset = dataset.batch(batch_size)
-    else:
-        dataset = dataset.padded_batch(batch_size, padded_shapes=([None, None, 3], [], []))
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        dataset = _epoch_positions(len(paths), epoch, shuffle=shuffle, seed=seed)
+        dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if target_pixels is None:
+            return dataset.batch(batch_size)
+        return dataset.padded_batch(batch_size, padded_shapes=([None, None, 3], [], []))
+
+    epochs = (tf.data.Dataset.counter(start=first_epoch) if repeat
+              else tf.data.Dataset.range(first_epoch, first_epoch + 1))
+    dataset = epochs.flat_map(one_epoch)
     if not with_paths:
         dataset = dataset.map(lambda images, labels, _: (images, labels))
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
@@ -107,19 +115,15 @@ def _check_sizes(image_size: int | None, crop_size: int | None, target_pixels: i
         raise ValueError("image_size, target_pixels and batch_size must be positive")
 
 
-def _positions(count: int, *, shuffle: bool, seed: int, repeat: bool) -> tf.data.Dataset:
-    """Record indices in reading order; shuffled per epoch with a stateless, seeded permutation."""
-    epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+def _epoch_positions(count: int, epoch: tf.Tensor, *, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """``(position, record index)`` pairs of one epoch: positions count on across epochs (they seed
+    the augmentation), indices are shuffled per epoch with a stateless, seeded permutation."""
+    epoch = tf.cast(epoch, tf.int64)
     indices = tf.range(count, dtype=tf.int64)
-
-    def epoch_order(epoch: tf.Tensor) -> tf.data.Dataset:
-        if not shuffle:
-            return tf.data.Dataset.from_tensor_slices(indices)
-        order = tf.random.experimental.stateless_shuffle(
-            indices, seed=tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)]))
-        return tf.data.Dataset.from_tensor_slices(order)
-
-    return epochs.flat_map(epoch_order)
+    if shuffle:
+        indices = tf.random.experimental.stateless_shuffle(indices, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+    positions = epoch * count + tf.range(count, dtype=tf.int64)
+    return tf.data.Dataset.from_tensor_slices((positions, indices))
 
 
 def decode_checked(path: tf.Tensor) -> tf.Tensor:

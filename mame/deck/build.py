@@ -16,7 +16,7 @@ from pathlib import Path
 from mame import config
 from mame.deck import history, templating
 from mame.deck.context import build_context
-from mame.deck.figures import classify_bars, run_figures
+from mame.deck.figures import report_figures, run_figures
 from mame.engine.plan import load_plan
 from mame.engine.status import collect
 from mame.results import atomic_write_text
@@ -62,8 +62,11 @@ def render_source(profile_name: str, *, plan_file: Path | None = None) -> tuple[
     changes = history.record(dirs["state"] / "history.json", history.snapshot(entries), rendered_at)
     context = build_context(entries, profile, list(plan.stages), figures=_relative(figures, dirs["generated"]),
                             changes=changes, rendered_at=rendered_at)
-    bars = classify_bars(context["classify"]["rows"], dirs["generated"] / "figures")
-    context["classify"]["bars"] = os.path.relpath(bars, dirs["generated"]) if bars else None
+    drawn = report_figures(context, dirs["generated"] / "figures")
+    relative = {k: os.path.relpath(p, dirs["generated"]) if p else None for k, p in drawn.items()}
+    context["classify"]["bars"] = relative["classify_bars"]
+    context["finetune"]["ladder_figure"] = relative["finetune_ladder"]
+    context["finetune"]["backbones_figure"] = relative["finetune_backbones"]
     qmd = atomic_write_text(dirs["generated"] / "deck.qmd", templating.render("deck.qmd.j2", context))
     return qmd, entries
 

@@ -12,7 +12,8 @@ import yaml
 
 from mame import config
 from mame.data import metadata
-from mame.deck.sections import classify_section, features_section, final_section, placeholder, training_section
+from mame.deck.sections import classify_section, features_section, final_section, placeholder
+from mame.deck.training import finetune_section, scratch_section
 
 # Stages the deck has a section for; a stage absent from the plan gets a "not run yet" placeholder.
 DECK_STAGES = ("scratch", "features", "similarity", "classify", "finetune", "evaluate", "explain")
@@ -85,10 +86,27 @@ def display_names(entries: list) -> dict[str, str]:
             if e.run.stage == "features" and e.metrics and e.metrics["metrics"].get("name")}
 
 
-def conclusions(setup: dict, features: dict, classify: dict, paper: dict, final: dict, gaps: int,
-                names: dict[str, str]) -> list[str]:
-    """Statements derived from the numbers (never typed in)."""
+def training_conclusions(scratch: dict, finetune: dict) -> list[str]:
+    """The baseline's best rung, each fine-tuning ladder's first → last step, the best fine-tuned backbone."""
     out = []
+    if scratch["best"] and scratch["best"]["val"] is not None:
+        out.append(f"Best CNN trained from scratch: {scratch['best']['variant']}, "
+                   f"{scratch['best']['val']:.1%} validation accuracy.")
+    for ladder in finetune["multi_step"]:
+        story = ladder["story"]
+        if story:
+            out.append(f"{ladder['name']} fine-tuning ladder: {story['first']['val']:.1%} (#{story['first']['step']}) → "
+                       f"{story['last']['val']:.1%} (#{story['last']['step']}) validation accuracy.")
+    if finetune["comparison"]:
+        best = max(finetune["comparison"], key=lambda r: r["val"])
+        out.append(f"Best fine-tuned backbone: {best['name']} (step #{best['step']}), {best['val']:.1%} validation accuracy.")
+    return out
+
+
+def conclusions(setup: dict, features: dict, classify: dict, paper: dict, final: dict, gaps: int,
+                names: dict[str, str], training: list[str] = ()) -> list[str]:
+    """Statements derived from the numbers (never typed in); ``training`` from ``training_conclusions``."""
+    out = list(training)
     name = lambda key: names.get(key, key)
     if classify["rows"]:
         best = max(classify["rows"], key=lambda r: r["val_accuracy"])
@@ -163,6 +181,8 @@ def build_context(entries: list, profile, plan_stages: list[str], *, figures: di
     final = final_section(grouped.get("evaluate", []), figures)
     paper = paper_section(references, grouped)
     gaps = sum(e.state in ("failed", "missing", "unreadable") for e in entries)
+    scratch = scratch_section(grouped.get("scratch", []), figures, profile)
+    finetune = finetune_section(grouped.get("finetune", []), figures, names, profile)
     planned = {stage: stage in plan_stages for stage in DECK_STAGES}
     return {
         "rendered_at": rendered_at, "setup": setup, "planned": planned, "paper": paper,
@@ -173,10 +193,10 @@ def build_context(entries: list, profile, plan_stages: list[str], *, figures: di
             "evaluate": not_planned("evaluate", "the test-split evaluation"),
             "explain": not_planned("explain", "Grad-CAM maps"),
         },
-        "scratch": training_section("scratch", grouped.get("scratch", []), figures, names),
-        "finetune": training_section("finetune", grouped.get("finetune", []), figures, names),
+        "scratch": scratch, "finetune": finetune,
         "features": features, "classify": classify, "final": final,
-        "conclusions": conclusions(setup, features, classify, paper, final, gaps, names),
+        "conclusions": conclusions(setup, features, classify, paper, final, gaps, names,
+                                   training_conclusions(scratch, finetune)),
         "appendix": appendix_section(entries), "stage_parameters": stage_parameters(entries), "changes": changes,
         "references": references["references"],
     }

@@ -1,9 +1,12 @@
 """The deck's figures: drawn with ``mame.plots`` into each run's ``figures/`` folder, and redrawn only
-when the run's metrics.json is newer than the figure (so a re-render with no new runs draws nothing).
+when the run's metrics.json is newer than the figure or the drawing code changed (a stamp in the folder),
+so a re-render with no new runs and no new plotting code draws nothing.
 Figures that compare runs go to the report's build folder and are redrawn each time (cheap)."""
 
 from __future__ import annotations
 
+import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +17,33 @@ from mame.engine import runs
 
 FIGURES = "figures"
 MAX_POINTS_PER_CLASS = 100  # as the seed deck: "approximately 100 points per class"
+TRAINING_STAGES = ("scratch", "finetune")
 
 
-def _fresh(path: Path, metrics_file: Path) -> bool:
-    return path.is_file() and path.stat().st_mtime >= metrics_file.stat().st_mtime
+CODE_STAMP = ".drawn-by"
 
 
-def _draw(path: Path, metrics_file: Path, draw) -> Path:
+@lru_cache(maxsize=1)
+def code_stamp() -> str:
+    """A hash of the code that draws the figures (``mame/plots`` and this module)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(plots.__file__).parent.glob("*.py")) + [Path(__file__)]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _same_code(out: Path) -> bool:
+    stamp = out / CODE_STAMP
+    return stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == code_stamp()
+
+
+def _fresh(path: Path, metrics_file: Path, same_code: bool = True) -> bool:
+    return same_code and path.is_file() and path.stat().st_mtime >= metrics_file.stat().st_mtime
+
+
+def _draw(path: Path, metrics_file: Path, draw, same_code: bool = True) -> Path:
     """Draw and save unless an up-to-date figure is already there."""
-    if not _fresh(path, metrics_file):
+    if not _fresh(path, metrics_file, same_code):
         plots.save_figure(draw(), path)
     return path
 
@@ -31,30 +52,49 @@ def run_figures(entry, *, projections=("pca",)) -> dict[str, Path]:
     """Figures of one usable (done or stale) run, keyed by kind."""
     if entry.metrics is None or entry.state not in ("done", "stale"):
         return {}
-    metrics_file, out, found = entry.path / runs.METRICS_FILE, entry.path / FIGURES, {}
-    metrics = entry.metrics
-    if metrics["history"]:
-        found["learning_curves"] = _draw(out / "learning_curves.png", metrics_file,
-                                         lambda: plots.draw_learning_curves(metrics["history"], log_loss=True))
-    best = metrics["metrics"].get("best_classifier")
-    for key, cls in metrics["classification"].items():
-        model, _, split = key.rpartition("/")
-        if entry.run.stage == "classify" and model == best:  # the deck shows the best model's matrix
-            name = f"confusion_{model}"
-        elif key == "test":
-            name = "confusion_test"
-        else:
-            continue
+    metrics_file, out, metrics = entry.path / runs.METRICS_FILE, entry.path / FIGURES, entry.metrics
+    same = _same_code(out)
+    draw = lambda name, make: _draw(out / f"{name}.png", metrics_file, make, same)
+    found = {}
+    if metrics["history"] and entry.run.stage in TRAINING_STAGES:
+        found["training_curves"] = draw("training_curves", lambda: training_curves(metrics))
+    elif metrics["history"]:
+        found["learning_curves"] = draw("learning_curves",
+                                        lambda: plots.draw_learning_curves(metrics["history"], log_loss=True))
+    for name, key in _confusion_figures(entry).items():
         title = f"{entry.run.id}: {key} (row-normalised)"
-        found[name] = _draw(out / f"{name}.png", metrics_file,
-                            lambda cls=cls, title=title: plots.draw_confusion_matrix(
-                                plots.confusion_matrix_data(cls), title=title))
+        cls = metrics["classification"][key]
+        found[name] = draw(name, lambda cls=cls, title=title: plots.draw_confusion_matrix(
+            plots.confusion_matrix_data(cls), title=title))
     if entry.run.stage == "features":
-        found.update(_projection_figures(entry, out, metrics_file, projections))
+        found.update(_projection_figures(entry, out, metrics_file, projections, same))
+    if found and not same:
+        (out / CODE_STAMP).write_text(code_stamp() + "\n", encoding="utf-8")
     return found
 
 
-def _projection_figures(entry, out: Path, metrics_file: Path, methods) -> dict:
+def _confusion_figures(entry) -> dict[str, str]:
+    """Figure name -> classification key: the classify run's best model, and any test split."""
+    best = entry.metrics["metrics"].get("best_classifier")
+    found = {}
+    for key in entry.metrics["classification"]:
+        model = key.rpartition("/")[0]
+        if entry.run.stage == "classify" and model == best:  # the deck shows the best model's matrix
+            found[f"confusion_{model}"] = key
+        elif key == "test":
+            found["confusion_test"] = key
+    return found
+
+
+def training_curves(metrics: dict):
+    """Loss (log scale) and accuracy, train and validation, stacked for a slide column, with the best
+    epoch and the boundary between training phases (head, then fine-tuning) marked."""
+    m = metrics["metrics"]
+    return plots.draw_learning_curves(metrics["history"], log_loss=True, stacked=True,
+                                      best_epoch=m.get("best_epoch") or None, phases=m.get("phases") or None)
+
+
+def _projection_figures(entry, out: Path, metrics_file: Path, methods, same_code: bool) -> dict:
     arrays = [entry.path / entry.metrics["artifacts"][k] for k in ("features_train", "features_val")
               if k in entry.metrics["artifacts"]]
     if not arrays:
@@ -62,7 +102,7 @@ def _projection_figures(entry, out: Path, metrics_file: Path, methods) -> dict:
     found = {}
     for method in methods:
         path = out / f"projection_{method}.png"
-        if not _fresh(path, metrics_file):
+        if not _fresh(path, metrics_file, same_code):
             x, y = _load_features(arrays)
             data = plots.project_features(x, y, method=method, max_per_class=MAX_POINTS_PER_CLASS, seed=0)
             title = f"{entry.metrics['metrics'].get('name', entry.run.backbone)} features: {method.upper()}"
@@ -89,3 +129,30 @@ def classify_bars(rows: list[dict], out_dir: Path) -> Path | None:
     fig = plots.draw_accuracy_bars(table, x="backbone", y="validation accuracy", hue="classifier",
                                    title="Classifiers on extracted features (validation)")
     return plots.save_figure(fig, out_dir / "classify_bars.png")
+
+
+def ladder_figure(ladders: list[dict], out_dir: Path) -> Path | None:
+    """Validation accuracy per fine-tuning step, one line per backbone of several steps."""
+    steps = [{"backbone": ladder["name"], "step": s["step"], "value": s.get("val")}
+             for ladder in ladders if len(ladder["steps"]) > 1 for s in ladder["steps"]]
+    if not any(s["value"] is not None for s in steps):
+        return None
+    fig = plots.draw_ladder(plots.ladder_data(steps))
+    return plots.save_figure(fig, out_dir / "finetune_ladder.png")
+
+
+def backbone_bars(rows: list[dict], out_dir: Path) -> Path | None:
+    """Train and validation accuracy of each backbone's best fine-tuning step."""
+    if not rows:
+        return None
+    table = [{"backbone": f"{r['name']}\n#{r['step']}", "train": r["train"], "validation": r["val"]} for r in rows]
+    fig, axes = plots.new_figure("column")
+    plots.draw_accuracy_bars(table, x="backbone", y=["train", "validation"], ax=axes[0, 0])
+    return plots.save_figure(fig, out_dir / "finetune_backbones.png")
+
+
+def report_figures(context: dict, out_dir: Path) -> dict[str, Path | None]:
+    """The figures that compare runs, drawn into the report's build folder."""
+    return {"classify_bars": classify_bars(context["classify"]["rows"], out_dir),
+            "finetune_ladder": ladder_figure(context["finetune"]["multi_step"], out_dir),
+            "finetune_backbones": backbone_bars(context["finetune"]["comparison"], out_dir)}

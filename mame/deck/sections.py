@@ -7,6 +7,7 @@ and its per-epoch ``history``; ``features`` and ``classify`` are described in th
 
 from __future__ import annotations
 
+# (limit on train − val accuracy, label), first match wins; the baseline slide's caption is derived from it.
 OVERFITTING = ((0.20, "High"), (0.08, "Medium"), (float("-inf"), "Low"))
 
 
@@ -102,23 +103,6 @@ def classify_section(entries: list, figures: dict, names: dict[str, str]) -> dic
         section["best"] = {**row, "table": report_rows(cls["report"]), "predictions": cls.get("predictions"),
                            "confusion": figures.get(entry.run.id, {}).get(f"confusion_{row['classifier']}")}
     return section
-
-
-def training_section(stage: str, entries: list, figures: dict, names: dict[str, str]) -> dict:
-    """Scratch baselines or the fine-tuning ladder: one item per run, in plan order."""
-    items, gaps = [], []
-    for entry in entries:
-        gap = entry_placeholder(entry)
-        if gap:
-            gaps.append(gap)
-            continue
-        train, val, test = (split_accuracy(entry.metrics, s) for s in ("train", "val", "test"))
-        items.append({"run": entry.run.id, "variant": entry.run.variant,
-                      "backbone": names.get(entry.run.backbone, entry.run.backbone),
-                      "about": entry.run.about, "config": entry.run.overrides, "train": train, "val": val,
-                      "test": test, "overfitting": overfitting(train, val), "notes": entry.metrics["notes"],
-                      "curves": figures.get(entry.run.id, {}).get("learning_curves")})
-    return {"stage": stage, "items": items, "gaps": gaps}
 
 
 def final_section(entries: list, figures: dict) -> dict:

@@ -50,10 +50,15 @@ def signed(value, digits: int = 3) -> str:
     return "—" if value is None else f"{float(value):+.{digits}f}"
 
 
+def points(value, digits: int = 1) -> str:
+    """A difference of two accuracies in percentage points: ``+4.0 points``."""
+    return "—" if value is None else f"{100 * float(value):+.{digits}f} points"
+
+
 def environment(templates_dir: Path = config.TEMPLATES_DIR) -> Environment:
     env = Environment(loader=FileSystemLoader(str(templates_dir)), undefined=StrictUndefined,
                       autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(md=md, num=num, pct=pct, thousands=thousands, signed=signed)
+    env.filters.update(md=md, num=num, pct=pct, thousands=thousands, signed=signed, points=points)
     return env
 
 

@@ -8,19 +8,23 @@ mistaken for a finished run, and it executes again.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from mame import config
 from mame.engine import provenance, runs
-from mame.engine.plan import PlannedRun, Profile
+from mame.engine.plan import PlannedRun, Profile, notebook_parameters
+from mame.results import PROGRESS_FILE
 
 KERNEL_NAME = "mame"
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONWARNINGS": "ignore",
@@ -30,6 +34,8 @@ KERNEL_LOG = "kernel.log"
 # goes to kernel.log in the run folder instead of the notebook and the terminal.
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
 PARTIAL_MARK = ".partial-"
+RESUME_MARK = ".resume-"  # runs/<stage>/.<name>.resume-<cache key>: training checkpoints kept across a kill
+PROGRESS_POLL_S = 0.5
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TRASH_MARK = ".trash-"
 
@@ -89,14 +95,34 @@ def clean_leftovers(stage_dir: Path) -> None:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def execute(run: PlannedRun, ctx: RunContext, final_dir: Path) -> dict:
-    """Run the notebook; return the metrics written (status done or failed). Never raises for a notebook error."""
+def resume_dir(final_dir: Path, cache_key: str) -> Path:
+    """Where a training notebook keeps its per-epoch checkpoints for this cache key."""
+    return final_dir.parent / f".{final_dir.name}{RESUME_MARK}{cache_key}"
+
+
+def _drop_other_resume_dirs(final_dir: Path, keep: Path) -> None:
+    """Checkpoints of this run under another cache key can never be resumed: remove them."""
+    if final_dir.parent.is_dir():
+        for path in final_dir.parent.glob(f".{final_dir.name}{RESUME_MARK}*"):
+            if path != keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def execute(run: PlannedRun, ctx: RunContext, final_dir: Path,
+            progress: Callable[[dict], None] | None = None) -> dict:
+    """Run the notebook; return the metrics written (status done or failed). Never raises for a notebook error.
+
+    ``progress`` receives each line the notebook appends to ``progress.jsonl`` (one per epoch), as it comes.
+    """
     final_dir = Path(final_dir)
     work = final_dir.parent / f".{final_dir.name}{PARTIAL_MARK}{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    resume = resume_dir(final_dir, ctx.cache_key)
+    _drop_other_resume_dirs(final_dir, keep=resume)
     started, t0 = provenance.now_iso(), time.monotonic()
-    error = _run_notebook(run, ctx, work)
+    with _following(work / PROGRESS_FILE, progress):
+        error = _run_notebook(run, ctx, work, resume)
     result = None
     if error is None:
         try:
@@ -111,16 +137,58 @@ def execute(run: PlannedRun, ctx: RunContext, final_dir: Path) -> dict:
         metrics = build_metrics(run, ctx, None, error, started, time.monotonic() - t0)
         runs.write_metrics(work, metrics)
     swap_into_place(work, final_dir)
+    if metrics["run"]["status"] == "done":
+        shutil.rmtree(resume, ignore_errors=True)  # kept after a failure or a kill, so the rerun resumes
     return metrics
 
 
-def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path) -> dict | None:
+@contextmanager
+def _following(path: Path, progress: Callable[[dict], None] | None):
+    """While the body runs, hand each complete new line of the JSON-lines file ``path`` to ``progress``."""
+    if progress is None:
+        yield
+        return
+    stop, offset = threading.Event(), 0
+
+    def drain() -> None:
+        nonlocal offset
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                progress(json.loads(line))
+            except ValueError:
+                continue
+
+    def follow() -> None:
+        while not stop.wait(PROGRESS_POLL_S):
+            drain()
+
+    thread = threading.Thread(target=follow, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        drain()
+
+
+def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path, resume: Path) -> dict | None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     parameters = dict(run.params, run_dir=str(work), data_dir=ctx.dataset["path"], profile=ctx.profile.name,
                       backbone=run.backbone, seed=ctx.profile.seed,
                       inputs={stage: info["path"] for stage, info in ctx.inputs.items()})
+    if "checkpoint_dir" in notebook_parameters(run.notebook):
+        parameters["checkpoint_dir"] = str(resume)
     try:
         with kernel_process_state(work / KERNEL_LOG):
             papermill.execute_notebook(

@@ -2,7 +2,8 @@
 
 A stage declares its notebook, the backbones it runs for, its variants (each holding only what differs
 from the notebook's ``parameters`` cell) and the stages it ``needs``. A profile sets the data and the
-scale. Parameters resolve as: notebook defaults < profile ``params`` < variant < profile ``force``.
+scale. Parameters resolve as: notebook defaults < profile ``params`` < the profile's ``stages.<stage>.params``
+< variant < profile ``force`` < ``stages.<stage>.force``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import yaml
 
 from mame import config
 
-RUNNER_PARAMS = ("run_dir", "data_dir", "inputs", "profile", "backbone", "seed")
+RUNNER_PARAMS = ("run_dir", "data_dir", "inputs", "profile", "backbone", "seed", "checkpoint_dir")
 
 
 class PlanError(ValueError):
@@ -41,6 +42,13 @@ class Profile:
     start_timeout: int
     execution_timeout: int
     report: dict = field(default_factory=dict)
+    stages: dict = field(default_factory=dict)  # stage -> {"params": {...}, "force": {...}}
+
+    def stage_params(self, stage: str) -> dict:
+        return dict((self.stages.get(stage) or {}).get("params") or {})
+
+    def stage_force(self, stage: str) -> dict:
+        return dict((self.stages.get(stage) or {}).get("force") or {})
 
 
 @dataclass
@@ -53,6 +61,7 @@ class PlannedRun:
     needs: dict[str, str] = field(default_factory=dict)  # stage -> run name
     about: str = ""       # the variant's own words: what it changes and why (shown on the slides)
     overrides: dict = field(default_factory=dict)  # what the variant sets, as written in the plan
+    planned: dict = field(default_factory=dict)  # the params before the profile's force layers (what the plan asks)
 
     @property
     def name(self) -> str:
@@ -109,7 +118,15 @@ def _parse_profile(path: Path, name: str, spec: dict) -> Profile:
     return Profile(name=name, data=spec["data"], params=spec.get("params", {}), force=spec.get("force", {}),
                    backbones=tuple(backbones) if backbones else None, seed=int(spec.get("seed", 0)),
                    start_timeout=int(timeouts.get("start", 120)),
-                   execution_timeout=int(timeouts.get("execution", 3600)), report=spec.get("report", {}))
+                   execution_timeout=int(timeouts.get("execution", 3600)), report=spec.get("report", {}),
+                   stages=_check_profile_stages(path, name, spec.get("stages") or {}))
+
+
+def _check_profile_stages(path: Path, name: str, stages: dict) -> dict:
+    for stage, block in stages.items():
+        if not isinstance(block, dict) or set(block) - {"params", "force"}:
+            raise PlanError(f"{path}: profile {name!r}, stages.{stage}: expected a mapping with 'params' and/or 'force'")
+    return stages
 
 
 @lru_cache(maxsize=32)
@@ -133,19 +150,36 @@ def notebook_parameters(notebook: Path) -> dict:
 def expand(plan: Plan, profile_name: str, only: str | None = None) -> list[PlannedRun]:
     """Every run of the plan under a profile, in dependency order; ``only`` = 'stage' or 'stage/backbone'."""
     profile = plan.profile(profile_name)
+    unknown_stages = [stage for stage in profile.stages if stage not in plan.stages]
+    if unknown_stages:
+        raise PlanError(f"{plan.path}: profile {profile_name!r} configures unknown stages {unknown_stages}")
     runs = []
     for stage, spec in plan.stages.items():
         notebook = config.EXPERIMENTS_DIR / spec["notebook"] if not Path(spec["notebook"]).is_absolute() else Path(spec["notebook"])
         declared = notebook_parameters(notebook)
+        for kind, block in (("params", profile.stage_params(stage)), ("force", profile.stage_force(stage))):
+            unknown = [k for k in block if k not in declared or k in RUNNER_PARAMS]
+            if unknown:
+                raise PlanError(f"{plan.path}: profile {profile_name!r} stages.{stage}.{kind} sets {unknown}, "
+                                f"not parameters of {notebook.name}")
         backbones = [b for b in spec.get("backbones", [None]) if b is None or profile.backbones is None or b in profile.backbones]
         for variant, overrides in spec["variants"].items():
             overrides = dict(overrides or {})
             needs_variants = overrides.pop("needs", {}) or {}
             about = str(overrides.pop("about", "") or "")
+            only_backbones = overrides.pop("backbones", None)
             _check_keys(plan.path, stage, variant, overrides, declared)
+            if only_backbones is not None:
+                unknown = [b for b in only_backbones if b not in spec.get("backbones", [])]
+                if unknown:
+                    raise PlanError(f"{plan.path}: {stage}/{variant} lists backbones {unknown} that the stage does not")
             for backbone in backbones:
-                params = _resolve_params(declared, profile, overrides)
-                run = PlannedRun(stage, backbone, variant, notebook, params, about=about, overrides=dict(overrides))
+                if only_backbones is not None and backbone not in only_backbones:
+                    continue
+                params = resolve_params(declared, profile, stage, overrides)
+                planned = resolve_params(declared, profile, stage, overrides, forced=False)
+                run = PlannedRun(stage, backbone, variant, notebook, params, about=about, overrides=dict(overrides),
+                                 planned=planned)
                 run.needs = {need: run_name(backbone, needs_variants.get(need, "default")) for need in spec["needs"]}
                 runs.append(run)
     _check_needs(plan.path, runs)
@@ -159,11 +193,15 @@ def _check_keys(path: Path, stage: str, variant: str, overrides: dict, declared:
                         f"(it declares: {', '.join(k for k in declared if k not in RUNNER_PARAMS)})")
 
 
-def _resolve_params(declared: dict, profile: Profile, overrides: dict) -> dict:
+def resolve_params(declared: dict, profile: Profile, stage: str, overrides: dict, *, forced: bool = True) -> dict:
+    """notebook defaults < profile params < the profile's params for this stage < variant < profile force
+    < the profile's force for this stage (the last two only when ``forced``)."""
     params = {k: v for k, v in declared.items() if k not in RUNNER_PARAMS}
-    params.update({k: v for k, v in profile.params.items() if k in params})
-    params.update(overrides)
-    params.update({k: v for k, v in profile.force.items() if k in params})
+    layers = [profile.params, profile.stage_params(stage), overrides]
+    if forced:
+        layers += [profile.force, profile.stage_force(stage)]
+    for layer in layers:
+        params.update({k: v for k, v in layer.items() if k in params})
     return params
 
 

@@ -100,13 +100,28 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
         for i, run in enumerate(todo, 1):
             progress = f"[{i}/{len(todo)}] {run.id:<34}"
             outcome = _run_one(run, profile, dataset, keys, outcomes, runs_dir, force,
-                               announce=lambda line=f"{progress} running...": print(line, file=out, flush=True))
+                               announce=lambda line=f"{progress} running...": print(line, file=out, flush=True),
+                               progress=lambda line, run=run: print(format_progress(run.id, line), file=out, flush=True))
             outcomes[run.id] = outcome
             print(f"{progress} {outcome.state:<8} {outcome.detail}", file=out, flush=True)
     return list(outcomes.values())
 
 
-def _run_one(run, profile, dataset, keys, outcomes, runs_dir, force, announce=lambda: None) -> Outcome:
+def format_progress(run_id: str, line: dict) -> str:
+    """One epoch of a training notebook, as the runner prints it."""
+    parts = [f"      {run_id:<34} epoch {line.get('epoch', '?')}/{line.get('epochs', '?')}"]
+    if line.get("phase"):
+        parts.append(f"{line['phase']:<8}")
+    for key, label, digits in (("loss", "loss", 4), ("val_accuracy", "val_acc", 3)):
+        if isinstance(line.get(key), (int, float)):
+            parts.append(f"{label} {line[key]:.{digits}f}")
+    if isinstance(line.get("seconds"), (int, float)):
+        parts.append(f"{line['seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+def _run_one(run, profile, dataset, keys, outcomes, runs_dir, force, announce=lambda: None,
+             progress=None) -> Outcome:
     key, final_dir = keys[run.id], runs_dir / run.stage / run.name
     inputs, problem = _inputs(run, keys, outcomes, runs_dir)
     if problem:
@@ -117,7 +132,7 @@ def _run_one(run, profile, dataset, keys, outcomes, runs_dir, force, announce=la
     ctx = execute.RunContext(profile=profile, dataset=dataset, cache_key=key, inputs=inputs)
     announce()
     t0 = time.monotonic()
-    metrics = execute.execute(run, ctx, final_dir)
+    metrics = execute.execute(run, ctx, final_dir, progress=progress)
     seconds = time.monotonic() - t0
     if metrics["run"]["status"] == "done":
         return Outcome(run, "done", key, seconds, f"{seconds:6.1f}s  {_headline(metrics)}")

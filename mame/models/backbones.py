@@ -57,6 +57,7 @@ class BackboneSpec:
     last_conv_layer: str
     weights_top: WeightFile
     weights_notop: WeightFile
+    finetune_from: str | None = None  # first layer unfrozen by default when fine-tuning
 
     @property
     def features_need_top(self) -> bool:
@@ -87,24 +88,28 @@ BACKBONES: dict[str, BackboneSpec] = {
         "block5_conv3",
         _vgg_file("", "64373286793e3c8b2b4e3219cbf3544b"),
         _vgg_file("_notop", "6d6bbae143d832006294945121d1f1fc"),
+        finetune_from="block4_conv1",  # blocks 1-3 frozen, 4-5 trained (the seed's ladder #1)
     ),
     "resnet50": BackboneSpec(
         "resnet50", "ResNet50", keras.applications.ResNet50, 224, "caffe", ("avg_pool",), 2048,
         "conv5_block3_out",
         _resnet_file("", "2cb95161c43110f7111970584f804107"),
         _resnet_file("_notop", "4d473c1dd8becc155b73f8504c6f6626"),
+        finetune_from="conv5_block1_1_conv",  # the last stage (conv5_x)
     ),
     "efficientnetb0": BackboneSpec(
         "efficientnetb0", "EfficientNetB0", keras.applications.EfficientNetB0, 224, "none",
         ("avg_pool",), 1280, "top_activation",
         _effnet_file("efficientnetb0", "902e53a9f72be733fc0bcb005b3ebbac"),
         _effnet_file("efficientnetb0_notop", "50bc09e76180e00e4465e1a485ddc09d"),
+        finetune_from="block6a_expand_conv",  # blocks 6-7 and the top conv
     ),
     "efficientnetb3": BackboneSpec(
         "efficientnetb3", "EfficientNetB3", keras.applications.EfficientNetB3, 300, "none",
         ("avg_pool",), 1536, "top_activation",
         _effnet_file("efficientnetb3", "ffd1fdc53d0ce67064dc6a9c7960ede0"),
         _effnet_file("efficientnetb3_notop", "af6d107764bb5b1abb91932881670226"),
+        finetune_from="block6a_expand_conv",
     ),
 }
 

@@ -18,6 +18,8 @@ from keras import layers
 from mame.models.backbones import BACKBONES, BackboneSpec, WeightsChoice, build_base, get_backbone, resolve_weights
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+HEAD_PREFIX = "head_"         # the layers put on top of a backbone: head_pool, head_dense_1, ...
+OUTPUT_LAYER = "predictions"  # the float32 softmax of every classifier built here
 _INFO: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
 
 
@@ -155,16 +157,15 @@ def _freeze(spec: BackboneSpec, base: keras.Model, trainable_from: str | None) -
         layer.trainable = index >= first and not is_bn
 
 
-def _dense_head(x, dense_units: Iterable[int], dropout_rate: float, l2: float,
+def dense_head(x, dense_units: Iterable[int], dropout_rate: float, l2: float,
                 num_classes: int):
     regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
     for i, units in enumerate(dense_units, start=1):
         x = layers.Dense(units, activation="relu", kernel_regularizer=regularizer,
-                         name=f"head_dense_{i}")(x)
+                         name=f"{HEAD_PREFIX}dense_{i}")(x)
         if dropout_rate > 0:
-            x = layers.Dropout(dropout_rate, name=f"head_dropout_{i}")(x)
-    return layers.Dense(num_classes, activation="softmax", dtype="float32",
-                        name="predictions")(x)
+            x = layers.Dropout(dropout_rate, name=f"{HEAD_PREFIX}dropout_{i}")(x)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name=OUTPUT_LAYER)(x)
 
 
 def build_transfer_model(key: str, *, num_classes: int, image_size: int | None = None,
@@ -187,7 +188,7 @@ def build_transfer_model(key: str, *, num_classes: int, image_size: int | None =
     _freeze(spec, base, trainable_from)
     pool = layers.GlobalAveragePooling2D if pooling == "avg" else layers.Flatten
     x = pool(name="head_pool")(base.output)
-    outputs = _dense_head(x, dense_units, dropout_rate, l2, num_classes)
+    outputs = dense_head(x, dense_units, dropout_rate, l2, num_classes)
     model = keras.Model(inputs, outputs, name=f"{key}_transfer")
     _INFO[model] = {"key": key, "name": spec.name, "input_size": size,
                     "weights": choice.used, "weights_reason": choice.reason,
@@ -195,24 +196,25 @@ def build_transfer_model(key: str, *, num_classes: int, image_size: int | None =
     return model
 
 
-def build_scratch_cnn(*, num_classes: int, image_size: int, filters: Iterable[int] = (32, 64, 128),
-                      dense_units: int = 128, dropout_rate: float = 0.3,
-                      l2: float = 0.0) -> keras.Model:
-    """Small CNN trained from scratch: [conv3x3-relu, maxpool] per filter count, GAP, dense."""
-    filters = tuple(filters)
-    if not filters or image_size < 2 ** len(filters):
-        raise ValueError(f"{len(filters)} conv blocks need images of at least "
-                         f"{2 ** len(filters)} px, got {image_size} px")
-    regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
-    inputs = _image_input(image_size)
-    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
-    for i, count in enumerate(filters, start=1):
-        x = layers.Conv2D(count, 3, padding="same", activation="relu",
-                          kernel_regularizer=regularizer, name=f"block{i}_conv")(x)
-        x = layers.MaxPooling2D(name=f"block{i}_pool")(x)
-    x = layers.GlobalAveragePooling2D(name="head_pool")(x)
-    outputs = _dense_head(x, (dense_units,) if dense_units else (), dropout_rate, l2, num_classes)
-    return keras.Model(inputs, outputs, name="scratch_cnn")
+def is_head_layer(layer) -> bool:
+    return layer.name.startswith(HEAD_PREFIX) or layer.name == OUTPUT_LAYER
+
+
+def set_trainable(model: keras.Model, trainable_from: str | None) -> dict:
+    """Fine-tuning's switch on a transfer model: the head always trainable, backbone layers from
+    ``trainable_from`` on (None: the whole backbone frozen), BatchNorm always frozen (inference mode).
+    Returns the trainable/frozen parameter counts. Compile again afterwards."""
+    names = [layer.name for layer in model.layers]
+    if trainable_from is not None and trainable_from not in names:
+        raise ValueError(f"trainable_from={trainable_from!r} is not a layer of {model.name!r}")
+    first = len(names) if trainable_from is None else names.index(trainable_from)
+    for index, layer in enumerate(model.layers):
+        if is_head_layer(layer):
+            layer.trainable = True
+        else:
+            layer.trainable = index >= first and not isinstance(layer, layers.BatchNormalization)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return {"trainable_params": trainable, "frozen_params": model.count_params() - trainable}
 
 
 def last_conv_layer_name(model: keras.Model) -> str:

@@ -1,22 +1,24 @@
 """The deck's figures, scikit-learn display style: compute, then draw (``ax=None``, returns the
 Figure), then save (``save_figure``), built on ``matplotlib.figure.Figure`` with no pyplot state.
 
-Modules: ``base`` (sizes, palette, saving), ``confusion``, ``curves`` (learning curves, accuracy
-bars), ``projection`` (PCA/UMAP/t-SNE), ``images`` (image grids, Grad-CAM overlays); this package
-re-exports their public names. May import ``mame.classes`` and ``mame.config`` only.
+Modules: ``base`` (sizes, palette, saving), ``confusion``, ``curves`` (learning curves with best
+epoch and training phases, accuracy bars), ``ladder`` (accuracy per fine-tuning step), ``projection``
+(PCA/UMAP/t-SNE), ``images`` (image grids, Grad-CAM overlays); this package re-exports their public
+names. May import ``mame.classes`` and ``mame.config`` only.
 """
 
 from __future__ import annotations
 
 from mame.plots.base import DPI, SLIDE_SIZES, PlotError, class_colors, close_figure, new_figure, save_figure
 from mame.plots.confusion import confusion_matrix_data, draw_confusion_matrix
-from mame.plots.curves import draw_accuracy_bars, draw_learning_curves
+from mame.plots.curves import draw_accuracy_bars, draw_learning_curves, phase_spans
 from mame.plots.images import draw_image_grid, overlay_heatmap, to_uint8_rgb
+from mame.plots.ladder import draw_ladder, ladder_data
 from mame.plots.projection import draw_projection, project_features, subsample_per_class
 
 __all__ = [
     "DPI", "SLIDE_SIZES", "PlotError", "class_colors", "close_figure", "confusion_matrix_data",
-    "draw_accuracy_bars", "draw_confusion_matrix", "draw_image_grid", "draw_learning_curves",
-    "draw_projection", "new_figure", "overlay_heatmap", "project_features", "save_figure",
-    "subsample_per_class", "to_uint8_rgb",
+    "draw_accuracy_bars", "draw_confusion_matrix", "draw_image_grid", "draw_ladder", "draw_learning_curves",
+    "draw_projection", "ladder_data", "new_figure", "overlay_heatmap", "phase_spans", "project_features",
+    "save_figure", "subsample_per_class", "to_uint8_rgb",
 ]

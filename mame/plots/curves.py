@@ -13,15 +13,22 @@ from matplotlib.ticker import FuncFormatter
 from mame.plots.base import PlotError, as_axes_list, class_colors, figure_of, new_figure
 
 PANEL_LABELS = {"loss": "Loss", "accuracy": "Accuracy"}
+BEST_COLOR = "#c0392b"
+PHASE_COLOR = "#d1d5db"
+MAX_LABELLED_EPOCHS = 12  # up to this many epochs, every epoch gets its tick
 
 
 def draw_learning_curves(history: dict[str, list[float]], *, ax=None, title: str | None = None,
-                         log_loss: bool = False,
-                         metrics: Sequence[str] = ("loss", "accuracy")) -> Figure:
+                         log_loss: bool = False, metrics: Sequence[str] = ("loss", "accuracy"),
+                         best_epoch: int | None = None, phases: Sequence[dict] | None = None,
+                         stacked: bool = False) -> Figure:
     """Train vs validation curves, one panel per metric of ``metrics`` present in ``history``.
 
     Epochs on x start at 1; a missing ``val_<metric>`` series is tolerated. ``ax`` may be one Axes
     (one metric) or a sequence of Axes, one per metric drawn. ``log_loss`` puts the loss on a log scale.
+    ``best_epoch`` (1-based) draws a dotted vertical line on every panel; ``phases`` (``[{name, epochs}]``
+    in order, as the training stages record them) shades the first phase and draws a line at each
+    boundary between phases. ``stacked`` puts the panels one above the other (a slide column).
     """
     if not isinstance(history, dict):
         raise PlotError(f"history: expected a dict of lists (Keras History.history), got {type(history).__name__}")
@@ -29,17 +36,46 @@ def draw_learning_curves(history: dict[str, list[float]], *, ax=None, title: str
     if not present:
         raise PlotError(f"history: expected at least one non-empty series among {list(metrics)}, "
                         f"got keys {sorted(history)}")
+    n_epochs = max(len(_series(history, k) or []) for m in present for k in (m, f"val_{m}"))
+    spans = phase_spans(phases, n_epochs) if phases else []
+    _check_best_epoch(best_epoch, n_epochs)
     if ax is None:
-        fig, axes = new_figure("full", ncols=len(present))
-        axes = list(axes[0])
+        fig, axes = new_figure("column", nrows=len(present)) if stacked else new_figure("full", ncols=len(present))
+        axes = list(axes.ravel())
     else:
         axes = as_axes_list(ax, len(present), "ax")
         fig = figure_of(axes[0])
     for panel, metric in zip(axes, present):
-        _draw_metric(panel, history, metric, log=log_loss and metric == "loss")
+        _draw_metric(panel, history, metric, log=log_loss and metric == "loss", best_epoch=best_epoch, spans=spans,
+                     legend=not stacked)
+    if stacked:  # one legend above the panels, clear of the curves
+        handles, labels = axes[0].get_legend_handles_labels()
+        outside = type(fig.get_layout_engine()).__name__ == "ConstrainedLayoutEngine"
+        fig.legend(handles, labels, loc="outside upper center" if outside else "upper center", ncols=len(labels),
+                   fontsize=9, frameon=False)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def phase_spans(phases: Sequence[dict], n_epochs: int) -> list[dict]:
+    """``[{name, first, last}]`` (1-based epochs, inclusive) of the phases that ran at least one epoch."""
+    spans, last = [], 0
+    for phase in phases:
+        if not isinstance(phase, dict) or not isinstance(phase.get("epochs"), int) or phase["epochs"] < 0:
+            raise PlotError(f"phases: expected dicts with a 'name' and a non-negative int 'epochs', got {phase!r}")
+        if phase["epochs"]:
+            spans.append({"name": str(phase.get("name", "")), "first": last + 1, "last": last + phase["epochs"]})
+            last += phase["epochs"]
+    if last != n_epochs:
+        raise PlotError(f"phases: expected epochs summing to the history's {n_epochs} epochs, got {last}")
+    return spans
+
+
+def _check_best_epoch(best_epoch, n_epochs: int) -> None:
+    if best_epoch is not None and (isinstance(best_epoch, bool) or not isinstance(best_epoch, int)
+                                   or not 1 <= best_epoch <= n_epochs):
+        raise PlotError(f"best_epoch: expected an epoch number from 1 to {n_epochs}, got {best_epoch!r}")
 
 
 def _series(history: dict, key: str) -> list[float] | None:
@@ -50,22 +86,57 @@ def _series(history: dict, key: str) -> list[float] | None:
     return values.tolist() if values.size else None
 
 
-def _draw_metric(ax: Axes, history: dict, metric: str, *, log: bool) -> None:
+def _draw_metric(ax: Axes, history: dict, metric: str, *, log: bool, best_epoch: int | None = None,
+                 spans: list[dict] = (), legend: bool = True) -> None:
+    drawn = []
     for key, label, style in ((metric, "train", "-"), (f"val_{metric}", "validation", "--")):
         values = _series(history, key)
         if values is not None:
-            epochs = np.arange(1, len(values) + 1)
-            ax.plot(epochs, values, style, marker="o" if len(values) <= 30 else None,
+            ax.plot(np.arange(1, len(values) + 1), values, style, marker="o" if len(values) <= 30 else None,
                     markersize=3, label=label)
+            drawn.append(values)
+    n_epochs = max(len(v) for v in drawn)
     if log:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
+        _log_scale(ax, [v for values in drawn for v in values])
+    _draw_phases(ax, spans)
+    if best_epoch is not None:
+        ax.axvline(best_epoch, color=BEST_COLOR, linestyle=":", linewidth=1.8, label=f"best epoch ({best_epoch})",
+                   gid="best-epoch")
+    if spans or best_epoch is not None:
+        ax.set_xlim(0.5, n_epochs + 0.5)
     ax.set_xlabel("Epoch")
     ax.set_ylabel(PANEL_LABELS.get(metric, metric.replace("_", " ").capitalize()))
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    if n_epochs <= MAX_LABELLED_EPOCHS:
+        ax.set_xticks(range(1, n_epochs + 1))
+    else:
+        ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    if legend:
+        ax.legend(fontsize=9)
+
+
+def _log_scale(ax: Axes, values: list[float]) -> None:
+    """A log y axis with plain-number labels; a narrow range is widened so that some tick is labelled."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
+    positive = [v for v in values if v > 0]
+    if positive and max(positive) / min(positive) < 4:
+        ax.set_ylim(min(positive) / 1.6, max(positive) * 1.6)
+
+
+def _draw_phases(ax: Axes, spans: list[dict]) -> None:
+    """Shade the first of several phases, draw a line between phases and name each at the top."""
+    if len(spans) < 2:
+        return
+    first = spans[0]
+    ax.axvspan(first["first"] - 0.5, first["last"] + 0.5, color=PHASE_COLOR, alpha=0.35, linewidth=0,
+               label=f"{first['name']} phase", gid="phase-span")
+    for span in spans[1:]:
+        ax.axvline(span["first"] - 0.5, color="0.35", linestyle="-", linewidth=1.2, gid="phase-boundary")
+    for span in spans:
+        ax.annotate(span["name"], (span["first"] - 0.5, 1.0), xycoords=ax.get_xaxis_transform(), xytext=(4, -4),
+                    textcoords="offset points", ha="left", va="top", fontsize=9, color="0.3", gid="phase-name")
 
 
 def _minor_log_label(value: float, _position) -> str:

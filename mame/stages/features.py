@@ -14,17 +14,8 @@ import numpy as np
 
 from mame import results
 from mame.classes import CLASS_NAMES
-from mame.data import metadata
 from mame.metrics import classification_result
-
-
-@dataclass
-class Splits:
-    image_dir: Path
-    records: dict[str, list]
-
-    def summary(self) -> dict[str, int]:
-        return {split: len(recs) for split, recs in self.records.items()}
+from mame.stages.common import Splits, load_splits  # noqa: F401  (the notebook calls features.load_splits)
 
 
 @dataclass
@@ -47,34 +38,6 @@ class Extracted:
         if "images_per_second" in self.extra:  # measured after the first (warm-up) batch
             return float(self.extra["images_per_second"])
         return len(self.labels) / self.seconds if self.seconds > 0 else float("nan")
-
-
-def load_splits(data_dir: str | Path, splits=("train", "val"), *, max_per_class: int | None = None,
-                seed: int = 0) -> Splits:
-    """Records of the requested splits, optionally a seeded subsample of at most ``max_per_class`` each."""
-    if "test" in splits:
-        raise ValueError("the features stage does not read the test split; only the evaluate stage does")
-    meta = metadata.read_metadata(data_dir)
-    rng = np.random.default_rng(seed)
-    chosen = {}
-    for split in splits:
-        records = meta.split(split)
-        if not records:
-            raise ValueError(f"{meta.path}: split {split!r} has no rows")
-        chosen[split] = _subsample(records, max_per_class, rng) if max_per_class else records
-    return Splits(image_dir=metadata.find_image_dir(data_dir), records=chosen)
-
-
-def _subsample(records: list, per_class: int, rng: np.random.Generator) -> list:
-    by_class: dict[int, list] = {}
-    for rec in records:
-        by_class.setdefault(rec.label, []).append(rec)
-    kept = []
-    for label in sorted(by_class):
-        group = by_class[label]
-        idx = rng.permutation(len(group))[:per_class]
-        kept += [group[i] for i in sorted(idx)]
-    return kept
 
 
 def build_extractor(backbone: str, *, image_size: int | None = None, weights: str = "imagenet-if-cached",

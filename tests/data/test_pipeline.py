@@ -97,6 +97,25 @@ def test_seeded_shuffle_is_reproducible(tiny):
     assert sorted(epochs[8:]) == sorted(epochs[:8]) and epochs[8:] != epochs[:8]
 
 
+def test_epochs_never_share_a_batch_and_a_resumed_stream_matches(tiny):
+    records, images = tiny
+
+    def stream(first_epoch: int, n_batches: int, **kwargs) -> list[tuple[list[int], float]]:
+        dataset = make_dataset(records, images, image_size=8, batch_size=3, shuffle=True, seed=5, repeat=True,
+                               first_epoch=first_epoch, **kwargs)
+        return [(y.tolist(), float(x.sum())) for x, y in batches(dataset.take(n_batches))]
+
+    whole = stream(0, 9, augment=True)  # 8 images in batches of 3: 3, 3, 2 per epoch
+    assert [len(labels) for labels, _ in whole] == [3, 3, 2] * 3
+    for epoch in range(3):
+        assert sorted(sum((labels for labels, _ in whole[3 * epoch: 3 * epoch + 3]), [])) == [3 * i for i in range(8)]
+    # a run resumed at epoch 2 sees the same batches, augmentation included, as one that never stopped
+    assert stream(2, 3, augment=True) == whole[6:9]
+    assert stream(1, 3, augment=True) == whole[3:6]
+    with pytest.raises(ValueError, match="first_epoch"):
+        make_dataset(records, images, image_size=8, first_epoch=-1)
+
+
 def test_augment_changes_pixels_not_shapes(tiny):
     records, images = tiny
     plain, labels = load_arrays(records, images, image_size=24)

@@ -145,14 +145,14 @@ def test_training_sections_render_into_a_deck_that_fits(tmp_path):
                               about="Smaller learning rate | and <b>L2</b>"),
                training_entry("evaluate", "final", {"test": 0.75}, tmp_path)]
     figures = {e.run.id: run_figures(e) for e in entries}
-    assert "learning_curves" in figures["finetune/vgg16-lr-1e-4"] and "confusion_test" in figures["evaluate/vgg16-final"]
+    assert "training_curves" in figures["finetune/vgg16-lr-1e-4"] and "confusion_test" in figures["evaluate/vgg16-final"]
     generated = tmp_path / "_generated"
     profile = Profile("smoke", {"source": "synthetic"}, {}, {}, None, 0, 60, 60)
     context = build_context(entries, profile, ["scratch", "finetune", "evaluate"], figures=_relative(figures, generated),
                             changes={"first": True, "rows": [], "since": None}, rendered_at="now")
     generated.mkdir()
     source = templating.render("deck.qmd.j2", context)
-    assert "| scratch/vgg16-small-cnn | 0." in source and "| High |" in source
+    assert "| **small-cnn** | **0." in source and "| High |" in source
     assert "## vgg16 fine-tuning #1: lr-1e-4" in source  # display names come from features runs
     assert r"Smaller learning rate \| and &lt;b&gt;L2&lt;/b&gt;" in source
     assert "## Classification report (test)" in source and "Test accuracy of the final model" in source

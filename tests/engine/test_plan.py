@@ -98,3 +98,54 @@ def test_select_by_stage_backbone_or_name(plan):
     assert len(select(runs, "features/vgg16")) == 3  # a backbone selects all its variants
     with pytest.raises(PlanError, match="matches no run"):
         select(runs, "finetune")
+
+
+STAGED = """
+stages:
+  features:
+    notebook: 02_features.ipynb
+    backbones: [vgg16, resnet50]
+    variants:
+      default: {}
+      only-vgg: {backbones: [vgg16], batch_size: 64, about: "VGG16 only"}
+  classify:
+    notebook: 03_classify.ipynb
+    needs: [features]
+    backbones: [vgg16, resnet50]
+profiles:
+  p:
+    data: {source: synthetic}
+    params: {batch_size: 4, image_size: 48, C: 2.0}
+    force: {image_size: 32}
+    stages:
+      features: {params: {batch_size: 8, max_per_class: 3}, force: {image_size: 16, weights: random}}
+      classify: {params: {C: 0.5}}
+"""
+
+
+def test_stage_blocks_of_a_profile_and_backbones_of_a_variant(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(STAGED)
+    runs = {r.id: r for r in expand(load_plan(path), "p")}
+    assert set(runs) == {"features/vgg16", "features/resnet50", "features/vgg16-only-vgg", "classify/vgg16",
+                         "classify/resnet50"}
+    default, only = runs["features/vgg16"], runs["features/vgg16-only-vgg"]
+    assert default.params["batch_size"] == 8 and default.params["max_per_class"] == 3  # stage params beat params
+    assert only.params["batch_size"] == 64 and only.about == "VGG16 only"               # the variant beats both
+    assert default.params["image_size"] == only.params["image_size"] == 16              # stage force beats force
+    assert default.params["weights"] == "random"
+    assert default.planned["image_size"] == 48 and default.planned["weights"] == "imagenet-if-cached"  # before force
+    assert only.planned["batch_size"] == only.params["batch_size"] == 64
+    assert runs["classify/vgg16"].params["C"] == 0.5                                    # per stage, not global
+    breakages = [
+        (("max_per_class: 3", "max_per_clas: 3"), r"stages.features.params sets \['max_per_clas'\]"),
+        (("backbones: [vgg16], batch_size", "backbones: [vgg19], batch_size"), r"backbones \['vgg19'\]"),
+        (("      classify: {params", "      clasify: {params"), r"unknown stages \['clasify'\]"),
+        (("{params: {C: 0.5}}", "{paramz: {C: 0.5}}"), "'params' and/or 'force'"),
+    ]
+    for (old, new), message in breakages:
+        broken = STAGED.replace(old, new)
+        assert broken != STAGED
+        path.write_text(broken)
+        with pytest.raises(PlanError, match=message):
+            expand(load_plan(path), "p")

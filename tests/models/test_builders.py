@@ -218,17 +218,6 @@ def test_transfer_model_without_trainable_from_freezes_backbone():
                                     trainable_from="block9_conv1")
 
 
-def test_scratch_cnn_outputs_probabilities_and_reaches_last_conv():
-    model = builders.build_scratch_cnn(num_classes=29, image_size=SIZE, l2=0.01)
-    probabilities = model.predict_on_batch(_images())
-    assert probabilities.shape == (2, 29)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    assert builders.last_conv_layer_name(model) == "block3_conv"
-    assert np.isfinite(_gradcam_gradient(model)).all()
-    with pytest.raises(ValueError, match="64 px"):
-        builders.build_scratch_cnn(num_classes=3, image_size=SIZE, filters=(8,) * 6)
-
-
 def test_mixed_bfloat16_keeps_predictions_and_preprocessing_float32():
     previous = builders.configure_precision("mixed_bfloat16")
     try:

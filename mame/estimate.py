@@ -1,0 +1,76 @@
+"""``python -m mame estimate``: expected time of each stage on one accelerator, from a FLOP count.
+
+For every planned run of a profile, the model its notebook would build is counted layer by layer
+(``mame.models.flops``) at the run's image size; images per epoch come from the official split sizes
+(``full``) or the profile's synthetic counts. Time = FLOPs / sustained throughput, the throughput being
+a parameter (``--tflops``, default 100: about a third of an H100/H200's dense bf16 peak, typical for
+CNN training). An estimate: data loading, validation passes and start-up are not in it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from mame.classes import CLASS_NAMES, TRAIN_PER_CLASS, VAL_PER_CLASS
+from mame.engine.plan import PlannedRun, expand, load_plan
+
+FORWARD_ONLY = {"features": 1.0, "similarity": 1.0}  # extraction: one forward pass per image
+DEFAULT_TFLOPS = 100.0
+
+
+def split_sizes(profile) -> dict[str, int]:
+    data = profile.data
+    if data.get("source") == "synthetic":
+        return {"train": data["train_per_class"] * len(CLASS_NAMES), "val": data["val_per_class"] * len(CLASS_NAMES)}
+    return {"train": TRAIN_PER_CLASS * len(CLASS_NAMES), "val": VAL_PER_CLASS * len(CLASS_NAMES)}
+
+
+def run_flops(run: PlannedRun, sizes: dict[str, int]) -> float | None:
+    """FLOPs of one planned run (None for stages without a network to count)."""
+    from mame.models import backbones, builders, flops
+    from mame.models.scratch import build_scratch_cnn
+
+    p = run.params
+    per_class = p.get("max_per_class")
+    train = min(sizes["train"], per_class * len(CLASS_NAMES)) if per_class else sizes["train"]
+    val = min(sizes["val"], per_class * len(CLASS_NAMES)) if per_class else sizes["val"]
+    if run.stage == "scratch":
+        model = build_scratch_cnn(num_classes=len(CLASS_NAMES), image_size=p["image_size"], filters=p["filters"],
+                                  convs_per_block=p["convs_per_block"], batch_norm=p["batch_norm"], pooling=p["pooling"],
+                                  dense_units=p["dense_units"], dropout_rate=p["dropout_rate"], l2=p["l2"])
+        epochs = p["epochs"]
+    elif run.stage in ("finetune", *FORWARD_ONLY):
+        size = p.get("image_size") or backbones.get_backbone(run.backbone).default_size
+        model = builders.build_transfer_model(run.backbone, num_classes=len(CLASS_NAMES), image_size=size,
+                                              dense_units=p.get("dense_units", (512,)))
+        if run.stage in FORWARD_ONLY:
+            return 2.0 * flops.model_macs(model) * (train + val)
+        epochs = p["head_epochs"] + p["epochs"]
+    else:
+        return None
+    forward = 2.0 * flops.model_macs(model)
+    return epochs * (flops.training_flops_per_image(model) * train + forward * val)
+
+
+def estimate(profile_name: str, *, tflops: float = DEFAULT_TFLOPS, plan_file=None) -> list[dict]:
+    plan = load_plan(plan_file)
+    profile = plan.profile(profile_name)
+    sizes = split_sizes(profile)
+    per_stage: dict[str, dict] = defaultdict(lambda: {"runs": 0, "flops": 0.0})
+    for run in expand(plan, profile_name):
+        counted = run_flops(run, sizes)
+        if counted is not None:
+            per_stage[run.stage]["runs"] += 1
+            per_stage[run.stage]["flops"] += counted
+    return [{"stage": stage, "runs": row["runs"], "pflops": row["flops"] / 1e15,
+             "hours": row["flops"] / (tflops * 1e12) / 3600} for stage, row in per_stage.items()]
+
+
+def format_estimate(rows: list[dict], profile: str, tflops: float) -> str:
+    lines = [f"Estimated compute on one accelerator at {tflops:g} TFLOP/s sustained, profile {profile} "
+             "(an estimate from FLOP counts: no data loading, validation overhead or start-up)",
+             f"{'stage':<10} {'runs':>5} {'PFLOPs':>10} {'hours':>8}"]
+    lines += [f"{r['stage']:<10} {r['runs']:>5} {r['pflops']:>10.1f} {r['hours']:>8.2f}" for r in rows]
+    lines.append(f"{'total':<10} {sum(r['runs'] for r in rows):>5} {sum(r['pflops'] for r in rows):>10.1f} "
+                 f"{sum(r['hours'] for r in rows):>8.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""The scratch ladder and the fine-tuning ladder through the runner and papermill, on smoke data;
+a fine-tuning run killed after its first epoch resumes at epoch 2 with the epoch-1 history kept."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mame import config, results
+from mame.engine import execute, runs
+from mame.engine.plan import expand, load_plan
+from mame.engine.runner import run_plan
+from tests.helpers import TEST_DATA_HOME
+
+pytestmark = pytest.mark.slow
+PLAN = config.EXPERIMENTS_DIR / "plan.yaml"
+
+
+# Three runners side by side, each on its own runs folder (one runner per folder), so that kernel
+# start-ups and graph tracing (single-threaded) overlap training on two cores (measured: 231 s with three
+# runners, 276 s with two, 379 s with one).
+GROUPS = ("scratch,finetune/efficientnetb0", "finetune/vgg16", "finetune/resnet50,finetune/efficientnetb3")
+
+
+@pytest.fixture(scope="module")
+def ladders(tmp_path_factory):
+    """Every scratch rung and every fine-tuning step of the shipped plan, run once on the smoke profile."""
+    root = tmp_path_factory.mktemp("ladders")
+    procs = []
+    for i, only in enumerate(GROUPS):
+        env = dict(os.environ, MAME_RUNS_DIR=str(root / f"runs{i}"), MAME_DATA_HOME=str(TEST_DATA_HOME))
+        procs.append(subprocess.Popen([sys.executable, "-m", "mame", "run", "--profile", "smoke", "--plan", str(PLAN),
+                                       "--only", only], cwd=config.ROOT, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    printed = "".join(proc.communicate(timeout=1200)[0] for proc in procs)
+    assert [proc.returncode for proc in procs] == [0] * len(GROUPS), printed
+    for i in range(len(GROUPS)):  # one runs folder, as a single runner would have left it
+        for stage_dir in (root / f"runs{i}").iterdir():
+            if stage_dir.is_dir():
+                for run_dir in stage_dir.iterdir():
+                    (root / "runs" / stage_dir.name).mkdir(parents=True, exist_ok=True)
+                    run_dir.rename(root / "runs" / stage_dir.name / run_dir.name)
+    yield root / "runs", printed
+
+
+def test_every_rung_and_step_runs_and_records_what_the_deck_needs(ladders):
+    runs_dir, printed = ladders
+    planned = [r for r in expand(load_plan(PLAN), "smoke") if r.stage in ("scratch", "finetune")]
+    summary = {line.split()[0]: line.split()[1] for line in printed.splitlines() if line.startswith(("scratch/", "finetune/"))}
+    assert summary == {r.id: "done" for r in planned}, printed
+    assert len([r for r in planned if r.stage == "scratch"]) >= 6
+    assert [r.name for r in planned if r.stage == "finetune" and r.backbone == "vgg16"] == [
+        f"vgg16-step{i}" for i in range(1, 7)]
+    for run in planned:
+        metrics = runs.read_metrics(runs_dir / run.stage / run.name)
+        m, history = metrics["metrics"], metrics["history"]
+        epochs = 2 if run.stage == "finetune" else 1  # smoke: head 1 + finetune 1; scratch 1
+        assert len(history["loss"]) == len(history["val_accuracy"]) == m["epochs_run"] == epochs
+        assert set(metrics["classification"]) == {"train", "val"}  # never the test split
+        assert m["val_accuracy"] == metrics["classification"]["val"]["report"]["accuracy"]
+        assert (runs_dir / run.stage / run.name / "model.keras").is_file()
+        with np.load(runs_dir / run.stage / run.name / "predictions_val.npz") as pred:
+            assert pred["probabilities"].shape == (len(pred["y_true"]), 29)
+            np.testing.assert_allclose(pred["probabilities"].sum(axis=1), 1.0, rtol=1e-3)
+        assert metrics["run"]["test_split_reads"] == []
+    assert not list(runs_dir.glob(f"*/.*{execute.RESUME_MARK}*"))  # checkpoints removed once done
+    lines = [line for line in printed.splitlines() if "epoch" in line]
+    assert any(line.split()[0] == "finetune/vgg16-step3" and "epoch 2/2" in line and "finetune" in line
+               and "val_acc" in line for line in lines), printed
+
+
+def test_each_rung_builds_what_its_plan_entry_says(ladders):
+    runs_dir, _ = ladders
+    params = {name: runs.read_metrics(runs_dir / "scratch" / name)["metrics"]["n_params"]
+              for name in ("r6-l2", "r7-gap", "r8-wider")}
+    assert params["r7-gap"] < params["r6-l2"]  # global average pooling instead of flatten
+    assert params["r8-wider"] > params["r7-gap"]  # a fourth block and a wider head
+    step3 = runs.read_metrics(runs_dir / "finetune" / "vgg16-step3")
+    assert step3["metrics"]["config"]["l2"] == 0.1 and step3["metrics"]["config"]["dropout_rate"] == 0.5
+    assert step3["metrics"]["trainable_from"] == "block4_conv1"
+    frozen = step3["metrics"]["trainable"]["finetune"]["frozen_params"]
+    assert frozen == 1_735_488  # VGG16 blocks 1-3, frozen in the fine-tuning phase
+    assert step3["metrics"]["phases"] == [{"name": "head", "epochs": 1}, {"name": "finetune", "epochs": 1}]
+
+
+def test_a_killed_fine_tuning_run_resumes_at_epoch_2_with_epoch_1_kept(tmp_path, isolated_runs):
+    plan = tmp_path / "plan.yaml"
+    text = PLAN.read_text().replace("force: {batch_size: 32, head_epochs: 1}", "force: {batch_size: 32, head_epochs: 2}")
+    plan.write_text(text)  # head 2 + finetune 1: three epochs, killed after the first
+    cmd = [sys.executable, "-m", "mame", "run", "--profile", "smoke", "--plan", str(plan), "--only",
+           "finetune/vgg16-step1"]
+    proc = subprocess.Popen(cmd, cwd=config.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    stage_dir = isolated_runs / "finetune"
+    deadline, state = time.monotonic() + 300, None
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list(stage_dir.glob(f".vgg16-step1{execute.RESUME_MARK}*/state.json")) if stage_dir.exists() else []
+        if found:
+            state = json.loads(found[0].read_text())
+            if state["epoch"] >= 1:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None and state is not None, "the run ended before its first epoch could be seen"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert state["epoch"] == 1
+    assert runs.try_read_metrics(stage_dir / "vgg16-step1") is None  # nothing looks finished
+    first = json.loads(next(stage_dir.glob(f".vgg16-step1{execute.RESUME_MARK}*/state.json")).read_text())
+    out = io.StringIO()
+    again = run_plan("smoke", plan_file=plan, only="finetune/vgg16-step1", out=out)
+    assert [o.state for o in again] == ["done"], out.getvalue()
+    metrics = runs.read_metrics(stage_dir / "vgg16-step1")
+    assert metrics["metrics"]["resumed_from_epoch"] == first["epoch"] == 1
+    assert len(metrics["history"]["loss"]) == 3
+    assert metrics["history"]["loss"][0] == pytest.approx(first["history"]["loss"][0])  # epoch 1 kept
+    printed_epochs = [line.split("epoch ")[1].split("/")[0] for line in out.getvalue().splitlines() if " epoch " in line]
+    assert printed_epochs == ["2", "3"], out.getvalue()  # the rerun trained epochs 2 and 3 only
+    assert any("resumed after epoch 1" in note for note in metrics["notes"])
+    assert not list(stage_dir.glob(f".*{execute.RESUME_MARK}*"))
+    progress = (stage_dir / "vgg16-step1" / results.PROGRESS_FILE).read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in progress] == [2, 3]
