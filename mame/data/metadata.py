@@ -18,6 +18,8 @@ import numpy as np
 from mame import config
 from mame.classes import CLASS_INDEX, CLASS_NAMES, SPLITS, normalise_class_name
 
+TEST = "test"
+
 COLUMNS: tuple[str, ...] = (
     "Image file", "Medium", "Museum", "Museum-based instance ID", "Subset",
     "Width", "Height", "Product size", "Aspect ratio",
@@ -56,9 +58,16 @@ class Metadata:
         return len(self.records)
 
     def split(self, name: str) -> list[Record]:
-        """The records of one split (``train``, ``val`` or ``test``), in file order."""
+        """The records of ``train`` or ``val``, in file order. The test split is refused here: only the
+        evaluate stage reads it, through ``read_test_split``, which records the read in a ledger."""
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r} (expected one of: {', '.join(SPLITS)})")
+        if name == TEST:
+            raise TestSplitError(f"{self.path}: the test split is read only by the evaluate stage, through "
+                                 "mame.data.metadata.read_test_split(metadata, ledger=..., what=...)")
+        return self._rows(name)
+
+    def _rows(self, name: str) -> list[Record]:
         return [r for r in self.records if r.subset == name]
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -71,6 +80,20 @@ class Metadata:
     def labels(self, split: str) -> np.ndarray:
         """Integer labels (int32) of one split, in file order."""
         return np.fromiter((r.label for r in self.split(split)), dtype=np.int32)
+
+
+class TestSplitError(PermissionError):
+    """Something other than the evaluate stage asked for the test split."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+
+def read_test_split(meta: Metadata, *, ledger: list, what: str) -> list[Record]:
+    """The test split's records; appends ``{"what": what, "n_images": n}`` to ``ledger`` (the run's
+    ``test_split_reads``, shown in the deck). The evaluate stage is the only caller (a test checks)."""
+    records = meta._rows(TEST)
+    ledger.append({"what": what, "n_images": len(records)})
+    return records
 
 
 def metadata_path(path_or_dir: str | os.PathLike) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mame.data.check import find_corrupt
-from mame.data.metadata import DataError, Record
+from mame.data.metadata import TEST, DataError, Record, TestSplitError
 
 SHOW_FIRST = 5
 _FILES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -58,7 +58,7 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
                  image_size: int | None = None, crop_size: int | None = None,
                  target_pixels: int | None = None, batch_size: int = 32, shuffle: bool = False,
                  seed: int = 0, augment: bool = False, repeat: bool = False, first_epoch: int = 0,
-                 with_paths: bool = False) -> tf.data.Dataset:
+                 with_paths: bool = False, allow_test: bool = False) -> tf.data.Dataset:
     """Batches of ``(images, labels)`` (``(images, labels, paths)`` with ``with_paths``).
 
     Fixed shape: ``image_size`` (square resize) then an optional central ``crop_size`` crop.
@@ -67,12 +67,16 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
     depend only on ``seed`` and the epoch; with ``repeat`` every epoch is reshuffled, and batches
     never straddle two epochs (the last batch of an epoch may be short). ``first_epoch`` starts the
     stream at that epoch, so a resumed training run sees exactly the batches of an uninterrupted one.
+    Test-split records are refused unless ``allow_test`` (only the evaluate stage passes it).
     """
     _check_sizes(image_size, crop_size, target_pixels, batch_size)
     if not records:
         raise DataError(f"{image_dir}: no records to load")
     if first_epoch < 0:
         raise ValueError(f"first_epoch must be >= 0, got {first_epoch}")
+    if not allow_test and any(r.subset == TEST for r in records):
+        raise TestSplitError(f"{image_dir}: {sum(r.subset == TEST for r in records)} test-split images asked for "
+                             "outside the evaluate stage (pass allow_test=True there, with the read in its ledger)")
     paths = image_paths(records, image_dir)
     path_table = tf.constant(paths)
     label_table = tf.constant([r.label for r in records], dtype=tf.int32)

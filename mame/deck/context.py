@@ -12,7 +12,8 @@ import yaml
 
 from mame import config
 from mame.data import metadata
-from mame.deck.sections import classify_section, features_section, final_section, placeholder
+from mame.deck.evaluation import evaluation_conclusions, final_section
+from mame.deck.sections import classify_section, features_section, placeholder
 from mame.deck.training import finetune_section, scratch_section
 
 # Stages the deck has a section for; a stage absent from the plan gets a "not run yet" placeholder.
@@ -46,7 +47,7 @@ def setup_section(entries: list, profile) -> dict:
     counts = {}
     if dataset.get("path") and (Path(dataset["path"]) / config.METADATA_CSV).is_file():
         meta = metadata.read_metadata(dataset["path"])
-        counts = {split: len(meta.split(split)) for split in ("train", "val", "test")}
+        counts = {split: sum(per_class.values()) for split, per_class in meta.counts().items()}
     weights = sorted({(m["metrics"].get("weights"), m["metrics"].get("weights_reason") or "")
                       for m in ran if m["metrics"].get("weights")})
     devices = sorted({f"{m['run']['device']['kind'].upper()}: {m['run']['device']['name']}" for m in ran})
@@ -64,14 +65,20 @@ def setup_section(entries: list, profile) -> dict:
             "versions": versions, "commits": commits, "flags": flags, "n_runs": len(ran)}
 
 
-def paper_section(references: dict, grouped: dict) -> dict:
-    """The MAMe paper's fine-tuning baselines beside our own best numbers per backbone."""
+def paper_section(references: dict, grouped: dict, final: dict | None = None) -> dict:
+    """The MAMe paper's fine-tuning baselines beside our own best numbers per backbone (test: the evaluate
+    run's fine-tuned model of that backbone)."""
     ours = {}
-    for stage in ("classify", "finetune", "evaluate"):  # headline: val, val, test accuracy
+    for stage in ("classify", "finetune"):  # headline: val accuracy
         for entry in grouped.get(stage, []):
             if entry.state in ("done", "stale") and entry.metrics.get("headline"):
                 key = (entry.run.backbone, stage)
                 ours[key] = max(ours.get(key, 0.0), entry.metrics["headline"]["value"])
+    backbone_of = {f"finetune/{e.run.name}": e.run.backbone for e in grouped.get("finetune", [])}
+    for row in (final or {}).get("models", []):
+        if row["kind"] == "finetune" and row["model"] in backbone_of:
+            key = (backbone_of[row["model"]], "evaluate")
+            ours[key] = max(ours.get(key, 0.0), row["test"])
     paper = references["mame_paper"]
     rows = [{**row, "classify": ours.get((row["backbone"], "classify")),
              "finetune": ours.get((row["backbone"], "finetune")), "evaluate": ours.get((row["backbone"], "evaluate"))}
@@ -128,11 +135,11 @@ def conclusions(setup: dict, features: dict, classify: dict, paper: dict, final:
     if features["rows"]:
         probe = max(features["rows"], key=lambda r: r["probe"] or 0)
         out.append(f"Most separable features (nearest-centroid probe): {probe['backbone']} at {probe['probe']:.1%}.")
-    if final["best"]:
-        out.append(f"Test accuracy of the final model ({final['best']['run']}): {final['best']['accuracy']:.1%}.")
+    if final.get("reference"):
+        out += evaluation_conclusions(final)
         best_paper = max(paper["rows"], key=lambda r: r["fs"])
         out.append(f"Distance to the paper's best R65k result ({best_paper['architecture']}, {best_paper['fs']:.1%}): "
-                   f"{final['best']['accuracy'] - best_paper['fs']:+.1%}.")
+                   f"{100 * (final['reference']['accuracy'] - best_paper['fs']):+.1f} percentage points.")
     else:
         out.append("No test-split evaluation yet, so no distance to the paper's test accuracies is claimed.")
     if setup["flags"]:
@@ -141,6 +148,17 @@ def conclusions(setup: dict, features: dict, classify: dict, paper: dict, final:
     if gaps:
         out.append(f"{gaps} planned run(s) are missing or failed; their slides say so.")
     return out
+
+
+def with_test_accuracy(scratch: dict, final: dict) -> dict:
+    """The baseline table's Test column: the rungs the evaluate run scored on the test split."""
+    tested = {row["model"]: row["test"] for row in final.get("models", []) if row["kind"] == "scratch"}
+    for item in scratch["items"]:
+        if item["ran"] and item.get("test") is None and item["run"] in tested:
+            item["test"] = tested[item["run"]]
+    scratch["has_test"] = any(it.get("test") is not None for it in scratch["items"] if it["ran"])
+    scratch["tested_by_evaluate"] = bool(tested)
+    return scratch
 
 
 def appendix_section(entries: list) -> list[list[dict]]:
@@ -178,10 +196,10 @@ def build_context(entries: list, profile, plan_stages: list[str], *, figures: di
     names = display_names(entries)
     features = features_section(grouped.get("features", []), figures)
     classify = classify_section(grouped.get("classify", []), figures, names)
-    final = final_section(grouped.get("evaluate", []), figures)
-    paper = paper_section(references, grouped)
+    final = final_section(grouped.get("evaluate", []), figures, entries)
+    paper = paper_section(references, grouped, final)
     gaps = sum(e.state in ("failed", "missing", "unreadable") for e in entries)
-    scratch = scratch_section(grouped.get("scratch", []), figures, profile)
+    scratch = with_test_accuracy(scratch_section(grouped.get("scratch", []), figures, profile), final)
     finetune = finetune_section(grouped.get("finetune", []), figures, names, profile)
     planned = {stage: stage in plan_stages for stage in DECK_STAGES}
     return {

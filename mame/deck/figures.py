@@ -13,6 +13,7 @@ import numpy as np
 
 from mame import plots
 from mame.classes import CLASS_NAMES
+from mame.deck import evaluation_figures
 from mame.engine import runs
 
 FIGURES = "figures"
@@ -25,9 +26,9 @@ CODE_STAMP = ".drawn-by"
 
 @lru_cache(maxsize=1)
 def code_stamp() -> str:
-    """A hash of the code that draws the figures (``mame/plots`` and this module)."""
+    """A hash of the code that draws the figures (``mame/plots``, this module and ``evaluation_figures``)."""
     digest = hashlib.sha256()
-    for path in sorted(Path(plots.__file__).parent.glob("*.py")) + [Path(__file__)]:
+    for path in sorted(Path(plots.__file__).parent.glob("*.py")) + [Path(__file__), Path(evaluation_figures.__file__)]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -42,9 +43,14 @@ def _fresh(path: Path, metrics_file: Path, same_code: bool = True) -> bool:
 
 
 def _draw(path: Path, metrics_file: Path, draw, same_code: bool = True) -> Path:
-    """Draw and save unless an up-to-date figure is already there."""
+    """Draw and save unless an up-to-date figure is already there; ``draw`` may return None (nothing
+    to draw: no file is left at ``path``)."""
     if not _fresh(path, metrics_file, same_code):
-        plots.save_figure(draw(), path)
+        fig = draw()
+        if fig is None:
+            path.unlink(missing_ok=True)
+        else:
+            plots.save_figure(fig, path)
     return path
 
 
@@ -62,19 +68,29 @@ def run_figures(entry, *, projections=("pca",)) -> dict[str, Path]:
         found["learning_curves"] = draw("learning_curves",
                                         lambda: plots.draw_learning_curves(metrics["history"], log_loss=True))
     for name, key in _confusion_figures(entry).items():
-        title = f"{entry.run.id}: {key} (row-normalised)"
         cls = metrics["classification"][key]
+        if entry.run.stage == "evaluate":  # the final slide: the whole slide width, no title (the slide has one)
+            found[name] = draw(name, lambda cls=cls: plots.draw_confusion_matrix(
+                plots.confusion_matrix_data(cls), size="matrix", font_size=evaluation_figures.MATRIX_FONT))
+            continue
+        title = f"{entry.run.id}: {key} (row-normalised)"
         found[name] = draw(name, lambda cls=cls, title=title: plots.draw_confusion_matrix(
             plots.confusion_matrix_data(cls), title=title))
     if entry.run.stage == "features":
         found.update(_projection_figures(entry, out, metrics_file, projections, same))
+    if entry.run.stage == "evaluate":
+        found.update(evaluation_figures.evaluation_figures(entry, draw))
     if found and not same:
         (out / CODE_STAMP).write_text(code_stamp() + "\n", encoding="utf-8")
     return found
 
 
 def _confusion_figures(entry) -> dict[str, str]:
-    """Figure name -> classification key: the classify run's best model, and any test split."""
+    """Figure name -> classification key: the classify run's best model, the evaluate run's reference
+    model (best single model on validation) on test, and any other run's test split."""
+    if entry.run.stage == "evaluate":
+        key = evaluation_figures.reference_key(entry.metrics)
+        return {"confusion_test": key} if key else {}
     best = entry.metrics["metrics"].get("best_classifier")
     found = {}
     for key in entry.metrics["classification"]:

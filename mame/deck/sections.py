@@ -1,8 +1,9 @@
 """Deck sections built from runs: each returns plain dicts for the templates, or a placeholder.
 
-Contract with the stages: a training stage (``scratch``, ``finetune``, ``evaluate``) stores one
-``classification`` entry per split it scored, keyed ``train`` / ``val`` / ``test`` (or ``<model>/<split>``),
-and its per-epoch ``history``; ``features`` and ``classify`` are described in their modules.
+Contract with the stages: a training stage (``scratch``, ``finetune``) stores one ``classification`` entry
+per split it scored, keyed ``train`` / ``val`` / ``test`` (or ``<model>/<split>``), and its per-epoch
+``history``; ``features`` and ``classify`` are described in their modules, ``evaluate`` (the final
+result) in ``mame/deck/evaluation.py``.
 """
 
 from __future__ import annotations
@@ -103,17 +104,4 @@ def classify_section(entries: list, figures: dict, names: dict[str, str]) -> dic
         section["best"] = {**row, "table": report_rows(cls["report"]), "predictions": cls.get("predictions"),
                            "confusion": figures.get(entry.run.id, {}).get(f"confusion_{row['classifier']}")}
     return section
-
-
-def final_section(entries: list, figures: dict) -> dict:
-    """The evaluation on the test split: the best evaluated run's report and confusion matrix."""
-    usable = [e for e in entries if entry_placeholder(e) is None and "test" in e.metrics["classification"]]
-    gaps = [g for g in (entry_placeholder(e) for e in entries) if g]
-    if not usable:
-        return {"best": None, "gaps": gaps}
-    entry = max(usable, key=lambda e: e.metrics["classification"]["test"]["report"]["accuracy"])
-    cls = entry.metrics["classification"]["test"]
-    return {"gaps": gaps, "best": {"run": entry.run.id, "accuracy": cls["report"]["accuracy"],
-                                   "table": report_rows(cls["report"]), "predictions": cls.get("predictions"),
-                                   "confusion": figures.get(entry.run.id, {}).get("confusion_test")}}
 

@@ -27,8 +27,10 @@ from mame.engine.plan import PlannedRun, Profile, notebook_parameters
 from mame.results import PROGRESS_FILE
 
 KERNEL_NAME = "mame"
-QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONWARNINGS": "ignore",
-             "KERAS_BACKEND": "tensorflow", "MPLBACKEND": "Agg"}
+# oneDNN stays on: with TF_ENABLE_ONEDNN_OPTS=0, mixed_bfloat16 training fell back to kernels 30x slower
+# (a 3-block CNN at 48 px: 12.5 instead of 373 images/s on 2 cores); its start-up line goes to kernel.log.
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore", "KERAS_BACKEND": "tensorflow",
+             "MPLBACKEND": "Agg"}
 KERNEL_LOG = "kernel.log"
 # TensorFlow's C++ runtime writes to fd 2 before any log setting applies; with fd capture off, that
 # goes to kernel.log in the run folder instead of the notebook and the terminal.
@@ -180,13 +182,24 @@ def _following(path: Path, progress: Callable[[dict], None] | None):
         drain()
 
 
+def notebook_inputs(inputs: dict[str, dict]) -> dict:
+    """The ``inputs`` parameter: ``{stage: folder}`` for a needed run, ``{stage: {name: folder}}`` for the
+    runs of a stage read whole (keys ``stage/name`` in ``inputs``)."""
+    out: dict = {}
+    for key, info in inputs.items():
+        if "/" in key:
+            out.setdefault(key.split("/", 1)[0], {})[info["name"]] = info["path"]
+        else:
+            out[key] = info["path"]
+    return out
+
+
 def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path, resume: Path) -> dict | None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     parameters = dict(run.params, run_dir=str(work), data_dir=ctx.dataset["path"], profile=ctx.profile.name,
-                      backbone=run.backbone, seed=ctx.profile.seed,
-                      inputs={stage: info["path"] for stage, info in ctx.inputs.items()})
+                      backbone=run.backbone, seed=ctx.profile.seed, inputs=notebook_inputs(ctx.inputs))
     if "checkpoint_dir" in notebook_parameters(run.notebook):
         parameters["checkpoint_dir"] = str(resume)
     try:

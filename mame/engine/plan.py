@@ -59,6 +59,7 @@ class PlannedRun:
     notebook: Path
     params: dict
     needs: dict[str, str] = field(default_factory=dict)  # stage -> run name
+    reads: dict[str, list[str]] = field(default_factory=dict)  # stage -> every run of it (stage-level `reads:`)
     about: str = ""       # the variant's own words: what it changes and why (shown on the slides)
     overrides: dict = field(default_factory=dict)  # what the variant sets, as written in the plan
     planned: dict = field(default_factory=dict)  # the params before the profile's force layers (what the plan asks)
@@ -102,11 +103,13 @@ def load_plan(path: Path | None = None) -> Plan:
 def _check_stage(path: Path, name: str, spec: dict, order: list[str]) -> dict:
     if not isinstance(spec, dict) or "notebook" not in spec:
         raise PlanError(f"{path}: stage {name!r} needs a 'notebook'")
-    for need in spec.get("needs", []):
-        if need not in order or order.index(need) >= order.index(name):
-            raise PlanError(f"{path}: stage {name!r} needs {need!r}, which must be a stage listed before it")
+    for key in ("needs", "reads"):
+        for need in spec.get(key, []):
+            if need not in order or order.index(need) >= order.index(name):
+                raise PlanError(f"{path}: stage {name!r} {key} {need!r}, which must be a stage listed before it")
     spec.setdefault("variants", {"default": {}})
     spec.setdefault("needs", [])
+    spec.setdefault("reads", [])
     return spec
 
 
@@ -182,6 +185,9 @@ def expand(plan: Plan, profile_name: str, only: str | None = None) -> list[Plann
                                  planned=planned)
                 run.needs = {need: run_name(backbone, needs_variants.get(need, "default")) for need in spec["needs"]}
                 runs.append(run)
+    for run in runs:
+        spec = plan.stages[run.stage]
+        run.reads = {stage: [r.name for r in runs if r.stage == stage] for stage in spec["reads"]}
     _check_needs(plan.path, runs)
     return select(runs, only) if only else runs
 

@@ -66,6 +66,7 @@ def compute_keys(planned: list[PlannedRun], profile: Profile, dataset: dict) -> 
     keys: dict[str, str] = {}
     for run in planned:
         dep_keys = {stage: keys[f"{stage}/{name}"] for stage, name in run.needs.items() if f"{stage}/{name}" in keys}
+        dep_keys.update({dep: keys[dep] for dep in _read_ids(run) if dep in keys})
         keys[run.id] = cache.cache_key(stage=run.stage, name=run.name, params=run.params, profile=profile.name,
                                        dataset_fingerprint=dataset["fingerprint"], notebook=run.notebook,
                                        dependency_keys=dep_keys)
@@ -140,17 +141,24 @@ def _run_one(run, profile, dataset, keys, outcomes, runs_dir, force, announce=la
     return Outcome(run, "failed", key, seconds, f"{seconds:6.1f}s  {err['type']}: {_first_line(err['message'])}")
 
 
+def _read_ids(run) -> list[str]:
+    return [f"{stage}/{name}" for stage, names in run.reads.items() for name in names]
+
+
 def _inputs(run, keys, outcomes, runs_dir) -> tuple[dict, str]:
-    """The dependency runs this run reads, or why it cannot run."""
+    """The dependency runs this run reads, or why it cannot run: ``{stage: info}`` for ``needs`` and
+    ``{"stage/name": info}`` for each run of a stage it ``reads`` whole."""
     inputs = {}
-    for stage, name in run.needs.items():
-        dep_id, dep_dir = f"{stage}/{name}", runs_dir / stage / name
+    wanted = [(stage, f"{stage}/{name}") for stage, name in run.needs.items()] + [(dep, dep) for dep in _read_ids(run)]
+    for key, dep_id in wanted:
+        stage, name = dep_id.split("/", 1)
+        dep_dir = runs_dir / stage / name
         if dep_id in outcomes and outcomes[dep_id].state in ("failed", "skipped"):
             return {}, f"needs {dep_id}, which {outcomes[dep_id].state}"
         existing = _existing(dep_dir)
         if not existing or existing["run"]["status"] != "done" or existing["run"]["cache_key"] != keys[dep_id]:
             return {}, f"needs {dep_id}, which is not done and current (run it, or drop --only)"
-        inputs[stage] = {"name": name, "cache_key": keys[dep_id], "path": str(dep_dir)}
+        inputs[key] = {"name": name, "cache_key": keys[dep_id], "path": str(dep_dir)}
     return inputs, ""
 
 

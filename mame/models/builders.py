@@ -229,6 +229,12 @@ def last_conv_layer_name(model: keras.Model) -> str:
     return convs[-1]
 
 
+def load_model(path, *, compile: bool = True) -> keras.Model:
+    """A model saved by this package: importing this module registers its custom layers
+    (``backbones.CaffePreprocess``), without which Keras cannot rebuild a VGG16 or ResNet50 model."""
+    return keras.models.load_model(path, compile=compile)
+
+
 def model_info(model: keras.Model) -> dict:
     """What a model built here records about itself (weights used and why, sizes)."""
     if model not in _INFO:

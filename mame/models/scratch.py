@@ -15,6 +15,9 @@ from keras import layers
 from mame.models.builders import HEAD_PREFIX, dense_head
 
 POOLINGS = ("flatten", "avg")
+# Keras' default 0.99 left the running mean/variance far from the data after the demo's ~160 steps:
+# validation accuracy collapsed to chance (0.07) for every batch-normalised rung.
+BN_MOMENTUM = 0.9
 
 
 def build_scratch_cnn(*, num_classes: int, image_size: int, filters: Iterable[int] = (32, 64, 128),
@@ -39,8 +42,8 @@ def build_scratch_cnn(*, num_classes: int, image_size: int, filters: Iterable[in
         for j in range(1, convs_per_block + 1):
             x = layers.Conv2D(count, 3, padding="same", use_bias=not batch_norm, kernel_regularizer=regularizer,
                               name=f"block{i}_conv{j}")(x)
-            if batch_norm:
-                x = layers.BatchNormalization(name=f"block{i}_bn{j}")(x)
+            if batch_norm:  # momentum 0.9: the running statistics settle within a short run's few hundred steps
+                x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{i}_bn{j}")(x)
             x = layers.Activation("relu", name=f"block{i}_relu{j}")(x)
         x = layers.MaxPooling2D(name=f"block{i}_pool")(x)
     pool = layers.GlobalAveragePooling2D if pooling == "avg" else layers.Flatten

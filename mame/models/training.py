@@ -21,6 +21,7 @@ from pathlib import Path
 import keras
 
 from mame import results
+from mame.models import builders
 
 MODEL_FILE = "epoch-{epoch:04d}.keras"         # the model (with optimizer state) after that epoch
 BEST_FILE = "best-epoch-{epoch:04d}.weights.h5"  # the weights of the best epoch so far
@@ -150,7 +151,7 @@ def train(build: Callable[[], keras.Model], phases: Sequence[Phase], train_data_
                      "phase_done": False}
             fresh_phase = True
         else:
-            model = keras.models.load_model(ckpt / state["model_file"])
+            model = builders.load_model(ckpt / state["model_file"])
             fresh_phase = state["phase_done"]
             if fresh_phase:
                 state.update(phase=state["phase"] + 1, phase_epoch=0, phase_done=False, stopped_early=False)

@@ -19,8 +19,9 @@ DPI = 100
 # A 16:9 slide is 1280×720 px: a full-slide figure leaves room for the title, a half-slide one
 # fills one of two columns; "column" is a figure beside a text column of about 40%; "square" is full
 # height for square plots (a confusion matrix).
+# "matrix" is a 29-class confusion matrix under a slide title and one line of text, labels legible.
 SLIDE_SIZES: dict[str, tuple[float, float]] = {"full": (12.0, 6.2), "half": (6.0, 5.2), "column": (7.4, 4.9),
-                                               "square": (8.5, 6.2)}
+                                               "square": (8.5, 6.2), "matrix": (7.4, 6.0)}
 SMALL_FONT = 7.5
 MARKERS = ("o", "s", "^")
 

@@ -58,20 +58,25 @@ def _read_entry(entry: dict) -> tuple[list[str], np.ndarray]:
 
 
 def draw_confusion_matrix(data: dict, *, ax: Axes | None = None, title: str | None = None,
-                          annotate: bool | None = None) -> Figure:
+                          annotate: bool | None = None, size: str = "square",
+                          font_size: float | None = None) -> Figure:
     """Heatmap of ``confusion_matrix_data`` output: every class name on both axes, a colourbar,
-    and the values written in the cells when there are few classes (or ``annotate=True``)."""
+    and the values written in the cells when there are few classes (or ``annotate=True``).
+    ``size`` is a slide size of ``new_figure`` (when ``ax`` is None); ``font_size`` overrides the tick labels'."""
     matrix, labels = _check_data(data)
     n = len(labels)
     fig = figure_of(ax) if ax is not None else None
     if ax is None:
-        fig, axes = new_figure("square")
+        fig, axes = new_figure(size)
         ax = axes[0, 0]
     normalised = data.get("normalize") is not None
     vmax = 1.0 if normalised else max(float(matrix.max()), 1.0)
     image = ax.imshow(matrix, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
-    font = tick_font_size(n)
-    ax.set_xticks(range(n), labels, rotation=60 if n > 10 else 30, ha="right", rotation_mode="anchor", fontsize=font)
+    font = font_size or tick_font_size(n)
+    if n > 20:  # upright names would overlap at this pitch
+        ax.set_xticks(range(n), labels, rotation=90, ha="center", va="top", fontsize=font)
+    else:
+        ax.set_xticks(range(n), labels, rotation=60 if n > 10 else 30, ha="right", rotation_mode="anchor", fontsize=font)
     ax.set_yticks(range(n), labels, fontsize=font)
     ax.set_xlabel("Predicted class")
     ax.set_ylabel("True class")

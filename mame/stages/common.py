@@ -95,14 +95,16 @@ def steps_per_epoch(count: int, batch_size: int) -> int:
     return max(1, math.ceil(count / batch_size))
 
 
-def predict(model, records: list, image_dir: Path, *, image_size: int, batch_size: int) -> dict:
+def predict(model, records: list, image_dir: Path, *, image_size: int, batch_size: int,
+            allow_test: bool = False) -> dict:
     """Class probabilities (float32) and labels of ``records`` in order (no augmentation).
 
     ``model.predict`` rather than ``predict_on_batch``: under MirroredStrategy the latter returned one
     row per replica and image (2 x 58 rows for 58 images on two devices)."""
     from mame.data import pipeline
 
-    dataset = pipeline.make_dataset(records, image_dir, image_size=image_size, batch_size=batch_size)
+    dataset = pipeline.make_dataset(records, image_dir, image_size=image_size, batch_size=batch_size,
+                                    allow_test=allow_test)
     probabilities = np.asarray(model.predict(dataset.map(lambda images, labels: images), verbose=0), dtype=np.float32)
     if len(probabilities) != len(records):
         raise ValueError(f"{image_dir}: predicted {len(probabilities)} rows for {len(records)} images")

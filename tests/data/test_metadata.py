@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 from mame.classes import CLASS_INDEX, CLASS_NAMES, TEST_COUNTS
-from mame.data.metadata import DataError, Record, dataset_fingerprint, find_image_dir, read_labels, read_metadata
+from mame.data.metadata import (
+    DataError,
+    Record,
+    TestSplitError,
+    dataset_fingerprint,
+    find_image_dir,
+    read_labels,
+    read_metadata,
+    read_test_split,
+)
 
 HEADER = ("Image file,Medium,Museum,Museum-based instance ID,Subset,Width,Height,"
           "Product size,Aspect ratio")
@@ -61,7 +70,14 @@ def test_official_labels_and_split_helpers(official_csv_dir, official):
     labels = official.labels("val")
     assert labels.dtype == np.int32 and labels.shape == (1_450,)
     assert np.bincount(labels, minlength=29).tolist() == [50] * 29
-    assert all(r.subset == "test" for r in official.split("test"))
+    with pytest.raises(TestSplitError, match="read only by the evaluate stage"):
+        official.split("test")
+    with pytest.raises(TestSplitError):
+        official.labels("test")
+    ledger = []
+    test = read_test_split(official, ledger=ledger, what="a test of the ledger")
+    assert len(test) == 15_657 and all(r.subset == "test" for r in test)
+    assert ledger == [{"what": "a test of the ledger", "n_images": 15_657}]
     with pytest.raises(ValueError, match="unknown split 'dev'"):
         official.split("dev")
     assert read_labels(official_csv_dir / "MAMe_labels.csv") == CLASS_NAMES

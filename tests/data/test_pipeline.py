@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from mame.classes import CLASS_NAMES
-from mame.data.metadata import DataError, read_metadata
+from mame.data.metadata import DataError, TestSplitError, read_metadata
 from mame.data.pipeline import iterate_numpy, load_arrays, make_dataset
 
 HEADER = ("Image file,Medium,Museum,Museum-based instance ID,Subset,Width,Height,"
@@ -172,3 +173,11 @@ def test_bad_sizes_are_rejected(tiny):
         make_dataset(records, images, image_size=32, crop_size=40)
     with pytest.raises(DataError, match="no records"):
         make_dataset([], images, image_size=32)
+
+
+def test_test_split_images_are_refused_outside_the_evaluate_stage(tiny):
+    records, images = tiny
+    as_test = [dataclasses.replace(r, subset="test") for r in records[:2]]
+    with pytest.raises(TestSplitError, match="2 test-split images asked for outside the evaluate stage"):
+        make_dataset(records[2:] + as_test, images, image_size=8)
+    assert len(batches(make_dataset(as_test, images, image_size=8, allow_test=True))[0][1]) == 2

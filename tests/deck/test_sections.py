@@ -139,13 +139,14 @@ def test_training_sections_render_into_a_deck_that_fits(tmp_path):
     from mame.deck.figures import run_figures
     from mame.deck.render import render_html
     from mame.engine.plan import Profile
+    from tests.deck.evaluate_run import evaluate_entry
 
     entries = [training_entry("scratch", "small-cnn", {"train": 0.9, "val": 0.4, "test": 0.38}, tmp_path),
                training_entry("finetune", "lr-1e-4", {"train": 0.8, "val": 0.7}, tmp_path,
                               about="Smaller learning rate | and <b>L2</b>"),
-               training_entry("evaluate", "final", {"test": 0.75}, tmp_path)]
+               evaluate_entry(tmp_path / "evaluated")]
     figures = {e.run.id: run_figures(e) for e in entries}
-    assert "training_curves" in figures["finetune/vgg16-lr-1e-4"] and "confusion_test" in figures["evaluate/vgg16-final"]
+    assert "training_curves" in figures["finetune/vgg16-lr-1e-4"] and "confusion_test" in figures["evaluate/default"]
     generated = tmp_path / "_generated"
     profile = Profile("smoke", {"source": "synthetic"}, {}, {}, None, 0, 60, 60)
     context = build_context(entries, profile, ["scratch", "finetune", "evaluate"], figures=_relative(figures, generated),
@@ -155,7 +156,7 @@ def test_training_sections_render_into_a_deck_that_fits(tmp_path):
     assert "| **small-cnn** | **0." in source and "| High |" in source
     assert "## vgg16 fine-tuning #1: lr-1e-4" in source  # display names come from features runs
     assert r"Smaller learning rate \| and &lt;b&gt;L2&lt;/b&gt;" in source
-    assert "## Classification report (test)" in source and "Test accuracy of the final model" in source
+    assert "## Classification report (test)" in source and "Final model (best single model on validation)" in source
     lines = source.splitlines()
     assert not [lines[i] for i in range(1, len(lines)) if lines[i].startswith("## ") and lines[i - 1].strip()]
     qmd = generated / "deck.qmd"

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from mame.engine import runner, runs
-from mame.engine.plan import expand, load_plan
+from mame.engine import execute, runner, runs
+from mame.engine.plan import PlanError, expand, load_plan
 from tests.helpers import minimal_metrics, write_smoke_plan
 
 STAGES = """
@@ -107,3 +107,34 @@ def test_run_plan_with_everything_current_executes_nothing(planned, tmp_path, is
     leftover.mkdir()
     runner.run_plan("smoke", plan_file=tmp_path / "plan.yaml", out=io.StringIO())
     assert not leftover.exists()  # a killed run's folder is cleaned at the next start
+
+
+READS = STAGES + """
+  summary:
+    notebook: 03_classify.ipynb
+    reads: [features]
+"""
+
+
+def test_a_stage_that_reads_every_run_of_another_gets_them_all_and_depends_on_each(tmp_path):
+    plan = load_plan(write_smoke_plan(tmp_path / "plan.yaml", READS))
+    profile, everything = plan.profile("smoke"), expand(plan, "smoke")
+    summary = next(r for r in everything if r.stage == "summary")
+    assert summary.name == "default" and summary.reads == {"features": ["vgg16", "resnet50"]}
+    keys = runner.compute_keys(everything, profile, DATASET)
+    by_id = {r.id: r for r in everything}
+    by_id["features/resnet50"].params["batch_size"] = 3
+    changed = runner.compute_keys(everything, profile, DATASET)
+    assert changed["summary/default"] != keys["summary/default"]  # any run it reads changes its key
+    assert runner._inputs(summary, keys, {}, tmp_path)[1].startswith("needs features/vgg16, which is not done")
+    for name in ("vgg16", "resnet50"):
+        write_done(tmp_path, by_id[f"features/{name}"], keys[f"features/{name}"])
+    inputs, problem = runner._inputs(summary, keys, {}, tmp_path)
+    assert problem == "" and set(inputs) == {"features/vgg16", "features/resnet50"}
+    assert execute.notebook_inputs(inputs) == {"features": {"vgg16": str(tmp_path / "features" / "vgg16"),
+                                                            "resnet50": str(tmp_path / "features" / "resnet50")}}
+    assert execute.notebook_inputs({"features": {"name": "vgg16", "path": "/r/f"}}) == {"features": "/r/f"}
+    bad = READS.replace("reads: [features]", "reads: [finetune]")
+    (tmp_path / "plan.yaml").write_text(bad + (tmp_path / "plan.yaml").read_text().split(READS)[1])
+    with pytest.raises(PlanError, match="reads 'finetune'"):
+        load_plan(tmp_path / "plan.yaml")

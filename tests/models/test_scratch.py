@@ -47,6 +47,7 @@ def test_each_switch_changes_the_graph_it_should():
                            dense_units=(32,), dropout_rate=0.5)
     assert kinds(bn).count("BatchNormalization") == 2 and "Dropout" in kinds(bn)
     assert not bn.get_layer("block1_conv1").use_bias  # the BN shift replaces the bias
+    assert bn.get_layer("block1_bn1").momentum == 0.9
     gap = build_scratch_cnn(num_classes=5, image_size=SIZE, filters=(8, 16), pooling="avg", dense_units=(32,))
     assert "GlobalAveragePooling2D" in kinds(gap)
     # flattening 8x8x16 features into 32 units costs 32x more weights than averaging them
@@ -60,3 +61,18 @@ def test_impossible_shapes_are_refused_with_the_reason():
         build_scratch_cnn(num_classes=3, image_size=SIZE, filters=(8,) * 6)
     with pytest.raises(ValueError, match="pooling"):
         build_scratch_cnn(num_classes=3, image_size=SIZE, pooling="max")
+
+
+def test_saved_models_load_back_in_a_fresh_process(tmp_path):
+    """A VGG16 transfer model carries a custom layer; loading must not depend on what the caller imported."""
+    import subprocess
+    import sys
+
+    from mame import config
+
+    model = builders.build_transfer_model("vgg16", num_classes=3, image_size=SIZE, dense_units=(8,))
+    model.save(tmp_path / "m.keras")
+    code = ("import sys; from mame.models import builders; "
+            f"m = builders.load_model({str(tmp_path / 'm.keras')!r}, compile=False); print(m.input_shape)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=config.ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "(None, 32, 32, 3)" in proc.stdout, proc.stderr[-2000:]

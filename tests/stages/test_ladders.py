@@ -91,6 +91,31 @@ def test_each_rung_builds_what_its_plan_entry_says(ladders):
     assert step3["metrics"]["phases"] == [{"name": "head", "epochs": 1}, {"name": "finetune", "epochs": 1}]
 
 
+def test_evaluate_reads_the_test_split_once_per_model_and_no_other_stage_reads_it(ladders, monkeypatch):
+    runs_dir, _ = ladders
+    monkeypatch.setenv("MAME_RUNS_DIR", str(runs_dir))
+    monkeypatch.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
+    out = io.StringIO()
+    outcomes = run_plan("smoke", plan_file=PLAN, only="evaluate", out=out)
+    assert [(o.run.id, o.state) for o in outcomes] == [("evaluate/default", "done")], out.getvalue()
+    metrics = runs.read_metrics(runs_dir / "evaluate" / "default")
+    models = metrics["metrics"]["models"]
+    singles = [m for m in models if m["kind"] != "ensemble"]
+    assert {m["model"].split("/")[1].split("-")[0] for m in singles if m["kind"] == "finetune"} == {
+        "vgg16", "resnet50", "efficientnetb0", "efficientnetb3"}  # the best step of each backbone
+    assert sum(m["kind"] == "scratch" for m in singles) == 1
+    reads = metrics["run"]["test_split_reads"]
+    assert len(reads) == 1 + len(singles)  # the records once, then one prediction pass per model
+    assert sorted(r["model"] for r in reads[1:]) == sorted(f"{m['model']}/model.keras" for m in singles)
+    assert len({r["n_images"] for r in reads}) == 1
+    for m in models:
+        assert m["ci_low"] <= m["accuracy"] <= m["ci_high"]
+    assert metrics["headline"]["value"] == next(m["accuracy"] for m in models if m["reference"])
+    for run_dir in runs_dir.glob("*/*"):
+        if run_dir.parent.name != "evaluate":
+            assert runs.read_metrics(run_dir)["run"]["test_split_reads"] == [], run_dir
+
+
 def test_a_killed_fine_tuning_run_resumes_at_epoch_2_with_epoch_1_kept(tmp_path, isolated_runs):
     plan = tmp_path / "plan.yaml"
     text = PLAN.read_text().replace("force: {batch_size: 32, head_epochs: 1}", "force: {batch_size: 32, head_epochs: 2}")

@@ -1,0 +1,61 @@
+"""Grad-CAM heatmaps (Selvaraju et al., 2017; after F. Chollet's keras.io example), computed apart from
+any drawing (``mame.plots.images.overlay_heatmap`` draws them).
+
+Works on every classifier built here: the transfer models keep the backbone's layers in one flat
+graph, so the registry's last conv layer (VGG16 ``block5_conv3``, ResNet50 ``conv5_block3_out``,
+EfficientNet ``top_activation``) is reachable without "graph disconnected"; the scratch CNNs use
+their last Conv2D (``builders.last_conv_layer_name``).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from mame.models.builders import last_conv_layer_name
+
+
+def gradcam_model(model: keras.Model, layer_name: str | None = None) -> keras.Model:
+    """``images -> (last conv activations, class probabilities)``."""
+    name = layer_name or last_conv_layer_name(model)
+    return keras.Model(model.inputs, [model.get_layer(name).output, model.output])
+
+
+def heatmaps(model: keras.Model, images: np.ndarray, *, class_index: np.ndarray | None = None,
+             layer_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM of ``images`` (raw 0-255, ``(n, H, W, 3)``) for ``class_index`` (default: the predicted
+    class). Returns ``(maps, class_index)``: maps ``(n, H, W)`` in [0, 1] at the input's size (a map with
+    no positive evidence is all zeros)."""
+    import tensorflow as tf
+
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images: expected (n, height, width, 3), got {images.shape}")
+    grad_model = gradcam_model(model, layer_name)
+    x = tf.constant(images)
+    with tf.GradientTape() as tape:
+        conv, probabilities = grad_model(x, training=False)
+        conv = tf.cast(conv, tf.float32)
+        tape.watch(conv)
+        if class_index is None:
+            class_index = tf.argmax(probabilities, axis=-1).numpy()
+        picked = tf.gather(tf.cast(probabilities, tf.float32), np.asarray(class_index), axis=1, batch_dims=1)
+    grads = tape.gradient(picked, conv)
+    if grads is None:
+        raise ValueError(f"no gradient reaches {layer_name or last_conv_layer_name(model)!r} from the output")
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)          # one weight per channel
+    cam = tf.nn.relu(tf.reduce_sum(weights * conv, axis=-1))              # (n, h, w)
+    cam = tf.image.resize(cam[..., None], images.shape[1:3], method="bilinear")[..., 0]
+    peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
+    maps = tf.where(peak > 0, cam / tf.maximum(peak, 1e-12), tf.zeros_like(cam)).numpy()
+    return np.clip(maps, 0.0, 1.0).astype(np.float32), np.asarray(class_index)
+
+
+def mass_inside(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Share of each map's heat inside its object mask (``masks`` boolean, same shape): 1 = all on the object."""
+    maps, masks = np.asarray(maps, dtype=np.float64), np.asarray(masks, dtype=bool)
+    if maps.shape != masks.shape:
+        raise ValueError(f"maps and masks: expected the same shape, got {maps.shape} and {masks.shape}")
+    total = maps.sum(axis=(1, 2))
+    inside = (maps * masks).sum(axis=(1, 2))
+    return np.where(total > 0, inside / np.maximum(total, 1e-12), np.nan)

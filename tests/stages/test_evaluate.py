@@ -1,0 +1,108 @@
+"""The evaluate stage's choices on made-up predictions: models and ensembles chosen on validation only,
+scored on test, compared with the best single model."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mame import config
+from mame.stages import evaluate
+
+N_VAL, N_TEST, CLASSES = 120, 200, 29
+
+
+def probs(y, accuracy, rng, confidence=0.6):
+    """Probabilities whose argmax is right on about ``accuracy`` of the rows."""
+    right = rng.random(len(y)) < accuracy
+    top = np.where(right, y, (y + 1 + rng.integers(0, CLASSES - 1, len(y))) % CLASSES)
+    p = rng.random((len(y), CLASSES)) * (1 - confidence) / CLASSES
+    p[np.arange(len(y)), top] += confidence
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def write_run(folder: Path, val_accuracy: float, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    y = np.arange(N_VAL) % CLASSES
+    folder.mkdir(parents=True)
+    np.savez_compressed(folder / "predictions_val.npz", y_true=y, probabilities=probs(y, val_accuracy, rng),
+                        files=np.array([f"{i}.jpg" for i in range(N_VAL)]))
+    return str(folder)
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    runs = {"finetune": {"vgg16-step1": 0.55, "vgg16-step2": 0.70, "resnet50-step1": 0.50, "efficientnetb0-step1": 0.45},
+            "scratch": {"r1-plain": 0.30, "r7-gap": 0.40}}
+    return {stage: {name: write_run(tmp_path / stage / name, acc, seed=i * 7 + j)
+                    for j, (name, acc) in enumerate(items.items())} for i, (stage, items) in enumerate(runs.items())}
+
+
+def add_test(chosen, accuracy_by_name, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(N_TEST) % CLASSES
+    for c in chosen:
+        p = probs(y, accuracy_by_name[c.name], rng)
+        c.test = {"y_true": y, "y_pred": p.argmax(axis=1), "probabilities": p}
+
+
+def test_the_best_step_per_backbone_and_the_best_rung_are_chosen_on_validation(inputs):
+    chosen = evaluate.choose_models(inputs)
+    names = [c.name for c in chosen]
+    assert names[-1] == "scratch/r7-gap"
+    assert set(names[:-1]) == {"finetune/vgg16-step2", "finetune/resnet50-step1", "finetune/efficientnetb0-step1"}
+    assert [c.val_accuracy for c in chosen[:-1]] == sorted((c.val_accuracy for c in chosen[:-1]), reverse=True)
+    every = evaluate.choose_models(inputs, select="all", include_scratch=False)
+    assert len(every) == 4 and all(c.stage == "finetune" for c in every)
+    with pytest.raises(ValueError, match="no finished finetune or scratch run"):
+        evaluate.choose_models({"finetune": {}, "scratch": {}})
+
+
+def test_ensembles_are_chosen_on_validation_and_scored_on_the_members_test_predictions(inputs):
+    chosen = evaluate.choose_models(inputs)
+    add_test(chosen, {c.name: 0.9 if c.name.endswith("r7-gap") else 0.5 for c in chosen})
+    result = evaluate.ensembles(chosen)
+    tuned = [c for c in chosen if c.stage == "finetune"]
+    assert len(result["tried"]) == 4  # 3 pairs and 1 triple of the 3 fine-tuned models; never the scratch rung
+    best = max(result["tried"], key=lambda e: e.val_accuracy)
+    assert result["chosen"] is best and all(m.startswith("finetune/") for m in best.members)
+    members = [c for c in tuned if c.name in best.members]
+    expected = np.mean([m.test["probabilities"] for m in members], axis=0).argmax(axis=1)
+    np.testing.assert_array_equal(result["chosen"].test["y_pred"], expected)
+
+
+def test_greedy_selection_when_there_are_many_models(inputs):
+    chosen = evaluate.choose_models(inputs, select="all", include_scratch=False)
+    add_test(chosen, {c.name: 0.5 for c in chosen})
+    result = evaluate.ensembles(chosen, exhaustive_up_to=2)
+    assert result["method"] == "greedy forward selection on validation"
+    assert result["tried"][0].members[0] == "finetune/vgg16-step2"  # starts from the best single model
+
+
+def test_compare_tests_each_model_against_the_best_single_one_on_validation(inputs):
+    chosen = evaluate.choose_models(inputs)
+    add_test(chosen, {c.name: 0.6 for c in chosen})
+    table = evaluate.compare(chosen, evaluate.ensembles(chosen), bootstrap=200)
+    reference = [row for row in table if row["reference"]]
+    assert [row["model"] for row in reference] == ["finetune/vgg16-step2"]  # best on val, whatever test says
+    for row in table:
+        assert row["ci_low"] <= row["accuracy"] <= row["ci_high"]
+        assert ("vs_best" in row) != row["reference"]
+    assert table[-1]["kind"] == "ensemble"
+
+
+def test_only_the_evaluate_stage_asks_for_the_test_split():
+    callers = {}
+    for path in config.PACKAGE_DIR.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = None
+            if isinstance(node, ast.Attribute) and node.attr == "read_test_split":
+                name = "read_test_split"
+            elif isinstance(node, ast.keyword) and node.arg == "allow_test" and getattr(node.value, "value", None) is True:
+                name = "allow_test=True"
+            if name:
+                callers.setdefault(name, set()).add(path.relative_to(config.PACKAGE_DIR).as_posix())
+    assert callers == {"read_test_split": {"stages/evaluate.py"}, "allow_test=True": {"stages/evaluate.py"}}

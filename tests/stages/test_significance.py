@@ -1,0 +1,59 @@
+"""McNemar's test and bootstrap intervals against statsmodels and worked examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from statsmodels.stats.contingency_tables import mcnemar
+
+from mame.stages import significance
+
+
+def predictions(table, n_classes: int = 3):
+    """y_true and two prediction vectors whose right/wrong pattern is the 2x2 ``table`` [[both, a only], [b only, neither]]."""
+    (both, a_only), (b_only, neither) = table
+    n = both + a_only + b_only + neither
+    y = np.arange(n) % n_classes
+    wrong = (y + 1) % n_classes
+    a = np.concatenate([y[:both], y[both:both + a_only], wrong[both + a_only:both + a_only + b_only], wrong[n - neither:]])
+    b = np.concatenate([y[:both], wrong[both:both + a_only], y[both + a_only:both + a_only + b_only], wrong[n - neither:]])
+    return y, a, b
+
+
+@pytest.mark.parametrize("table, exact", [([[50, 3], [9, 38]], True), ([[400, 20], [40, 140]], False)])
+def test_mcnemar_equals_statsmodels_on_a_worked_table(table, exact):
+    y, a, b = predictions(table)
+    result = significance.mcnemar_test(y, a, b)
+    reference = mcnemar(np.array(table), exact=exact, correction=True)
+    assert result["table"] == table and result["exact"] is exact
+    assert result["p_value"] == pytest.approx(reference.pvalue) and result["statistic"] == pytest.approx(reference.statistic)
+    assert result["discordant"] == table[0][1] + table[1][0]
+    n = sum(map(sum, table))
+    assert result["delta_pp"] == pytest.approx(100 * (table[1][0] - table[0][1]) / n)
+
+
+def test_the_exact_small_sample_p_value_is_the_binomial_one():
+    y, a, b = predictions([[10, 1], [7, 2]])  # 8 discordant pairs, 7 in b's favour: 2 * P(X <= 1 | n=8, p=.5)
+    assert significance.mcnemar_test(y, a, b)["p_value"] == pytest.approx(2 * (1 + 8) / 2 ** 8)
+
+
+def test_bootstrap_intervals_contain_the_point_estimate_and_shrink_with_more_images():
+    rng = np.random.default_rng(1)
+    widths = []
+    for n in (100, 2000):
+        y = rng.integers(0, 29, n)
+        pred = np.where(rng.random(n) < 0.7, y, (y + 1) % 29)
+        summary = significance.accuracy_summary(y, pred, resamples=500, seed=0)
+        assert summary["ci_low"] <= summary["accuracy"] <= summary["ci_high"]
+        widths.append(summary["ci_high"] - summary["ci_low"])
+        assert summary == significance.accuracy_summary(y, pred, resamples=500, seed=0)  # seeded
+    assert widths[1] < widths[0] / 2
+    y = np.arange(10)
+    assert significance.bootstrap_interval(y, y) == (1.0, 1.0)
+
+
+def test_describe_and_bad_input():
+    assert significance.describe({"delta_pp": 1.26, "p_value": 0.0213}) == "+1.3 pp, p=0.02"
+    assert significance.describe({"delta_pp": -4.0, "p_value": 0.0004}) == "-4.0 pp, p<0.001"
+    with pytest.raises(ValueError, match="same non-zero length"):
+        significance.mcnemar_test([0, 1], [0, 1], [0])
