@@ -34,12 +34,6 @@ def show(value, key: str = "") -> str:
     return str(value)
 
 
-def planned_params(run, profile=None) -> dict:
-    """``run``'s parameters as the plan asks for them, i.e. before the profile's ``force`` layers
-    (the engine resolves both: ``PlannedRun.planned`` and ``PlannedRun.params``)."""
-    return dict(run.planned)
-
-
 def forced_values(planned: dict, effective: dict) -> list[dict]:
     """Settings the profile changed: ``[{key, label, planned, effective}]`` in ``effective``'s order."""
     return [{"key": k, "label": label(k), "planned": show(planned[k], k), "effective": show(v, k)}

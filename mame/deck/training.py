@@ -40,7 +40,7 @@ def run_numbers(entry, figures: dict) -> dict:
 
 def _item(entry, figures: dict, profile, previous_planned: dict | None, keys) -> tuple[dict, dict]:
     """One rung or step: plan settings, what changed, what was forced, and the numbers if it ran."""
-    planned = settings.planned_params(entry.run, profile)
+    planned = entry.run.planned
     changed = settings.changes(previous_planned, planned, keys)
     gap = entry_placeholder(entry)
     resolved = {} if gap else {"trainable_from": entry.metrics["metrics"].get("trainable_from")}

@@ -135,19 +135,19 @@ def test_slides_bold_exactly_the_changed_settings():
 
 def test_forced_values_say_plan_then_profile_value():
     step3 = finetune_entry("vgg16", "step3", 0.8, 0.7)
-    planned = settings.planned_params(step3.run, SMOKE)
+    planned = step3.run.planned
     assert (planned["epochs"], planned["batch_size"], planned["head_epochs"], planned["image_size"]) == (9, 250, 2, None)
     text = settings.forced_text(settings.forced_values(planned, step3.run.params), "smoke")
     assert text == "image size backbone default → 32, batch size 250 → 32, head epochs 2 → 1, epochs 9 → 1 (smoke profile)"
     full = finetune_entry("vgg16", "step3", 0.8, 0.7, profile=NOTHING_FORCED)
-    assert settings.forced_values(settings.planned_params(full.run, NOTHING_FORCED), full.run.params) == []
+    assert settings.forced_values(full.run.planned, full.run.params) == []
     section = finetune_section([step3], {}, {}, SMOKE)
     assert section["items"][0]["forced"] == text
 
 
 def test_a_forced_key_the_variant_does_not_set_takes_the_profile_params_then_the_notebook_default():
     step1 = finetune_entry("vgg16", "step1", 0.8, 0.7)
-    planned = settings.planned_params(step1.run, SMOKE)
+    planned = step1.run.planned
     assert planned["epochs"] == 20 and planned["batch_size"] == 16  # notebook default; profile params
 
 
