@@ -24,6 +24,7 @@ SCHEMA_DIR = PACKAGE_DIR / "engine" / "schema"
 METADATA_CSV = "MAMe_dataset.csv"
 LABELS_CSV = "MAMe_labels.csv"
 IMAGE_DIR_CANDIDATES = ("data_256", "data")
+MASK_DIR = "masks"   # object masks beside the images, where the data knows them (the synthetic generator writes them)
 
 
 def _env_path(name: str, default: Path) -> Path:

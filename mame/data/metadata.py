@@ -208,7 +208,8 @@ def find_image_dir(data_dir: str | os.PathLike, prefer: str | None = None) -> Pa
 
 
 def dataset_fingerprint(data_dir: str | os.PathLike) -> str:
-    """sha256 hex of the metadata CSV bytes plus the sorted (file name, size) of the image folder.
+    """sha256 hex of the metadata CSV bytes plus the sorted (file name, size) of the image folder and, where
+    the dataset has one, of its object-mask folder (``masks/``).
 
     Only ``stat`` is used for images (their bytes are never read), so this stays fast for 37k files;
     a dataset without an image folder hashes an empty listing.
@@ -220,9 +221,12 @@ def dataset_fingerprint(data_dir: str | os.PathLike) -> str:
     except DataError:
         digest.update(b"\0no-image-dir\0")
         return digest.hexdigest()
-    digest.update(f"\0{image_dir.name}\0".encode())
-    with os.scandir(image_dir) as entries:
-        listing = sorted((e.name, e.stat().st_size) for e in entries if e.is_file())
-    for name, size in listing:
-        digest.update(f"{name}\0{size}\n".encode())
+    for folder in (image_dir, data_dir / config.MASK_DIR):
+        if not folder.is_dir():
+            continue
+        digest.update(f"\0{folder.name}\0".encode())
+        with os.scandir(folder) as entries:
+            listing = sorted((e.name, e.stat().st_size) for e in entries if e.is_file())
+        for name, size in listing:
+            digest.update(f"{name}\0{size}\n".encode())
     return digest.hexdigest()

@@ -13,6 +13,7 @@ import yaml
 from mame import config
 from mame.data import metadata
 from mame.deck.evaluation import evaluation_conclusions, final_section
+from mame.deck.explanations import explain_conclusions, explain_section
 from mame.deck.sections import classify_section, features_section, placeholder
 from mame.deck.training import finetune_section, scratch_section
 
@@ -110,9 +111,30 @@ def training_conclusions(scratch: dict, finetune: dict) -> list[str]:
     return out
 
 
+def approaches_conclusion(scratch: dict, classify: dict, finetune: dict) -> list[str]:
+    """The three approaches by their best validation accuracy (the seed: fine-tuning > features > scratch)."""
+    found = []
+    if scratch["best"] and scratch["best"]["val"] is not None:
+        found.append(("trained from scratch", scratch["best"]["val"], scratch["best"]["variant"]))
+    if classify["rows"]:
+        best = max(classify["rows"], key=lambda r: r["val_accuracy"])
+        found.append(("features + classifier", best["val_accuracy"],
+                      f"{best['backbone_name']} + {best['classifier'].replace('_', ' ')}"))
+    tuned = [s for s in finetune["items"] if s["ran"] and s["val"] is not None]
+    if tuned:
+        best = max(tuned, key=lambda s: s["val"])
+        found.append(("fine-tuning", best["val"], f"{best['backbone_name']} #{best['step']}"))
+    if len(found) < 2:
+        return []
+    ranked = sorted(found, key=lambda f: -f[1])
+    return ["Approaches by best validation accuracy: " + " > ".join(f"{what} {acc:.1%} ({how})" for what, acc, how in ranked)
+            + "."]
+
+
 def conclusions(setup: dict, features: dict, classify: dict, paper: dict, final: dict, gaps: int,
-                names: dict[str, str], training: list[str] = ()) -> list[str]:
-    """Statements derived from the numbers (never typed in); ``training`` from ``training_conclusions``."""
+                names: dict[str, str], training: list[str] = (), explained: list[str] = ()) -> list[str]:
+    """Statements derived from the numbers (never typed in); ``training`` from ``training_conclusions``,
+    ``explained`` from ``explain_conclusions``."""
     out = list(training)
     name = lambda key: names.get(key, key)
     if classify["rows"]:
@@ -142,6 +164,7 @@ def conclusions(setup: dict, features: dict, classify: dict, paper: dict, final:
                    f"{100 * (final['reference']['accuracy'] - best_paper['fs']):+.1f} percentage points.")
     else:
         out.append("No test-split evaluation yet, so no distance to the paper's test accuracies is claimed.")
+    out += list(explained)
     if setup["flags"]:
         out.append("These figures come from " + "; ".join(setup["flags"]) +
                    ": they exercise the pipeline and are not comparable with the paper.")
@@ -197,6 +220,7 @@ def build_context(entries: list, profile, plan_stages: list[str], *, figures: di
     features = features_section(grouped.get("features", []), figures)
     classify = classify_section(grouped.get("classify", []), figures, names)
     final = final_section(grouped.get("evaluate", []), figures, entries)
+    explain = explain_section(grouped.get("explain", []), figures)
     paper = paper_section(references, grouped, final)
     gaps = sum(e.state in ("failed", "missing", "unreadable") for e in entries)
     scratch = with_test_accuracy(scratch_section(grouped.get("scratch", []), figures, profile), final)
@@ -212,9 +236,10 @@ def build_context(entries: list, profile, plan_stages: list[str], *, figures: di
             "explain": not_planned("explain", "Grad-CAM maps"),
         },
         "scratch": scratch, "finetune": finetune,
-        "features": features, "classify": classify, "final": final,
+        "features": features, "classify": classify, "final": final, "explain": explain,
         "conclusions": conclusions(setup, features, classify, paper, final, gaps, names,
-                                   training_conclusions(scratch, finetune)),
+                                   training_conclusions(scratch, finetune) + approaches_conclusion(scratch, classify, finetune),
+                                   explain_conclusions(explain)),
         "appendix": appendix_section(entries), "stage_parameters": stage_parameters(entries), "changes": changes,
         "references": references["references"],
     }

@@ -13,7 +13,7 @@ import numpy as np
 
 from mame import plots
 from mame.classes import CLASS_NAMES
-from mame.deck import evaluation_figures
+from mame.deck import evaluation_figures, explanations
 from mame.engine import runs
 
 FIGURES = "figures"
@@ -26,9 +26,10 @@ CODE_STAMP = ".drawn-by"
 
 @lru_cache(maxsize=1)
 def code_stamp() -> str:
-    """A hash of the code that draws the figures (``mame/plots``, this module and ``evaluation_figures``)."""
+    """A hash of the code that draws the figures (``mame/plots``, this module, ``evaluation_figures``, ``explanations``)."""
     digest = hashlib.sha256()
-    for path in sorted(Path(plots.__file__).parent.glob("*.py")) + [Path(__file__), Path(evaluation_figures.__file__)]:
+    drawers = [Path(__file__), Path(evaluation_figures.__file__), Path(explanations.__file__)]
+    for path in sorted(Path(plots.__file__).parent.glob("*.py")) + drawers:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -80,6 +81,8 @@ def run_figures(entry, *, projections=("pca",)) -> dict[str, Path]:
         found.update(_projection_figures(entry, out, metrics_file, projections, same))
     if entry.run.stage == "evaluate":
         found.update(evaluation_figures.evaluation_figures(entry, draw))
+    if entry.run.stage == "explain":
+        found.update(explanations.explain_figures(entry, draw))
     if found and not same:
         (out / CODE_STAMP).write_text(code_stamp() + "\n", encoding="utf-8")
     return found

@@ -26,6 +26,13 @@ def heatmaps(model: keras.Model, images: np.ndarray, *, class_index: np.ndarray 
     """Grad-CAM of ``images`` (raw 0-255, ``(n, H, W, 3)``) for ``class_index`` (default: the predicted
     class). Returns ``(maps, class_index)``: maps ``(n, H, W)`` in [0, 1] at the input's size (a map with
     no positive evidence is all zeros)."""
+    maps, class_index, _ = heatmaps_with_probabilities(model, images, class_index=class_index, layer_name=layer_name)
+    return maps, class_index
+
+
+def heatmaps_with_probabilities(model: keras.Model, images: np.ndarray, *, class_index: np.ndarray | None = None,
+                                layer_name: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``heatmaps`` plus the model's class probabilities ``(n, classes)`` from the same forward pass."""
     import tensorflow as tf
 
     images = np.asarray(images, dtype=np.float32)
@@ -35,20 +42,21 @@ def heatmaps(model: keras.Model, images: np.ndarray, *, class_index: np.ndarray 
     x = tf.constant(images)
     with tf.GradientTape() as tape:
         conv, probabilities = grad_model(x, training=False)
-        conv = tf.cast(conv, tf.float32)
         tape.watch(conv)
+        probabilities = tf.cast(probabilities, tf.float32)
         if class_index is None:
             class_index = tf.argmax(probabilities, axis=-1).numpy()
-        picked = tf.gather(tf.cast(probabilities, tf.float32), np.asarray(class_index), axis=1, batch_dims=1)
-    grads = tape.gradient(picked, conv)
+        picked = tf.gather(probabilities, np.asarray(class_index), axis=1, batch_dims=1)
+    grads = tape.gradient(picked, conv)  # the layer's own output (bfloat16 in a mixed-precision model), then cast
     if grads is None:
         raise ValueError(f"no gradient reaches {layer_name or last_conv_layer_name(model)!r} from the output")
+    conv, grads = tf.cast(conv, tf.float32), tf.cast(grads, tf.float32)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)          # one weight per channel
     cam = tf.nn.relu(tf.reduce_sum(weights * conv, axis=-1))              # (n, h, w)
     cam = tf.image.resize(cam[..., None], images.shape[1:3], method="bilinear")[..., 0]
     peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
     maps = tf.where(peak > 0, cam / tf.maximum(peak, 1e-12), tf.zeros_like(cam)).numpy()
-    return np.clip(maps, 0.0, 1.0).astype(np.float32), np.asarray(class_index)
+    return np.clip(maps, 0.0, 1.0).astype(np.float32), np.asarray(class_index), probabilities.numpy()
 
 
 def mass_inside(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -59,3 +67,12 @@ def mass_inside(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     total = maps.sum(axis=(1, 2))
     inside = (maps * masks).sum(axis=(1, 2))
     return np.where(total > 0, inside / np.maximum(total, 1e-12), np.nan)
+
+
+def hot_area(maps: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """Share of each map's pixels at or above ``level`` of its peak: small = a focused map (NaN for an
+    all-zero map, which has no peak)."""
+    maps = np.asarray(maps, dtype=np.float64)
+    peak = maps.max(axis=(1, 2))
+    share = (maps >= level * peak[:, None, None]).mean(axis=(1, 2))
+    return np.where(peak > 0, share, np.nan)

@@ -3,7 +3,8 @@ Figure), then save (``save_figure``), built on ``matplotlib.figure.Figure`` with
 
 Modules: ``base`` (sizes, palette, saving), ``confusion``, ``curves`` (learning curves with best
 epoch and training phases, accuracy bars), ``ladder`` (accuracy per fine-tuning step), ``projection``
-(PCA/UMAP/t-SNE), ``images`` (image grids, Grad-CAM overlays), ``perclass`` (sorted per-class bars),
+(PCA/UMAP/t-SNE), ``images`` (image grids, Grad-CAM overlays), ``gradcam`` (Grad-CAM grids: images and
+each model's maps), ``perclass`` (sorted per-class bars),
 ``errors`` (most confused pairs and their misclassified images); this package re-exports their public
 names. May import ``mame.classes`` and ``mame.config`` only.
 """
@@ -14,6 +15,7 @@ from mame.plots.base import DPI, SLIDE_SIZES, PlotError, class_colors, close_fig
 from mame.plots.confusion import confusion_matrix_data, draw_confusion_matrix
 from mame.plots.curves import draw_accuracy_bars, draw_learning_curves, phase_spans
 from mame.plots.errors import confused_pairs, draw_error_gallery, error_examples, error_title
+from mame.plots.gradcam import draw_gradcam_grid
 from mame.plots.images import draw_image_grid, overlay_heatmap, to_uint8_rgb
 from mame.plots.ladder import draw_ladder, ladder_data
 from mame.plots.perclass import draw_per_class_bars, per_class_data
@@ -21,7 +23,7 @@ from mame.plots.projection import draw_projection, project_features, subsample_p
 
 __all__ = [
     "DPI", "SLIDE_SIZES", "PlotError", "class_colors", "close_figure", "confused_pairs", "confusion_matrix_data",
-    "draw_accuracy_bars", "draw_confusion_matrix", "draw_error_gallery", "draw_image_grid", "draw_ladder",
+    "draw_accuracy_bars", "draw_confusion_matrix", "draw_error_gallery", "draw_gradcam_grid", "draw_image_grid", "draw_ladder",
     "draw_learning_curves", "draw_per_class_bars", "draw_projection", "error_examples", "error_title", "ladder_data",
     "new_figure", "overlay_heatmap", "per_class_data", "phase_spans", "project_features", "save_figure",
     "subsample_per_class", "to_uint8_rgb",

@@ -1,5 +1,6 @@
-"""Uncertainty of test-split results: bootstrap intervals of an accuracy, McNemar's test between two
-classifiers scored on the same images (statsmodels), in the shape the deck shows ("+1.3 pp, p=0.02")."""
+"""Uncertainty of results: bootstrap intervals of an accuracy or a mean, McNemar's test between two
+classifiers scored on the same images (statsmodels), the Wilcoxon signed-rank test between two paired
+per-image measures (scipy), in the shape the deck shows ("+1.3 pp, p=0.02")."""
 
 from __future__ import annotations
 
@@ -61,3 +62,38 @@ def describe(comparison: dict) -> str:
     p = comparison["p_value"]
     shown = "p<0.001" if p < 0.001 else f"p={p:.2g}" if p < 0.01 else f"p={p:.2f}"
     return f"{comparison['delta_pp']:+.1f} pp, {shown}"
+
+
+def mean_interval(values, *, resamples: int = 1000, seed: int = 0, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (NaNs dropped; NaN bounds when none is left)."""
+    from scipy.stats import bootstrap
+
+    values = np.asarray(values, dtype=float).ravel()
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    if values.min() == values.max():
+        return float(values[0]), float(values[0])
+    res = bootstrap((values,), np.mean, n_resamples=resamples, confidence_level=confidence, method="percentile",
+                    random_state=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def paired_test(a, b) -> dict:
+    """Wilcoxon signed-rank test of ``b`` against ``a`` measured on the same items (scipy; pairs with a NaN
+    dropped, zero differences handled by Pratt's method). ``delta_pp`` is 100 * mean(b - a); ``mean_a`` and
+    ``mean_b`` are the means over the pairs kept."""
+    from scipy.stats import wilcoxon
+
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    if a.size != b.size:
+        raise ValueError(f"a and b: expected the same length, got {a.size} and {b.size}")
+    keep = ~(np.isnan(a) | np.isnan(b))
+    diff = b[keep] - a[keep]
+    out = {"delta_pp": float(100 * diff.mean()) if diff.size else float("nan"), "n": int(diff.size),
+           "mean_a": float(a[keep].mean()) if diff.size else float("nan"),
+           "mean_b": float(b[keep].mean()) if diff.size else float("nan"), "test": "Wilcoxon signed-rank"}
+    if diff.size == 0 or np.all(diff == 0):
+        return {**out, "p_value": 1.0, "statistic": 0.0}
+    result = wilcoxon(diff, zero_method="pratt")
+    return {**out, "p_value": float(result.pvalue), "statistic": float(result.statistic)}

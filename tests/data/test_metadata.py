@@ -163,6 +163,13 @@ def test_fingerprint_follows_metadata_and_file_sizes(tmp_path):
     assert dataset_fingerprint(tmp_path) == first
     (images / "1.jpg").write_bytes(b"y" * 11)
     assert dataset_fingerprint(tmp_path) != first
+    changed = dataset_fingerprint(tmp_path)
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "1.jpg.png").write_bytes(b"m" * 5)  # object masks count too (the explain stage reads them)
+    with_mask = dataset_fingerprint(tmp_path)
+    assert with_mask != changed
+    (tmp_path / "masks" / "1.jpg.png").write_bytes(b"m" * 6)
+    assert dataset_fingerprint(tmp_path) not in (with_mask, changed)
     write_csv(tmp_path / "MAMe_dataset.csv", [row(width="11.0")])
     assert dataset_fingerprint(tmp_path) not in (first, no_images)
 

@@ -239,3 +239,56 @@ def test_classes_are_learnable_from_simple_features(tmp_path):
         model = LogisticRegression(C=0.1, max_iter=2000).fit(scaler.transform(xy["train"][0]), xy["train"][1])
     accuracy = model.score(scaler.transform(xy["val"][0]), xy["val"][1])
     assert accuracy > 0.25, f"validation accuracy {accuracy:.3f} (chance is {1 / 29:.3f})"
+
+
+def test_objects_on_a_backdrop_get_a_mask_and_flat_pictures_none(smoke_dir):
+    """Masks exist for the object families (the object's silhouette: inside it, the image differs from the
+    backdrop) and never for prints, drawings or paintings, which fill the frame."""
+    from mame.data import masks, metadata
+
+    meta = metadata.read_metadata(smoke_dir)
+    records = meta.split("train")
+    found, known = masks.load_masks(smoke_dir, records, image_size=32)
+    with_mask = {r.medium for r, k in zip(records, known) if k}
+    objects = {"Bronze", "Ceramic", "Clay", "Faience", "Glass", "Gold", "Iron", "Ivory", "Limestone", "Marble",
+               "Polychromed wood", "Porcelain", "Silver", "Steel", "Wood"}
+    assert objects <= with_mask <= objects | {"Woven fabric", "Silk and metal thread"}
+    assert not with_mask & {"Engraving", "Etching", "Lithograph", "Graphite", "Oil on canvas", "Albumen photograph"}
+    share = found[known].mean(axis=(1, 2))
+    assert share.min() > 0.01 and share.max() < 0.95  # an object, not the whole frame
+    manifest = json.loads((smoke_dir / "synth.json").read_text())
+    assert manifest["masks"] == len(list((smoke_dir / "masks").iterdir())) > 0
+
+
+def test_a_mask_covers_what_was_drawn_over_the_backdrop():
+    from mame.data.synthetic.families import render_with_mask
+
+    for name in ("Gold", "Porcelain", "Marble"):
+        rng = np.random.default_rng(5)
+        pixels, mask = render_with_mask(name, rng, 64, 48)
+        assert mask.shape == (48, 64) and 0 <= mask.min() and mask.max() <= 1
+        again = render(name, np.random.default_rng(5), 64, 48)
+        np.testing.assert_array_equal(pixels, again)  # recording the mask changes no pixel
+        inside, outside = pixels[mask > 0.9].astype(float), pixels[mask < 0.1].astype(float)
+        # the backdrop is a smooth sweep: its pixels vary far less than the whole image does
+        assert outside.std(axis=0).mean() < np.concatenate([inside, outside]).std(axis=0).mean(), name
+
+
+def test_mask_errors_name_the_file(smoke_dir, tmp_path):
+    import shutil
+
+    from mame.data import masks, metadata
+    from mame.data.metadata import DataError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_dir, copy)
+    records = [r for r in metadata.read_metadata(copy).split("val") if masks.mask_path(copy, r.image_file).is_file()]
+    broken = masks.mask_path(copy, records[0].image_file)
+    broken.write_bytes(b"not a png")
+    with pytest.raises(DataError, match=re.escape(str(broken))):
+        masks.load_masks(copy, records, image_size=16)
+    Image.new("L", (10, 40)).save(broken, format="PNG")  # another shape than its image
+    with pytest.raises(DataError, match="not the shape of its image"):
+        masks.load_masks(copy, records, image_size=16)
+    shutil.rmtree(copy / "masks")
+    assert not masks.load_masks(copy, records, image_size=16)[1].any()  # no masks folder: nothing known

@@ -53,3 +53,26 @@ def test_only_positive_evidence_counts_for_every_class():
         maps, _ = gradcam.heatmaps(model, x, class_index=np.full(4, c))
         assert maps.min() >= 0.0  # ReLU of the weighted activations: negative evidence is dropped
         assert all(m.max() in (0.0, 1.0) or np.isclose(m.max(), 1.0) for m in maps)  # each map scaled to its peak
+
+
+def test_a_mixed_precision_model_gets_maps_too():
+    """A model trained in mixed_bfloat16 (the default on GPUs and bf16 CPUs) keeps that policy when loaded:
+    the gradient is taken at the layer's own (bfloat16) output, then cast."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_scratch_cnn(num_classes=29, image_size=SIZE, filters=(8, 16))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    maps, classes, probabilities = gradcam.heatmaps_with_probabilities(model, images(), class_index=np.array([1, 2, 3]))
+    assert maps.dtype == np.float32 and maps.shape == (3, SIZE, SIZE) and np.isfinite(maps).all()
+    assert probabilities.shape == (3, 29) and classes.tolist() == [1, 2, 3]
+
+
+def test_hot_area_is_the_share_at_half_the_peak_or_more():
+    maps = np.zeros((3, 4, 4), np.float32)
+    maps[0, 0, :2] = [1.0, 0.6]         # two of 16 pixels at >= half the peak
+    maps[1] = 0.9                       # flat: every pixel is hot
+    np.testing.assert_allclose(gradcam.hot_area(maps)[:2], [2 / 16, 1.0])
+    assert np.isnan(gradcam.hot_area(maps)[2])  # an all-zero map has no peak

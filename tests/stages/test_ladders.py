@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from mame import config, results
+from mame.classes import CLASS_NAMES
 from mame.engine import execute, runs
 from mame.engine.plan import expand, load_plan
 from mame.engine.runner import run_plan
@@ -152,3 +153,72 @@ def test_a_killed_fine_tuning_run_resumes_at_epoch_2_with_epoch_1_kept(tmp_path,
     assert not list(stage_dir.glob(f".*{execute.RESUME_MARK}*"))
     progress = (stage_dir / "vgg16-step1" / results.PROGRESS_FILE).read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in progress] == [2, 3]
+
+
+def test_explain_maps_the_models_evaluate_takes_on_validation_images_only(ladders, monkeypatch):
+    from mame.data import masks, metadata
+
+    runs_dir, _ = ladders
+    monkeypatch.setenv("MAME_RUNS_DIR", str(runs_dir))
+    monkeypatch.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
+    out = io.StringIO()
+    outcomes = run_plan("smoke", plan_file=PLAN, only="explain", out=out)
+    assert [(o.run.id, o.state) for o in outcomes] == [("explain/default", "done")], out.getvalue()
+    run_dir = runs_dir / "explain" / "default"
+    metrics = runs.read_metrics(run_dir)
+    assert metrics["run"]["test_split_reads"] == []
+    m = metrics["metrics"]
+    rows = {row["model"]: row for row in m["models"]}
+    tuned = {name.split("/")[1].split("-")[0]: row for name, row in rows.items() if row["stage"] == "finetune"}
+    assert set(tuned) == {"vgg16", "resnet50", "efficientnetb0", "efficientnetb3"}  # the best step of each
+    assert sum(row["stage"] == "scratch" for row in rows.values()) == 1
+    assert {b: tuned[b]["layer"] for b in tuned} == {"vgg16": "block5_conv3", "resnet50": "conv5_block3_out",
+                                                     "efficientnetb0": "top_activation", "efficientnetb3": "top_activation"}
+    reference = [row for row in rows.values() if row["reference"]]
+    assert len(reference) == 1 and reference[0]["val_accuracy"] == max(r["val_accuracy"] for r in tuned.values())
+    data_dir = metrics["run"]["dataset"]["path"]
+    val = metadata.read_metadata(data_dir).split("val")
+    known = masks.load_masks(data_dir, val, image_size=8)[1]
+    assert m["n_images"] == len(val) and m["n_masked"] == known.sum() > 0  # smoke: 2 val images per class
+    for row in rows.values():
+        assert 0 <= row["mass_inside"] <= 1 and 0 < row["chance"] < 1 and 0 < row["hot_area"] <= 1
+        assert row["mass_ci"][0] <= row["mass_inside"] <= row["mass_ci"][1]
+        assert row["n_measured"] + row["n_empty"] >= m["n_masked"] >= row["n_measured"] > 0  # all-zero maps have no heat
+        assert set(row["per_class_mass"]) <= {CLASS_NAMES[r.label] for r, k in zip(val, known) if k}
+    assert 0 < m["comparison"]["mass"]["n"] <= m["n_masked"]
+    with np.load(run_dir / "gradcam.npz") as arrays:
+        assert arrays["images"].shape == (29, 128, 128, 3) and arrays["images"].dtype == np.uint8
+        maps = [arrays[f"maps_{i}"].astype(np.float32) for i in range(len(rows))]
+        assert list(arrays["models"]) == list(rows)
+    for heat in maps:
+        assert heat.shape == (29, 128, 128) and np.isfinite(heat).all() and heat.min() >= 0 and heat.max() <= 1
+    assert not np.allclose(maps[0], maps[-1])  # a fine-tuned model and the scratch model look differently
+
+
+def test_explain_slides_render_from_the_run_and_fit_in_the_browser(ladders, tmp_path):
+    from mame.deck.browser import check_deck
+    from mame.deck.render import render_html
+    from mame.deck.templating import md
+    from tests.deck.test_evaluation import render_deck, slide
+    from tests.deck.test_sections import FakeEntry
+
+    runs_dir, _ = ladders
+    run_dir = runs_dir / "explain" / "default"
+    if not (run_dir / runs.METRICS_FILE).is_file():
+        pytest.skip("the explain run of the previous test did not finish")
+    metrics = runs.read_metrics(run_dir)
+    planned = next(r for r in expand(load_plan(PLAN), "smoke") if r.stage == "explain")
+    built = render_deck([FakeEntry(planned, "done", metrics, path=run_dir)], tmp_path, plan=("explain",))
+    figures = built.figures["explain/default"]
+    assert sorted(figures) == ["gradcam_1", "gradcam_2", "gradcam_3", "gradcam_backbones"]  # 29 classes, 10 a slide
+    assert all(path.is_file() for path in figures.values())
+    for k in (1, 2, 3):
+        assert f"\n## Grad-CAM: scratch vs fine-tuned ({k}/3)\n" in built.source
+    table = slide(built.source, "Heat on the object")
+    for row in metrics["metrics"]["models"]:
+        assert md(row["label"]) in table and f"{100 * row['mass_inside']:.1f}%" in table
+    assert "Wilcoxon signed-rank" in table
+    assert any(c.startswith("Grad-CAM: ") for c in built.context["conclusions"])
+    html = render_html(built.qmd, tmp_path / "deck.html")
+    check = check_deck(html)
+    assert check.ok, check.summary()

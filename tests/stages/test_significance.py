@@ -57,3 +57,28 @@ def test_describe_and_bad_input():
     assert significance.describe({"delta_pp": -4.0, "p_value": 0.0004}) == "-4.0 pp, p<0.001"
     with pytest.raises(ValueError, match="same non-zero length"):
         significance.mcnemar_test([0, 1], [0, 1], [0])
+
+
+def test_paired_test_equals_scipy_and_drops_pairs_with_a_missing_value():
+    from scipy.stats import wilcoxon
+
+    rng = np.random.default_rng(0)
+    a = rng.random(40)
+    b = a + 0.1 + rng.normal(0, 0.05, 40)
+    a_nan, b_nan = np.append(a, np.nan), np.append(b, 0.5)
+    result = significance.paired_test(a_nan, b_nan)
+    reference = wilcoxon(b - a, zero_method="pratt")
+    assert result["n"] == 40 and result["p_value"] == pytest.approx(reference.pvalue)
+    assert result["delta_pp"] == pytest.approx(100 * np.mean(b - a))
+    assert (result["mean_a"], result["mean_b"]) == pytest.approx((a.mean(), b.mean()))
+    assert significance.paired_test(a, a)["p_value"] == 1.0  # no difference at all
+    with pytest.raises(ValueError, match="same length"):
+        significance.paired_test(a, b[:-1])
+
+
+def test_mean_interval_contains_the_mean_and_ignores_missing_values():
+    values = np.random.default_rng(1).random(60)
+    low, high = significance.mean_interval(np.append(values, np.nan), resamples=500)
+    assert low < values.mean() < high
+    assert np.isnan(significance.mean_interval([np.nan])[0])
+    assert significance.mean_interval([0.3, 0.3]) == (0.3, 0.3)

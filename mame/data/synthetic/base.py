@@ -6,11 +6,35 @@ Lengths are in pixels unless a name says otherwise; ``long_side`` fractions keep
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
 from PIL import Image
 
 Rng = np.random.Generator
 F32 = np.float32
+_OBJECT_MASKS: ContextVar[list | None] = ContextVar("object_masks", default=None)
+
+
+@contextmanager
+def collecting_object_masks() -> Iterator[list]:
+    """Collect the silhouettes the families place over a backdrop (``record_object``) while drawing one image."""
+    sink: list = []
+    token = _OBJECT_MASKS.set(sink)
+    try:
+        yield sink
+    finally:
+        _OBJECT_MASKS.reset(token)
+
+
+def record_object(mask: np.ndarray) -> None:
+    """Note an object's coverage (an (h, w) array in [0, 1]) for the mask of the image being drawn.
+    Draws nothing and takes nothing from the random stream, so images are the same with or without it."""
+    sink = _OBJECT_MASKS.get()
+    if sink is not None:
+        sink.append(np.asarray(mask, F32))
 
 
 def coords(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from mame.classes import CLASS_NAMES
 from mame.data.synthetic import drawings, materials, objects, prints
-from mame.data.synthetic.base import finish
+from mame.data.synthetic.base import collecting_object_masks, finish
 
 Family = Callable[[np.random.Generator, int, int], np.ndarray]
 
@@ -66,5 +66,15 @@ def image_size(rng: np.random.Generator, long_side: int) -> tuple[int, int]:
 
 def render(name: str, rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """Render one image of class ``name`` as a (height, width, 3) uint8 array."""
-    img = FAMILIES[name](rng, height, width)
-    return finish(rng, np.asarray(img, dtype=np.float32))
+    return render_with_mask(name, rng, width, height)[0]
+
+
+def render_with_mask(name: str, rng: np.random.Generator, width: int,
+                     height: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """One image of class ``name`` (uint8, (height, width, 3)) and its object mask: the coverage (0-1,
+    (height, width)) of the object placed over a backdrop, or None where the picture fills the frame
+    (prints, drawings, paintings, cloth filling the image). Same image as ``render`` for the same stream."""
+    with collecting_object_masks() as masks:
+        img = FAMILIES[name](rng, height, width)
+    mask = np.maximum.reduce(masks) if masks else None
+    return finish(rng, np.asarray(img, dtype=np.float32)), mask

@@ -3,7 +3,9 @@
 It is written in the real MAMe's on-disk format, pitfalls included, so the same loader reads both:
 ``MAMe_dataset.csv`` (the official header; ``Woven fabric `` with its trailing space; float sizes),
 ``MAMe_labels.csv`` (``index,name``, no header) and flat images in ``data/<Image file>``, some named
-``<digits>.jpg`` and some ``<accession>.jpeg`` with extra dots. Each medium has its own image family
+``<digits>.jpg`` and some ``<accession>.jpeg`` with extra dots. Where an object stands on a backdrop
+(metals, ceramics, glass, ivory, stone, wood, cloth fragments), its mask is written beside the images as
+``masks/<Image file>.png`` (8-bit coverage at the image's size; ``mame.data.masks`` reads it). Each medium has its own image family
 (``mame.data.synthetic.families``). ``synth.json`` records the spec, ``GENERATOR_VERSION`` and the counts.
 
 Sizes that suit the profiles (the values themselves live in ``experiments/plan.yaml``):
@@ -28,13 +30,14 @@ from PIL import Image
 
 from mame import config
 from mame.classes import CLASS_NAMES, SPLITS, TEST_COUNTS
-from mame.data.synthetic.families import image_size, render
+from mame.data.synthetic.families import image_size, render_with_mask
 
-GENERATOR_VERSION = "1"   # bump when images or tables change for the same spec: ensure() then regenerates
+GENERATOR_VERSION = "2"   # bump when images or tables change for the same spec: ensure() then regenerates
 MANIFEST = "synth.json"
 METADATA_CSV = config.METADATA_CSV
 LABELS_CSV = config.LABELS_CSV
 IMAGE_DIR = "data"   # the full-resolution folder name of the real dataset
+MASK_DIR = config.MASK_DIR
 HEADER = ("Image file", "Medium", "Museum", "Museum-based instance ID", "Subset",
           "Width", "Height", "Product size", "Aspect ratio")
 CSV_SPELLING = {"Woven fabric": "Woven fabric "}   # the official dataset CSV's trailing space
@@ -128,27 +131,35 @@ class _Namer:
         return f"{r.integers(1000, 900000)}.jpg", accession
 
 
-def _encode(spec: SynthSpec, class_index: int, split_index: int, item: int) -> tuple[bytes, int, int]:
-    """Render one image from its own seeded stream; return JPEG bytes, width and height."""
+def _encode(spec: SynthSpec, class_index: int, split_index: int, item: int) -> tuple[bytes, bytes | None, int, int]:
+    """Render one image from its own seeded stream; return JPEG bytes, PNG mask bytes (or None), width, height."""
     rng = np.random.default_rng([spec.seed, 1, class_index, split_index, item])
     width, height = image_size(rng, spec.size)
-    pixels = render(CLASS_NAMES[class_index], rng, width, height)
+    pixels, mask = render_with_mask(CLASS_NAMES[class_index], rng, width, height)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(rng.integers(85, 96)))
-    return buffer.getvalue(), width, height
+    mask_png = None
+    if mask is not None:
+        png = io.BytesIO()
+        Image.fromarray((np.clip(mask, 0, 1) * 255 + 0.5).astype(np.uint8)).save(png, format="PNG")
+        mask_png = png.getvalue()
+    return buffer.getvalue(), mask_png, width, height
 
 
 def _write_images(folder: Path, spec: SynthSpec) -> list[tuple]:
-    """Write every image into ``folder/data``; return the CSV rows in file order."""
+    """Write every image into ``folder/data`` (object masks into ``folder/masks``); return the CSV rows in file order."""
     (folder / IMAGE_DIR).mkdir()
+    (folder / MASK_DIR).mkdir()
     namer, rows = _Namer(spec.seed), []
     counts = spec.counts()
     for ci, name in enumerate(CLASS_NAMES):
         for si, split in enumerate(SPLITS):
             for item in range(counts[split][name]):
                 file, museum, instance = namer()
-                data, width, height = _encode(spec, ci, si, item)
+                data, mask, width, height = _encode(spec, ci, si, item)
                 (folder / IMAGE_DIR / file).write_bytes(data)
+                if mask is not None:
+                    (folder / MASK_DIR / f"{file}.png").write_bytes(mask)
                 rows.append((file, CSV_SPELLING.get(name, name), museum, instance, split, float(width),
                              float(height), float(width * height), round(width / height, 4)))
     return rows
@@ -165,7 +176,8 @@ def _write_tables(folder: Path, spec: SynthSpec, rows: list[tuple]) -> None:
     counts = spec.counts()
     manifest = {"generator": "mame.synthetic", "generator_version": GENERATOR_VERSION,
                 "spec": spec.to_dict(), "counts": counts,
-                "totals": {s: sum(counts[s].values()) for s in SPLITS}, "images": len(rows)}
+                "totals": {s: sum(counts[s].values()) for s in SPLITS}, "images": len(rows),
+                "masks": sum(1 for _ in (folder / MASK_DIR).iterdir())}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 

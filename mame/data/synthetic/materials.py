@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from mame.data.synthetic.base import F32, Rng, blur, coords, fbm, jitter, mix, pick, pixel_coords, relief_light, smooth_noise
+from mame.data.synthetic.base import (
+    F32,
+    Rng,
+    blur,
+    coords,
+    fbm,
+    jitter,
+    mix,
+    pick,
+    pixel_coords,
+    record_object,
+    relief_light,
+    smooth_noise,
+)
 from mame.data.synthetic.objects import blotches, lit
 from mame.data.synthetic.shapes import backdrop, composite, geometry, light_dir, shade, slab_mask
 
@@ -131,8 +144,9 @@ def _fabric(rng: Rng, h: int, w: int, period: float, palette: list, metal: bool)
     cloth = cloth * folds[..., None]
     if rng.random() < 0.5:
         return cloth.astype(F32)
-    frag = slab_mask(rng, h, w) * (smooth_noise(rng, h, w, 20) > 0.15)
-    return mix(backdrop(rng, h, w, pick(rng, ["light", "grey"])), cloth, blur(frag.astype(F32), 0.5))
+    frag = blur((slab_mask(rng, h, w) * (smooth_noise(rng, h, w, 20) > 0.15)).astype(F32), 0.5)
+    record_object(frag)  # a fragment on a backdrop has an object mask; cloth filling the frame has none
+    return mix(backdrop(rng, h, w, pick(rng, ["light", "grey"])), cloth, frag)
 
 
 def woven_fabric(rng: Rng, h: int, w: int) -> np.ndarray:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mame.data.synthetic.base import F32, Rng, blur, coords, fill, jitter, mix, smooth_noise
+from mame.data.synthetic.base import F32, Rng, blur, coords, fill, jitter, mix, record_object, smooth_noise
 
 
 @dataclass
@@ -139,8 +139,9 @@ def backdrop(rng: Rng, h: int, w: int, tone: str) -> np.ndarray:
 
 
 def composite(rng: Rng, bg: np.ndarray, obj: np.ndarray, g: Geometry) -> np.ndarray:
-    """Place an object over a backdrop with a soft contact shadow."""
+    """Place an object over a backdrop with a soft contact shadow (its silhouette is the image's object mask)."""
     h, w = g.mask.shape
+    record_object(g.mask)
     shift = int(rng.integers(1, max(2, h // 20)))
     shadow = np.zeros_like(g.mask)
     shadow[shift:, :] = g.mask[:-shift, :]

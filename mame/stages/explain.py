@@ -1,0 +1,209 @@
+"""Stage ``explain``: where the models look (Grad-CAM), the scratch baseline beside the fine-tuned models.
+
+Notebook ``07_explain.ipynb`` calls ``choose_models`` (the same choice as ``evaluate``: the best validation
+step per fine-tuned backbone and the best scratch rung) -> ``sample`` -> ``explain`` -> ``compare`` -> ``save``.
+Validation images only, ``per_class`` of each class. Each model's Grad-CAM map is taken at the last conv
+layer the registry names for its backbone (the scratch CNN's last Conv2D), for the true class by default.
+Where the dataset knows the object's mask (the synthetic data writes one for objects on a backdrop), the
+share of the map's heat inside the mask is measured per image; a uniform map would score the object's
+area share ("chance"). The fine-tuned reference (best on validation) and the scratch model are compared on
+the same images with the Wilcoxon signed-rank test. Heatmaps are computed here and drawn by the deck.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mame import results
+from mame.classes import CLASS_NAMES
+from mame.data import masks
+from mame.stages import common, significance
+from mame.stages.selection import Candidate, choose_models  # noqa: F401 (the notebook calls choose_models)
+
+MAPS_FILE = "gradcam.npz"
+DISPLAY_SIZE = 128   # px: the images and maps kept for the slides (square, as the models see them)
+TARGETS = ("true", "predicted")
+
+
+@dataclass
+class Sample:
+    records: list
+    image_dir: Path
+    data_dir: Path
+    display: list[int]          # one index per class (the first sampled image of each), for the slides
+
+
+@dataclass
+class Explained:
+    candidate: Candidate
+    layer: str
+    grid: tuple[int, int]       # the layer's spatial size: the map's real resolution before upsampling
+    image_size: int
+    maps: np.ndarray            # (n, size, size) in [0, 1]
+    probabilities: np.ndarray   # (n, classes)
+    class_index: np.ndarray     # the class each map explains
+    mass: np.ndarray            # (n,) share of heat inside the object mask, NaN without a mask or without heat
+    chance: np.ndarray          # (n,) the mask's area share (a uniform map's score), NaN without a mask
+    hot: np.ndarray             # (n,) share of the image at >= half the map's peak (NaN for an all-zero map)
+
+
+def sample(data_dir: str | Path, *, per_class: int, seed: int = 0) -> Sample:
+    """``per_class`` validation images of each class (seeded); the test split is never read."""
+    if per_class < 1:
+        raise ValueError(f"per_class must be >= 1, got {per_class}")
+    splits = common.load_splits(data_dir, ("val",), max_per_class=per_class, seed=seed)
+    records = splits.records["val"]
+    first: dict[int, int] = {}
+    for i, record in enumerate(records):
+        first.setdefault(record.label, i)
+    return Sample(records, splits.image_dir, Path(data_dir), [first[k] for k in sorted(first)])
+
+
+def label(candidate: Candidate) -> str:
+    """How the slides name a model: ``VGG16 #3 (fine-tuned)``, ``Scratch r7-gap``."""
+    if candidate.stage == "scratch":
+        return f"Scratch {candidate.run}"
+    name = _spec(candidate).name if _spec(candidate) else candidate.backbone or candidate.stage
+    variant = candidate.run.partition("-")[2]
+    step = variant.removeprefix("step")
+    return f"{name} #{step} (fine-tuned)" if step.isdigit() else f"{name} {variant} (fine-tuned)"
+
+
+def layer_for(model, candidate: Candidate) -> str:
+    """The registry's last conv layer for a fine-tuned backbone, the last Conv2D of a scratch CNN."""
+    from mame.models import builders
+
+    spec = _spec(candidate)
+    if spec is not None and spec.last_conv_layer in {layer.name for layer in model.layers}:
+        return spec.last_conv_layer
+    return builders.last_conv_layer_name(model)
+
+
+def _spec(candidate: Candidate):
+    """The registry's entry for the candidate's backbone (None for a scratch CNN or an unknown key)."""
+    from mame.models import backbones
+
+    try:
+        return backbones.get_backbone(candidate.backbone) if candidate.backbone else None
+    except ValueError:
+        return None
+
+
+def explain(chosen: list[Candidate], data: Sample, *, target: str = "true", batch_size: int = 16) -> list[Explained]:
+    """Each chosen model's Grad-CAM maps of the sample, in batches, with its probabilities and mask measures."""
+    from mame.data import pipeline
+    from mame.models import builders, gradcam
+
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    out = []
+    for c in chosen:
+        model = builders.load_model(c.path / common.MODEL_FILE, compile=False)
+        size = int(model.input_shape[1])
+        images, labels = pipeline.load_arrays(data.records, data.image_dir, image_size=size, batch_size=batch_size)
+        layer = layer_for(model, c)
+        grid = tuple(int(d) for d in model.get_layer(layer).output.shape[1:3])
+        parts = [gradcam.heatmaps_with_probabilities(model, images[i:i + batch_size], layer_name=layer,
+                                                     class_index=labels[i:i + batch_size] if target == "true" else None)
+                 for i in range(0, len(images), batch_size)]
+        maps = np.concatenate([p[0] for p in parts])
+        object_masks, known = masks.load_masks(data.data_dir, data.records, image_size=size)
+        mass = np.full(len(maps), np.nan)
+        chance = np.full(len(maps), np.nan)
+        if known.any():
+            mass[known] = gradcam.mass_inside(maps[known], object_masks[known])
+            chance[known] = object_masks[known].mean(axis=(1, 2))
+        out.append(Explained(c, layer, grid, size, maps, np.concatenate([p[2] for p in parts]),
+                             np.concatenate([p[1] for p in parts]), mass, chance, gradcam.hot_area(maps)))
+        del model
+    return out
+
+
+def reference(explained: list[Explained]) -> Explained | None:
+    """The fine-tuned model best on validation (None without one)."""
+    tuned = [e for e in explained if e.candidate.stage == "finetune"]
+    return max(tuned, key=lambda e: e.candidate.val_accuracy) if tuned else None
+
+
+def compare(explained: list[Explained], data: Sample, *, bootstrap: int = 1000, seed: int = 0) -> dict:
+    """Per model: heat on the object (mean, 95 % interval, per class), chance, hot area, accuracy on the
+    sample; and the fine-tuned reference against the scratch model on the same images."""
+    labels = np.array([r.label for r in data.records])
+    best = reference(explained)
+    rows = []
+    for e in explained:
+        c = e.candidate
+        low, high = significance.mean_interval(e.mass, resamples=bootstrap, seed=seed)
+        per_class = {CLASS_NAMES[k]: _mean(e.mass[labels == k]) for k in sorted(set(labels.tolist()))
+                     if not np.all(np.isnan(e.mass[labels == k]))}
+        rows.append({"model": c.name, "label": label(c), "stage": c.stage, "run": c.run, "backbone": c.backbone,
+                     "layer": e.layer, "grid": list(e.grid),
+                     "image_size": e.image_size, "val_accuracy": c.val_accuracy,
+                     "sample_accuracy": float((e.probabilities.argmax(axis=1) == labels).mean()),
+                     "mass_inside": _mean(e.mass), "mass_ci": [_finite(low), _finite(high)], "chance": _mean(e.chance),
+                     "hot_area": _mean(e.hot), "n_measured": int(np.sum(~np.isnan(e.mass))),
+                     "n_empty": int(np.sum(e.maps.max(axis=(1, 2)) == 0)),
+                     "per_class_mass": per_class, "reference": e is best})
+    scratch = next((e for e in explained if e.candidate.stage == "scratch"), None)
+    comparison = None
+    if scratch is not None and best is not None:
+        comparison = {"scratch": scratch.candidate.name, "finetuned": best.candidate.name,
+                      "scratch_label": label(scratch.candidate), "finetuned_label": label(best.candidate),
+                      "mass": _finite_values(significance.paired_test(scratch.mass, best.mass)),
+                      "hot_area": _finite_values(significance.paired_test(scratch.hot, best.hot))}
+    return {"models": rows, "comparison": comparison}
+
+
+def _mean(values: np.ndarray) -> float | None:
+    values = np.asarray(values, dtype=float)
+    return None if np.all(np.isnan(values)) else float(np.nanmean(values))
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def _finite_values(d: dict) -> dict:
+    return {k: _finite(v) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def _resize(maps: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(m.astype(np.float32)).resize((size, size), Image.Resampling.BILINEAR))
+                     for m in maps]).clip(0, 1)
+
+
+def save(run_dir: str | Path, explained: list[Explained], data: Sample, summary: dict, *, target: str,
+         per_class: int, display_size: int = DISPLAY_SIZE) -> Path:
+    """``gradcam.npz`` (the slides' images, masks and maps, one image per class) and the run's result."""
+    from mame.data import pipeline
+
+    run_dir = Path(run_dir)
+    shown = [data.records[i] for i in data.display]
+    images, labels = pipeline.load_arrays(shown, data.image_dir, image_size=display_size)
+    object_masks, known = masks.load_masks(data.data_dir, shown, image_size=display_size)
+    arrays = {"images": np.clip(np.rint(images), 0, 255).astype(np.uint8), "y_true": labels,
+              "files": np.array([r.image_file for r in shown]), "masks": object_masks, "mask_known": known,
+              "models": np.array([e.candidate.name for e in explained]),
+              "labels": np.array([label(e.candidate) for e in explained]), "class_names": np.array(CLASS_NAMES)}
+    for i, e in enumerate(explained):
+        arrays[f"maps_{i}"] = _resize(e.maps[data.display], display_size).astype(np.float16)
+        arrays[f"probabilities_{i}"] = e.probabilities[data.display].astype(np.float32)
+        arrays[f"class_index_{i}"] = e.class_index[data.display].astype(np.int32)
+    np.savez_compressed(run_dir / MAPS_FILE, **arrays)
+    best = next((row for row in summary["models"] if row["reference"]), summary["models"][0])
+    masked = int(masks.load_masks(data.data_dir, data.records, image_size=8)[1].sum())
+    taken = max(np.bincount([r.label for r in data.records]))
+    notes = [f"validation images only: {len(data.records)} (up to {taken} per class), {masked} with an object mask",
+             f"Grad-CAM of the {'true' if target == 'true' else 'predicted'} class"]
+    result = {"headline": ({"name": "heat_on_object", "value": best["mass_inside"], "split": "val"}
+                           if best["mass_inside"] is not None else None),
+              "metrics": {"target": target, "per_class": int(taken), "n_images": len(data.records), "n_masked": masked,
+                          "shown": [CLASS_NAMES[r.label] for r in shown], "models": summary["models"],
+                          "comparison": summary["comparison"]},
+              "artifacts": {"gradcam": MAPS_FILE}, "notes": notes}
+    return results.save_result(run_dir, result)

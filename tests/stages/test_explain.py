@@ -1,0 +1,101 @@
+"""The explain stage's parts on smoke data with two small real CNNs: validation images only, the maps
+and their mask measures, the comparison and what it saves (the ladders' test runs it through papermill)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mame.classes import CLASS_NAMES
+from mame.data import masks
+from mame.data.synthetic.generator import SynthSpec, ensure
+from mame.stages import common, explain
+from mame.stages.selection import Candidate
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return ensure(tmp_path_factory.mktemp("explain") / "smoke", SynthSpec(2, 3, 0.004, 48))
+
+
+def trained_candidate(folder: Path, stage: str, run: str, seed: int) -> Candidate:
+    import keras
+
+    from mame.models.scratch import build_scratch_cnn
+
+    keras.utils.set_random_seed(seed)
+    model = build_scratch_cnn(num_classes=len(CLASS_NAMES), image_size=SIZE, filters=(8, 16), dense_units=(16,))
+    folder.mkdir(parents=True)
+    common.save_model(model, folder)
+    return Candidate(stage, run, folder, 0.1 * seed, {}, run.split("-")[0] if stage == "finetune" else None)
+
+
+@pytest.fixture(scope="module")
+def explained(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    chosen = [trained_candidate(root / "finetune", "finetune", "custom-step2", 2),
+              trained_candidate(root / "scratch", "scratch", "r1-plain", 1)]
+    data = explain.sample(data_dir, per_class=2, seed=0)
+    return chosen, data, explain.explain(chosen, data, batch_size=7)
+
+
+def test_sample_takes_validation_images_only_and_shows_one_per_class(data_dir):
+    data = explain.sample(data_dir, per_class=2, seed=0)
+    assert {r.subset for r in data.records} == {"val"}
+    assert np.bincount([r.label for r in data.records], minlength=29).tolist() == [2] * 29
+    assert [data.records[i].label for i in data.display] == list(range(29))
+    again = explain.sample(data_dir, per_class=2, seed=0)
+    assert [r.image_file for r in again.records] == [r.image_file for r in data.records]
+    assert [r.image_file for r in explain.sample(data_dir, per_class=2, seed=1).records] != \
+        [r.image_file for r in data.records]  # 3 val images per class: the seed picks which two
+    with pytest.raises(ValueError, match="per_class"):
+        explain.sample(data_dir, per_class=0)
+
+
+def test_maps_explain_the_true_class_and_measure_heat_where_a_mask_exists(explained, data_dir):
+    chosen, data, out = explained
+    labels = np.array([r.label for r in data.records])
+    object_masks, known = masks.load_masks(data_dir, data.records, image_size=SIZE)
+    assert 0 < known.sum() < len(known)
+    for e in out:
+        assert e.maps.shape == (len(data.records), SIZE, SIZE) and np.isfinite(e.maps).all()
+        assert e.maps.min() >= 0 and e.maps.max() <= 1
+        np.testing.assert_array_equal(e.class_index, labels)  # target "true"
+        empty = e.maps.max(axis=(1, 2)) == 0  # no positive evidence anywhere: no heat to place
+        assert np.isnan(e.mass[~known]).all()
+        np.testing.assert_array_equal(np.isnan(e.mass[known]), empty[known])
+        np.testing.assert_allclose(e.chance[known], object_masks[known].mean(axis=(1, 2)))
+        assert e.layer == "block2_conv1"  # the scratch CNN's last Conv2D (filters 8, 16: two blocks)
+    assert not np.allclose(out[0].maps, out[1].maps)
+    predicted = explain.explain(chosen[:1], data, target="predicted")[0]
+    np.testing.assert_array_equal(predicted.class_index, predicted.probabilities.argmax(axis=1))
+    with pytest.raises(ValueError, match="target"):
+        explain.explain(chosen, data, target="other")
+
+
+def test_compare_and_save_write_what_the_deck_reads(explained, tmp_path):
+    chosen, data, out = explained
+    summary = explain.compare(out, data, bootstrap=200)
+    rows = summary["models"]
+    assert [r["reference"] for r in rows] == [True, False]  # the fine-tuned model, best on validation
+    assert rows[0]["label"] == "custom #2 (fine-tuned)" and rows[1]["label"] == "Scratch r1-plain"
+    masked = int(np.sum(~np.isnan(out[0].mass)))
+    both = int(np.sum(~np.isnan(out[0].mass) & ~np.isnan(out[1].mass)))
+    assert summary["comparison"]["mass"]["n"] == both and rows[0]["n_measured"] == masked
+    assert rows[0]["n_empty"] == int(np.sum(out[0].maps.max(axis=(1, 2)) == 0))
+    assert rows[0]["mass_inside"] == pytest.approx(np.nanmean(out[0].mass))
+    explain.save(tmp_path, out, data, summary, target="true", per_class=2)
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["metrics"]["shown"] == list(CLASS_NAMES) and result["artifacts"] == {"gradcam": "gradcam.npz"}
+    with np.load(tmp_path / "gradcam.npz") as arrays:
+        assert arrays["images"].shape == (29, explain.DISPLAY_SIZE, explain.DISPLAY_SIZE, 3)
+        assert list(arrays["labels"]) == [r["label"] for r in rows]
+        shown = np.array(data.display)
+        np.testing.assert_allclose(arrays["probabilities_1"], out[1].probabilities[shown])
+        known = masks.load_masks(data.data_dir, [data.records[i] for i in shown], image_size=8)[1]
+        np.testing.assert_array_equal(arrays["mask_known"], known)
