@@ -1,7 +1,9 @@
 """Open a revealjs deck in headless Chromium, step through every slide and report problems.
 
 Problems: JavaScript errors (console errors and uncaught exceptions), slides whose content runs
-past the configured slide size, and requests to the network (blocked; a deck must work offline).
+past the configured slide size, content wider than the box that holds it (text cut off or spilling at a
+column's edge: an element whose content is wider than itself, or that reaches past its column), and
+requests to the network (blocked; a deck must work offline).
 Driver: Playwright (PyPI wheel, ships its own node driver) attached over CDP to a Chromium that this
 module starts itself, so the browser gets a fresh profile and is killed whole on a deadline.
 """
@@ -25,7 +27,7 @@ STEP_TIMEOUT_MS = 20_000
 _NETWORK = re.compile(r"^(https?|wss?|ftp)://", re.I)
 
 # Extent of the current slide's visible content, in slide pixels (unscaled), plus its title.
-_MEASURE_JS = """() => {
+_MEASURE_JS = r"""() => {
   const slide = Reveal.getCurrentSlide(), cfg = Reveal.getConfig();
   const box = document.querySelector('.reveal .slides').getBoundingClientRect();
   const k = cfg.height / box.height;
@@ -37,11 +39,31 @@ _MEASURE_JS = """() => {
     right = Math.max(right, (r.right - box.left) * k);
     bottom = Math.max(bottom, (r.bottom - box.top) * k);
   }
+  const clipped = [];
+  const name = (el) => el.tagName.toLowerCase() + (el.className && typeof el.className === 'string'
+    ? '.' + el.className.trim().split(/\s+/).join('.') : '');
+  const text = (el) => (el.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 60);
+  for (const el of slide.querySelectorAll('*')) {
+    if (el.closest('aside.notes') || ['svg', 'img', 'canvas', 'video', 'iframe'].includes(el.tagName.toLowerCase())) continue;
+    if (el.closest('svg')) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    const wider = (el.scrollWidth - el.clientWidth) * k;
+    if (el.clientWidth > 0 && wider > 2) {
+      clipped.push({element: name(el), text: text(el), by: Math.round(wider)});
+      continue;
+    }
+    const column = el.parentElement && el.parentElement.closest('.column');
+    if (column) {
+      const c = column.getBoundingClientRect(), past = (r.right - c.right) * k;
+      if (past > 2) clipped.push({element: name(el), text: text(el), by: Math.round(past)});
+    }
+  }
   const heading = slide.querySelector('h1, h2, h3');
   const idx = Reveal.getIndices(slide);
   return {h: idx.h, v: idx.v || 0, title: heading ? heading.textContent.trim().slice(0, 80) : '',
           width: Math.round(right), height: Math.round(bottom),
-          slideWidth: cfg.width, slideHeight: cfg.height};
+          slideWidth: cfg.width, slideHeight: cfg.height, clipped: clipped};
 }"""
 
 
@@ -54,23 +76,35 @@ class SlideOverflow:
 
 
 @dataclass
+class SlideClipping:
+    index: int  # 0-based position in reading order
+    title: str
+    element: str  # tag and classes of the element whose content does not fit
+    text: str  # the start of its text
+    by: int  # how far the content reaches past the element's (or its column's) edge, in slide pixels
+
+
+@dataclass
 class DeckCheck:
     total_slides: int
     js_errors: list[str] = field(default_factory=list)
     overflowing: list[SlideOverflow] = field(default_factory=list)
+    clipped: list[SlideClipping] = field(default_factory=list)
     network_requests: list[str] = field(default_factory=list)
     screenshots: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not (self.js_errors or self.overflowing or self.network_requests)
+        return not (self.js_errors or self.overflowing or self.clipped or self.network_requests)
 
     def summary(self) -> str:
         """One line per problem, or 'ok'."""
         lines = [f"JS error: {e}" for e in self.js_errors]
         lines += [f"slide {o.index + 1} ({o.title!r}) overflows: {o.width}x{o.height}"
                   for o in self.overflowing]
+        lines += [f"slide {c.index + 1} ({c.title!r}): {c.element} is {c.by}px wider than its box ({c.text!r})"
+                  for c in self.clipped]
         lines += [f"network request blocked: {u}" for u in self.network_requests]
         return "\n".join(lines) or f"ok ({self.total_slides} slides)"
 
@@ -112,6 +146,7 @@ def _walk(page, check: DeckCheck, screenshot_dir: Path | None) -> None:
         m = page.evaluate(_MEASURE_JS)
         if m["width"] > m["slideWidth"] + 1 or m["height"] > m["slideHeight"] + 1:
             check.overflowing.append(SlideOverflow(i, m["title"], m["width"], m["height"]))
+        check.clipped += [SlideClipping(i, m["title"], c["element"], c["text"], c["by"]) for c in m["clipped"]]
         if screenshot_dir is not None:
             path = screenshot_dir / f"slide-{i + 1:02d}.png"
             page.screenshot(path=str(path), timeout=STEP_TIMEOUT_MS)

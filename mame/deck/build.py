@@ -67,6 +67,8 @@ def render_source(profile_name: str, *, plan_file: Path | None = None) -> tuple[
     context["classify"]["bars"] = relative["classify_bars"]
     context["finetune"]["ladder_figure"] = relative["finetune_ladder"]
     context["finetune"]["backbones_figure"] = relative["finetune_backbones"]
+    context["dataset"]["samples"] = relative["dataset_samples"]
+    context["dataset"]["counts_figure"] = relative["dataset_counts"]
     qmd = atomic_write_text(dirs["generated"] / "deck.qmd", templating.render("deck.qmd.j2", context))
     return qmd, entries
 

@@ -14,6 +14,7 @@ import numpy as np
 from mame import plots
 from mame.classes import CLASS_NAMES
 from mame.deck import evaluation_figures, explanations
+from mame.deck.dataset import dataset_figures
 from mame.engine import runs
 
 FIGURES = "figures"
@@ -174,4 +175,5 @@ def report_figures(context: dict, out_dir: Path) -> dict[str, Path | None]:
     """The figures that compare runs, drawn into the report's build folder."""
     return {"classify_bars": classify_bars(context["classify"]["rows"], out_dir),
             "finetune_ladder": ladder_figure(context["finetune"]["multi_step"], out_dir),
-            "finetune_backbones": backbone_bars(context["finetune"]["comparison"], out_dir)}
+            "finetune_backbones": backbone_bars(context["finetune"]["comparison"], out_dir),
+            **dataset_figures(context["dataset"], out_dir)}

@@ -6,6 +6,10 @@ Weights policies:
 - ``"imagenet-if-cached"`` ImageNet weights only when the file is already in the Keras cache
   (``$KERAS_HOME/models`` or ``~/.keras/models``) *and* its md5 matches the one Keras expects;
   otherwise random initialisation, with the reason recorded. Never downloads.
+- ``"imagenet-if-available"`` ImageNet weights from the cache, else downloaded once when the weight host
+  answers a TCP connect within ``PROBE_TIMEOUT_S`` seconds (the answer is remembered for
+  ``PROBE_TTL_S`` in the Keras cache folder, so a whole plan probes once); otherwise, or when the
+  download fails, random initialisation with the reason recorded. What ``make report`` uses.
 - ``"imagenet"``           ImageNet weights required: a verified cached file, else a download
   through ``keras.utils.get_file`` (only with ``allow_download=True``); failure raises
   ``WeightsError``.
@@ -17,15 +21,22 @@ A cached file whose md5 does not match is never used: Keras itself would re-down
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import socket
+import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 import keras
 
-POLICIES = ("random", "imagenet-if-cached", "imagenet")
+POLICIES = ("random", "imagenet-if-cached", "imagenet-if-available", "imagenet")
+PROBE_TIMEOUT_S = 3.0
+PROBE_TTL_S = 600.0
+PROBE_FILE = ".weight-hosts.json"  # in the Keras cache folder: {host:port: {"reachable": bool, "why": str, "time": t}}
 _KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 _KERAS_EFFNET = "https://storage.googleapis.com/keras-applications/"
 
@@ -179,9 +190,47 @@ def _download(wfile: WeightFile) -> Path:
         got = keras.utils.get_file(wfile.name, wfile.url, cache_subdir="models",
                                    file_hash=wfile.md5, cache_dir=str(cache.parent))
     except Exception as err:  # network, HTTP and hash errors all mean "unavailable"
+        partial_file = cache / wfile.name
+        if partial_file.is_file() and file_md5(partial_file) != wfile.md5:
+            partial_file.unlink()  # a failed or wrong download must not sit in the cache under the real name
         raise WeightsError(f"cannot download ImageNet weights {wfile.name} into {cache}: "
                            f"{err}; place the file there or use another weights policy") from err
     return Path(got)
+
+
+def host_reachable(url: str, *, timeout: float = PROBE_TIMEOUT_S, ttl: float = PROBE_TTL_S) -> tuple[bool, str]:
+    """Whether ``url``'s host accepts a TCP connection within ``timeout`` seconds, and why not. A recent
+    answer (younger than ``ttl``) is read from the Keras cache folder instead of probing again."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    where = f"{parts.hostname}:{port}"
+    memo_path = keras_cache_dir() / PROBE_FILE
+    try:
+        memo = json.loads(memo_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        memo = {}
+    seen = memo.get(where) if isinstance(memo, dict) else None
+    if isinstance(seen, dict) and time.time() - float(seen.get("time", 0)) < ttl:
+        return bool(seen.get("reachable")), str(seen.get("why", ""))
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            reachable, why = True, f"{where} answered"
+    except socket.gaierror:
+        reachable, why = False, f"{parts.hostname} could not be resolved (offline?)"
+    except ConnectionRefusedError:
+        reachable, why = False, f"{where} refused the connection"
+    except OSError as err:
+        reachable, why = False, f"{where} did not answer within {timeout:g} s ({err.__class__.__name__})"
+    memo = memo if isinstance(memo, dict) else {}
+    memo[where] = {"reachable": reachable, "why": why, "time": time.time()}
+    try:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_path.with_name(f"{memo_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(memo), encoding="utf-8")
+        os.replace(tmp, memo_path)
+    except OSError:
+        pass  # a read-only cache only costs another probe
+    return reachable, why
 
 
 def _choice(key: str, requested: str, include_top: bool, used: str, reason: str,
@@ -214,6 +263,17 @@ def resolve_weights(key: str, policy: str = "imagenet-if-cached", *,
         return choice("imagenet", why, path)
     if policy == "imagenet-if-cached":
         return choice("random", f"{why}; random initialisation used")
+    if policy == "imagenet-if-available":
+        if not allow_download:
+            return choice("random", f"{why}; downloads are disabled; random initialisation used")
+        reachable, how = host_reachable(wfile.url)
+        if not reachable:
+            return choice("random", f"{why}; weight host {how}; random initialisation used")
+        try:
+            path = _download(wfile)
+        except WeightsError as err:
+            return choice("random", f"{err}; random initialisation used")
+        return choice("imagenet", f"ImageNet weights downloaded to {_display(path)}", path)
     if not allow_download:
         raise WeightsError(f"{why}; downloads are disabled, place {wfile.name} in "
                            f"{keras_cache_dir()} (from {wfile.url})")

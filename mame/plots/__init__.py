@@ -4,8 +4,8 @@ Figure), then save (``save_figure``), built on ``matplotlib.figure.Figure`` with
 Modules: ``base`` (sizes, palette, saving), ``confusion``, ``curves`` (learning curves with best
 epoch and training phases, accuracy bars), ``ladder`` (accuracy per fine-tuning step), ``projection``
 (PCA/UMAP/t-SNE), ``images`` (image grids, Grad-CAM overlays), ``gradcam`` (Grad-CAM grids: images and
-each model's maps), ``perclass`` (sorted per-class bars),
-``errors`` (most confused pairs and their misclassified images); this package re-exports their public
+each model's maps), ``perclass`` (sorted per-class bars), ``errors`` (most confused pairs and their
+misclassified images), ``dataset`` (images per class and split); this package re-exports their public
 names. May import ``mame.classes`` and ``mame.config`` only.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 from mame.plots.base import DPI, SLIDE_SIZES, PlotError, class_colors, close_figure, new_figure, save_figure
 from mame.plots.confusion import confusion_matrix_data, draw_confusion_matrix
 from mame.plots.curves import draw_accuracy_bars, draw_learning_curves, phase_spans
+from mame.plots.dataset import class_counts_data, draw_class_counts
 from mame.plots.errors import confused_pairs, draw_error_gallery, error_examples, error_title
 from mame.plots.gradcam import draw_gradcam_grid
 from mame.plots.images import draw_image_grid, overlay_heatmap, to_uint8_rgb
@@ -22,9 +23,10 @@ from mame.plots.perclass import draw_per_class_bars, per_class_data
 from mame.plots.projection import draw_projection, project_features, subsample_per_class
 
 __all__ = [
-    "DPI", "SLIDE_SIZES", "PlotError", "class_colors", "close_figure", "confused_pairs", "confusion_matrix_data",
-    "draw_accuracy_bars", "draw_confusion_matrix", "draw_error_gallery", "draw_gradcam_grid", "draw_image_grid", "draw_ladder",
-    "draw_learning_curves", "draw_per_class_bars", "draw_projection", "error_examples", "error_title", "ladder_data",
-    "new_figure", "overlay_heatmap", "per_class_data", "phase_spans", "project_features", "save_figure",
+    "class_colors", "class_counts_data", "close_figure", "confused_pairs", "confusion_matrix_data", "DPI",
+    "draw_accuracy_bars", "draw_class_counts", "draw_confusion_matrix", "draw_error_gallery",
+    "draw_gradcam_grid", "draw_image_grid", "draw_ladder", "draw_learning_curves", "draw_per_class_bars",
+    "draw_projection", "error_examples", "error_title", "ladder_data", "new_figure", "overlay_heatmap",
+    "per_class_data", "phase_spans", "PlotError", "project_features", "save_figure", "SLIDE_SIZES",
     "subsample_per_class", "to_uint8_rgb",
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import h5py
 import keras
@@ -246,3 +248,56 @@ def test_extract_features_returns_features_labels_and_throughput(extractors):
     assert features.shape == (5, 1280) and got.size == 0
     with pytest.raises(ValueError, match="labels"):
         builders.extract_features(extractors["efficientnetb0"], only_images)
+
+
+@pytest.fixture
+def weight_server(tmp_path):
+    """A real HTTP server on localhost serving a VGG16 notop weights file (legacy h5) in Keras' layout."""
+    import http.server
+    import threading
+    from functools import partial as bind
+
+    served = tmp_path / "served"
+    served.mkdir()
+    _legacy_vgg16_notop(served / "vgg16_notop.h5")
+    handler = bind(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", served / "vgg16_notop.h5"
+    server.shutdown()
+
+
+def _point_vgg16_at(monkeypatch, url: str, md5: str) -> None:
+    spec = get_backbone("vgg16")
+    moved = dataclasses.replace(spec.weights_notop, url=url, md5=md5)
+    monkeypatch.setitem(backbones.BACKBONES, "vgg16", dataclasses.replace(spec, weights_notop=moved))
+
+
+def test_if_available_downloads_once_when_the_host_answers(keras_home, weight_server, monkeypatch):
+    base, file = weight_server
+    _point_vgg16_at(monkeypatch, base + "vgg16_notop.h5", backbones.file_md5(file))
+    choice = resolve_weights("vgg16", "imagenet-if-available", include_top=False)
+    assert choice.used == "imagenet" and "downloaded" in choice.reason
+    assert backbones.file_md5(Path(choice.path)) == backbones.file_md5(file) and Path(choice.path).parent == keras_home
+    again = resolve_weights("vgg16", "imagenet-if-available", include_top=False)
+    assert again.used == "imagenet" and "from the Keras cache" in again.reason  # once: the second run reads the cache
+
+
+def test_if_available_falls_back_to_random_when_the_host_is_down_or_the_file_is_wrong(keras_home, weight_server,
+                                                                                      monkeypatch):
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on: the connect is refused at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    _point_vgg16_at(monkeypatch, f"http://127.0.0.1:{port}/vgg16_notop.h5", "0" * 32)
+    choice = resolve_weights("vgg16", "imagenet-if-available", include_top=False)
+    assert choice.used == "random" and f"127.0.0.1:{port} refused the connection" in choice.reason
+    memo = json.loads((keras_home / backbones.PROBE_FILE).read_text())
+    assert memo[f"127.0.0.1:{port}"]["reachable"] is False  # remembered: the other runs do not probe again
+    base, _ = weight_server
+    _point_vgg16_at(monkeypatch, base + "vgg16_notop.h5", "0" * 32)  # reachable, but the md5 does not match
+    choice = resolve_weights("vgg16", "imagenet-if-available", include_top=False)
+    assert choice.used == "random" and "cannot download" in choice.reason
+    assert not (keras_home / get_backbone("vgg16").weights_notop.name).exists()

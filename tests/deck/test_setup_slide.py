@@ -1,0 +1,80 @@
+"""The setup slide with a long weights path, through Jinja, pandoc, reveal.js and Chromium: the old
+bullet layout ran the path past its column (the browser check now says so), the weights table wraps it."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from mame import config
+from mame.deck.browser import check_deck
+from mame.deck.context import setup_section
+from mame.deck.render import render_html
+from mame.deck.templating import render
+from mame.engine.plan import PlannedRun, Profile
+from tests.deck.test_sections import FakeEntry
+from tests.helpers import minimal_metrics
+
+PROFILE = Profile("demo", {"source": "synthetic"}, {}, {}, None, 0, 60, 60)
+# 200+ characters; the browser may break it only at its hyphens, so its longest unbreakable run (about 70
+# characters) is wider than the 55 % column but not than the slide: the slide-size check alone missed it.
+LONG_PATH = ("/mnt/shared-storage/research-group-of-the-museum-art-medium-study/project-2026/"
+             "team-shared-between-the-groups/cluster-node-storage/"
+             "keras-weight-cache/vgg16_weights_tf_dim_ordering_tf_kernels_0123456789.h5")
+# The setup slide's weights lines before the table (a bullet per (weights, reason) in the 55 % column).
+OLD_LAYOUT = """## What this deck ran
+
+::: {.columns}
+::: {.column width="55%"}
+- **Profile:** demo
+{% for w in setup.weights %}
+- **Weights:** {{ w.used_key | md }}: {{ w.reason | md }}
+{% endfor %}
+:::
+::: {.column width="45%"}
+::: {.honest}
+**Read these numbers as a pipeline check.**
+:::
+:::
+:::
+"""
+HEADER = '---\ntitle: "Setup"\n---\n\n'
+
+
+def entries() -> list:
+    out = []
+    for backbone, name in (("vgg16", "VGG16"), ("resnet50", "ResNet50")):
+        metrics = minimal_metrics(versions={"python": "3.11", "tensorflow": "2.21.0", "keras": "3.15.1",
+                                            "scikit-learn": "1.9.1"})
+        metrics["metrics"] = {"name": name, "weights": "imagenet", "weights_reason": f"ImageNet weights from {LONG_PATH}"}
+        out.append(FakeEntry(PlannedRun("features", backbone, "default", config.EXPERIMENTS_DIR / "02_features.ipynb", {}),
+                             "done", metrics))
+    return out
+
+
+@pytest.fixture(scope="module")
+def checks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("setup")
+    setup = setup_section(entries(), PROFILE)
+    assert len(LONG_PATH) > 200 and all(LONG_PATH in w["reason"] for w in setup["weights"])
+    templates = out / "templates"
+    shutil.copytree(config.TEMPLATES_DIR, templates)
+    (templates / "old_setup.md.j2").write_text(OLD_LAYOUT)
+    found = {}
+    for name, template in (("old", "old_setup.md.j2"), ("new", "sections/setup.md.j2")):
+        qmd = out / f"{name}.qmd"
+        qmd.write_text(HEADER + render(template, {"setup": setup}, templates_dir=templates))
+        found[name] = check_deck(render_html(qmd, out / f"{name}.html"))
+    return found
+
+
+def test_the_old_layout_fails_the_check_on_horizontal_clipping(checks):
+    old = checks["old"]
+    assert not old.overflowing  # the slide itself fits: only a column is overrun
+    assert old.clipped and not old.ok, old.summary()
+    assert any("Weights" in c.text or "x" * 40 in c.text for c in old.clipped), old.summary()
+
+
+def test_the_weights_table_passes(checks):
+    assert checks["new"].ok, checks["new"].summary()
