@@ -177,6 +177,12 @@ def conclusions(setup: dict, features: dict, classify: dict, paper: dict, final:
             wins[top] = wins.get(top, 0) + 1
         top, count = max(wins.items(), key=lambda kv: kv[1])
         out.append(f"{top.replace('_', ' ').capitalize()} is the best classifier for {count} of {len(per_backbone)} backbones.")
+        spread = classify.get("spread")
+        if spread:
+            out.append(f"Validation accuracy spreads {100 * spread['across_classifiers']:.1f} points across classifiers "
+                       f"for a fixed backbone and {100 * spread['across_backbones']:.1f} points across backbones for a "
+                       "fixed classifier: " + ("it is the features more than the classifier." if spread["features_matter_more"]
+                                               else "here the classifier matters more than the features."))
     if features["rows"]:
         probe = max(features["rows"], key=lambda r: r["probe"] or 0)
         out.append(f"Most separable features (nearest-centroid probe): {probe['backbone']} at {probe['probe']:.1%}.")

@@ -15,10 +15,10 @@ from mame import plots
 from mame.classes import CLASS_NAMES
 from mame.deck import evaluation_figures, explanations
 from mame.deck.dataset import dataset_figures
+from mame.deck.sections import MAX_POINTS_PER_CLASS
 from mame.engine import runs
 
 FIGURES = "figures"
-MAX_POINTS_PER_CLASS = 100  # as the seed deck: "approximately 100 points per class"
 TRAINING_STAGES = ("scratch", "finetune")
 
 
@@ -125,8 +125,7 @@ def _projection_figures(entry, out: Path, metrics_file: Path, methods, same_code
         if not _fresh(path, metrics_file, same_code):
             x, y = _load_features(arrays)
             data = plots.project_features(x, y, method=method, max_per_class=MAX_POINTS_PER_CLASS, seed=0)
-            title = f"{entry.metrics['metrics'].get('name', entry.run.backbone)} features: {method.upper()}"
-            plots.save_figure(plots.draw_projection(data, class_names=CLASS_NAMES, title=title), path)
+            plots.save_figure(plots.draw_projection(data, class_names=CLASS_NAMES, legend="centroids", size="half"), path)
         found[f"projection_{method}"] = path
     return found
 

@@ -20,6 +20,7 @@ from mame.deck.tools import (
     DeckInputError,
     RenderError,
     find_chromium,
+    kill_processes_with,
     node_modules_dir,
     run_tool,
 )
@@ -60,7 +61,10 @@ def render_pdf(html: Path, out_pdf: Path, *, chromium: str | None = None,
     with tempfile.TemporaryDirectory(prefix=".pdf-", dir=out_pdf.parent) as tmp:
         produced, profile = Path(tmp) / "deck.pdf", Path(tmp) / "chromium-profile"
         cmd = _decktape_cmd(html, produced, browser, profile, pause_ms)
-        run_tool(cmd, "decktape", timeout_s=timeout_s, env={**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1"})
+        try:
+            run_tool(cmd, "decktape", timeout_s=timeout_s, env={**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1"})
+        finally:  # a browser left behind by a timed-out or crashed decktape would hold CPU and memory
+            kill_processes_with(f"--user-data-dir={profile}")
         if not produced.is_file() or pdf_page_count(produced) == 0:
             raise RenderError(f"decktape printed no pages for {html}")
         os.replace(produced, out_pdf)

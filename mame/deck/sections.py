@@ -58,6 +58,10 @@ def report_rows(report: dict) -> dict:
     return {"rows": rows, "n_classes": len(names)}
 
 
+METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+MAX_POINTS_PER_CLASS = 100  # as the seed deck: "approximately 100 points per class"
+
+
 def features_section(entries: list, figures: dict) -> dict:
     rows, gaps, projections = [], [], []
     for entry in entries:
@@ -73,11 +77,12 @@ def features_section(entries: list, figures: dict) -> dict:
                      "probe": entry.metrics["headline"]["value"] if entry.metrics.get("headline") else None,
                      "stale": entry.state == "stale"})
         figs = figures.get(entry.run.id, {})
-        panels = [{"method": k.split("_", 1)[1].upper(), "path": v} for k, v in sorted(figs.items())
-                  if k.startswith("projection_")]
-        if panels:
-            projections.append({"backbone": rows[-1]["backbone"], "run": entry.run.id, "panels": panels})
-    return {"rows": rows, "gaps": gaps, "projections": projections}
+        order = {"pca": 0, "tsne": 1, "umap": 2}
+        found = sorted((k.split("_", 1)[1] for k in figs if k.startswith("projection_")), key=lambda k: order.get(k, 9))
+        panels = [{"method": METHOD_NAMES.get(k, k.upper()), "path": figs[f"projection_{k}"]} for k in found]
+        for i in range(0, len(panels), 2):  # two panels a slide, each half the slide wide
+            projections.append({"backbone": rows[-1]["backbone"], "run": entry.run.id, "panels": panels[i:i + 2]})
+    return {"rows": rows, "gaps": gaps, "projections": projections, "max_points_per_class": MAX_POINTS_PER_CLASS}
 
 
 def classify_section(entries: list, figures: dict, names: dict[str, str]) -> dict:
@@ -92,11 +97,15 @@ def classify_section(entries: list, figures: dict, names: dict[str, str]) -> dic
             row = {"run": entry.run.id, "backbone": entry.run.backbone,
                    "backbone_name": names.get(entry.run.backbone, entry.run.backbone), "classifier": item["classifier"],
                    "train_accuracy": item["train_accuracy"], "val_accuracy": item[split],
-                   "converged": item.get("converged", True), "split": split.removesuffix("_accuracy")}
+                   "converged": item.get("converged", True), "split": split.removesuffix("_accuracy"),
+                   "params": ", ".join(f"{k}={v}" for k, v in (item.get("params") or {}).items()),
+                   "n_tried": len(item.get("tried") or []), "fit_seconds": item.get("fit_seconds"),
+                   "predict_seconds": item.get("predict_seconds")}
             rows.append(row)
             if best is None or row["val_accuracy"] > best[0]["val_accuracy"]:
                 best = (row, entry)
-    section = {"rows": rows, "gaps": gaps, "best": None, "bars": figures.get("_report", {}).get("classify_bars")}
+    section = {"rows": rows, "gaps": gaps, "best": None, "bars": figures.get("_report", {}).get("classify_bars"),
+               **classifier_pivot(rows)}
     if best:
         row, entry = best
         key = f"{row['classifier']}/{row['split']}"
@@ -105,3 +114,27 @@ def classify_section(entries: list, figures: dict, names: dict[str, str]) -> dic
                            "confusion": figures.get(entry.run.id, {}).get(f"confusion_{row['classifier']}")}
     return section
 
+
+
+def classifier_pivot(rows: list[dict]) -> dict:
+    """Classifiers x backbones: the validation accuracy of each pair (the best per backbone marked), and the
+    spread across classifiers for a fixed backbone against the spread across backbones for a fixed
+    classifier (the seed's "it's not about the classifier but the features", as the numbers say it)."""
+    backbones = list(dict.fromkeys(r["backbone_name"] for r in rows))
+    classifiers = list(dict.fromkeys(r["classifier"] for r in rows))
+    cell = {(r["classifier"], r["backbone_name"]): r for r in rows}
+    best = {b: max((r["val_accuracy"] for r in rows if r["backbone_name"] == b), default=None) for b in backbones}
+    pivot = [{"classifier": c, "cells": [{**cell[(c, b)], "best": cell[(c, b)]["val_accuracy"] == best[b]}
+                                         if (c, b) in cell else None for b in backbones]} for c in classifiers]
+    spread = None
+    if len(backbones) >= 2 and len(classifiers) >= 2:
+        def ranges(groups):
+            values = [[r["val_accuracy"] for r in rows if key(r) == g] for key, g in groups]
+            return [max(v) - min(v) for v in values if len(v) >= 2]
+        across_classifiers = ranges([((lambda r: r["backbone_name"]), b) for b in backbones])
+        across_backbones = ranges([((lambda r: r["classifier"]), c) for c in classifiers])
+        if across_classifiers and across_backbones:
+            a, b = sum(across_classifiers) / len(across_classifiers), sum(across_backbones) / len(across_backbones)
+            spread = {"across_classifiers": a, "across_backbones": b, "features_matter_more": b > a}
+    return {"backbones": backbones, "pivot": pivot, "spread": spread,
+            "unconverged": any(not r["converged"] for r in rows)}

@@ -65,3 +65,18 @@ def run_tool(cmd: list[str], what: str, *, cwd: Path | None = None,
         detail = next((ln for ln in lines if "rror" in ln), lines[-1] if lines else "no output")
         raise RenderError(f"{what} failed (exit {proc.returncode}): {detail}")
     return stderr
+
+
+def kill_processes_with(argument: str) -> int:
+    """SIGKILL every process whose command line contains ``argument`` (e.g. a browser's temporary
+    ``--user-data-dir``): Puppeteer starts Chromium in a process group of its own, which a timeout's
+    ``killpg`` of the tool does not reach. Returns how many were signalled (Linux ``/proc``; 0 elsewhere)."""
+    killed = 0
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if argument.encode() in entry.read_bytes():
+                os.kill(int(entry.parent.name), signal.SIGKILL)
+                killed += 1
+        except (OSError, ValueError):
+            continue
+    return killed

@@ -14,6 +14,7 @@ from mame.plots.base import SMALL_FONT, PlotError, class_colors, class_marker, f
 METHODS = ("pca", "umap", "tsne")
 METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 LEGENDS = ("outside", "centroids", "none")
+CENTROID_FONT = 8.0
 
 
 def project_features(features: np.ndarray, labels: np.ndarray, *, method: str = "pca",
@@ -76,8 +77,12 @@ def subsample_per_class(labels: np.ndarray, max_per_class: int | None, seed: int
 
 
 def _umap(x: np.ndarray, seed: int) -> np.ndarray:
+    import sys
     import warnings
 
+    # umap's package init imports TensorFlow for ParametricUMAP (unused here): seconds of start-up and C++ log
+    # lines in the terminal of `make report`. A None entry makes that import fail, which umap tolerates.
+    sys.modules.setdefault("umap.parametric_umap", None)
     import umap  # heavy import (numba), only when asked for
 
     n = x.shape[0]
@@ -97,15 +102,16 @@ def _tsne(x: np.ndarray, seed: int) -> np.ndarray:
 
 
 def draw_projection(data: dict, *, class_names: Sequence[str], ax: Axes | None = None,
-                    title: str | None = None, legend: str = "outside") -> Figure:
+                    title: str | None = None, legend: str = "outside", size: str = "full") -> Figure:
     """Scatter of ``project_features`` output, one colour and marker per class.
 
     ``labels`` must be class indices into ``class_names``. ``legend``: ``"outside"`` (compact legend
-    right of the axes), ``"centroids"`` (class names written at each class's median point) or ``"none"``.
+    right of the axes), ``"centroids"`` (class names written at each class's median point, in the class's
+    colour, moved apart by adjustText where they would overlap) or ``"none"``.
     """
     coords, labels = _check_projection(data, class_names, legend)
     if ax is None:
-        fig, axes = new_figure("full")
+        fig, axes = new_figure(size)
         ax = axes[0, 0]
     else:
         fig = figure_of(ax)
@@ -130,10 +136,23 @@ def _class_legend(ax: Axes, coords: np.ndarray, labels: np.ndarray, class_names:
                   borderaxespad=0.0, ncols=_legend_columns(ax, present.size), handletextpad=0.2,
                   columnspacing=0.8, labelspacing=0.3, frameon=False)
     elif legend == "centroids":
+        from adjustText import adjust_text
+
+        texts = []
         for index in present:
             centre = np.median(coords[labels == index], axis=0)
-            ax.annotate(class_names[index], centre, fontsize=SMALL_FONT, ha="center", va="center",
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0})
+            texts.append(ax.text(centre[0], centre[1], class_names[index], fontsize=CENTROID_FONT, ha="center",
+                                 va="center", color=_darker(class_colors(len(class_names))[index]),
+                                 bbox={"boxstyle": "round,pad=0.12", "fc": "white", "alpha": 0.75, "lw": 0}))
+        # move overlapping names apart (a thin line back to the class's median point when moved far)
+        adjust_text(texts, ax=ax, expand=(1.05, 1.15), max_move=(30, 30), ensure_inside_axes=True,
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.45"})
+
+
+def _darker(colour) -> tuple[float, float, float]:
+    """The class colour darkened enough to read as text on white."""
+    r, g, b = colour[:3]
+    return (0.6 * r, 0.6 * g, 0.6 * b)
 
 
 def _legend_columns(ax: Axes, entries: int) -> int:

@@ -199,3 +199,25 @@ def test_check_deck_blocks_and_reports_network_requests(sample_html, tmp_path):
 def test_check_deck_missing_file(tmp_path):
     with pytest.raises(DeckInputError, match="missing.html: HTML deck not found"):
         check_deck(tmp_path / "missing.html")
+
+
+def test_a_timed_out_pdf_print_leaves_no_browser_behind(tmp_path):
+    """Puppeteer starts Chromium in its own process group: the timeout must still stop it."""
+    import time
+
+    qmd = tmp_path / "long.qmd"
+    qmd.write_text('---\ntitle: "Long"\n---\n\n' + "".join(f"## Slide {i}\n\nText {i}.\n\n" for i in range(60)))
+    html = render_html(qmd, tmp_path / "long.html")
+    with pytest.raises(RenderError, match="decktape timed out"):
+        render_pdf(html, tmp_path / "deck.pdf", timeout_s=6)  # the browser has started; 60 slides take longer
+    time.sleep(1.0)
+    marker = f"--user-data-dir={tmp_path}".encode()
+    left = []
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker in entry.read_bytes():
+                left.append(entry.parent.name)
+        except OSError:
+            continue
+    assert not left, f"browser processes left running: {left}"
+    assert not (tmp_path / "deck.pdf").exists()

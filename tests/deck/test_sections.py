@@ -2,6 +2,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mame.classes import CLASS_NAMES
 from mame.deck.context import appendix_section, conclusions, load_references, paper_section
@@ -163,3 +164,18 @@ def test_training_sections_render_into_a_deck_that_fits(tmp_path):
     qmd.write_text(source)
     check = check_deck(render_html(qmd, tmp_path / "deck.html"))
     assert check.ok, check.summary()
+
+
+def test_classifier_pivot_marks_the_best_per_backbone_and_compares_the_spreads():
+    rows = [{"backbone_name": b, "classifier": c, "val_accuracy": acc, "converged": True}
+            for b, accs in (("VGG16", {"knn": 0.30, "mlp": 0.34}), ("ResNet50", {"knn": 0.60, "mlp": 0.58}))
+            for c, acc in accs.items()]
+    from mame.deck.sections import classifier_pivot
+
+    out = classifier_pivot(rows)
+    assert out["backbones"] == ["VGG16", "ResNet50"] and [r["classifier"] for r in out["pivot"]] == ["knn", "mlp"]
+    assert [[c["best"] for c in r["cells"]] for r in out["pivot"]] == [[False, True], [True, False]]
+    # across classifiers: (0.04 + 0.02) / 2 = 0.03; across backbones: (0.30 + 0.24) / 2 = 0.27
+    assert out["spread"]["across_classifiers"] == pytest.approx(0.03)
+    assert out["spread"]["across_backbones"] == pytest.approx(0.27) and out["spread"]["features_matter_more"]
+    assert classifier_pivot(rows[:2])["spread"] is None  # one backbone: nothing to compare

@@ -180,6 +180,35 @@ def test_umap_works_on_30_and_on_10_points():
     assert tiny["coords"].shape == (10, 2) and np.all(np.isfinite(tiny["coords"]))
 
 
+def test_umap_projection_imports_no_tensorflow():
+    """umap's package init would import TensorFlow (ParametricUMAP): seconds of start-up and C++ log lines
+    printed by `make report`. A fresh interpreter projects with UMAP and never loads it, and prints nothing."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from mame.plots import project_features; "
+            "x = np.random.default_rng(0).normal(size=(40, 8)); y = np.arange(40) % 4; "
+            "project_features(x, y, method='umap', max_per_class=None); "
+            "print('tensorflow' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+    assert "oneDNN" not in proc.stderr and "cuda" not in proc.stderr.lower()
+
+
+def test_centroid_names_are_moved_apart_where_they_would_overlap():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(N), 10)
+    coords = rng.normal(0, 0.05, (len(labels), 2)) + (labels[:, None] % 3) * 0.01  # every class in one spot
+    fig = draw_projection({"coords": coords, "labels": labels, "method": "pca"}, class_names=CLASS_NAMES,
+                          legend="centroids", size="half")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.texts]
+    overlaps = sum(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert len(boxes) == N and overlaps < N  # adjustText spreads them (29 names at one point all overlap otherwise)
+
+
 def test_projection_rejects_bad_input():
     features, labels = clusters(3, 5)
     with pytest.raises(PlotError, match="one per feature row"):

@@ -48,3 +48,41 @@ def test_convergence_is_reported(tmp_path):
     feature_set = classify.load_features(write_features(tmp_path, dim=64))
     fitted = classify.fit_all(feature_set, classifiers=("logistic_regression",), max_iter=1)
     assert fitted["logistic_regression"]["converged"] is False
+
+
+def test_hyper_parameters_are_chosen_on_validation_and_recorded(tmp_path):
+    feature_set = classify.load_features(write_features(tmp_path, n_per_class=4, dim=8))
+    grids = {"knn": {"n_neighbors": [1, 3, 40]}}
+    fitted = classify.fit_all(feature_set, classifiers=("knn", "random_forest"), grids=grids)
+    tried = fitted["knn"]["tried"]
+    assert [t["params"] for t in tried] == [{"n_neighbors": k} for k in (1, 3, 40)]  # the grid, in its order
+    best = max(tried, key=lambda t: t["val_accuracy"])
+    assert fitted["knn"]["params"] == best["params"] and fitted["knn"]["val_accuracy"] == best["val_accuracy"]
+    assert tried[2]["val_accuracy"] < best["val_accuracy"]  # 40 neighbours over 4 images a class: worse
+    assert len(fitted["random_forest"]["tried"]) == len(classify.GRIDS["random_forest"]["max_features"])
+    only = classify.fit_all(feature_set, classifiers=("knn",), grids=grids, search="none")
+    assert [t["params"] for t in only["knn"]["tried"]] == [{"n_neighbors": 1}]
+    table = classify.evaluate(fitted, feature_set, split="val")
+    assert table["knn"]["params"] == best["params"] and table["knn"]["predict_seconds"] >= 0
+    out = tmp_path / "out"
+    out.mkdir()
+    classify.save(out, table)
+    result = runs.load_result(out)
+    row = next(r for r in result["metrics"]["classifiers"] if r["classifier"] == "knn")
+    assert row["params"] == best["params"] and len(row["tried"]) == 3
+    assert any("chosen on validation" in note for note in result["notes"])
+    with pytest.raises(ValueError, match="non-empty list"):
+        classify.candidates("knn", {"knn": {"n_neighbors": 5}})
+
+
+def test_no_classifier_or_selection_step_reads_the_test_split(tmp_path):
+    """The stage loads train and val only; a test features file next to them is never opened."""
+    write_features(tmp_path, splits=("train", "val"))
+    (tmp_path / "features_test.npz").write_bytes(b"never to be read")  # would fail np.load if it were opened
+    feature_set = classify.load_features(tmp_path)
+    assert set(feature_set.x) == {"train", "val"}
+    fitted = classify.fit_all(feature_set, classifiers=("knn",))
+    table = classify.evaluate(fitted, feature_set, split="val")
+    assert table["knn"]["split"] == "val"
+    with pytest.raises(ValueError, match="does not read the test split"):
+        classify.load_features(tmp_path, splits=("train", "val", "test"))
