@@ -39,24 +39,28 @@ _MEASURE_JS = r"""() => {
     right = Math.max(right, (r.right - box.left) * k);
     bottom = Math.max(bottom, (r.bottom - box.top) * k);
   }
-  const clipped = [];
+  const clipped = [], flagged = [];
   const name = (el) => el.tagName.toLowerCase() + (el.className && typeof el.className === 'string'
     ? '.' + el.className.trim().split(/\s+/).join('.') : '');
   const text = (el) => (el.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 60);
   for (const el of slide.querySelectorAll('*')) {
     if (el.closest('aside.notes') || ['svg', 'img', 'canvas', 'video', 'iframe'].includes(el.tagName.toLowerCase())) continue;
-    if (el.closest('svg')) continue;
+    if (el.closest('svg') || flagged.some((f) => f.contains(el))) continue;  // report the outermost element only
     const r = el.getBoundingClientRect();
     if (r.width === 0 || r.height === 0) continue;
     const wider = (el.scrollWidth - el.clientWidth) * k;
     if (el.clientWidth > 0 && wider > 2) {
       clipped.push({element: name(el), text: text(el), by: Math.round(wider)});
+      flagged.push(el);
       continue;
     }
     const column = el.parentElement && el.parentElement.closest('.column');
     if (column) {
       const c = column.getBoundingClientRect(), past = (r.right - c.right) * k;
-      if (past > 2) clipped.push({element: name(el), text: text(el), by: Math.round(past)});
+      if (past > 2) {
+        clipped.push({element: name(el), text: text(el), by: Math.round(past)});
+        flagged.push(el);
+      }
     }
   }
   const heading = slide.querySelector('h1, h2, h3');

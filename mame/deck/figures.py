@@ -80,6 +80,10 @@ def run_figures(entry, *, projections=("pca",)) -> dict[str, Path]:
             plots.confusion_matrix_data(cls), title=title))
     if entry.run.stage == "features":
         found.update(_projection_figures(entry, out, metrics_file, projections, same))
+        if (metrics["metrics"].get("structure") or {}).get("outliers"):
+            outliers = draw("structure_outliers", lambda: outlier_figure(entry))
+            if outliers.is_file():
+                found["structure_outliers"] = outliers
     if entry.run.stage == "evaluate":
         found.update(evaluation_figures.evaluation_figures(entry, draw))
     if entry.run.stage == "explain":
@@ -128,6 +132,27 @@ def _projection_figures(entry, out: Path, metrics_file: Path, methods, same_code
             plots.save_figure(plots.draw_projection(data, class_names=CLASS_NAMES, legend="centroids", size="half"), path)
         found[f"projection_{method}"] = path
     return found
+
+
+def outlier_figure(entry):
+    """Each class's validation image farthest from its class centroid (``metrics.structure.outliers``),
+    opened from the run's dataset for display (None when no image can be opened)."""
+    from mame.data import metadata
+    from mame.deck.evaluation_figures import thumbnail
+
+    try:
+        image_dir = metadata.find_image_dir(entry.metrics["run"]["dataset"].get("path", ""))
+    except (metadata.DataError, OSError):
+        return None
+    shown = []
+    for name, items in entry.metrics["metrics"]["structure"]["outliers"].items():
+        for item in items[:1]:
+            picture = thumbnail(image_dir / item["file"])
+            if picture is not None:
+                shown.append((f"{name}\n(distance {item['distance']:.2f})", picture))
+    if not shown:
+        return None
+    return plots.draw_image_grid([p for _, p in shown], [t for t, _ in shown], ncols=8)
 
 
 def _load_features(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:

@@ -63,7 +63,7 @@ MAX_POINTS_PER_CLASS = 100  # as the seed deck: "approximately 100 points per cl
 
 
 def features_section(entries: list, figures: dict) -> dict:
-    rows, gaps, projections = [], [], []
+    rows, gaps, projections, structures = [], [], [], []
     for entry in entries:
         gap = entry_placeholder(entry)
         if gap:
@@ -82,7 +82,19 @@ def features_section(entries: list, figures: dict) -> dict:
         panels = [{"method": METHOD_NAMES.get(k, k.upper()), "path": figs[f"projection_{k}"]} for k in found]
         for i in range(0, len(panels), 2):  # two panels a slide, each half the slide wide
             projections.append({"backbone": rows[-1]["backbone"], "run": entry.run.id, "panels": panels[i:i + 2]})
-    return {"rows": rows, "gaps": gaps, "projections": projections, "max_points_per_class": MAX_POINTS_PER_CLASS}
+        if m.get("structure"):
+            structures.append(structure_view(rows[-1]["backbone"], m["structure"], figs.get("structure_outliers")))
+    return {"rows": rows, "gaps": gaps, "projections": projections, "max_points_per_class": MAX_POINTS_PER_CLASS,
+            "structures": structures}
+
+
+def structure_view(backbone: str, structure: dict, outliers_figure) -> dict:
+    """A features run's ``metrics.structure`` as slide rows: the groups (most separable first) and each
+    class's nearest classes."""
+    groups = sorted(structure.get("groups") or [], key=lambda g: -(g["separability"] if g["separability"] is not None else -1))
+    nearest = [{"class": name, "near": near} for name, near in (structure.get("nearest") or {}).items()]
+    return {"backbone": backbone, "groups": groups, "nearest": nearest, "outliers_figure": outliers_figure,
+            "method": structure.get("method", "")}
 
 
 def classify_section(entries: list, figures: dict, names: dict[str, str]) -> dict:

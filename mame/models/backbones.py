@@ -7,8 +7,8 @@ Weights policies:
   (``$KERAS_HOME/models`` or ``~/.keras/models``) *and* its md5 matches the one Keras expects;
   otherwise random initialisation, with the reason recorded. Never downloads.
 - ``"imagenet-if-available"`` ImageNet weights from the cache, else downloaded once when the weight host
-  answers a TCP connect within ``PROBE_TIMEOUT_S`` seconds (the answer is remembered for
-  ``PROBE_TTL_S`` in the Keras cache folder, so a whole plan probes once); otherwise, or when the
+  answers a TCP connect within a few seconds (``mame.models.reachability``; the answer is remembered
+  for ten minutes in the Keras cache folder, so a whole plan probes once); otherwise, or when the
   download fails, random initialisation with the reason recorded. What ``make report`` uses.
 - ``"imagenet"``           ImageNet weights required: a verified cached file, else a download
   through ``keras.utils.get_file`` (only with ``allow_download=True``); failure raises
@@ -21,22 +21,16 @@ A cached file whose md5 does not match is never used: Keras itself would re-down
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import socket
-import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlsplit
 
 import keras
 
+from mame.models.reachability import host_reachable, keras_cache_dir
+
 POLICIES = ("random", "imagenet-if-cached", "imagenet-if-available", "imagenet")
-PROBE_TIMEOUT_S = 3.0
-PROBE_TTL_S = 600.0
-PROBE_FILE = ".weight-hosts.json"  # in the Keras cache folder: {host:port: {"reachable": bool, "why": str, "time": t}}
 _KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 _KERAS_EFFNET = "https://storage.googleapis.com/keras-applications/"
 
@@ -154,12 +148,6 @@ class WeightsChoice:
         return asdict(self)
 
 
-def keras_cache_dir() -> Path:
-    """Where Keras caches application weights: ``$KERAS_HOME/models`` or ``~/.keras/models``."""
-    home = os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")
-    return Path(home).expanduser() / "models"
-
-
 def file_md5(path: Path) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as handle:
@@ -196,41 +184,6 @@ def _download(wfile: WeightFile) -> Path:
         raise WeightsError(f"cannot download ImageNet weights {wfile.name} into {cache}: "
                            f"{err}; place the file there or use another weights policy") from err
     return Path(got)
-
-
-def host_reachable(url: str, *, timeout: float = PROBE_TIMEOUT_S, ttl: float = PROBE_TTL_S) -> tuple[bool, str]:
-    """Whether ``url``'s host accepts a TCP connection within ``timeout`` seconds, and why not. A recent
-    answer (younger than ``ttl``) is read from the Keras cache folder instead of probing again."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    where = f"{parts.hostname}:{port}"
-    memo_path = keras_cache_dir() / PROBE_FILE
-    try:
-        memo = json.loads(memo_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        memo = {}
-    seen = memo.get(where) if isinstance(memo, dict) else None
-    if isinstance(seen, dict) and time.time() - float(seen.get("time", 0)) < ttl:
-        return bool(seen.get("reachable")), str(seen.get("why", ""))
-    try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout):
-            reachable, why = True, f"{where} answered"
-    except socket.gaierror:
-        reachable, why = False, f"{parts.hostname} could not be resolved (offline?)"
-    except ConnectionRefusedError:
-        reachable, why = False, f"{where} refused the connection"
-    except OSError as err:
-        reachable, why = False, f"{where} did not answer within {timeout:g} s ({err.__class__.__name__})"
-    memo = memo if isinstance(memo, dict) else {}
-    memo[where] = {"reachable": reachable, "why": why, "time": time.time()}
-    try:
-        memo_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo_path.with_name(f"{memo_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(memo), encoding="utf-8")
-        os.replace(tmp, memo_path)
-    except OSError:
-        pass  # a read-only cache only costs another probe
-    return reachable, why
 
 
 def _choice(key: str, requested: str, include_top: bool, used: str, reason: str,

@@ -30,7 +30,7 @@ GRIDS: dict[str, dict[str, list]] = {
     "linear_svc": {"C": [0.1, 1.0]},
     "knn": {"n_neighbors": [5, 15]},
     "rbf_svc": {"C": [1.0, 10.0]},
-    "random_forest": {"max_features": ["sqrt", 0.05]},
+    "random_forest": {"max_features": ["sqrt", 0.05], "n_estimators": [200]},
     "mlp": {"alpha": [1e-3, 1e-1]},
 }
 # Below this many feature values, multi-threaded BLAS only thrashes: on a busy 2-core machine a
@@ -83,8 +83,8 @@ def make_classifier(name: str, params: dict | None = None, *, max_iter: int = 10
         "linear_svc": lambda: LinearSVC(C=p["C"], max_iter=max_iter, random_state=seed),
         "knn": lambda: KNeighborsClassifier(n_neighbors=p["n_neighbors"]),
         "rbf_svc": lambda: SVC(kernel="rbf", C=p["C"], gamma="scale", random_state=seed),
-        "random_forest": lambda: RandomForestClassifier(n_estimators=200, max_features=p["max_features"], n_jobs=-1,
-                                                        random_state=seed),
+        "random_forest": lambda: RandomForestClassifier(n_estimators=p["n_estimators"], max_features=p["max_features"],
+                                                        n_jobs=-1, random_state=seed),
         "mlp": lambda: MLPClassifier(hidden_layer_sizes=(256,), alpha=p["alpha"], early_stopping=True,
                                      max_iter=max(200, max_iter // 5), random_state=seed),
     }

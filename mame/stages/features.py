@@ -1,7 +1,7 @@
 """Stage ``features``: an ImageNet backbone used as a fixed feature extractor.
 
 Notebook ``02_features.ipynb`` calls, in order: ``load_splits`` → ``build_extractor`` → ``extract`` →
-``centroid_probe`` → ``save``. Writes ``features_<split>.npz`` (features, labels, files) that the
+``centroid_probe`` → ``structure`` → ``save``. Writes ``features_<split>.npz`` (features, labels, files) that the
 ``classify`` stage and the feature visualisations read. Never reads the test split.
 """
 
@@ -89,7 +89,16 @@ def centroid_probe(extracted: dict[str, Extracted], *, fit: str = "train", score
     return {"y_true": val.labels, "y_pred": predicted, "split": score}
 
 
-def save(run_dir: str | Path, extractor: Extractor, extracted: dict[str, Extracted], probe: dict) -> Path:
+def structure(extracted: dict[str, Extracted], *, n_groups: int = 6) -> dict:
+    """Groups of classes, nearest classes and outliers in these features (``mame.stages.structure``)."""
+    from mame.stages import structure as analysis
+
+    train, val = extracted["train"], extracted["val"]
+    return analysis.analyse(train.features, train.labels, val.features, val.labels, val.files, n_groups=n_groups)
+
+
+def save(run_dir: str | Path, extractor: Extractor, extracted: dict[str, Extracted], probe: dict,
+         structure: dict | None = None) -> Path:
     """Write the feature arrays and the stage result for the runner."""
     run_dir = Path(run_dir)
     artifacts = {}
@@ -103,6 +112,8 @@ def save(run_dir: str | Path, extractor: Extractor, extracted: dict[str, Extract
     metrics = dict(extractor.info)
     metrics["n_images"] = {split: int(len(ex.labels)) for split, ex in extracted.items()}
     metrics["images_per_second"] = {split: round(ex.images_per_second, 2) for split, ex in extracted.items()}
+    if structure is not None:
+        metrics["structure"] = structure
     result = {
         "headline": {"name": "centroid_val_accuracy", "value": entry["report"]["accuracy"], "split": probe["split"]},
         "metrics": metrics,

@@ -49,8 +49,8 @@ class RangeHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
         body = data[start:][: self.server.cut_after]
+        self.server.bytes_sent += len(body)  # counted before the write: the client may finish before this thread resumes
         self.wfile.write(body)
-        self.server.bytes_sent += len(body)
         self.close_connection = True
 
     def _range_start(self) -> int:

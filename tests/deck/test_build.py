@@ -121,6 +121,9 @@ def test_deck_renders_offline_with_a_page_per_slide_and_no_browser_errors(worksp
     assert not result.check.js_errors and not result.check.overflowing and not result.check.network_requests
     assert pdf_page_count(result.pdf) == result.check.total_slides > 15
     assert len(result.check.screenshots) == result.check.total_slides
+    for backbone in ("VGG16", "EfficientNetB0"):  # the features runs' structure, rendered and browser-checked above
+        assert f"## {backbone} features: groups of classes" in source and f"## {backbone} features: nearest classes" in source
+        assert f"## {backbone} features: the outlier of each class" in source
     for section in ("Baseline", "Feature extraction", "Classification", "Fine tuning", "Final result",
                     "Conclusions", "What changed since the last deck", "Parameters shared by each stage",
                     "Reproducibility (1/1)", "References"):

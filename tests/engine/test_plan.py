@@ -18,7 +18,7 @@ stages:
     backbones: [vgg16, resnet50]
     variants:
       default: {}
-      on-fc2: {needs: {features: fc2}, C: 0.1}
+      on-fc2: {needs: {features: fc2}, max_iter: 300}
 profiles:
   tiny:
     data: {source: synthetic, train_per_class: 2, val_per_class: 1, test_fraction: 0.004, size: 32}
@@ -61,7 +61,7 @@ def test_params_resolve_notebook_then_profile_then_variant_then_force(plan):
     assert big.overrides == {"image_size": 64, "precision": "mixed_bfloat16"}  # as written in the plan
     assert "run_dir" not in default.params                       # the runner sets those
     assert runs["classify/vgg16-on-fc2"].needs == {"features": "vgg16-fc2"}
-    assert runs["classify/vgg16-on-fc2"].params["C"] == 0.1
+    assert runs["classify/vgg16-on-fc2"].params["max_iter"] == 300
 
 
 def test_a_variant_with_a_typo_names_the_notebook_parameters(tmp_path):
@@ -115,11 +115,11 @@ stages:
 profiles:
   p:
     data: {source: synthetic}
-    params: {batch_size: 4, image_size: 48, C: 2.0}
+    params: {batch_size: 4, image_size: 48, max_iter: 2000}
     force: {image_size: 32}
     stages:
       features: {params: {batch_size: 8, max_per_class: 3}, force: {image_size: 16, weights: random}}
-      classify: {params: {C: 0.5}}
+      classify: {params: {max_iter: 500}}
 """
 
 
@@ -136,12 +136,12 @@ def test_stage_blocks_of_a_profile_and_backbones_of_a_variant(tmp_path):
     assert default.params["weights"] == "random"
     assert default.planned["image_size"] == 48 and default.planned["weights"] == "imagenet-if-cached"  # before force
     assert only.planned["batch_size"] == only.params["batch_size"] == 64
-    assert runs["classify/vgg16"].params["C"] == 0.5                                    # per stage, not global
+    assert runs["classify/vgg16"].params["max_iter"] == 500                                   # per stage, not global
     breakages = [
         (("max_per_class: 3", "max_per_clas: 3"), r"stages.features.params sets \['max_per_clas'\]"),
         (("backbones: [vgg16], batch_size", "backbones: [vgg19], batch_size"), r"backbones \['vgg19'\]"),
         (("      classify: {params", "      clasify: {params"), r"unknown stages \['clasify'\]"),
-        (("{params: {C: 0.5}}", "{paramz: {C: 0.5}}"), "'params' and/or 'force'"),
+        (("{params: {max_iter: 500}}", "{paramz: {max_iter: 500}}"), "'params' and/or 'force'"),
     ]
     for (old, new), message in breakages:
         broken = STAGED.replace(old, new)

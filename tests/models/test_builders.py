@@ -16,7 +16,7 @@ from keras.src.applications import resnet as k_resnet
 from keras.src.applications import vgg16 as k_vgg16
 from keras.src.legacy.saving import legacy_h5_format
 
-from mame.models import backbones, builders
+from mame.models import backbones, builders, reachability
 from mame.models.backbones import WeightsChoice, WeightsError, get_backbone, resolve_weights
 
 SIZE = 32
@@ -294,7 +294,7 @@ def test_if_available_falls_back_to_random_when_the_host_is_down_or_the_file_is_
     _point_vgg16_at(monkeypatch, f"http://127.0.0.1:{port}/vgg16_notop.h5", "0" * 32)
     choice = resolve_weights("vgg16", "imagenet-if-available", include_top=False)
     assert choice.used == "random" and f"127.0.0.1:{port} refused the connection" in choice.reason
-    memo = json.loads((keras_home / backbones.PROBE_FILE).read_text())
+    memo = json.loads((keras_home / reachability.PROBE_FILE).read_text())
     assert memo[f"127.0.0.1:{port}"]["reachable"] is False  # remembered: the other runs do not probe again
     base, _ = weight_server
     _point_vgg16_at(monkeypatch, base + "vgg16_notop.h5", "0" * 32)  # reachable, but the md5 does not match
