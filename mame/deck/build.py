@@ -17,6 +17,7 @@ from mame import config
 from mame.deck import history, templating
 from mame.deck.context import build_context
 from mame.deck.figures import report_figures, run_figures
+from mame.deck.sections import MAX_POINTS_PER_CLASS
 from mame.engine.plan import load_plan
 from mame.engine.status import collect
 from mame.results import atomic_write_text
@@ -57,7 +58,11 @@ def render_source(profile_name: str, *, plan_file: Path | None = None) -> tuple[
     dirs = build_dirs()
     entries = collect(profile_name, plan_file)
     methods = tuple(profile.report.get("projections", ["pca"]))
-    figures = {e.run.id: run_figures(e, projections=methods) for e in entries}
+    per_class = profile.report.get("points_per_class", MAX_POINTS_PER_CLASS)
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"{plan_file or config.plan_path()}: profiles.{profile_name}.report.points_per_class must be "
+                         f"a positive integer, got {per_class!r}")
+    figures = {e.run.id: run_figures(e, projections=methods, points_per_class=per_class) for e in entries}
     rendered_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     changes = history.record(dirs["state"] / "history.json", history.snapshot(entries), rendered_at)
     context = build_context(entries, profile, list(plan.stages), figures=_relative(figures, dirs["generated"]),
@@ -67,6 +72,7 @@ def render_source(profile_name: str, *, plan_file: Path | None = None) -> tuple[
     context["classify"]["bars"] = relative["classify_bars"]
     context["finetune"]["ladder_figure"] = relative["finetune_ladder"]
     context["finetune"]["backbones_figure"] = relative["finetune_backbones"]
+    context["features"]["max_points_per_class"] = per_class
     context["dataset"]["samples"] = relative["dataset_samples"]
     context["dataset"]["counts_figure"] = relative["dataset_counts"]
     qmd = atomic_write_text(dirs["generated"] / "deck.qmd", templating.render("deck.qmd.j2", context))

@@ -56,7 +56,7 @@ def _draw(path: Path, metrics_file: Path, draw, same_code: bool = True) -> Path:
     return path
 
 
-def run_figures(entry, *, projections=("pca",)) -> dict[str, Path]:
+def run_figures(entry, *, projections=("pca",), points_per_class: int = MAX_POINTS_PER_CLASS) -> dict[str, Path]:
     """Figures of one usable (done or stale) run, keyed by kind."""
     if entry.metrics is None or entry.state not in ("done", "stale"):
         return {}
@@ -79,7 +79,7 @@ def run_figures(entry, *, projections=("pca",)) -> dict[str, Path]:
         found[name] = draw(name, lambda cls=cls, title=title: plots.draw_confusion_matrix(
             plots.confusion_matrix_data(cls), title=title))
     if entry.run.stage == "features":
-        found.update(_projection_figures(entry, out, metrics_file, projections, same))
+        found.update(_projection_figures(entry, out, metrics_file, projections, same, points_per_class))
         if (metrics["metrics"].get("structure") or {}).get("outliers"):
             outliers = draw("structure_outliers", lambda: outlier_figure(entry))
             if outliers.is_file():
@@ -118,17 +118,18 @@ def training_curves(metrics: dict):
                                       best_epoch=m.get("best_epoch") or None, phases=m.get("phases") or None)
 
 
-def _projection_figures(entry, out: Path, metrics_file: Path, methods, same_code: bool) -> dict:
+def _projection_figures(entry, out: Path, metrics_file: Path, methods, same_code: bool,
+                        per_class: int = MAX_POINTS_PER_CLASS) -> dict:
     arrays = [entry.path / entry.metrics["artifacts"][k] for k in ("features_train", "features_val")
               if k in entry.metrics["artifacts"]]
     if not arrays:
         return {}
     found = {}
     for method in methods:
-        path = out / f"projection_{method}.png"
+        path = out / f"projection_{method}-{per_class}.png"  # another sample size is another figure
         if not _fresh(path, metrics_file, same_code):
             x, y = _load_features(arrays)
-            data = plots.project_features(x, y, method=method, max_per_class=MAX_POINTS_PER_CLASS, seed=0)
+            data = plots.project_features(x, y, method=method, max_per_class=per_class, seed=0)
             plots.save_figure(plots.draw_projection(data, class_names=CLASS_NAMES, legend="centroids", size="half"), path)
         found[f"projection_{method}"] = path
     return found

@@ -205,3 +205,16 @@ def test_what_changed_lists_metric_deltas_and_rerenders_identically(workspace):
     assert strip(third) == strip(second)
     history = json.loads((workspace["build"] / "_state" / "history.json").read_text())
     assert len(history) == 2
+
+
+def test_projection_sample_size_is_a_profile_parameter(workspace):
+    plan = workspace["plan"]
+    plan.write_text(plan.read_text().replace("report: {projections: [pca]}", "report: {projections: [pca], points_per_class: 3}"))
+    qmd, entries = build.render_source("smoke", plan_file=plan)
+    source = qmd.read_text()
+    assert "up to 3 images per class" in source
+    drawn = sorted(p.name for p in workspace["runs"].glob("features/*/figures/projection_*.png"))
+    assert drawn and all(name == "projection_pca-3.png" for name in drawn)
+    plan.write_text(plan.read_text().replace("points_per_class: 3", "points_per_class: 0"))
+    with pytest.raises(ValueError, match=r"plan.yaml: profiles.smoke.report.points_per_class must be a positive integer"):
+        build.render_source("smoke", plan_file=plan)
