@@ -29,6 +29,15 @@ def mask_path(data_dir: str | os.PathLike, image_file: str) -> Path:
     return mask_dir(data_dir) / f"{image_file}.png"
 
 
+def known_masks(data_dir: str | os.PathLike, records: Sequence[Record]) -> np.ndarray:
+    """Which records have a mask file (one folder listing, no file read)."""
+    folder = mask_dir(data_dir)
+    if not folder.is_dir():
+        return np.zeros(len(records), dtype=bool)
+    present = {entry.name for entry in os.scandir(folder)}
+    return np.array([f"{r.image_file}.png" in present for r in records], dtype=bool)
+
+
 def load_masks(data_dir: str | os.PathLike, records: Sequence[Record], *, image_size: int) -> tuple[np.ndarray, np.ndarray]:
     """``(masks, known)``: boolean masks ``(n, image_size, image_size)`` resized the way the data pipeline
     resizes images (square, bilinear), and which records have a mask (the others are all False).
@@ -36,17 +45,9 @@ def load_masks(data_dir: str | os.PathLike, records: Sequence[Record], *, image_
     A mask file that exists but cannot be read, or whose shape differs from its image's, is a ``DataError``
     naming the file."""
     masks = np.zeros((len(records), image_size, image_size), dtype=bool)
-    known = np.zeros(len(records), dtype=bool)
-    folder = mask_dir(data_dir)
-    if not folder.is_dir():
-        return masks, known
-    present = {entry.name for entry in os.scandir(folder)}
-    for i, record in enumerate(records):
-        name = f"{record.image_file}.png"
-        if name not in present:
-            continue
-        masks[i] = _read(folder / name, record, image_size) >= THRESHOLD
-        known[i] = True
+    known = known_masks(data_dir, records)
+    for i in np.flatnonzero(known):
+        masks[i] = _read(mask_path(data_dir, records[i].image_file), records[i], image_size) >= THRESHOLD
     return masks, known
 
 

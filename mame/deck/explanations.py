@@ -19,7 +19,6 @@ from mame.stages.significance import describe
 SIGNIFICANCE = 0.05
 CLASSES_PER_SLIDE = 10     # columns of a scratch-vs-fine-tuned grid
 BACKBONE_COLUMNS = 6       # classes in the every-backbone grid (five model rows: smaller cells, shorter captions)
-MAPS_FILE = "gradcam.npz"
 
 
 def explain_section(entries: list, figures: dict) -> dict:
@@ -101,8 +100,9 @@ def explain_conclusions(section: dict) -> list[str]:
 
 def explain_figures(entry, draw) -> dict[str, Path]:
     """The scratch-vs-fine-tuned grids (``gradcam_1`` ...) and the every-backbone grid (``gradcam_backbones``)."""
-    path = entry.path / MAPS_FILE
-    if not path.is_file() or not entry.metrics["metrics"].get("models"):
+    name = entry.metrics.get("artifacts", {}).get("gradcam")  # the file the run recorded, not a guess at its name
+    path = entry.path / name if name else None
+    if path is None or not path.is_file() or not entry.metrics["metrics"].get("models"):
         return {}
     with np.load(path) as arrays:
         data = {k: arrays[k] for k in arrays.files}

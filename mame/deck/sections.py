@@ -139,14 +139,18 @@ def classifier_pivot(rows: list[dict]) -> dict:
     pivot = [{"classifier": c, "cells": [{**cell[(c, b)], "best": cell[(c, b)]["val_accuracy"] == best[b]}
                                          if (c, b) in cell else None for b in backbones]} for c in classifiers]
     spread = None
-    if len(backbones) >= 2 and len(classifiers) >= 2:
-        def ranges(groups):
-            values = [[r["val_accuracy"] for r in rows if key(r) == g] for key, g in groups]
-            return [max(v) - min(v) for v in values if len(v) >= 2]
-        across_classifiers = ranges([((lambda r: r["backbone_name"]), b) for b in backbones])
-        across_backbones = ranges([((lambda r: r["classifier"]), c) for c in classifiers])
-        if across_classifiers and across_backbones:
-            a, b = sum(across_classifiers) / len(across_classifiers), sum(across_backbones) / len(across_backbones)
-            spread = {"across_classifiers": a, "across_backbones": b, "features_matter_more": b > a}
+    across_classifiers, across_backbones = _mean_range(rows, "backbone_name"), _mean_range(rows, "classifier")
+    if len(backbones) >= 2 and len(classifiers) >= 2 and across_classifiers is not None and across_backbones is not None:
+        spread = {"across_classifiers": across_classifiers, "across_backbones": across_backbones,
+                  "features_matter_more": across_backbones > across_classifiers}
     return {"backbones": backbones, "pivot": pivot, "spread": spread,
             "unconverged": any(not r["converged"] for r in rows)}
+
+
+def _mean_range(rows: list[dict], fixed: str) -> float | None:
+    """The mean over the values of ``fixed`` of (best - worst validation accuracy) among the rows sharing it."""
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        groups.setdefault(r[fixed], []).append(r["val_accuracy"])
+    spans = [max(v) - min(v) for v in groups.values() if len(v) >= 2]
+    return sum(spans) / len(spans) if spans else None

@@ -20,7 +20,7 @@ from mame import results
 from mame.data import metadata
 from mame.metrics import classification_result
 from mame.stages import common, significance
-from mame.stages.selection import Candidate, candidates, choose_models  # noqa: F401 (the notebook calls choose_models)
+from mame.stages.selection import Candidate, choose_models  # noqa: F401 (the notebook calls choose_models)
 
 
 def load_test(data_dir: str | Path, ledger: list) -> tuple[list, Path]:

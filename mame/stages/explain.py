@@ -34,6 +34,7 @@ class Sample:
     image_dir: Path
     data_dir: Path
     display: list[int]          # one index per class (the first sampled image of each), for the slides
+    known: np.ndarray           # which records have an object mask
 
 
 @dataclass
@@ -59,7 +60,8 @@ def sample(data_dir: str | Path, *, per_class: int, seed: int = 0) -> Sample:
     first: dict[int, int] = {}
     for i, record in enumerate(records):
         first.setdefault(record.label, i)
-    return Sample(records, splits.image_dir, Path(data_dir), [first[k] for k in sorted(first)])
+    return Sample(records, splits.image_dir, Path(data_dir), [first[k] for k in sorted(first)],
+                  masks.known_masks(data_dir, records))
 
 
 def label(candidate: Candidate) -> str:
@@ -99,7 +101,7 @@ def explain(chosen: list[Candidate], data: Sample, *, target: str = "true", batc
 
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-    out = []
+    out, masks_at = [], {}
     for c in chosen:
         model = builders.load_model(c.path / common.MODEL_FILE, compile=False)
         size = int(model.input_shape[1])
@@ -110,7 +112,9 @@ def explain(chosen: list[Candidate], data: Sample, *, target: str = "true", batc
                                                      class_index=labels[i:i + batch_size] if target == "true" else None)
                  for i in range(0, len(images), batch_size)]
         maps = np.concatenate([p[0] for p in parts])
-        object_masks, known = masks.load_masks(data.data_dir, data.records, image_size=size)
+        if size not in masks_at:  # read once per input size, not once per model
+            masks_at[size] = masks.load_masks(data.data_dir, data.records, image_size=size)
+        object_masks, known = masks_at[size]
         mass = np.full(len(maps), np.nan)
         chance = np.full(len(maps), np.nan)
         if known.any():
@@ -185,7 +189,7 @@ def save(run_dir: str | Path, explained: list[Explained], data: Sample, summary:
     run_dir = Path(run_dir)
     shown = [data.records[i] for i in data.display]
     images, labels = pipeline.load_arrays(shown, data.image_dir, image_size=display_size)
-    object_masks, known = masks.load_masks(data.data_dir, shown, image_size=display_size)
+    object_masks, known = masks.load_masks(data.data_dir, shown, image_size=display_size)  # the shown few, at display size
     arrays = {"images": np.clip(np.rint(images), 0, 255).astype(np.uint8), "y_true": labels,
               "files": np.array([r.image_file for r in shown]), "masks": object_masks, "mask_known": known,
               "models": np.array([e.candidate.name for e in explained]),
@@ -196,7 +200,7 @@ def save(run_dir: str | Path, explained: list[Explained], data: Sample, summary:
         arrays[f"class_index_{i}"] = e.class_index[data.display].astype(np.int32)
     np.savez_compressed(run_dir / MAPS_FILE, **arrays)
     best = next((row for row in summary["models"] if row["reference"]), summary["models"][0])
-    masked = int(masks.load_masks(data.data_dir, data.records, image_size=8)[1].sum())
+    masked = int(data.known.sum())
     taken = max(np.bincount([r.label for r in data.records]))
     notes = [f"validation images only: {len(data.records)} (up to {taken} per class), {masked} with an object mask",
              f"Grad-CAM of the {'true' if target == 'true' else 'predicted'} class"]

@@ -64,6 +64,7 @@ def test_hyper_parameters_are_chosen_on_validation_and_recorded(tmp_path):
     assert [t["params"] for t in only["knn"]["tried"]] == [{"n_neighbors": 1}]
     table = classify.evaluate(fitted, feature_set, split="val")
     assert table["knn"]["params"] == best["params"] and table["knn"]["predict_seconds"] >= 0
+    np.testing.assert_array_equal(table["knn"]["y_pred"], fitted["knn"]["model"].predict(feature_set.x["val"]))
     out = tmp_path / "out"
     out.mkdir()
     classify.save(out, table)

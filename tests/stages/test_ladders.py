@@ -92,14 +92,19 @@ def test_each_rung_builds_what_its_plan_entry_says(ladders):
     assert step3["metrics"]["phases"] == [{"name": "head", "epochs": 1}, {"name": "finetune", "epochs": 1}]
 
 
-def test_evaluate_reads_the_test_split_once_per_model_and_no_other_stage_reads_it(ladders, monkeypatch):
-    runs_dir, _ = ladders
+def run_stage_on_ladders(runs_dir, stage: str, monkeypatch) -> dict:
+    """Run ``stage`` (one run, reading every ladder run) through the runner; its metrics.json."""
     monkeypatch.setenv("MAME_RUNS_DIR", str(runs_dir))
     monkeypatch.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
     out = io.StringIO()
-    outcomes = run_plan("smoke", plan_file=PLAN, only="evaluate", out=out)
-    assert [(o.run.id, o.state) for o in outcomes] == [("evaluate/default", "done")], out.getvalue()
-    metrics = runs.read_metrics(runs_dir / "evaluate" / "default")
+    outcomes = run_plan("smoke", plan_file=PLAN, only=stage, out=out)
+    assert [(o.run.id, o.state) for o in outcomes] == [(f"{stage}/default", "done")], out.getvalue()
+    return runs.read_metrics(runs_dir / stage / "default")
+
+
+def test_evaluate_reads_the_test_split_once_per_model_and_no_other_stage_reads_it(ladders, monkeypatch):
+    runs_dir, _ = ladders
+    metrics = run_stage_on_ladders(runs_dir, "evaluate", monkeypatch)
     models = metrics["metrics"]["models"]
     singles = [m for m in models if m["kind"] != "ensemble"]
     assert {m["model"].split("/")[1].split("-")[0] for m in singles if m["kind"] == "finetune"} == {
@@ -159,13 +164,8 @@ def test_explain_maps_the_models_evaluate_takes_on_validation_images_only(ladder
     from mame.data import masks, metadata
 
     runs_dir, _ = ladders
-    monkeypatch.setenv("MAME_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
-    out = io.StringIO()
-    outcomes = run_plan("smoke", plan_file=PLAN, only="explain", out=out)
-    assert [(o.run.id, o.state) for o in outcomes] == [("explain/default", "done")], out.getvalue()
+    metrics = run_stage_on_ladders(runs_dir, "explain", monkeypatch)
     run_dir = runs_dir / "explain" / "default"
-    metrics = runs.read_metrics(run_dir)
     assert metrics["run"]["test_split_reads"] == []
     m = metrics["metrics"]
     rows = {row["model"]: row for row in m["models"]}
