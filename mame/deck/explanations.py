@@ -1,7 +1,7 @@
 """The "Explanations" section from the explain run (``mame/stages/explain.py``): Grad-CAM grids of the
 scratch model beside the fine-tuned reference (one validation image per class, a few classes per slide),
 every fine-tuned backbone on the classes with an object mask, and the heat-on-object table with the
-paired comparison. Figures are drawn into the run's ``figures/`` folder from its ``gradcam.npz``.
+paired comparison. Figures are drawn into the run's ``figures/`` folder from the maps file it recorded.
 
 Every statement is computed from the run's metrics.json; a missing or failed run gives placeholders.
 """
