@@ -75,6 +75,7 @@ def render_source(profile_name: str, *, plan_file: Path | None = None) -> tuple[
     context["features"]["max_points_per_class"] = per_class
     context["dataset"]["samples"] = relative["dataset_samples"]
     context["dataset"]["counts_figure"] = relative["dataset_counts"]
+    context["similarity"]["scratch_figure"] = relative["similarity_scratch"]
     qmd = atomic_write_text(dirs["generated"] / "deck.qmd", templating.render("deck.qmd.j2", context))
     return qmd, entries
 

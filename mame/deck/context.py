@@ -16,6 +16,7 @@ from mame.deck.dataset import dataset_section
 from mame.deck.evaluation import evaluation_conclusions, final_section
 from mame.deck.explanations import explain_conclusions, explain_section
 from mame.deck.sections import classify_section, features_section, placeholder
+from mame.deck.similarity import similarity_section
 from mame.deck.training import finetune_section, scratch_section
 
 # Stages the deck has a section for; a stage absent from the plan gets a "not run yet" placeholder.
@@ -250,6 +251,7 @@ def build_context(entries: list, profile, plan_stages: list[str], *, figures: di
     classify = classify_section(grouped.get("classify", []), figures, names)
     final = final_section(grouped.get("evaluate", []), figures, entries)
     explain = explain_section(grouped.get("explain", []), figures)
+    similarity = similarity_section(grouped.get("similarity", []), figures, grouped.get("scratch", []))
     paper = paper_section(references, grouped, final)
     gaps = sum(e.state in ("failed", "missing", "unreadable") for e in entries)
     scratch = with_test_accuracy(scratch_section(grouped.get("scratch", []), figures, profile), final)
@@ -265,7 +267,7 @@ def build_context(entries: list, profile, plan_stages: list[str], *, figures: di
             "explain": not_planned("explain", "Grad-CAM maps"),
         },
         "scratch": scratch, "finetune": finetune,
-        "features": features, "classify": classify, "final": final, "explain": explain,
+        "features": features, "similarity": similarity, "classify": classify, "final": final, "explain": explain,
         "conclusions": conclusions(setup, features, classify, paper, final, gaps, names,
                                    training_conclusions(scratch, finetune) + approaches_conclusion(scratch, classify, finetune),
                                    explain_conclusions(explain)),

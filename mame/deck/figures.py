@@ -13,7 +13,7 @@ import numpy as np
 
 from mame import plots
 from mame.classes import CLASS_NAMES
-from mame.deck import evaluation_figures, explanations
+from mame.deck import evaluation_figures, explanations, similarity
 from mame.deck.dataset import dataset_figures
 from mame.deck.sections import MAX_POINTS_PER_CLASS
 from mame.engine import runs
@@ -27,9 +27,10 @@ CODE_STAMP = ".drawn-by"
 
 @lru_cache(maxsize=1)
 def code_stamp() -> str:
-    """A hash of the code that draws the figures (``mame/plots``, this module, ``evaluation_figures``, ``explanations``)."""
+    """A hash of the code that draws the figures (``mame/plots``, this module, ``evaluation_figures``,
+    ``explanations``, ``similarity``)."""
     digest = hashlib.sha256()
-    drawers = [Path(__file__), Path(evaluation_figures.__file__), Path(explanations.__file__)]
+    drawers = [Path(__file__), Path(evaluation_figures.__file__), Path(explanations.__file__), Path(similarity.__file__)]
     for path in sorted(Path(plots.__file__).parent.glob("*.py")) + drawers:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
@@ -88,6 +89,10 @@ def run_figures(entry, *, projections=("pca",), points_per_class: int = MAX_POIN
         found.update(evaluation_figures.evaluation_figures(entry, draw))
     if entry.run.stage == "explain":
         found.update(explanations.explain_figures(entry, draw))
+    if entry.run.stage == "similarity" and metrics["metrics"].get("examples"):
+        panel = draw("similarity_examples", lambda: similarity.run_examples_figure(entry))
+        if panel.is_file():
+            found["similarity_examples"] = panel
     if found and not same:
         (out / CODE_STAMP).write_text(code_stamp() + "\n", encoding="utf-8")
     return found
@@ -201,4 +206,5 @@ def report_figures(context: dict, out_dir: Path) -> dict[str, Path | None]:
     return {"classify_bars": classify_bars(context["classify"]["rows"], out_dir),
             "finetune_ladder": ladder_figure(context["finetune"]["multi_step"], out_dir),
             "finetune_backbones": backbone_bars(context["finetune"]["comparison"], out_dir),
+            "similarity_scratch": similarity.scratch_figure(context["similarity"], out_dir),
             **dataset_figures(context["dataset"], out_dir)}
