@@ -6,6 +6,7 @@ Every number in the context comes from a run's metrics.json, except the cited re
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -44,6 +45,7 @@ def not_planned(stage: str, what: str) -> dict:
 
 
 WEIGHTS_USED = {"imagenet": "ImageNet", "random": "random init"}
+WEIGHT_FILE = re.compile(r"[^\s()]+\.h5")
 
 
 def weights_table(entries: list) -> list[dict]:
@@ -54,12 +56,19 @@ def weights_table(entries: list) -> list[dict]:
         m = (e.metrics or {}).get("metrics") or {}
         if not m.get("weights") or not e.run.backbone:
             continue
-        key = (e.run.backbone, m["weights"], m.get("weights_reason") or "")
+        reason = m.get("weights_reason") or ""
+        # one row per backbone and weights: the same reason for another file of it (with or without its
+        # ImageNet top) only names that file
+        key = (e.run.backbone, m["weights"], WEIGHT_FILE.sub("<file>", reason))
         row = rows.setdefault(key, {"backbone": m.get("name") or e.run.backbone, "key": e.run.backbone,
                                     "used": WEIGHTS_USED.get(m["weights"], m["weights"]), "used_key": m["weights"],
-                                    "reason": key[2], "stages": []})
+                                    "reason": reason, "stages": [], "files": WEIGHT_FILE.findall(reason)[:1]})
         if e.run.stage not in row["stages"]:
             row["stages"].append(e.run.stage)
+        for name in WEIGHT_FILE.findall(reason)[:1]:
+            if name not in row["files"]:
+                row["files"].append(name)
+                row["reason"] += f"; the same for {name.rsplit('/', 1)[-1]}"
     names = {r["key"]: r["backbone"] for r in rows.values() if r["backbone"] != r["key"]}
     for row in rows.values():  # a fine-tuning run records no display name: take the features run's
         row["backbone"] = names.get(row["key"], row["backbone"])

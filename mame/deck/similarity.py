@@ -87,7 +87,10 @@ def scratch_examples(entry, scratch_entries: list) -> dict | None:
 
 def example_title(example: dict) -> str:
     top = example["top"]
-    guess = "(not in this run's sample)" if not top else f"→ {top[0]['label']} ({top[0]['p']:.2f})"
+    if not top:
+        return f"{example['class']}\n(not in this run's sample)"
+    p = top[0]["p"]
+    guess = f"→ {top[0]['label']} ({p:.2f})" if p >= 0.01 else f"→ {top[0]['label']} ({p:.1e})"
     return f"{example['class']}\n{guess}"
 
 

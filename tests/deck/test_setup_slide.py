@@ -78,3 +78,22 @@ def test_the_old_layout_fails_the_check_on_horizontal_clipping(checks):
 
 def test_the_weights_table_passes(checks):
     assert checks["new"].ok, checks["new"].summary()
+
+
+def test_one_weights_row_per_backbone_when_only_the_file_differs():
+    """VGG16's features (top file) and fine-tuning (no-top file) ran with random weights for the same
+    reason: one row naming both files; a different reason stays a row of its own."""
+    def entry(stage, reason, weights="random"):
+        metrics = minimal_metrics()
+        metrics["metrics"] = {"name": "VGG16", "weights": weights, "weights_reason": reason}
+        return FakeEntry(PlannedRun(stage, "vgg16", "default", config.EXPERIMENTS_DIR / "02_features.ipynb", {}),
+                         "done", metrics)
+    missing = "ImageNet weights not in the Keras cache (~/.keras/models/{}); weight host unreachable; random"
+    rows = setup_section([entry("features", missing.format("vgg16_top.h5")),
+                          entry("finetune", missing.format("vgg16_notop.h5")),
+                          entry("similarity", missing.format("vgg16_top.h5")),
+                          entry("scratch", "random initialisation requested")], PROFILE)["weights"]
+    assert len(rows) == 2
+    assert rows[0]["stages"] == ["features", "finetune", "similarity"]
+    assert rows[0]["reason"].endswith("; the same for vgg16_notop.h5") and rows[0]["reason"].count("vgg16_top.h5") == 1
+    assert rows[1]["stages"] == ["scratch"] and rows[1]["reason"] == "random initialisation requested"

@@ -1,0 +1,86 @@
+"""The task-similarity slides from similarity metrics made by the stage's own functions: numbers only for
+trained ImageNet heads, "not meaningful" for random ones, the scratch panel from the best rung's own
+validation predictions. (The stage itself runs through the runner in tests/stages/test_similarity.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mame.classes import CLASS_NAMES
+from mame.deck import templating
+from mame.deck.sections import features_section
+from mame.deck.similarity import similarity_section
+from mame.engine.plan import PlannedRun
+from mame.metrics import classification_result
+from mame.stages import similarity
+from tests.deck.test_sections import FakeEntry
+
+EXAMPLES = [{"file": "a.jpg", "class": "Bronze", "top": [{"label": "necklace", "p": 0.39}]},
+            {"file": "b.jpg", "class": "Albumen photograph", "top": [{"label": "mousetrap", "p": 0.21}]}]
+
+
+def similarity_entry(backbone: str, name: str, weights: str, informative: bool) -> FakeEntry:
+    labels = np.repeat(np.arange(29), 4)
+    top1 = 3 * labels if informative else np.zeros_like(labels)
+    predicted = {split: similarity.Predicted(labels, [f"{i}.jpg" for i in range(len(labels))],
+                                             np.stack([top1, top1 + 1], axis=1), np.full((len(labels), 2), 0.4), 1.0)
+                 for split in ("train", "val")}
+    metrics = {"name": name, "weights": weights, "meaningful": weights != "random", "image_size": 224, "top_k": 2,
+               "similarity": similarity.measure(predicted), "examples": EXAMPLES}
+    return FakeEntry(PlannedRun("similarity", backbone, "default", Path("04_similarity.ipynb"), {}), "done",
+                     {"metrics": metrics, "run": {"dataset": {"path": "/nowhere"}}, "artifacts": {}})
+
+
+def scratch_entry(tmp_path: Path, rung: str, accuracy: float, guess: int) -> FakeEntry:
+    folder = tmp_path / rung
+    folder.mkdir()
+    probabilities = np.full((2, 29), 0.01, dtype=np.float32)
+    probabilities[:, guess] = 0.72
+    np.savez(folder / "predictions_val.npz", files=np.array(["a.jpg", "b.jpg"]), probabilities=probabilities,
+             y_true=np.array([1, 0]), class_names=np.array(CLASS_NAMES))
+    y = np.arange(100) % 29
+    pred = np.where(np.arange(100) < 100 * accuracy, y, (y + 1) % 29)
+    return FakeEntry(PlannedRun("scratch", None, rung, Path("01_scratch.ipynb"), {}), "done",
+                     {"metrics": {}, "classification": {"val": classification_result(y, pred)},
+                      "artifacts": {"predictions_val": "predictions_val.npz"}}, path=folder)
+
+
+def render(section: dict) -> str:
+    return templating.render("sections/features.md.j2", {
+        "similarity": section, "planned": {"similarity": True}, "not_planned": {"similarity": {}},
+        "features": {**features_section([], {}), "max_points_per_class": 100}})
+
+
+def test_trained_heads_get_numbers_random_ones_say_not_meaningful(tmp_path):
+    entries = [similarity_entry("vgg16", "VGG16", "imagenet", True),
+               similarity_entry("resnet50", "ResNet50", "random", False)]
+    scratch = [scratch_entry(tmp_path, "r1-plain", 0.3, guess=4), scratch_entry(tmp_path, "r2-deeper", 0.6, guess=7)]
+    section = similarity_section(entries, {}, scratch)
+    assert section["ready"] and section["best"]["backbone"] == "VGG16" and section["best"]["map_accuracy"] == 1.0
+    assert section["scratch"]["run"] == "scratch/r2-deeper"  # the best validation accuracy
+    assert [e["top"][0]["label"] for e in section["scratch"]["examples"]] == [CLASS_NAMES[7]] * 2
+    text = render(section)
+    vgg = next(line for line in text.splitlines() if line.startswith("| VGG16"))
+    resnet = next(line for line in text.splitlines() if line.startswith("| ResNet50"))
+    assert "**100.0%**" in vgg and "not meaningful" not in vgg
+    assert "not meaningful" in resnet and "%" not in resnet
+    assert "## What VGG16 sees in each class" in text
+    assert f"| {templating.md(CLASS_NAMES[0])} |" in text  # the class table, from VGG16's labels
+
+
+def test_with_random_weights_only_no_number_and_no_class_table():
+    section = similarity_section([similarity_entry("vgg16", "VGG16", "random", True)], {}, [])
+    text = render(section)
+    assert section["best"] is None and section["scratch"] is None
+    assert "not meaningful" in text and "No backbone ran with ImageNet weights" in text
+    assert "sees in each class" not in text and "100.0%" not in text
+
+
+def test_a_failed_similarity_run_is_a_placeholder():
+    failed = FakeEntry(PlannedRun("similarity", "vgg16", "default", Path("04_similarity.ipynb"), {}), "failed", None,
+                       detail="kernel died")
+    section = similarity_section([failed], {}, [])
+    assert not section["ready"]
+    assert "similarity/vgg16 failed: kernel died" in render(section)
