@@ -17,7 +17,7 @@ from mame.deck.dataset import dataset_section
 from mame.deck.evaluation import evaluation_conclusions, final_section
 from mame.deck.explanations import explain_conclusions, explain_section
 from mame.deck.sections import classify_section, features_section, placeholder
-from mame.deck.similarity import similarity_section
+from mame.deck.similarity import similarity_conclusions, similarity_section
 from mame.deck.training import finetune_section, scratch_section
 
 # Stages the deck has a section for; a stage absent from the plan gets a "not run yet" placeholder.
@@ -278,7 +278,8 @@ def build_context(entries: list, profile, plan_stages: list[str], *, figures: di
         "scratch": scratch, "finetune": finetune,
         "features": features, "similarity": similarity, "classify": classify, "final": final, "explain": explain,
         "conclusions": conclusions(setup, features, classify, paper, final, gaps, names,
-                                   training_conclusions(scratch, finetune) + approaches_conclusion(scratch, classify, finetune),
+                                   training_conclusions(scratch, finetune) + approaches_conclusion(scratch, classify, finetune)
+                                   + similarity_conclusions(similarity),
                                    explain_conclusions(explain)),
         "appendix": appendix_section(entries), "stage_parameters": stage_parameters(entries), "changes": changes,
         "references": references["references"],

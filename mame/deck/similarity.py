@@ -128,3 +128,14 @@ def scratch_figure(section: dict, out_dir: Path) -> Path | None:
         return None
     fig = examples_figure(scratch["examples"], scratch["dataset"])
     return plots.save_figure(fig, out_dir / "similarity_scratch.png") if fig is not None else None
+
+
+def similarity_conclusions(section: dict) -> list[str]:
+    """One line for the conclusions: the best overlap measured, or why none was."""
+    if not section.get("ready"):
+        return []
+    best = section["best"]
+    if best is None:
+        return ["Task similarity is not measured here: every backbone's ImageNet head had random weights."]
+    return [f"Task similarity: {best['backbone']}'s ImageNet labels alone give {best['map_accuracy']:.0%} of the "
+            f"validation images their MAMe class ({best['lift']:.1f}× chance, NMI {best['nmi']:.2f})."]

@@ -11,7 +11,7 @@ import numpy as np
 from mame.classes import CLASS_NAMES
 from mame.deck import templating
 from mame.deck.sections import features_section
-from mame.deck.similarity import similarity_section
+from mame.deck.similarity import similarity_conclusions, similarity_section
 from mame.engine.plan import PlannedRun
 from mame.metrics import classification_result
 from mame.stages import similarity
@@ -68,6 +68,9 @@ def test_trained_heads_get_numbers_random_ones_say_not_meaningful(tmp_path):
     assert "not meaningful" in resnet and "%" not in resnet
     assert "## What VGG16 sees in each class" in text
     assert f"| {templating.md(CLASS_NAMES[0])} |" in text  # the class table, from VGG16's labels
+    assert similarity_conclusions(section) == [
+        "Task similarity: VGG16's ImageNet labels alone give 100% of the validation images their MAMe class "
+        "(29.0× chance, NMI 1.00)."]
 
 
 def test_with_random_weights_only_no_number_and_no_class_table():
@@ -76,6 +79,7 @@ def test_with_random_weights_only_no_number_and_no_class_table():
     assert section["best"] is None and section["scratch"] is None
     assert "not meaningful" in text and "No backbone ran with ImageNet weights" in text
     assert "sees in each class" not in text and "100.0%" not in text
+    assert "not measured" in similarity_conclusions(section)[0]
 
 
 def test_a_failed_similarity_run_is_a_placeholder():
