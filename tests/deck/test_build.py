@@ -218,3 +218,18 @@ def test_projection_sample_size_is_a_profile_parameter(workspace):
     plan.write_text(plan.read_text().replace("points_per_class: 3", "points_per_class: 0"))
     with pytest.raises(ValueError, match=r"plan.yaml: profiles.smoke.report.points_per_class must be a positive integer"):
         build.render_source("smoke", plan_file=plan)
+
+
+def test_3d_projections_are_a_profile_parameter(workspace):
+    plan = workspace["plan"]
+    plan.write_text(plan.read_text().replace("report: {projections: [pca]}",
+                                             "report: {projections: [pca], projections_3d: [pca], points_per_class: 4}"))
+    qmd, entries = build.render_source("smoke", plan_file=plan)
+    source = qmd.read_text()
+    features = [e for e in entries if e.run.stage == "features" and e.state == "done"]
+    assert features and source.count('<div class="figure-3d"') == len(features)
+    assert source.count("plotly.min.js") == 1 and source.count("figures3d.js") == 1  # embedded once per deck
+    for entry in features:
+        assert (entry.path / "figures" / "projection3d_pca-4.json").is_file()
+        assert (entry.path / "figures" / "projection3d_pca-4.png").is_file()
+    assert "PCA in three dimensions" in source
