@@ -43,6 +43,16 @@
     return JSON.parse(text);
   }
 
+  // Double-clicking a legend entry shows that class alone (again: every class). plotly would do it only
+  // among the entries of the same legend, and the classes are listed in two legends (two columns).
+  function showAlone(div, index) {
+    var shown = function (trace) { return trace.visible === undefined || trace.visible === true; };
+    var alone = div.data.every(function (trace, i) { return shown(trace) === (i === index); });
+    var visible = div.data.map(function (trace, i) { return alone || i === index ? true : 'legendonly'; });
+    window.Plotly.restyle(div, {visible: visible});
+    return false;  // no default action
+  }
+
   function draw(slide) {
     if (!slide) return;
     slide.querySelectorAll('.figure-3d[data-figure]').forEach(function (div) {
@@ -50,7 +60,10 @@
       div.setAttribute('data-drawn', 'pending');
       var spec = figureSpec(div.getAttribute('data-figure'));
       window.Plotly.newPlot(div, spec.data, spec.layout, {displaylogo: false, responsive: true})
-        .then(function () { div.setAttribute('data-drawn', 'yes'); });
+        .then(function () {
+          div.on('plotly_legenddoubleclick', function (event) { return showAlone(div, event.curveNumber); });
+          div.setAttribute('data-drawn', 'yes');
+        });
     });
   }
 

@@ -65,7 +65,7 @@ def test_deck_holds_plotly_once_and_loads_nothing_remote(deck):
     assert remote_references(html) == []  # (plotly.js names a CDN only for geo maps' topojson, never fetched here)
 
 
-def test_figure_turns_when_dragged_offline(deck):
+def test_figure_turns_when_dragged_and_shows_a_class_alone_offline(deck):
     tmp = Path(tempfile.mkdtemp(prefix="fig3d-"))
     proc, port = browser._start_chromium(find_chromium(), tmp / "profile")
     requests, errors = [], []
@@ -97,6 +97,12 @@ def test_figure_turns_when_dragged_offline(deck):
             page.wait_for_timeout(200)
             after = page.evaluate(eye)
             static_shown = page.evaluate("() => getComputedStyle(document.querySelector('.figure-3d-static')).display")
+            visible = "() => document.querySelector('%s')._fullData.map((t) => t.visible === true ? 1 : 0).join('')" % PLOT
+            entries = page.locator(f"{PLOT} .legend .traces")  # three classes, in two legend columns
+            entries.nth(0).dblclick()
+            page.wait_for_function(f"() => ({visible})() === '100'", timeout=5_000)
+            entries.nth(0).dblclick()
+            page.wait_for_function(f"() => ({visible})() === '111'", timeout=5_000)
             chromium.close()
     finally:
         browser._stop(proc)
