@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mame import config
-from mame.deck import history, templating
+from mame.deck import figures3d, history, templating
 from mame.deck.context import build_context
 from mame.deck.figures import report_figures, run_figures
 from mame.deck.sections import MAX_POINTS_PER_CLASS
@@ -58,11 +58,13 @@ def render_source(profile_name: str, *, plan_file: Path | None = None) -> tuple[
     dirs = build_dirs()
     entries = collect(profile_name, plan_file)
     methods = tuple(profile.report.get("projections", ["pca"]))
+    methods_3d = tuple(profile.report.get("projections_3d", []))
     per_class = profile.report.get("points_per_class", MAX_POINTS_PER_CLASS)
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
         raise ValueError(f"{plan_file or config.plan_path()}: profiles.{profile_name}.report.points_per_class must be "
                          f"a positive integer, got {per_class!r}")
-    figures = {e.run.id: run_figures(e, projections=methods, points_per_class=per_class) for e in entries}
+    figures = {e.run.id: run_figures(e, projections=methods, projections_3d=methods_3d, points_per_class=per_class)
+               for e in entries}
     rendered_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     changes = history.record(dirs["state"] / "history.json", history.snapshot(entries), rendered_at)
     context = build_context(entries, profile, list(plan.stages), figures=_relative(figures, dirs["generated"]),
@@ -73,6 +75,7 @@ def render_source(profile_name: str, *, plan_file: Path | None = None) -> tuple[
     context["finetune"]["ladder_figure"] = relative["finetune_ladder"]
     context["finetune"]["backbones_figure"] = relative["finetune_backbones"]
     context["features"]["max_points_per_class"] = per_class
+    context["features"]["scripts_3d"] = figures3d.scripts(dirs["generated"]) if context["features"]["projections3d"] else []
     context["dataset"]["samples"] = relative["dataset_samples"]
     context["dataset"]["counts_figure"] = relative["dataset_counts"]
     context["similarity"]["scratch_figure"] = relative["similarity_scratch"]

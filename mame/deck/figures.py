@@ -13,7 +13,7 @@ import numpy as np
 
 from mame import plots
 from mame.classes import CLASS_NAMES
-from mame.deck import evaluation_figures, explanations, similarity
+from mame.deck import evaluation_figures, explanations, figures3d, similarity
 from mame.deck.dataset import dataset_figures
 from mame.deck.sections import MAX_POINTS_PER_CLASS
 from mame.engine import runs
@@ -27,10 +27,10 @@ CODE_STAMP = ".drawn-by"
 
 @lru_cache(maxsize=1)
 def code_stamp() -> str:
-    """A hash of the code that draws the figures (``mame/plots``, this module, ``evaluation_figures``,
-    ``explanations``, ``similarity``)."""
+    """A hash of the code that draws the figures (``mame/plots``, this module, ``evaluation_figures``, ``explanations``,
+    ``figures3d``, ``similarity``)."""
     digest = hashlib.sha256()
-    drawers = [Path(__file__), Path(evaluation_figures.__file__), Path(explanations.__file__), Path(similarity.__file__)]
+    drawers = [Path(__file__), *(Path(m.__file__) for m in (evaluation_figures, explanations, figures3d, similarity))]
     for path in sorted(Path(plots.__file__).parent.glob("*.py")) + drawers:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
@@ -57,8 +57,10 @@ def _draw(path: Path, metrics_file: Path, draw, same_code: bool = True) -> Path:
     return path
 
 
-def run_figures(entry, *, projections=("pca",), points_per_class: int = MAX_POINTS_PER_CLASS) -> dict[str, Path]:
-    """Figures of one usable (done or stale) run, keyed by kind."""
+def run_figures(entry, *, projections=("pca",), projections_3d=(),
+                points_per_class: int = MAX_POINTS_PER_CLASS) -> dict[str, Path]:
+    """Figures of one usable (done or stale) run, keyed by kind (2-D ``projections`` and interactive
+    ``projections_3d`` are methods of ``project_features``)."""
     if entry.metrics is None or entry.state not in ("done", "stale"):
         return {}
     metrics_file, out, metrics = entry.path / runs.METRICS_FILE, entry.path / FIGURES, entry.metrics
@@ -81,6 +83,8 @@ def run_figures(entry, *, projections=("pca",), points_per_class: int = MAX_POIN
             plots.confusion_matrix_data(cls), title=title))
     if entry.run.stage == "features":
         found.update(_projection_figures(entry, out, metrics_file, projections, same, points_per_class))
+        found.update(figures3d.projection_3d_figures(entry, out, projections_3d, lambda path: _fresh(path, metrics_file, same),
+                                                     _load_features, points_per_class))
         if (metrics["metrics"].get("structure") or {}).get("outliers"):
             outliers = draw("structure_outliers", lambda: outlier_figure(entry))
             if outliers.is_file():
@@ -133,7 +137,7 @@ def _projection_figures(entry, out: Path, metrics_file: Path, methods, same_code
     for method in methods:
         path = out / f"projection_{method}-{per_class}.png"  # another sample size is another figure
         if not _fresh(path, metrics_file, same_code):
-            x, y = _load_features(arrays)
+            x, y, _ = _load_features(arrays)
             data = plots.project_features(x, y, method=method, max_per_class=per_class, seed=0)
             plots.save_figure(plots.draw_projection(data, class_names=CLASS_NAMES, legend="centroids", size="half"), path)
         found[f"projection_{method}"] = path
@@ -161,13 +165,15 @@ def outlier_figure(entry):
     return plots.draw_image_grid([p for _, p in shown], [t for t, _ in shown], ncols=8)
 
 
-def _load_features(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
+def _load_features(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Features, labels and image files (None when an array file holds no ``files``) of the given splits."""
+    xs, ys, files = [], [], []
     for path in paths:
         with np.load(path) as arrays:
             xs.append(arrays["features"])
             ys.append(arrays["labels"])
-    return np.concatenate(xs), np.concatenate(ys)
+            files.append(arrays["files"] if "files" in arrays.files else None)
+    return np.concatenate(xs), np.concatenate(ys), None if any(f is None for f in files) else np.concatenate(files)
 
 
 def classify_bars(rows: list[dict], out_dir: Path) -> Path | None:

@@ -1,7 +1,8 @@
 """Print a revealjs HTML deck to PDF, one page per slide, with decktape and headless Chromium.
 
 Chromium's own ``--print-to-pdf`` prints a reveal deck as one blank page; decktape steps through
-the slides and prints each one at the slide size.
+the slides and prints each one at the slide size. The deck is opened with ``?static-figures``: interactive
+figures (WebGL, unreliable in a headless print) show their static view instead (see ``figures3d``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mame.deck.tools import (
     SETUP_HINT,
     SLIDE_HEIGHT,
     SLIDE_WIDTH,
+    STATIC_QUERY,
     DeckInputError,
     RenderError,
     find_chromium,
@@ -46,7 +48,7 @@ def _decktape_cmd(html: Path, out: Path, chromium: str, profile: Path, pause_ms:
     return [_node(), str(decktape_script()), "reveal", "--chrome-path", chromium,
             *(f"--chrome-arg={flag}" for flag in flags),
             "--size", f"{SLIDE_WIDTH}x{SLIDE_HEIGHT}", "--pause", str(pause_ms),
-            "--load-pause", "200", html.as_uri(), str(out)]
+            "--load-pause", "200", f"{html.as_uri()}?{STATIC_QUERY}", str(out)]
 
 
 def render_pdf(html: Path, out_pdf: Path, *, chromium: str | None = None,

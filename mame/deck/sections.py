@@ -8,6 +8,8 @@ result) in ``mame/deck/evaluation.py``.
 
 from __future__ import annotations
 
+import re
+
 # (limit on train − val accuracy, label), first match wins; the baseline slide's caption is derived from it.
 OVERFITTING = ((0.20, "High"), (0.08, "Medium"), (float("-inf"), "Low"))
 
@@ -63,7 +65,7 @@ MAX_POINTS_PER_CLASS = 100  # as the seed deck: "approximately 100 points per cl
 
 
 def features_section(entries: list, figures: dict) -> dict:
-    rows, gaps, projections, structures = [], [], [], []
+    rows, gaps, projections, projections3d, structures = [], [], [], [], []
     for entry in entries:
         gap = entry_placeholder(entry)
         if gap:
@@ -82,10 +84,22 @@ def features_section(entries: list, figures: dict) -> dict:
         panels = [{"method": METHOD_NAMES.get(k, k.upper()), "path": figs[f"projection_{k}"]} for k in found]
         for i in range(0, len(panels), 2):  # two panels a slide, each half the slide wide
             projections.append({"backbone": rows[-1]["backbone"], "run": entry.run.id, "panels": panels[i:i + 2]})
+        projections3d += projection_3d_views(rows[-1]["backbone"], entry.run.id, figs)
         if m.get("structure"):
             structures.append(structure_view(rows[-1]["backbone"], m["structure"], figs.get("structure_outliers")))
     return {"rows": rows, "gaps": gaps, "projections": projections, "max_points_per_class": MAX_POINTS_PER_CLASS,
-            "structures": structures}
+            "projections3d": projections3d, "scripts_3d": [], "structures": structures}
+
+
+def projection_3d_views(backbone: str, run_id: str, figs: dict) -> list[dict]:
+    """A run's interactive 3-D figures (``projection3d_<method>`` JSON beside its ``_static`` PNG), PCA first."""
+    order = {"pca": 0, "tsne": 1, "umap": 2}
+    methods = sorted((k.split("_", 1)[1] for k in figs if k.startswith("projection3d_") and not k.endswith("_static")),
+                     key=lambda k: order.get(k, 9))
+    return [{"backbone": backbone, "run": run_id, "method": METHOD_NAMES.get(k, k.upper()),
+             "id": "fig3d-" + re.sub(r"[^a-z0-9]+", "-", f"{run_id}-{k}".lower()).strip("-"),
+             "figure": figs[f"projection3d_{k}"], "static": figs[f"projection3d_{k}_static"]}
+            for k in methods if f"projection3d_{k}_static" in figs]
 
 
 def structure_view(backbone: str, structure: dict, outliers_figure) -> dict:

@@ -16,10 +16,15 @@ SLIDE_WIDTH = 1280
 SLIDE_HEIGHT = 720
 SETUP_HINT = "run `make setup`"
 TOOL_TIMEOUT_S = 180
+# In the deck's address (``deck.html?static-figures``): interactive figures show their static view instead.
+# The PDF printer asks for it: WebGL is unreliable in a headless print (report/figures3d.js reads it).
+STATIC_QUERY = "static-figures"
 
 # Flags for headless Chromium on a root, offline machine (a fresh --user-data-dir is added per run).
+# WebGL (the deck's interactive 3-D figures) runs in software: Chromium's automatic fallback to SwiftShader
+# is deprecated and now asks for --enable-unsafe-swiftshader (the content is our own deck).
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 )
 

@@ -3,7 +3,8 @@ Figure), then save (``save_figure``), built on ``matplotlib.figure.Figure`` with
 
 Modules: ``base`` (sizes, palette, saving), ``confusion``, ``curves`` (learning curves with best
 epoch and training phases, accuracy bars), ``ladder`` (accuracy per fine-tuning step), ``projection``
-(PCA/UMAP/t-SNE), ``images`` (image grids, Grad-CAM overlays), ``gradcam`` (Grad-CAM grids: images and
+(PCA/UMAP/t-SNE, 2-D or 3-D), ``projection3d`` (interactive plotly
+3-D scatter and its static matplotlib view), ``images`` (image grids, Grad-CAM overlays), ``gradcam`` (Grad-CAM grids: images and
 each model's maps), ``perclass`` (sorted per-class bars), ``errors`` (most confused pairs and their
 misclassified images), ``dataset`` (images per class and split); this package re-exports their public
 names. May import ``mame.classes`` and ``mame.config`` only.
@@ -21,12 +22,13 @@ from mame.plots.images import draw_image_grid, overlay_heatmap, to_uint8_rgb
 from mame.plots.ladder import draw_ladder, ladder_data
 from mame.plots.perclass import draw_per_class_bars, per_class_data
 from mame.plots.projection import draw_projection, project_features, subsample_per_class
+from mame.plots.projection3d import draw_projection_3d, draw_projection_3d_static, save_plotly_json
 
 __all__ = [
     "class_colors", "class_counts_data", "close_figure", "confused_pairs", "confusion_matrix_data", "DPI",
     "draw_accuracy_bars", "draw_class_counts", "draw_confusion_matrix", "draw_error_gallery",
     "draw_gradcam_grid", "draw_image_grid", "draw_ladder", "draw_learning_curves", "draw_per_class_bars",
-    "draw_projection", "error_examples", "error_title", "ladder_data", "new_figure", "overlay_heatmap",
-    "per_class_data", "phase_spans", "PlotError", "project_features", "save_figure", "SLIDE_SIZES",
-    "subsample_per_class", "to_uint8_rgb",
+    "draw_projection", "draw_projection_3d", "draw_projection_3d_static", "error_examples", "error_title",
+    "ladder_data", "new_figure", "overlay_heatmap", "per_class_data", "phase_spans", "PlotError", "project_features",
+    "save_figure", "save_plotly_json", "SLIDE_SIZES", "subsample_per_class", "to_uint8_rgb",
 ]

@@ -1,4 +1,5 @@
-"""2-D projections of feature vectors (PCA, UMAP, t-SNE) and their class-coloured scatter."""
+"""2-D and 3-D projections of feature vectors (PCA, UMAP, t-SNE) and their class-coloured 2-D scatter
+(the 3-D figures are drawn by :mod:`mame.plots.projection3d`)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,19 @@ CENTROID_FONT = 8.0
 
 
 def project_features(features: np.ndarray, labels: np.ndarray, *, method: str = "pca",
-                     max_per_class: int | None = 100, seed: int = 0) -> dict:
-    """Seeded per-class subsample, standardised, projected to 2-D.
+                     max_per_class: int | None = 100, seed: int = 0, dims: int = 2,
+                     files: Sequence[str] | None = None) -> dict:
+    """Seeded per-class subsample, standardised, projected to ``dims`` (2 or 3) dimensions.
 
-    Returns ``coords`` (n, 2), ``labels`` and ``indices`` (rows of the input kept), ``method``,
-    and ``explained_variance`` (PCA ratios of the two components; None for the others).
+    Returns ``coords`` (n, dims), ``labels`` and ``indices`` (rows of the input kept), ``method``,
+    ``explained_variance`` (PCA ratios of the components; None for the others) and ``files`` (the kept
+    rows' entries of ``files``, e.g. image file names; None when not given).
     """
-    features, labels = _check_inputs(features, labels, method, max_per_class)
+    if dims not in (2, 3):
+        raise PlotError(f"dims: expected 2 or 3, got {dims!r}")
+    features, labels = _check_inputs(features, labels, method, max_per_class, min_dims=dims)
+    if files is not None and len(files) != labels.shape[0]:
+        raise PlotError(f"files: expected {labels.shape[0]} entries (one per feature row), got {len(files)}")
     indices = subsample_per_class(labels, max_per_class, seed)
     from sklearn.preprocessing import StandardScaler
 
@@ -33,31 +40,32 @@ def project_features(features: np.ndarray, labels: np.ndarray, *, method: str = 
     if method == "pca":
         from sklearn.decomposition import PCA
 
-        pca = PCA(n_components=2, random_state=seed)
+        pca = PCA(n_components=dims, random_state=seed)
         coords = pca.fit_transform(x)
         explained = [float(v) for v in pca.explained_variance_ratio_]
     elif method == "umap":
-        coords = _umap(x, seed)
+        coords = _umap(x, seed, dims)
     else:
-        coords = _tsne(x, seed)
+        coords = _tsne(x, seed, dims)
+    kept_files = None if files is None else [str(f) for f in np.asarray(files)[indices]]
     return {"coords": np.asarray(coords, dtype=float), "labels": labels[indices], "indices": indices,
-            "method": method, "explained_variance": explained}
+            "method": method, "explained_variance": explained, "files": kept_files}
 
 
-def _check_inputs(features, labels, method: str, max_per_class: int | None):
+def _check_inputs(features, labels, method: str, max_per_class: int | None, min_dims: int = 2):
     if method not in METHODS:
         raise PlotError(f"method: expected one of {METHODS}, got {method!r}")
     if max_per_class is not None and max_per_class < 1:
         raise PlotError(f"max_per_class: expected a positive number or None, got {max_per_class}")
     features = np.asarray(features, dtype=float)
     labels = np.asarray(labels)
-    if features.ndim != 2 or features.shape[1] < 2:
-        raise PlotError(f"features: expected a 2-d array (n, d) with d >= 2, got shape {features.shape}")
+    if features.ndim != 2 or features.shape[1] < min_dims:
+        raise PlotError(f"features: expected a 2-d array (n, d) with d >= {min_dims}, got shape {features.shape}")
     if labels.ndim != 1 or labels.shape[0] != features.shape[0]:
         raise PlotError(f"labels: expected a 1-d array of {features.shape[0]} labels (one per feature "
                         f"row), got shape {labels.shape}")
-    if features.shape[0] < 3:
-        raise PlotError(f"features: expected at least 3 rows to project, got {features.shape[0]}")
+    if features.shape[0] < min_dims + 1:
+        raise PlotError(f"features: expected at least {min_dims + 1} rows to project, got {features.shape[0]}")
     if not np.all(np.isfinite(features)):
         raise PlotError("features: expected finite values (found NaN or inf)")
     return features, labels
@@ -76,7 +84,7 @@ def subsample_per_class(labels: np.ndarray, max_per_class: int | None, seed: int
     return np.sort(np.concatenate(kept))
 
 
-def _umap(x: np.ndarray, seed: int) -> np.ndarray:
+def _umap(x: np.ndarray, seed: int, dims: int = 2) -> np.ndarray:
     import sys
     import warnings
 
@@ -86,19 +94,19 @@ def _umap(x: np.ndarray, seed: int) -> np.ndarray:
     import umap  # heavy import (numba), only when asked for
 
     n = x.shape[0]
-    reducer = umap.UMAP(n_components=2, n_neighbors=max(2, min(15, n - 1)), random_state=seed,
+    reducer = umap.UMAP(n_components=dims, n_neighbors=max(2, min(15, n - 1)), random_state=seed,
                         init="spectral" if n > 50 else "random", n_jobs=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return reducer.fit_transform(x)
 
 
-def _tsne(x: np.ndarray, seed: int) -> np.ndarray:
+def _tsne(x: np.ndarray, seed: int, dims: int = 2) -> np.ndarray:
     from sklearn.manifold import TSNE
 
     n = x.shape[0]
     perplexity = float(max(1.0, min(30.0, (n - 1) / 3)))
-    return TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(x)
+    return TSNE(n_components=dims, perplexity=perplexity, random_state=seed, init="pca").fit_transform(x)
 
 
 def draw_projection(data: dict, *, class_names: Sequence[str], ax: Axes | None = None,

@@ -207,14 +207,24 @@ def test_what_changed_lists_metric_deltas_and_rerenders_identically(workspace):
     assert len(history) == 2
 
 
-def test_projection_sample_size_is_a_profile_parameter(workspace):
+def test_projection_sample_size_and_3d_methods_are_profile_parameters(workspace):
     plan = workspace["plan"]
-    plan.write_text(plan.read_text().replace("report: {projections: [pca]}", "report: {projections: [pca], points_per_class: 3}"))
+    plan.write_text(plan.read_text().replace("report: {projections: [pca]}",
+                                             "report: {projections: [pca], projections_3d: [pca], points_per_class: 3}"))
     qmd, entries = build.render_source("smoke", plan_file=plan)
     source = qmd.read_text()
     assert "up to 3 images per class" in source
     drawn = sorted(p.name for p in workspace["runs"].glob("features/*/figures/projection_*.png"))
     assert drawn and all(name == "projection_pca-3.png" for name in drawn)
+    # one interactive 3-D figure per features run, with its static view; plotly.js and the loader once per deck
+    features = [e for e in entries if e.run.stage == "features" and e.state == "done"]
+    assert features and source.count('<div class="figure-3d"') == len(features)
+    assert source.count("features: PCA in three dimensions") == len(features)  # one slide each
+    assert source.count("plotly.min.js") == 1 and source.count("figures3d.js") == 1
+    for entry in features:
+        assert {p.name for p in (entry.path / "figures").glob("projection3d_*")} == {"projection3d_pca-3.json",
+                                                                                     "projection3d_pca-3.png"}
     plan.write_text(plan.read_text().replace("points_per_class: 3", "points_per_class: 0"))
     with pytest.raises(ValueError, match=r"plan.yaml: profiles.smoke.report.points_per_class must be a positive integer"):
         build.render_source("smoke", plan_file=plan)
+
