@@ -43,65 +43,39 @@ def _image_input(image_size: int) -> keras.KerasTensor:
     return keras.Input(shape=(image_size, image_size, 3), name="image")
 
 
-def _check_feature_layer(spec: BackboneSpec, layer: str) -> None:
-    if layer not in spec.feature_layers:
-        raise ValueError(f"feature layer {layer!r} is not available for {spec.name}; "
-                         f"expected one of {', '.join(spec.feature_layers)}")
-
-
-def layers_above(key: str, feature_layer: str | None = None) -> list[str]:
-    """The backbone's feature layers above ``feature_layer`` (VGG16 fc1 -> [fc2]; none for the others)."""
-    spec = get_backbone(key)
-    layer = feature_layer or spec.feature_layers[0]
-    _check_feature_layer(spec, layer)
-    return list(spec.feature_layers[spec.feature_layers.index(layer) + 1:])
-
-
 def build_feature_extractor(key: str, *, image_size: int | None = None,
                             weights_choice: WeightsChoice | str = "random",
-                            feature_layer: str | None = None, extra_layers: Iterable[str] = ()) -> keras.Model:
-    """Raw 0-255 images -> float32 feature vectors (VGG16 fc1/fc2, others global average pool).
-
-    ``extra_layers`` (other feature layers, e.g. VGG16 fc2 beside fc1) make the model return a dict
-    ``{"features": ..., "<layer>": ...}`` from the same pass; its info counts the parameters up to
-    ``feature_layer`` only."""
+                            feature_layer: str | None = None) -> keras.Model:
+    """Raw 0-255 images -> float32 feature vectors (VGG16 fc1/fc2, others global average pool)."""
     spec = get_backbone(key)
     size = image_size or spec.default_size
     layer = feature_layer or spec.feature_layers[0]
-    extra = [name for name in extra_layers if name != layer]
-    for name in [layer, *extra]:
-        _check_feature_layer(spec, name)
+    if layer not in spec.feature_layers:
+        raise ValueError(f"feature layer {layer!r} is not available for {spec.name}; "
+                         f"expected one of {', '.join(spec.feature_layers)}")
     top = spec.features_need_top
     choice = _as_choice(spec, weights_choice, include_top=top)
     inputs = _image_input(size)
     base = build_base(spec, inputs, choice, include_top=top, image_size=size,
                       pooling=None if top else "avg")
-    as_float = lambda name, out: layers.Activation("linear", dtype="float32", name=out)(base.get_layer(name).output)
-    features = as_float(layer, "features")
-    outputs = {"features": features, **{name: as_float(name, f"features_{name}") for name in extra}} if extra else features
-    model = keras.Model(inputs, outputs, name=f"{key}_features")
-    _INFO[model] = _extractor_info(spec, model, choice, layer, size, extra)
+    features = layers.Activation("linear", dtype="float32", name="features")(
+        base.get_layer(layer).output)
+    model = keras.Model(inputs, features, name=f"{key}_features")
+    _INFO[model] = _extractor_info(spec, model, choice, layer, size)
     return model
 
 
 def _extractor_info(spec: BackboneSpec, model: keras.Model, choice: WeightsChoice,
-                    layer: str, size: int, extra: list[str] = ()) -> dict:
+                    layer: str, size: int) -> dict:
     n_top = 0
-    used = {layer, *extra}
-    highest = max(spec.feature_layers.index(name) for name in used)
-    above = sum(model.get_layer(name).count_params() for name in spec.feature_layers[spec.feature_layers.index(layer) + 1:
-                                                                                     highest + 1]) if extra else 0
     if spec.features_need_top:  # VGG16: fc1 (and fc2 when the features come from fc2)
         top_layers = spec.feature_layers[: spec.feature_layers.index(layer) + 1]
         n_top = sum(model.get_layer(name).count_params() for name in top_layers)
-    n_params = model.count_params() - above  # the extractor up to its feature layer, as if built alone
-    dims = {name: int(model.get_layer(name).output.shape[-1]) for name in used}
+    n_params = model.count_params()
     return {"key": spec.key, "name": spec.name, "n_params": n_params,
             "n_params_conv": n_params - n_top, "n_params_top": n_top,
-            "feature_dim": dims[layer], "input_size": size,
-            "feature_layer": layer, "weights": choice.used, "weights_reason": choice.reason,
-            "extra_layers": {name: {"dim": dims[name], "kept": list(spec.feature_layers[: spec.feature_layers.index(name) + 1])}
-                             for name in extra}}
+            "feature_dim": int(model.output.shape[-1]), "input_size": size,
+            "feature_layer": layer, "weights": choice.used, "weights_reason": choice.reason}
 
 
 def backbone_info(model_or_key: keras.Model | str, *, image_size: int | None = None,
@@ -140,11 +114,8 @@ def _split_batch(batch, with_labels: bool):
 
 
 def extract_features(model: keras.Model, dataset: Iterable, *, with_labels: bool = True,
-                     stats: dict | None = None, extra: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Features (float32) and labels (as the dataset gives them) of every batch of ``dataset``.
-
-    ``extra``, when given, receives the other layers of an extractor built with ``extra_layers``
-    (layer name -> float32 array, rows in the same order).
 
     ``stats``, when given, receives n_images, seconds, warmup_seconds (the first batch) and
     images_per_second (batches after the first, or all when there is one).
@@ -153,13 +124,7 @@ def extract_features(model: keras.Model, dataset: Iterable, *, with_labels: bool
     for batch in dataset:
         images, y = _split_batch(batch, with_labels)
         start = time.perf_counter()
-        out = model.predict_on_batch(images)
-        if isinstance(out, dict):  # built with extra_layers: the other layers go to ``extra``
-            for name, values in out.items():
-                if name != "features" and extra is not None:
-                    extra.setdefault(name, []).append(np.asarray(values, dtype=np.float32))
-            out = out["features"]
-        features.append(np.asarray(out, dtype=np.float32))
+        features.append(np.asarray(model.predict_on_batch(images), dtype=np.float32))
         times.append(time.perf_counter() - start)
         sizes.append(len(features[-1]))
         if y is not None:
@@ -170,8 +135,6 @@ def extract_features(model: keras.Model, dataset: Iterable, *, with_labels: bool
         raise ValueError("extract_features got an empty dataset")
     if stats is not None:
         stats.update(_throughput(times, sizes))
-    if extra is not None:
-        extra.update({name: np.concatenate(parts) for name, parts in extra.items()})
     return np.concatenate(features), np.concatenate(labels) if labels else np.empty(0, np.int64)
 
 
@@ -270,26 +233,6 @@ def load_model(path, *, compile: bool = True) -> keras.Model:
     """A model saved by this package: importing this module registers its custom layers
     (``backbones.CaffePreprocess``), without which Keras cannot rebuild a VGG16 or ResNet50 model."""
     return keras.models.load_model(path, compile=compile)
-
-
-def softmax_input_layer(model: keras.Model) -> str:
-    """The layer whose output feeds a classifier's final softmax (``predictions``): the head's last
-    dense layer (the pooling layer for a head without one); dropout, the identity at inference, skipped."""
-    names = [layer.name for layer in model.layers]
-    if OUTPUT_LAYER not in names:
-        raise ValueError(f"model {model.name!r} has no {OUTPUT_LAYER!r} layer (not a classifier built here)")
-    below = [layer for layer in model.layers[: names.index(OUTPUT_LAYER)] if not isinstance(layer, layers.Dropout)]
-    if not below:
-        raise ValueError(f"model {model.name!r} has nothing below its {OUTPUT_LAYER!r} layer")
-    return below[-1].name
-
-
-def penultimate_extractor(model: keras.Model) -> tuple[keras.Model, str]:
-    """A trained classifier cut below its softmax: raw images -> float32 features of
-    ``softmax_input_layer`` (same input size and preprocessing); returns (extractor, layer name)."""
-    layer = softmax_input_layer(model)
-    features = layers.Activation("linear", dtype="float32", name="features")(model.get_layer(layer).output)
-    return keras.Model(model.inputs, features, name=f"{model.name}_penultimate"), layer
 
 
 def model_info(model: keras.Model) -> dict:

@@ -66,13 +66,14 @@ def build_extractor(backbone: str, *, image_size: int | None = None, weights: st
         model, info, choice = finetuned.build_extractor(backbone, inputs or {}, image_size=image_size)
         info["precision"] = precision
         return Extractor(model=model, info=info, weights=choice)
+    from mame.models import extraction
+
     spec = builders.get_backbone(backbone)
     size = image_size or spec.default_size
-    extra = builders.layers_above(backbone, feature_layer) if extra_layers == "above" else list(extra_layers or [])
+    extra = extraction.layers_above(backbone, feature_layer) if extra_layers == "above" else list(extra_layers or [])
     choice = builders.resolve_weights(backbone, weights, include_top=spec.features_need_top)
-    model = builders.build_feature_extractor(backbone, image_size=size, weights_choice=choice,
+    model, info = extraction.build_extractor(backbone, image_size=size, weights_choice=choice,
                                              feature_layer=feature_layer, extra_layers=extra)
-    info = builders.backbone_info(model)
     info.update({"precision": precision, "image_size": size, "source": source})
     return Extractor(model=model, info=info, weights=choice)
 
@@ -80,14 +81,14 @@ def build_extractor(backbone: str, *, image_size: int | None = None, weights: st
 def extract(extractor: Extractor, splits: Splits, *, batch_size: int = 32) -> dict[str, Extracted]:
     """Features of every image of every split, in the metadata's order."""
     from mame.data import pipeline
-    from mame.models import builders
+    from mame.models import extraction
 
     size = extractor.info["image_size"]
     out = {}
     for split, records in splits.records.items():
         dataset = pipeline.make_dataset(records, splits.image_dir, image_size=size, batch_size=batch_size)
         stats, extra = {}, {}
-        feats, labels = builders.extract_features(extractor.model, dataset, stats=stats, extra=extra)
+        feats, labels = extraction.extract(extractor.model, dataset, stats=stats, extra=extra)
         out[split] = Extracted(feats.astype(np.float32), labels.astype(np.int32),
                                [r.image_file for r in records], stats["seconds"], stats, extra)
     return out

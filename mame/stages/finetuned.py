@@ -20,8 +20,8 @@ def choose_run(backbone: str, inputs: dict) -> tuple[selection.Candidate, list[s
     if not runs:
         raise ValueError(f"source='finetune' needs the finetune runs of {backbone}: give the plan variant "
                          f"`reads: [finetune]` (inputs had: {sorted(handed)})")
-    pool = selection.candidates({"finetune": runs})
-    return selection.best_per_backbone(pool)[backbone], pool
+    chosen = selection.choose_models({"finetune": runs}, include_scratch=False)[0]  # as evaluate and explain choose
+    return chosen, selection.candidates({"finetune": runs})
 
 
 def _run_metrics(folder: Path) -> dict:
@@ -34,11 +34,11 @@ def _run_metrics(folder: Path) -> dict:
 def build_extractor(backbone: str, inputs: dict, *, image_size: int | None = None):
     """(extractor model, info, weights) of the chosen fine-tuned run: raw images at the model's own input
     size -> the float32 activations that feed its softmax."""
-    from mame.models import backbones, builders
+    from mame.models import backbones, builders, extraction
 
     chosen, pool = choose_run(backbone, inputs)
     model = builders.load_model(chosen.path / MODEL_FILE, compile=False)
-    extractor, layer = builders.penultimate_extractor(model)
+    extractor, layer = extraction.penultimate_extractor(model)
     size, dim = int(model.inputs[0].shape[1]), int(extractor.output.shape[-1])
     start = _run_metrics(chosen.path).get("weights") or "unknown"
     used = f"fine-tuned ({chosen.name})"

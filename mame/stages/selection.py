@@ -59,7 +59,11 @@ def choose_models(inputs: dict[str, dict[str, str]], *, select: str = "best-per-
     pool = candidates(inputs)
     tuned = [c for c in pool if c.stage == "finetune"]
     if select == "best-per-backbone":
-        tuned = list(best_per_backbone(tuned).values())
+        best: dict[str, Candidate] = {}
+        for c in tuned:  # ties keep the earlier step (plan order within a backbone is alphabetical stepN)
+            if c.backbone not in best or c.val_accuracy > best[c.backbone].val_accuracy:
+                best[c.backbone] = c
+        tuned = list(best.values())
     chosen = sorted(tuned, key=lambda c: -c.val_accuracy)
     scratch = [c for c in pool if c.stage == "scratch"]
     if include_scratch and scratch:
@@ -70,11 +74,3 @@ def choose_models(inputs: dict[str, dict[str, str]], *, select: str = "best-per-
     return chosen
 
 
-def best_per_backbone(pool: list[Candidate]) -> dict[str, Candidate]:
-    """Backbone -> its fine-tuning run with the best validation accuracy; ties keep the earlier step
-    (``candidates`` lists a backbone's runs in name order, step1 first)."""
-    best: dict[str, Candidate] = {}
-    for c in pool:
-        if c.stage == "finetune" and (c.backbone not in best or c.val_accuracy > best[c.backbone].val_accuracy):
-            best[c.backbone] = c
-    return best

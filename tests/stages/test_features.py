@@ -88,7 +88,7 @@ def _fake_finetune_run(folder, model, val_accuracy: float, n: int = 20):
 def test_fine_tuned_features_come_from_the_best_validation_step_below_its_softmax(tiny_dataset, tmp_path):
     import keras
 
-    from mame.models import builders
+    from mame.models import builders, extraction
     from mame.stages import finetuned
 
     build = lambda units, dropout: builders.build_transfer_model("efficientnetb0", num_classes=29, image_size=32,
@@ -102,7 +102,7 @@ def test_fine_tuned_features_come_from_the_best_validation_step_below_its_softma
     }}
     chosen, pool = finetuned.choose_run("efficientnetb0", inputs)
     assert chosen.name == "finetune/efficientnetb0-step2" and len(pool) == 3
-    assert builders.softmax_input_layer(better) == "head_dense_2"  # dropout skipped: the identity at inference
+    assert extraction.softmax_input_layer(better) == "head_dense_2"  # dropout skipped: the identity at inference
     extractor = features.build_extractor("efficientnetb0", image_size=64, source="finetune", inputs=inputs)
     info = extractor.info
     assert (info["feature_layer"], info["feature_dim"], info["image_size"]) == ("head_dense_2", 6, 32)
