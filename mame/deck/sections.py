@@ -70,11 +70,12 @@ def features_section(entries: list, figures: dict) -> dict:
             gaps.append(gap)
             continue
         m = entry.metrics["metrics"]
-        label = m.get("name", entry.run.backbone)
+        label = short = m.get("name", entry.run.backbone)
         if m.get("source") == "finetune":
-            label = f"{label} fine-tuned ({(m.get('finetune') or {}).get('run', '')})"
-        rows.append({"run": entry.run.id, "backbone": label, "key": entry.run.backbone, "source": m.get("source", "imagenet"),
-                     "n_params": m.get("n_params"),
+            short = f"{label} fine-tuned"
+            label = f"{short} ({(m.get('finetune') or {}).get('run', '')})"
+        rows.append({"run": entry.run.id, "backbone": label, "short": short, "key": entry.run.backbone,
+                     "source": m.get("source", "imagenet"), "n_params": m.get("n_params"),
                      "feature_dim": m.get("feature_dim"), "feature_layer": m.get("feature_layer"),
                      "input_size": m.get("image_size", m.get("input_size")), "weights": m.get("weights"),
                      "images_per_second": (m.get("images_per_second") or {}).get("train"),

@@ -42,8 +42,8 @@ def build_extractor(backbone: str, inputs: dict, *, image_size: int | None = Non
     size, dim = int(model.inputs[0].shape[1]), int(extractor.output.shape[-1])
     start = _run_metrics(chosen.path).get("weights") or "unknown"
     used = f"fine-tuned ({chosen.name})"
-    reason = (f"{chosen.name}: the best {backbone} fine-tuning step on validation ({chosen.val_accuracy:.1%}), "
-              f"fine-tuned from {start} weights; features of its layer {layer}, the input of its softmax")
+    reason = (f"the best {backbone} fine-tuning step on validation ({chosen.val_accuracy:.1%}), itself fine-tuned "
+              f"from {start} weights; features: {layer}, the input of its softmax")
     choice = backbones.WeightsChoice(key=backbone, requested=f"finetune:{chosen.name}", used=used, include_top=False,
                                      reason=reason, path=str(chosen.path / MODEL_FILE))
     notes = []
