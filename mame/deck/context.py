@@ -99,13 +99,13 @@ def setup_section(entries: list, profile) -> dict:
             "versions": versions, "commits": commits, "flags": flags, "n_runs": len(ran)}
 
 
-def paper_section(references: dict, grouped: dict, final: dict | None = None) -> dict:
+def paper_section(references: dict, grouped: dict, final: dict | None = None, exclude=()) -> dict:
     """The MAMe paper's fine-tuning baselines beside our own best numbers per backbone (test: the evaluate
-    run's fine-tuned model of that backbone)."""
+    run's fine-tuned model of that backbone); ``exclude``: run ids left out (classifiers on fine-tuned features)."""
     ours = {}
     for stage in ("classify", "finetune"):  # headline: val accuracy
         for entry in grouped.get(stage, []):
-            if entry.state in ("done", "stale") and entry.metrics.get("headline"):
+            if entry.state in ("done", "stale") and entry.metrics.get("headline") and entry.run.id not in exclude:
                 key = (entry.run.backbone, stage)
                 ours[key] = max(ours.get(key, 0.0), entry.metrics["headline"]["value"])
     backbone_of = {f"finetune/{e.run.name}": e.run.backbone for e in grouped.get("finetune", [])}
@@ -149,8 +149,8 @@ def approaches_conclusion(scratch: dict, classify: dict, finetune: dict) -> list
     found = []
     if scratch["best"] and scratch["best"]["val"] is not None:
         found.append(("trained from scratch", scratch["best"]["val"], scratch["best"]["variant"]))
-    if classify["rows"]:
-        best = max(classify["rows"], key=lambda r: r["val_accuracy"])
+    if classify.get("own_rows"):
+        best = max(classify["own_rows"], key=lambda r: r["val_accuracy"])
         found.append(("features + classifier", best["val_accuracy"],
                       f"{best['backbone_name']} + {best['classifier'].replace('_', ' ')}"))
     tuned = [s for s in finetune["items"] if s["ran"] and s["val"] is not None]
@@ -170,19 +170,20 @@ def conclusions(setup: dict, features: dict, classify: dict, paper: dict, final:
     ``explained`` from ``explain_conclusions``."""
     out = list(training)
     name = lambda key: names.get(key, key)
-    if classify["rows"]:
-        best = max(classify["rows"], key=lambda r: r["val_accuracy"])
+    own_rows = classify.get("own_rows", classify["rows"])
+    if own_rows:
+        best = max(own_rows, key=lambda r: r["val_accuracy"])
         out.append(f"Best features + classifier: {best['backbone_name']} + "
                    f"{best['classifier'].replace('_', ' ')}, {best['val_accuracy']:.1%} validation accuracy.")
         per_backbone = {}
-        for row in classify["rows"]:
+        for row in own_rows:
             per_backbone[row["backbone"]] = max(per_backbone.get(row["backbone"], 0), row["val_accuracy"])
         ranking = sorted(per_backbone.items(), key=lambda kv: -kv[1])
         out.append("Backbones by best validation accuracy: " +
                    ", ".join(f"{name(k)} {v:.1%}" for k, v in ranking) + ".")
         wins = {}
         for backbone in per_backbone:
-            rows = [r for r in classify["rows"] if r["backbone"] == backbone]
+            rows = [r for r in own_rows if r["backbone"] == backbone]
             top = max(rows, key=lambda r: r["val_accuracy"])["classifier"]
             wins[top] = wins.get(top, 0) + 1
         top, count = max(wins.items(), key=lambda kv: kv[1])
@@ -193,6 +194,7 @@ def conclusions(setup: dict, features: dict, classify: dict, paper: dict, final:
                        f"for a fixed backbone and {100 * spread['across_backbones']:.1f} points across backbones for a "
                        "fixed classifier: " + ("it is the features more than the classifier." if spread["features_matter_more"]
                                                else "here the classifier matters more than the features."))
+    out += variant_conclusions(classify)
     if features["rows"]:
         probe = max(features["rows"], key=lambda r: r["probe"] or 0)
         out.append(f"Most separable features (nearest-centroid probe): {probe['backbone']} at {probe['probe']:.1%}.")
@@ -209,6 +211,24 @@ def conclusions(setup: dict, features: dict, classify: dict, paper: dict, final:
                    ": they exercise the pipeline and are not comparable with the paper.")
     if gaps:
         out.append(f"{gaps} planned run(s) are missing or failed; their slides say so.")
+    return out
+
+
+def variant_conclusions(classify: dict) -> list[str]:
+    """The dense head against the backbone's own features, and one classifier before and after fine-tuning
+    the features (the linear SVM when it ran: the seed's "LinearSVC from zero to hero")."""
+    out = []
+    for v in classify.get("variants", []):
+        head, own = v["dense_head"], v["own_best"]
+        if head and own:
+            out.append(f"{head['column']}: {head['val_accuracy']:.1%} validation accuracy, against "
+                       f"{own['val_accuracy']:.1%} for the best classifier on its own {own['full'].split(' ', 1)[-1]} "
+                       f"features ({own['classifier'].replace('_', ' ')}).")
+        change = next((c for c in v["changes"] if c["classifier"] == "linear_svm"), v["changes"][0] if v["changes"] else None)
+        if change:
+            what = change["classifier"].replace("_", " ").replace("svm", "SVM").replace("svc", "SVC")
+            out.append(f"{what[0].upper() + what[1:]} on {v['name']} features: "
+                       f"{change['before']:.1%} ({change['own']}) → {change['after']:.1%} ({change['column']}).")
     return out
 
 
@@ -257,11 +277,12 @@ def build_context(entries: list, profile, plan_stages: list[str], *, figures: di
     setup = setup_section(entries, profile)
     names = display_names(entries)
     features = features_section(grouped.get("features", []), figures)
-    classify = classify_section(grouped.get("classify", []), figures, names)
+    classify = classify_section(grouped.get("classify", []), figures, names,
+                                {e.run.name: e.metrics["metrics"] for e in grouped.get("features", []) if e.metrics})
     final = final_section(grouped.get("evaluate", []), figures, entries)
     explain = explain_section(grouped.get("explain", []), figures)
     similarity = similarity_section(grouped.get("similarity", []), figures, grouped.get("scratch", []))
-    paper = paper_section(references, grouped, final)
+    paper = paper_section(references, grouped, final, {r["run"] for r in classify["rows"] if r["kind"] == "finetuned"})
     gaps = sum(e.state in ("failed", "missing", "unreadable") for e in entries)
     scratch = with_test_accuracy(scratch_section(grouped.get("scratch", []), figures, profile), final)
     finetune = finetune_section(grouped.get("finetune", []), figures, names, profile)

@@ -209,7 +209,7 @@ def backbone_bars(rows: list[dict], out_dir: Path) -> Path | None:
 
 def report_figures(context: dict, out_dir: Path) -> dict[str, Path | None]:
     """The figures that compare runs, drawn into the report's build folder."""
-    return {"classify_bars": classify_bars(context["classify"]["rows"], out_dir),
+    return {"classify_bars": classify_bars(context["classify"]["own_rows"], out_dir),
             "finetune_ladder": ladder_figure(context["finetune"]["multi_step"], out_dir),
             "finetune_backbones": backbone_bars(context["finetune"]["comparison"], out_dir),
             "similarity_scratch": similarity.scratch_figure(context["similarity"], out_dir),

@@ -72,7 +72,12 @@ def features_section(entries: list, figures: dict) -> dict:
             gaps.append(gap)
             continue
         m = entry.metrics["metrics"]
-        rows.append({"run": entry.run.id, "backbone": m.get("name", entry.run.backbone), "n_params": m.get("n_params"),
+        label = short = m.get("name", entry.run.backbone)
+        if m.get("source") == "finetune":
+            short = f"{label} fine-tuned"
+            label = f"{short} ({(m.get('finetune') or {}).get('run', '')})"
+        rows.append({"run": entry.run.id, "backbone": label, "short": short, "key": entry.run.backbone,
+                     "source": m.get("source", "imagenet"), "n_params": m.get("n_params"),
                      "feature_dim": m.get("feature_dim"), "feature_layer": m.get("feature_layer"),
                      "input_size": m.get("image_size", m.get("input_size")), "weights": m.get("weights"),
                      "images_per_second": (m.get("images_per_second") or {}).get("train"),
@@ -87,8 +92,12 @@ def features_section(entries: list, figures: dict) -> dict:
         projections3d += projection_3d_views(rows[-1]["backbone"], entry.run.id, figs)
         if m.get("structure"):
             structures.append(structure_view(rows[-1]["backbone"], m["structure"], figs.get("structure_outliers")))
+    own = {r["key"]: r for r in rows if r["source"] != "finetune" and r["run"] == f"features/{r['key']}"}
+    tuned = [{"label": r["backbone"], "probe": r["probe"], "own": own[r["key"]]["backbone"], "own_probe": own[r["key"]]["probe"]}
+             for r in rows if r["source"] == "finetune" and r["key"] in own and r["probe"] is not None
+             and own[r["key"]]["probe"] is not None]
     return {"rows": rows, "gaps": gaps, "projections": projections, "max_points_per_class": MAX_POINTS_PER_CLASS,
-            "projections3d": projections3d, "scripts_3d": [], "structures": structures}
+            "projections3d": projections3d, "scripts_3d": [], "structures": structures, "finetuned": tuned}
 
 
 def projection_3d_views(backbone: str, run_id: str, figs: dict) -> list[dict]:
@@ -111,27 +120,62 @@ def structure_view(backbone: str, structure: dict, outliers_figure) -> dict:
             "method": structure.get("method", "")}
 
 
-def classify_section(entries: list, figures: dict, names: dict[str, str]) -> dict:
+WEIGHTS_WORDS = {"imagenet": "ImageNet", "random": "random-init"}
+
+
+def feature_source(entry, features: dict[str, dict], names: dict[str, str]) -> dict:
+    """What a classify run classified, from the features run it needs (``features``: run name -> its
+    ``metrics``): ``kind`` "features" (the backbone's own, ImageNet or random init), "dense_head" (logistic
+    regression on raw activations of VGG16's dense layers: a new softmax on the kept layers) or "finetuned"
+    (the fine-tuned model's features), and the column ``label`` the deck shows."""
+    m = entry.metrics["metrics"]
+    backbone = entry.run.backbone
+    name = names.get(backbone, backbone)
+    fm = features.get(entry.run.needs.get("features", backbone)) or {}
+    layer = m.get("feature_layer") or fm.get("feature_layer")
+    weights = WEIGHTS_WORDS.get(fm.get("weights"), fm.get("weights") or "")
+    if fm.get("source") == "finetune":
+        run = (fm.get("finetune") or {}).get("run", "")
+        label = f"{name} fine-tuned features ({run})"
+        return {"kind": "finetuned", "label": label, "full": label, "layer": layer, "finetune": fm.get("finetune")}
+    kept = ((fm.get("extra_layers") or {}).get(layer) or {}).get("kept")
+    linear_only = [c["classifier"] for c in m.get("classifiers", [])] == ["logistic_regression"]
+    if kept and m.get("standardize") is False and linear_only:
+        label = f"{name} dense head ({weights} {'+'.join(kept)} kept, new softmax)"
+        return {"kind": "dense_head", "label": label, "full": label, "layer": layer}
+    full = " ".join(w for w in (name, weights, layer) if w)
+    own = entry.run.variant == "default" and layer == fm.get("feature_layer", layer)
+    return {"kind": "features", "label": name if own else full, "full": full, "layer": layer}
+
+
+def classify_section(entries: list, figures: dict, names: dict[str, str], features: dict[str, dict] | None = None) -> dict:
+    """The classifier comparison: the backbones' own features (``pivot``, the spread: like with like), and for
+    a backbone with a dense head or fine-tuned features, all its columns side by side (``variants``)."""
     rows, gaps, best = [], [], None
     for entry in entries:
         gap = entry_placeholder(entry)
         if gap:
             gaps.append(gap)
             continue
+        source = feature_source(entry, features or {}, names)
         for item in entry.metrics["metrics"].get("classifiers", []):
             split = next(k for k in item if k.endswith("_accuracy") and k != "train_accuracy")
-            row = {"run": entry.run.id, "backbone": entry.run.backbone,
-                   "backbone_name": names.get(entry.run.backbone, entry.run.backbone), "classifier": item["classifier"],
+            row = {"run": entry.run.id, "backbone": entry.run.backbone, "kind": source["kind"],
+                   "backbone_name": names.get(entry.run.backbone, entry.run.backbone), "column": source["label"],
+                   "full": source["full"],
+                   "classifier": item["classifier"],
                    "train_accuracy": item["train_accuracy"], "val_accuracy": item[split],
                    "converged": item.get("converged", True), "split": split.removesuffix("_accuracy"),
                    "params": ", ".join(f"{k}={v}" for k, v in (item.get("params") or {}).items()),
                    "n_tried": len(item.get("tried") or []), "fit_seconds": item.get("fit_seconds"),
-                   "predict_seconds": item.get("predict_seconds")}
+                   "predict_seconds": item.get("predict_seconds"), "finetune": source.get("finetune")}
             rows.append(row)
             if best is None or row["val_accuracy"] > best[0]["val_accuracy"]:
                 best = (row, entry)
-    section = {"rows": rows, "gaps": gaps, "best": None, "bars": figures.get("_report", {}).get("classify_bars"),
-               **classifier_pivot(rows)}
+    own = [r for r in rows if r["kind"] == "features" and r["column"] == r["backbone_name"]]
+    section = {"rows": rows, "own_rows": own, "gaps": gaps, "best": None,
+               "bars": figures.get("_report", {}).get("classify_bars"), **classifier_pivot(own),
+               "variants": variant_comparisons(rows)}
     if best:
         row, entry = best
         key = f"{row['classifier']}/{row['split']}"
@@ -141,19 +185,37 @@ def classify_section(entries: list, figures: dict, names: dict[str, str]) -> dic
     return section
 
 
+def variant_comparisons(rows: list[dict]) -> list[dict]:
+    """Per backbone with more than its own features (a dense head, fine-tuned features): a pivot of its
+    columns (its own features first) and what fine-tuning did to each classifier (the seed's "LinearSVC
+    from zero to hero", as the numbers say it)."""
+    out = []
+    for backbone in dict.fromkeys(r["backbone"] for r in rows if r["column"] != r["backbone_name"]):
+        mine = sorted((r for r in rows if r["backbone"] == backbone), key=lambda r: r["column"] != r["backbone_name"])
+        own = {r["classifier"]: r for r in mine if r["column"] == r["backbone_name"]}
+        tuned = {r["classifier"]: r for r in mine if r["kind"] == "finetuned"}
+        changes = [{"classifier": c, "before": own[c]["val_accuracy"], "after": tuned[c]["val_accuracy"],
+                    "column": tuned[c]["full"], "own": own[c]["full"], "finetune": tuned[c]["finetune"]} for c in tuned if c in own]
+        head = [r for r in mine if r["kind"] == "dense_head"]
+        out.append({"backbone": backbone, "name": mine[0]["backbone_name"], **classifier_pivot(mine, column="full"),
+                    "changes": changes, "dense_head": head[0] if head else None,
+                    "own_best": max(own.values(), key=lambda r: r["val_accuracy"]) if own else None})
+    return out
 
-def classifier_pivot(rows: list[dict]) -> dict:
+
+def classifier_pivot(rows: list[dict], column: str = "backbone_name") -> dict:
     """Classifiers x backbones: the validation accuracy of each pair (the best per backbone marked), and the
     spread across classifiers for a fixed backbone against the spread across backbones for a fixed
-    classifier (the seed's "it's not about the classifier but the features", as the numbers say it)."""
-    backbones = list(dict.fromkeys(r["backbone_name"] for r in rows))
+    classifier (the seed's "it's not about the classifier but the features", as the numbers say it).
+    ``column``: the row key naming the columns (a backbone, or one set of features)."""
+    backbones = list(dict.fromkeys(r[column] for r in rows))
     classifiers = list(dict.fromkeys(r["classifier"] for r in rows))
-    cell = {(r["classifier"], r["backbone_name"]): r for r in rows}
-    best = {b: max((r["val_accuracy"] for r in rows if r["backbone_name"] == b), default=None) for b in backbones}
+    cell = {(r["classifier"], r[column]): r for r in rows}
+    best = {b: max((r["val_accuracy"] for r in rows if r[column] == b), default=None) for b in backbones}
     pivot = [{"classifier": c, "cells": [{**cell[(c, b)], "best": cell[(c, b)]["val_accuracy"] == best[b]}
                                          if (c, b) in cell else None for b in backbones]} for c in classifiers]
     spread = None
-    across_classifiers, across_backbones = _mean_range(rows, "backbone_name"), _mean_range(rows, "classifier")
+    across_classifiers, across_backbones = _mean_range(rows, column), _mean_range(rows, "classifier")
     if len(backbones) >= 2 and len(classifiers) >= 2 and across_classifiers is not None and across_backbones is not None:
         spread = {"across_classifiers": across_classifiers, "across_backbones": across_backbones,
                   "features_matter_more": across_backbones > across_classifiers}

@@ -59,7 +59,7 @@ class PlannedRun:
     notebook: Path
     params: dict
     needs: dict[str, str] = field(default_factory=dict)  # stage -> run name
-    reads: dict[str, list[str]] = field(default_factory=dict)  # stage -> every run of it (stage-level `reads:`)
+    reads: dict[str, list[str]] = field(default_factory=dict)  # stage -> the runs of it this run reads whole
     about: str = ""       # the variant's own words: what it changes and why (shown on the slides)
     overrides: dict = field(default_factory=dict)  # what the variant sets, as written in the plan
     planned: dict = field(default_factory=dict)  # the params before the profile's force layers (what the plan asks)
@@ -169,6 +169,7 @@ def expand(plan: Plan, profile_name: str, only: str | None = None) -> list[Plann
         for variant, overrides in spec["variants"].items():
             overrides = dict(overrides or {})
             needs_variants = overrides.pop("needs", {}) or {}
+            reads = _variant_reads(plan, stage, variant, overrides.pop("reads", []) or [])
             about = str(overrides.pop("about", "") or "")
             only_backbones = overrides.pop("backbones", None)
             _check_keys(plan.path, stage, variant, overrides, declared)
@@ -184,12 +185,43 @@ def expand(plan: Plan, profile_name: str, only: str | None = None) -> list[Plann
                 run = PlannedRun(stage, backbone, variant, notebook, params, about=about, overrides=dict(overrides),
                                  planned=planned)
                 run.needs = {need: run_name(backbone, needs_variants.get(need, "default")) for need in spec["needs"]}
+                run.reads = dict.fromkeys(list(dict.fromkeys(spec["reads"] + reads)), [])
                 runs.append(run)
     for run in runs:
-        spec = plan.stages[run.stage]
-        run.reads = {stage: [r.name for r in runs if r.stage == stage] for stage in spec["reads"]}
+        run.reads = {stage: [r.name for r in runs if r.stage == stage and _same_backbone(run, r)] for stage in run.reads}
     _check_needs(plan.path, runs)
+    runs = dependency_order(plan.path, runs)
     return select(runs, only) if only else runs
+
+
+def _variant_reads(plan: Plan, stage: str, variant: str, reads) -> list[str]:
+    """A variant's own ``reads:`` (stages it reads whole, on top of the stage's), checked."""
+    if not isinstance(reads, list) or any(r not in plan.stages for r in reads):
+        raise PlanError(f"{plan.path}: {stage}/{variant} reads {reads!r}; expected a list of the plan's stages "
+                        f"({', '.join(plan.stages)})")
+    return list(reads)
+
+
+def _same_backbone(reader: PlannedRun, run: PlannedRun) -> bool:
+    """A run with a backbone reads that backbone's runs of a stage; one without reads them all."""
+    return reader.backbone is None or run.backbone is None or run.backbone == reader.backbone
+
+
+def dependency_order(path: Path, runs: list[PlannedRun]) -> list[PlannedRun]:
+    """``runs`` with every run after the runs it ``needs`` and ``reads`` (a stable topological sort:
+    plan order wherever the dependencies allow it); a cycle is a PlanError naming its runs."""
+    deps = {run.id: {f"{s}/{n}" for s, n in run.needs.items()} | {f"{s}/{n}" for s, names in run.reads.items()
+                                                                   for n in names} for run in runs}
+    ordered, done, pending = [], set(), list(runs)
+    while pending:
+        ready = next((run for run in pending if deps[run.id] <= done), None)
+        if ready is None:
+            raise PlanError(f"{path}: these runs depend on each other in a cycle (through needs/reads): "
+                            f"{', '.join(r.id for r in pending if deps[r.id] - done)}")
+        ordered.append(ready)
+        done.add(ready.id)
+        pending.remove(ready)
+    return ordered
 
 
 def _check_keys(path: Path, stage: str, variant: str, overrides: dict, declared: dict) -> None:

@@ -62,11 +62,16 @@ def prepare_dataset(profile: Profile) -> dict:
 
 
 def compute_keys(planned: list[PlannedRun], profile: Profile, dataset: dict) -> dict[str, str]:
-    """Cache key of every planned run (dependencies first, as the plan orders them)."""
+    """Cache key of every planned run, each including the keys of the runs it needs and reads (so a new
+    dependency result makes it stale); ``planned`` must come in dependency order, as ``expand`` returns it."""
     keys: dict[str, str] = {}
     for run in planned:
-        dep_keys = {stage: keys[f"{stage}/{name}"] for stage, name in run.needs.items() if f"{stage}/{name}" in keys}
-        dep_keys.update({dep: keys[dep] for dep in _read_ids(run) if dep in keys})
+        missing = [dep for dep in [f"{s}/{n}" for s, n in run.needs.items()] + _read_ids(run) if dep not in keys]
+        if missing:
+            raise RunnerError(f"{run.id} depends on {', '.join(missing)}, whose cache key is not known yet: "
+                              "runs must come in dependency order (mame.engine.plan.expand)")
+        dep_keys = {stage: keys[f"{stage}/{name}"] for stage, name in run.needs.items()}
+        dep_keys.update({dep: keys[dep] for dep in _read_ids(run)})
         keys[run.id] = cache.cache_key(stage=run.stage, name=run.name, params=run.params, profile=profile.name,
                                        dataset_fingerprint=dataset["fingerprint"], notebook=run.notebook,
                                        dependency_keys=dep_keys)

@@ -43,23 +43,36 @@ class FeatureSet:
     source: Path
     x: dict[str, np.ndarray]
     y: dict[str, np.ndarray]
+    layer: str | None = None  # the feature layer read (as the features run recorded it)
 
 
-def load_features(features_run_dir: str | Path, splits=("train", "val")) -> FeatureSet:
-    """The arrays a ``features`` run wrote, checked for the expected keys (never the test split)."""
+def load_features(features_run_dir: str | Path, splits=("train", "val"), *, layer: str | None = None) -> FeatureSet:
+    """The arrays a ``features`` run wrote, checked for the expected keys (never the test split).
+    ``layer``: one of the run's extra layers (``features_<layer>_<split>.npz``, e.g. VGG16 fc2 beside fc1)
+    or its own feature layer; None: its own."""
     if "test" in splits:
         raise ValueError("the classify stage does not read the test split; only the evaluate stage does")
     source = Path(features_run_dir)
     x, y = {}, {}
     for split in splits:
-        path = source / f"features_{split}.npz"
-        if not path.is_file():
-            raise ValueError(f"{path}: missing; the features run did not extract the {split!r} split")
+        path = _feature_file(source, split, layer)
         with np.load(path) as arrays:
             if "features" not in arrays or "labels" not in arrays:
                 raise ValueError(f"{path}: expected arrays 'features' and 'labels', found {sorted(arrays.files)}")
             x[split], y[split] = arrays["features"], arrays["labels"]
-    return FeatureSet(source, x, y)
+            found = str(arrays["layer"]) if "layer" in arrays else None
+        if layer is not None and found != layer:
+            raise ValueError(f"{source}: the features run saved no {layer!r} layer (its features come from {found!r})")
+    return FeatureSet(source, x, y, layer or found)
+
+
+def _feature_file(source: Path, split: str, layer: str | None) -> Path:
+    own = source / f"features_{split}.npz"
+    extra = source / f"features_{layer}_{split}.npz"
+    path = extra if layer is not None and extra.is_file() else own
+    if not path.is_file():
+        raise ValueError(f"{path}: missing; the features run did not extract the {split!r} split")
+    return path
 
 
 def make_classifier(name: str, params: dict | None = None, *, max_iter: int = 1000, standardize: bool = True,
@@ -175,7 +188,10 @@ def summary(table: dict[str, dict]) -> list[dict]:
             for name, row in table.items()]
 
 
-def save(run_dir: str | Path, table: dict[str, dict]) -> Path:
+def save(run_dir: str | Path, table: dict[str, dict], features: FeatureSet | None = None, *,
+         standardize: bool = True) -> Path:
+    """Predictions and the result; ``features`` and ``standardize`` are recorded (which layer was classified,
+    and whether the features were standardised: without, logistic regression is a softmax layer on them)."""
     run_dir = Path(run_dir)
     classification, artifacts = {}, {}
     for name, row in table.items():
@@ -188,7 +204,8 @@ def save(run_dir: str | Path, table: dict[str, dict]) -> Path:
     split = table[best]["split"]
     result = {
         "headline": {"name": f"best_{split}_accuracy", "value": table[best][f"{split}_accuracy"], "split": split},
-        "metrics": {"best_classifier": best, "classifiers": summary(table), "selection": "validation accuracy"},
+        "metrics": {"best_classifier": best, "classifiers": summary(table), "selection": "validation accuracy",
+                    "feature_layer": features.layer if features else None, "standardize": standardize},
         "classification": classification,
         "artifacts": artifacts,
         "notes": ["hyper-parameters chosen on validation: " + "; ".join(

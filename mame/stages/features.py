@@ -1,8 +1,12 @@
 """Stage ``features``: an ImageNet backbone used as a fixed feature extractor.
 
 Notebook ``02_features.ipynb`` calls, in order: ``load_splits`` → ``build_extractor`` → ``extract`` →
-``centroid_probe`` → ``structure`` → ``save``. Writes ``features_<split>.npz`` (features, labels, files) that the
-``classify`` stage and the feature visualisations read. Never reads the test split.
+``centroid_probe`` → ``structure`` → ``save``. Writes ``features_<split>.npz`` (features, labels, files, layer)
+that the ``classify`` stage and the feature visualisations read, and ``features_<layer>_<split>.npz`` for each
+extra layer saved from the same pass (VGG16: fc2 beside fc1, for the dense-head comparison).
+
+``source="finetune"``: the features of the fine-tuned model instead (``mame.stages.finetuned``): the best
+fine-tuning run of the backbone on validation, cut below its softmax. Never reads the test split.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class Extracted:
     files: list[str]
     seconds: float
     extra: dict = field(default_factory=dict)
+    layers: dict[str, np.ndarray] = field(default_factory=dict)  # extra layers from the same pass
 
     @property
     def images_per_second(self) -> float:
@@ -40,34 +45,52 @@ class Extracted:
         return len(self.labels) / self.seconds if self.seconds > 0 else float("nan")
 
 
+SOURCES = ("imagenet", "finetune")
+
+
 def build_extractor(backbone: str, *, image_size: int | None = None, weights: str = "imagenet-if-cached",
-                    feature_layer: str | None = None, precision: str = "float32") -> Extractor:
+                    feature_layer: str | None = None, precision: str = "float32", extra_layers="above",
+                    source: str = "imagenet", inputs: dict | None = None) -> Extractor:
+    """``source="imagenet"``: the backbone as built with ``weights`` (ImageNet or, as the policy allows,
+    random init) at ``feature_layer``, plus ``extra_layers`` from the same pass ("above": the backbone's
+    feature layers above it, VGG16 fc1 -> fc2; or a list). ``source="finetune"``: the best fine-tuning
+    run of ``backbone`` among ``inputs["finetune"]`` (chosen on validation), below its softmax."""
     from mame.models import builders
 
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
     builders.configure_precision(precision)
+    if source == "finetune":
+        from mame.stages import finetuned
+
+        model, info, choice = finetuned.build_extractor(backbone, inputs or {}, image_size=image_size)
+        info["precision"] = precision
+        return Extractor(model=model, info=info, weights=choice)
+    from mame.models import extraction
+
     spec = builders.get_backbone(backbone)
     size = image_size or spec.default_size
+    extra = extraction.layers_above(backbone, feature_layer) if extra_layers == "above" else list(extra_layers or [])
     choice = builders.resolve_weights(backbone, weights, include_top=spec.features_need_top)
-    model = builders.build_feature_extractor(backbone, image_size=size, weights_choice=choice,
-                                           feature_layer=feature_layer)
-    info = builders.backbone_info(model)
-    info.update({"precision": precision, "image_size": size})
+    model, info = extraction.build_extractor(backbone, image_size=size, weights_choice=choice,
+                                             feature_layer=feature_layer, extra_layers=extra)
+    info.update({"precision": precision, "image_size": size, "source": source})
     return Extractor(model=model, info=info, weights=choice)
 
 
 def extract(extractor: Extractor, splits: Splits, *, batch_size: int = 32) -> dict[str, Extracted]:
     """Features of every image of every split, in the metadata's order."""
     from mame.data import pipeline
-    from mame.models import builders
+    from mame.models import extraction
 
     size = extractor.info["image_size"]
     out = {}
     for split, records in splits.records.items():
         dataset = pipeline.make_dataset(records, splits.image_dir, image_size=size, batch_size=batch_size)
-        stats: dict = {}
-        feats, labels = builders.extract_features(extractor.model, dataset, stats=stats)
+        stats, extra = {}, {}
+        feats, labels = extraction.extract(extractor.model, dataset, stats=stats, extra=extra)
         out[split] = Extracted(feats.astype(np.float32), labels.astype(np.int32),
-                               [r.image_file for r in records], stats["seconds"], stats)
+                               [r.image_file for r in records], stats["seconds"], stats, extra)
     return out
 
 
@@ -102,14 +125,21 @@ def save(run_dir: str | Path, extractor: Extractor, extracted: dict[str, Extract
     """Write the feature arrays and the stage result for the runner."""
     run_dir = Path(run_dir)
     artifacts = {}
+    layer = str(extractor.info.get("feature_layer"))
     for split, ex in extracted.items():
         name = f"features_{split}.npz"
-        np.savez_compressed(run_dir / name, features=ex.features, labels=ex.labels, files=np.array(ex.files))
+        np.savez_compressed(run_dir / name, features=ex.features, labels=ex.labels, files=np.array(ex.files),
+                            layer=np.array(layer))
         artifacts[f"features_{split}"] = name
+        for extra, values in ex.layers.items():
+            name = f"features_{extra}_{split}.npz"
+            np.savez_compressed(run_dir / name, features=values, labels=ex.labels, files=np.array(ex.files),
+                                layer=np.array(extra))
+            artifacts[f"features_{extra}_{split}"] = name
     np.savez_compressed(run_dir / "probe_predictions.npz", y_true=probe["y_true"], y_pred=probe["y_pred"])
     artifacts["probe_predictions"] = "probe_predictions.npz"
     entry = classification_result(probe["y_true"], probe["y_pred"], predictions="probe_predictions.npz")
-    metrics = dict(extractor.info)
+    metrics = {k: v for k, v in extractor.info.items() if k != "notes"}
     metrics["n_images"] = {split: int(len(ex.labels)) for split, ex in extracted.items()}
     metrics["images_per_second"] = {split: round(ex.images_per_second, 2) for split, ex in extracted.items()}
     if structure is not None:
@@ -121,4 +151,5 @@ def save(run_dir: str | Path, extractor: Extractor, extracted: dict[str, Extract
         "artifacts": artifacts,
         "notes": [extractor.weights.reason] if getattr(extractor.weights, "reason", None) else [],
     }
+    result["notes"] += extractor.info.get("notes", [])
     return results.save_result(run_dir, result)

@@ -109,6 +109,12 @@ def assert_headings_start_blocks(source: str) -> None:
     assert not glued, glued
 
 
+def assert_fences_stand_alone(source: str) -> None:
+    """A closing ``:::`` glued to a caption's text is no fence: the div stays open (decktape stopped there)."""
+    glued = [line for line in source.splitlines() if line.rstrip().endswith(":::") and not line.lstrip().startswith(":::")]
+    assert not glued, glued
+
+
 def test_deck_renders_offline_with_a_page_per_slide_and_no_browser_errors(workspace):
     result = build.build("smoke", run=True, pdf=True, check=True, plan_file=workspace["plan"])
     assert {o.state for o in result.outcomes} == {"cached"}
@@ -116,6 +122,7 @@ def test_deck_renders_offline_with_a_page_per_slide_and_no_browser_errors(worksp
     source = result.qmd.read_text()
     assert "{{" not in source and "{%" not in source
     assert_headings_start_blocks(source)
+    assert_fences_stand_alone(source)
     assert remote_references(html) == []
     assert result.check.ok, result.check.summary()
     assert not result.check.js_errors and not result.check.overflowing and not result.check.network_requests

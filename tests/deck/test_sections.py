@@ -179,3 +179,37 @@ def test_classifier_pivot_marks_the_best_per_backbone_and_compares_the_spreads()
     assert out["spread"]["across_classifiers"] == pytest.approx(0.03)
     assert out["spread"]["across_backbones"] == pytest.approx(0.27) and out["spread"]["features_matter_more"]
     assert classifier_pivot(rows[:2])["spread"] is None  # one backbone: nothing to compare
+
+
+def test_dense_head_and_fine_tuned_features_are_their_own_columns_beside_the_backbones_features():
+    def entry(variant, accs, needs, **extra):
+        e = classify_entry("vgg16", accs)
+        e.run = PlannedRun("classify", "vgg16", variant, Path("nb"), {}, needs={"features": needs})
+        e.metrics["metrics"].update(extra)
+        return e
+    tuned = {"run": "finetune/vgg16-step4", "val_accuracy": 0.7, "layer": "head_dense_2", "dim": 256}
+    features = {"vgg16": {"feature_layer": "fc1", "weights": "imagenet",
+                          "extra_layers": {"fc2": {"dim": 4096, "kept": ["fc1", "fc2"]}}},
+                "vgg16-finetuned": {"feature_layer": "head_dense_2", "weights": "fine-tuned (finetune/vgg16-step4)",
+                                    "source": "finetune", "finetune": tuned}}
+    entries = [entry("default", {"linear_svm": 0.4, "knn": 0.3}, "vgg16", feature_layer="fc1", standardize=True),
+               classify_entry("resnet50", {"linear_svm": 0.5, "knn": 0.45}),
+               entry("dense-head", {"logistic_regression": 0.45}, "vgg16", feature_layer="fc2", standardize=False),
+               entry("finetuned", {"linear_svm": 0.8, "knn": 0.6}, "vgg16-finetuned", feature_layer="head_dense_2", standardize=True)]
+    names = {"vgg16": "VGG16", "resnet50": "ResNet50"}
+    section = classify_section(entries, {}, names, features)
+    assert section["backbones"] == ["VGG16", "ResNet50"]  # the spread compares the backbones' own features only
+    assert {r["run"] for r in section["own_rows"]} == {"classify/vgg16", "classify/resnet50"}
+    (vgg,) = section["variants"]
+    assert vgg["backbones"] == ["VGG16 ImageNet fc1", "VGG16 dense head (ImageNet fc1+fc2 kept, new softmax)",
+                                "VGG16 fine-tuned features (finetune/vgg16-step4)"]
+    assert [r["classifier"] for r in vgg["pivot"]] == ["linear_svm", "knn", "logistic_regression"]
+    (svm,) = [c for c in vgg["changes"] if c["classifier"] == "linear_svm"]
+    said = conclusions({"flags": []}, {"rows": []}, section, {"rows": []}, {"best": None}, 0, names)
+    assert "Backbones by best validation accuracy: ResNet50" in said[1] and "VGG16 8" not in said[1]
+    assert any(line.startswith(f"Linear SVM on VGG16 features: {svm['before']:.1%} (VGG16 ImageNet fc1) → {svm['after']:.1%} "
+                               "(VGG16 fine-tuned features (finetune/vgg16-step4))") for line in said), said
+    assert any(line.startswith("VGG16 dense head (ImageNet fc1+fc2 kept, new softmax): ") for line in said)
+    refs = load_references()
+    paper = paper_section(refs, {"classify": entries}, exclude={"classify/vgg16-finetuned"})
+    assert next(r for r in paper["rows"] if r["architecture"] == "VGG16")["classify"] < 0.7  # not the fine-tuned features

@@ -149,3 +149,60 @@ def test_stage_blocks_of_a_profile_and_backbones_of_a_variant(tmp_path):
         path.write_text(broken)
         with pytest.raises(PlanError, match=message):
             expand(load_plan(path), "p")
+
+
+ORDERED = """
+stages:
+  features:
+    notebook: 02_features.ipynb
+    backbones: [vgg16, resnet50]
+    variants:
+      default: {}
+      tuned: {backbones: [vgg16], reads: [finetune], source: finetune}
+  classify:
+    notebook: 03_classify.ipynb
+    needs: [features]
+    backbones: [vgg16, resnet50]
+    variants:
+      default: {}
+      tuned: {backbones: [vgg16], needs: {features: tuned}}
+  finetune:
+    notebook: 05_finetune.ipynb
+    backbones: [vgg16, resnet50]
+    variants:
+      step1: {}
+      step2: {backbones: [vgg16]}
+  summary:
+    notebook: 03_classify.ipynb
+    reads: [finetune]
+profiles:
+  tiny:
+    data: {source: synthetic}
+"""
+
+
+def test_runs_come_in_dependency_order_with_variant_reads(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(ORDERED)
+    runs = expand(load_plan(path), "tiny")
+    assert [r.id for r in runs] == [
+        "features/vgg16", "features/resnet50", "classify/vgg16", "classify/resnet50",  # plan order where possible
+        "finetune/vgg16-step1", "finetune/resnet50-step1", "finetune/vgg16-step2",
+        "features/vgg16-tuned", "classify/vgg16-tuned",  # after the runs they read, however the stages are listed
+        "summary/default"]
+    by_id = {r.id: r for r in runs}
+    assert by_id["features/vgg16-tuned"].reads == {"finetune": ["vgg16-step1", "vgg16-step2"]}  # its own backbone's
+    assert by_id["features/vgg16"].reads == {}  # a variant's reads are its own
+    assert by_id["summary/default"].reads == {"finetune": ["vgg16-step1", "resnet50-step1", "vgg16-step2"]}
+    assert by_id["features/vgg16-tuned"].params["source"] == "finetune" and "reads" not in by_id["features/vgg16-tuned"].overrides
+    assert [r.id for r in select(runs, "features")][-1] == "features/vgg16-tuned"
+
+
+def test_a_cycle_through_variant_reads_names_its_runs(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(ORDERED.replace("      step2: {backbones: [vgg16]}", "      step2: {backbones: [vgg16], reads: [classify]}"))
+    with pytest.raises(PlanError, match=r"cycle.*features/vgg16-tuned.*classify/vgg16-tuned.*finetune/vgg16-step2"):
+        expand(load_plan(path), "tiny")
+    path.write_text(ORDERED.replace("reads: [finetune], source", "reads: [finetunes], source"))
+    with pytest.raises(PlanError, match=r"features/tuned reads \['finetunes'\]"):
+        expand(load_plan(path), "tiny")

@@ -138,3 +138,38 @@ def test_a_stage_that_reads_every_run_of_another_gets_them_all_and_depends_on_ea
     (tmp_path / "plan.yaml").write_text(bad + (tmp_path / "plan.yaml").read_text().split(READS)[1])
     with pytest.raises(PlanError, match="reads 'finetune'"):
         load_plan(tmp_path / "plan.yaml")
+
+
+VARIANT_READS = STAGES.replace("""    backbones: [vgg16, resnet50]
+  classify:""", """    backbones: [vgg16, resnet50]
+    variants:
+      default: {}
+      tuned: {backbones: [vgg16], reads: [finetune], source: finetune}
+  classify:""") + """  finetune:
+    notebook: 05_finetune.ipynb
+    backbones: [vgg16, resnet50]
+    variants:
+      step1: {}
+      step2: {backbones: [vgg16]}
+"""
+
+
+def test_what_a_variant_reads_is_in_its_key_and_handed_to_it(tmp_path):
+    plan = load_plan(write_smoke_plan(tmp_path / "plan.yaml", VARIANT_READS))
+    profile, everything = plan.profile("smoke"), expand(plan, "smoke")
+    by_id = {r.id: r for r in everything}
+    keys = runner.compute_keys(everything, profile, DATASET)
+    by_id["finetune/vgg16-step2"].params["learning_rate"] = 1e-6  # a new fine-tuning result
+    changed = runner.compute_keys(everything, profile, DATASET)
+    assert {k for k in keys if keys[k] != changed[k]} == {"finetune/vgg16-step2", "features/vgg16-tuned"}
+    by_id["finetune/resnet50-step1"].params["learning_rate"] = 1e-6  # another backbone's: not read
+    again = runner.compute_keys(everything, profile, DATASET)
+    assert {k for k in keys if changed[k] != again[k]} == {"finetune/resnet50-step1"}
+    tuned = by_id["features/vgg16-tuned"]
+    for name in ("vgg16-step1", "vgg16-step2"):
+        write_done(tmp_path, by_id[f"finetune/{name}"], again[f"finetune/{name}"])
+    inputs, problem = runner._inputs(tuned, again, {}, tmp_path)
+    assert problem == "" and execute.notebook_inputs(inputs) == {
+        "finetune": {name: str(tmp_path / "finetune" / name) for name in ("vgg16-step1", "vgg16-step2")}}
+    with pytest.raises(runner.RunnerError, match="features/vgg16-tuned depends on finetune/vgg16-step1"):
+        runner.compute_keys([tuned] + [r for r in everything if r is not tuned], profile, DATASET)  # out of order

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -43,3 +45,77 @@ def test_extraction_end_to_end_on_tiny_images(tiny_dataset, tmp_path):
     features.save(tmp_path, extractor, extracted, features.centroid_probe(extracted))
     with np.load(tmp_path / "features_train.npz") as arrays:
         assert arrays["features"].shape == (29, 1280) and len(arrays["files"]) == 29
+
+
+def test_vgg16_saves_fc2_beside_fc1_from_one_pass_and_classify_reads_either(tiny_dataset, tmp_path):
+    from mame.stages import classify
+
+    splits = features.load_splits(tiny_dataset, ("train", "val"), max_per_class=1)
+    extractor = features.build_extractor("vgg16", image_size=32, weights="random")  # extra_layers="above": fc2
+    alone = features.build_extractor("vgg16", image_size=32, weights="random", extra_layers=[])
+    assert extractor.info["feature_layer"] == "fc1" and extractor.info["extra_layers"] == {
+        "fc2": {"dim": 4096, "kept": ["fc1", "fc2"]}}
+    assert extractor.info["n_params"] == alone.info["n_params"]  # counted up to fc1, as the extractor alone
+    extracted = features.extract(extractor, splits, batch_size=16)
+    assert extracted["train"].features.shape == extracted["train"].layers["fc2"].shape == (29, 4096)
+    fc1 = extracted["train"].features
+    dense = extractor.model.get_layer("fc2")
+    expected = np.maximum(fc1 @ dense.kernel.numpy() + dense.bias.numpy(), 0)  # fc2 = relu(W fc1 + b)
+    np.testing.assert_allclose(extracted["train"].layers["fc2"], expected, rtol=1e-4, atol=1e-4)
+    features.save(tmp_path, extractor, extracted, features.centroid_probe(extracted))
+    own, top = classify.load_features(tmp_path), classify.load_features(tmp_path, layer="fc2")
+    assert own.layer == "fc1" and top.layer == "fc2" and classify.load_features(tmp_path, layer="fc1").layer == "fc1"
+    np.testing.assert_array_equal(top.x["val"], extracted["val"].layers["fc2"])
+    with pytest.raises(ValueError, match="saved no 'block5_pool' layer"):
+        classify.load_features(tmp_path, layer="block5_pool")
+
+
+def _fake_finetune_run(folder, model, val_accuracy: float, n: int = 20):
+    """A finetune run folder: a saved model and validation predictions with the given accuracy."""
+    from mame.stages import common
+
+    folder.mkdir(parents=True)
+    if model is not None:
+        common.save_model(model, folder)
+    y = np.arange(n) % 29
+    right = int(round(val_accuracy * n))
+    pred = np.where(np.arange(n) < right, y, (y + 1) % 29)
+    np.savez(folder / "predictions_val.npz", y_true=y, probabilities=np.eye(29, dtype=np.float32)[pred],
+             files=np.array([f"{i}.jpg" for i in range(n)]))
+    return str(folder)
+
+
+def test_fine_tuned_features_come_from_the_best_validation_step_below_its_softmax(tiny_dataset, tmp_path):
+    import keras
+
+    from mame.models import builders, extraction
+    from mame.stages import finetuned
+
+    build = lambda units, dropout: builders.build_transfer_model("efficientnetb0", num_classes=29, image_size=32,
+                                                                  dense_units=units, dropout_rate=dropout)
+    worse, better = build([8], 0.0), build([8, 6], 0.5)
+    inputs = {"finetune": {
+        "efficientnetb0-step1": _fake_finetune_run(tmp_path / "step1", worse, 0.30),
+        "efficientnetb0-step2": _fake_finetune_run(tmp_path / "step2", better, 0.55),
+        "efficientnetb0-step3": _fake_finetune_run(tmp_path / "step3", None, 0.55),  # a tie keeps the earlier step
+        "vgg16-step1": _fake_finetune_run(tmp_path / "vgg", None, 0.95),  # another backbone's: never taken
+    }}
+    chosen, pool = finetuned.choose_run("efficientnetb0", inputs)
+    assert chosen.name == "finetune/efficientnetb0-step2" and len(pool) == 3
+    assert extraction.softmax_input_layer(better) == "head_dense_2"  # dropout skipped: the identity at inference
+    extractor = features.build_extractor("efficientnetb0", image_size=64, source="finetune", inputs=inputs)
+    info = extractor.info
+    assert (info["feature_layer"], info["feature_dim"], info["image_size"]) == ("head_dense_2", 6, 32)
+    assert info["weights"] == "fine-tuned (finetune/efficientnetb0-step2)" and info["source"] == "finetune"
+    assert info["finetune"]["val_accuracy"] == 0.55 and "image_size=64 does not apply" in info["notes"][0]
+    splits = features.load_splits(tiny_dataset, ("train", "val"), max_per_class=1)
+    extracted = features.extract(extractor, splits, batch_size=16)
+    images = np.stack([keras.utils.img_to_array(keras.utils.load_img(splits.image_dir / r.image_file, target_size=(32, 32)))
+                       for r in splits.records["val"][:4]])
+    direct = keras.Model(better.inputs, better.get_layer("head_dense_2").output).predict(images, verbose=0)
+    np.testing.assert_allclose(extracted["val"].features[:4], direct, rtol=1e-3, atol=1e-4)
+    (tmp_path / "out").mkdir()
+    saved = json.loads(features.save(tmp_path / "out", extractor, extracted, features.centroid_probe(extracted)).read_text())
+    assert saved["metrics"]["finetune"]["run"] == "finetune/efficientnetb0-step2" and saved["notes"][-1] == info["notes"][0]
+    with pytest.raises(ValueError, match="needs the finetune runs of resnet50"):
+        features.build_extractor("resnet50", source="finetune", inputs=inputs)

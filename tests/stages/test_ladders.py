@@ -222,3 +222,33 @@ def test_explain_slides_render_from_the_run_and_fit_in_the_browser(ladders, tmp_
     html = render_html(built.qmd, tmp_path / "deck.html")
     check = check_deck(html)
     assert check.ok, check.summary()
+
+
+def test_fine_tuned_features_and_the_dense_head_run_on_the_ladders(ladders, monkeypatch):
+    """The plan's VGG16 variants beside the ImageNet features: fc2 saved by the default run and classified
+    by a softmax (the dense head), and the best fine-tuning step's features with the same classifiers."""
+    runs_dir, _ = ladders
+    monkeypatch.setenv("MAME_RUNS_DIR", str(runs_dir))
+    monkeypatch.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
+    out = io.StringIO()
+    wanted = ["features/vgg16", "classify/vgg16-dense-head", "features/vgg16-finetuned", "classify/vgg16-finetuned"]
+    outcomes = run_plan("smoke", plan_file=PLAN, only=",".join(wanted), out=out)
+    assert [(o.run.id, o.state) for o in outcomes] == [(w, "done") for w in wanted], out.getvalue()
+    tuned = runs.read_metrics(runs_dir / "features" / "vgg16-finetuned")
+    m = tuned["metrics"]
+    steps = {f"finetune/vgg16-step{i}": runs.read_metrics(runs_dir / "finetune" / f"vgg16-step{i}")["metrics"]["val_accuracy"]
+             for i in range(1, 7)}
+    best = max(steps.values())
+    assert m["finetune"]["run"] == next(run for run, acc in steps.items() if acc == best)  # first of the best on val
+    assert m["finetune"]["candidates"] == pytest.approx(steps) and m["weights"] == f"fine-tuned ({m['finetune']['run']})"
+    units = 512 if m["finetune"]["run"].endswith("step1") else 256  # step1: a 512-512 head; step2 on: 512-256
+    assert (m["feature_layer"], m["feature_dim"]) == ("head_dense_2", units)
+    assert set(tuned["run"]["depends_on"]) == {f"finetune/vgg16-step{i}" for i in range(1, 7)}
+    assert m["structure"]["groups"] and (runs_dir / "features" / "vgg16-finetuned" / "features_val.npz").is_file()
+    head = runs.read_metrics(runs_dir / "classify" / "vgg16-dense-head")["metrics"]
+    assert (head["feature_layer"], head["standardize"]) == ("fc2", False)
+    assert [c["classifier"] for c in head["classifiers"]] == ["logistic_regression"]
+    on_tuned = runs.read_metrics(runs_dir / "classify" / "vgg16-finetuned")
+    assert len(on_tuned["metrics"]["classifiers"]) == 6 and on_tuned["run"]["depends_on"]["features"]["name"] == "vgg16-finetuned"
+    for run_id in wanted:
+        assert runs.read_metrics(runs_dir / run_id)["run"]["test_split_reads"] == []
