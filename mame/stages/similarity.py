@@ -63,7 +63,7 @@ def build_model(backbone: str, *, image_size: int | None = None, weights: str = 
                 precision: str = "float32") -> ImagenetModel:
     """The backbone with its ImageNet top. ImageNet weights need the backbone's default input size
     (224 px; EfficientNetB3 300 px): ``image_size`` applies to random weights only, and the notes say so."""
-    from mame.models import builders
+    from mame.models import builders, imagenet_head
 
     builders.configure_precision(precision)
     spec = builders.get_backbone(backbone)
@@ -73,7 +73,7 @@ def build_model(backbone: str, *, image_size: int | None = None, weights: str = 
     if choice.used != "random" and size != spec.default_size:
         notes.append(f"image_size {size} ignored: {spec.name}'s ImageNet head takes {spec.default_size} px")
         size = spec.default_size
-    model = builders.build_imagenet_classifier(backbone, image_size=size, weights_choice=choice)
+    model = imagenet_head.build_imagenet_classifier(backbone, image_size=size, weights_choice=choice)
     info = builders.model_info(model)
     info.update({"precision": precision, "image_size": size, "notes": notes})
     return ImagenetModel(model=model, info=info, weights=choice)
