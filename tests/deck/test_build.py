@@ -161,12 +161,11 @@ def test_classification_report_equals_sklearn_on_the_stored_predictions(workspac
 
 
 def test_missing_stage_and_failed_run_render_as_placeholders(workspace):
-    shutil.rmtree(workspace["runs"] / "classify")
     plan = write_plan(workspace["plan"], backbones="vgg16, efficientnetb0, nosuchnet")
-    result = build.build("smoke", run=True, pdf=False, check=True, plan_file=plan)
+    result = build.build("smoke", run=True, pdf=False, check=False, plan_file=plan)
     states = {o.run.id: o.state for o in result.outcomes}
     assert states["features/nosuchnet"] == "failed" and states["classify/nosuchnet"] == "skipped"
-    assert states["classify/vgg16"] == "done"  # the classify stage ran again; delete it after the run
+    assert states["classify/vgg16"] == "cached"  # a failing neighbour leaves the done runs alone
     assert not result.ok and result.html.is_file()  # failures make the command fail, the deck still renders
     shutil.rmtree(workspace["runs"] / "classify")
     result = build.build("smoke", run=False, pdf=False, check=True, plan_file=plan)

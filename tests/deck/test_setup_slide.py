@@ -9,8 +9,8 @@ import pytest
 
 from mame import config
 from mame.deck.browser import check_deck
-from mame.deck.context import setup_section
 from mame.deck.render import render_html
+from mame.deck.setup import setup_section
 from mame.deck.templating import render
 from mame.engine.plan import PlannedRun, Profile
 from tests.deck.test_sections import FakeEntry

@@ -19,6 +19,7 @@ from mame.classes import CLASS_NAMES
 from mame.engine import execute, runs
 from mame.engine.plan import expand, load_plan
 from mame.engine.runner import run_plan
+from mame.models import imagenet_labels
 from tests.helpers import TEST_DATA_HOME
 
 pytestmark = pytest.mark.slow
@@ -28,7 +29,10 @@ PLAN = config.EXPERIMENTS_DIR / "plan.yaml"
 # Three runners side by side, each on its own runs folder (one runner per folder), so that kernel
 # start-ups and graph tracing (single-threaded) overlap training on two cores (measured: 231 s with three
 # runners, 276 s with two, 379 s with one).
-GROUPS = ("scratch,finetune/efficientnetb0", "finetune/vgg16", "finetune/resnet50,finetune/efficientnetb3")
+# The runs that read the ladders' results go with them: VGG16's fine-tuned features read its steps.
+VGG16_VARIANTS = ("features/vgg16", "classify/vgg16-dense-head", "features/vgg16-finetuned", "classify/vgg16-finetuned")
+GROUPS = ("scratch,finetune/efficientnetb0", ",".join(("finetune/vgg16",) + VGG16_VARIANTS),
+          "finetune/resnet50,finetune/efficientnetb3,similarity/efficientnetb0")
 
 
 @pytest.fixture(scope="module")
@@ -224,16 +228,13 @@ def test_explain_slides_render_from_the_run_and_fit_in_the_browser(ladders, tmp_
     assert check.ok, check.summary()
 
 
-def test_fine_tuned_features_and_the_dense_head_run_on_the_ladders(ladders, monkeypatch):
+def test_fine_tuned_features_and_the_dense_head_run_on_the_ladders(ladders):
     """The plan's VGG16 variants beside the ImageNet features: fc2 saved by the default run and classified
     by a softmax (the dense head), and the best fine-tuning step's features with the same classifiers."""
-    runs_dir, _ = ladders
-    monkeypatch.setenv("MAME_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
-    out = io.StringIO()
-    wanted = ["features/vgg16", "classify/vgg16-dense-head", "features/vgg16-finetuned", "classify/vgg16-finetuned"]
-    outcomes = run_plan("smoke", plan_file=PLAN, only=",".join(wanted), out=out)
-    assert [(o.run.id, o.state) for o in outcomes] == [(w, "done") for w in wanted], out.getvalue()
+    runs_dir, printed = ladders
+    wanted = list(VGG16_VARIANTS)
+    summary = {line.split()[0]: line.split()[1] for line in printed.splitlines() if line.split()[:1] in [[w] for w in wanted]}
+    assert summary == {w: "done" for w in wanted}, printed
     tuned = runs.read_metrics(runs_dir / "features" / "vgg16-finetuned")
     m = tuned["metrics"]
     steps = {f"finetune/vgg16-step{i}": runs.read_metrics(runs_dir / "finetune" / f"vgg16-step{i}")["metrics"]["val_accuracy"]
@@ -252,3 +253,25 @@ def test_fine_tuned_features_and_the_dense_head_run_on_the_ladders(ladders, monk
     assert len(on_tuned["metrics"]["classifiers"]) == 6 and on_tuned["run"]["depends_on"]["features"]["name"] == "vgg16-finetuned"
     for run_id in wanted:
         assert runs.read_metrics(runs_dir / run_id)["run"]["test_split_reads"] == []
+
+
+def test_similarity_runs_through_the_runner_and_says_random_weights_are_not_meaningful(ladders):
+    runs_dir, printed = ladders
+    assert "similarity/efficientnetb0" in {line.split()[0] for line in printed.splitlines()
+                                           if line.split()[1:2] == ["done"]}, printed
+    run_dir = runs_dir / "similarity" / "efficientnetb0"
+    metrics = runs.read_metrics(run_dir)
+    m = metrics["metrics"]
+    assert metrics["headline"] is None and m["meaningful"] is False and m["weights"] == "random"
+    assert any("not meaningful" in note for note in metrics["notes"])
+    assert 0.0 <= m["similarity"]["map_accuracy"] <= 1.0 and 0.0 <= m["similarity"]["nmi"] <= 1.0
+    assert len(m["similarity"]["per_class"]) == 29 and m["similarity"]["n_val"] == 58
+    shown = m["examples"]
+    assert len({e["class"] for e in shown}) == len(shown) == 6 and all(len(e["top"]) == 5 for e in shown)
+    names = set(imagenet_labels.class_names())
+    assert all(t["label"] in names for e in shown for t in e["top"])
+    with np.load(run_dir / "imagenet_predictions_val.npz") as arrays:
+        assert arrays["top_indices"].shape == (58, 5)
+        files = set(arrays["files"].tolist())
+    assert {e["file"] for e in shown} <= files and {e["class"] for e in shown} <= set(CLASS_NAMES)
+    assert metrics["run"]["test_split_reads"] == []

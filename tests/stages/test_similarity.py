@@ -1,5 +1,5 @@
-"""The task-similarity stage: the measure on constructed label sets, the ImageNet names, and the stage
-through the runner (papermill, Keras) on tiny images."""
+"""The task-similarity stage: the measure on constructed label sets, the ImageNet names, a weights file on
+tiny images (the stage through the runner and papermill runs with the ladders, tests/stages/test_ladders.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from mame.classes import CLASS_NAMES
 from mame.data.synthetic.generator import SynthSpec, generate
-from mame.engine.runner import run_plan
 from mame.models import imagenet_labels
 from mame.stages import similarity
-from tests.helpers import write_smoke_plan
 
 
 def test_one_imagenet_label_per_class_is_a_similarity_of_one():
@@ -89,36 +86,3 @@ def test_a_weights_file_counts_as_trained_and_forces_the_heads_input_size(tiny, 
     assert result["headline"]["name"] == "similarity_map_accuracy"
     with pytest.raises(ValueError, match="does not read the test split"):
         similarity.load_splits(tiny, ("train", "test"))
-
-
-STAGES = """
-stages:
-  similarity:
-    notebook: 04_similarity.ipynb
-    backbones: [efficientnetb0]
-    variants:
-      default: {examples: 5}
-"""
-
-
-def test_the_stage_runs_through_the_runner_and_says_random_weights_are_not_meaningful(tmp_path, isolated_runs):
-    plan = write_smoke_plan(tmp_path / "plan.yaml", STAGES)
-    outcomes = run_plan("smoke", plan_file=plan)
-    assert [o.state for o in outcomes] == ["done"]
-    run_dir = isolated_runs / "similarity" / "efficientnetb0"
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    m = metrics["metrics"]
-    assert metrics["headline"] is None and m["meaningful"] is False and m["weights"] == "random"
-    assert any("not meaningful" in note for note in metrics["notes"])
-    assert 0.0 <= m["similarity"]["map_accuracy"] <= 1.0 and 0.0 <= m["similarity"]["nmi"] <= 1.0
-    assert len(m["similarity"]["per_class"]) == 29 and m["similarity"]["n_val"] == 58
-    shown = m["examples"]
-    assert len(shown) == 5 and len({e["class"] for e in shown}) == 5 and all(len(e["top"]) == 5 for e in shown)
-    names = set(imagenet_labels.class_names())
-    assert all(t["label"] in names for e in shown for t in e["top"])
-    with np.load(run_dir / "imagenet_predictions_val.npz") as arrays:
-        assert arrays["top_indices"].shape == (58, 5)
-        files = set(arrays["files"].tolist())
-    assert {e["file"] for e in shown} <= files
-    assert {e["class"] for e in shown} <= set(CLASS_NAMES)
-    assert metrics["run"]["test_split_reads"] == []
