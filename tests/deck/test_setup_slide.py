@@ -97,3 +97,14 @@ def test_one_weights_row_per_backbone_when_only_the_file_differs():
     assert rows[0]["stages"] == ["features", "finetune", "similarity"]
     assert rows[0]["reason"].endswith("; the same for vgg16_notop.h5") and rows[0]["reason"].count("vgg16_top.h5") == 1
     assert rows[1]["stages"] == ["scratch"] and rows[1]["reason"] == "random initialisation requested"
+
+
+def test_five_weights_rows_get_a_slide_of_their_own():
+    """Five rows under the setup facts ran the demo's setup slide past 720 px: they move to the next slide."""
+    def render_with(n: int) -> str:
+        setup = setup_section(entries(), PROFILE)
+        setup["weights"] = (setup["weights"] * 3)[:n]
+        return render("sections/setup.md.j2", {"setup": setup})
+    apart, together = render_with(5), render_with(2)
+    assert "## What this deck ran: the weights of each backbone" in apart and "on the next slide" in apart
+    assert "## What this deck ran: the weights" not in together and "in the table below" in together
