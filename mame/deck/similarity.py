@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from mame import plots
-from mame.deck.sections import entry_placeholder, split_accuracy
+from mame.classes import CLASS_NAMES
+from mame.deck.sections import entry_placeholder
 
 PANEL_COLUMNS = 3
 DEFINITION = ("Map accuracy: every train image gets the backbone's top-1 ImageNet label; each label is mapped to "
@@ -62,26 +61,24 @@ def class_rows(entry) -> list[dict]:
 
 
 def scratch_examples(entry, scratch_entries: list) -> dict | None:
-    """The best scratch rung (validation accuracy) and its own prediction on each example image, from the
-    run's saved validation predictions (None where that run did not predict the image)."""
-    usable = [e for e in scratch_entries if entry_placeholder(e) is None and split_accuracy(e.metrics, "val") is not None]
+    """The best scratch rung, chosen on validation as ``evaluate`` and ``explain`` choose it
+    (``selection.choose_models``), and its own prediction on each example image, from its saved validation
+    predictions (None where that run did not predict the image)."""
+    from mame.stages import selection
+
+    usable = {e.run.name: e.path for e in scratch_entries
+              if entry_placeholder(e) is None and (e.path / selection.PREDICTIONS.format(split="val")).is_file()}
     if not usable:
         return None
-    best = max(usable, key=lambda e: split_accuracy(e.metrics, "val"))
-    name = best.metrics["artifacts"].get("predictions_val")
-    if not name or not (best.path / name).is_file():
-        return None
-    with np.load(best.path / name) as arrays:
-        files = [str(f) for f in arrays["files"]]
-        probabilities = arrays["probabilities"]
-        class_names = [str(c) for c in arrays["class_names"]]
-    where = {f: i for i, f in enumerate(files)}
+    best = selection.choose_models({"scratch": usable})[-1]
+    where = {str(f): i for i, f in enumerate(best.val["files"])}
+    probabilities = best.val["probabilities"]
     shown = []
     for example in entry.metrics["metrics"]["examples"]:
         i = where.get(example["file"])
         shown.append({**example, "top": None if i is None else
-                      [{"label": class_names[int(probabilities[i].argmax())], "p": float(probabilities[i].max())}]})
-    return {"run": best.run.id, "val": split_accuracy(best.metrics, "val"), "examples": shown,
+                      [{"label": CLASS_NAMES[int(probabilities[i].argmax())], "p": float(probabilities[i].max())}]})
+    return {"run": best.name, "val": best.val_accuracy, "examples": shown,
             "dataset": entry.metrics["run"]["dataset"].get("path", "")}
 
 

@@ -74,11 +74,8 @@ def extract(model: keras.Model, dataset: Iterable, *, stats: dict | None = None,
     if not times:
         raise ValueError("extract got an empty dataset")
     arrays = {name: np.concatenate(values) for name, values in parts.items()}
-    if stats is not None:
-        sizes = [len(batch) for batch in parts["features"]]
-        steady_t, steady_n = (times[1:], sizes[1:]) if len(times) > 1 else (times, sizes)
-        stats.update({"n_images": int(sum(sizes)), "seconds": float(sum(times)), "warmup_seconds": float(times[0]),
-                      "images_per_second": float(sum(steady_n) / max(sum(steady_t), 1e-9))})
+    if stats is not None:  # measured as builders.extract_features measures it
+        stats.update(builders._throughput(times, [len(batch) for batch in parts["features"]]))
     if extra is not None:
         extra.update({name: values for name, values in arrays.items() if name != "features"})
     return arrays["features"], np.concatenate(labels)

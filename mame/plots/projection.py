@@ -175,16 +175,21 @@ def _legend_columns(ax: Axes, entries: int) -> int:
 def _check_projection(data: dict, class_names: Sequence[str], legend: str):
     if legend not in LEGENDS:
         raise PlotError(f"legend: expected one of {LEGENDS}, got {legend!r}")
+    return check_projection_data(data, class_names, dims=2)
+
+
+def check_projection_data(data: dict, class_names: Sequence[str], *, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """``coords`` (n, ``dims``) and integer ``labels`` of ``project_features``' result, or a PlotError saying
+    what was expected."""
     if not isinstance(data, dict) or "coords" not in data or "labels" not in data:
-        raise PlotError("data: expected the dict returned by project_features (keys 'coords', 'labels')")
+        raise PlotError(f"data: expected the dict returned by project_features(..., dims={dims}) (keys 'coords', 'labels')")
     coords = np.asarray(data["coords"], dtype=float)
     labels = np.asarray(data["labels"])
-    if coords.ndim != 2 or coords.shape[1] != 2 or labels.shape != (coords.shape[0],):
-        raise PlotError(f"data: expected coords of shape (n, 2) and n labels, got {coords.shape} and {labels.shape}")
+    if coords.ndim != 2 or coords.shape[1] != dims or labels.shape != (coords.shape[0],):
+        raise PlotError(f"data: expected coords of shape (n, {dims}) and n labels, got {coords.shape} and {labels.shape}")
     if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
                         or labels.max() >= len(class_names)):
-        raise PlotError(f"data.labels: expected class indices in [0, {len(class_names) - 1}] "
-                        f"to index class_names")
+        raise PlotError(f"data.labels: expected class indices in [0, {len(class_names) - 1}] to index class_names")
     return coords, labels.astype(int)
 
 

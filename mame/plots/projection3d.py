@@ -10,8 +10,6 @@ hovering a point shows its class and image file) or ``draw_projection_3d_static`
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +17,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mame.plots.base import DPI, SMALL_FONT, PlotError, class_colors, class_marker
-from mame.plots.projection import METHOD_NAMES
+from mame.plots.projection import METHOD_NAMES, check_projection_data
+from mame.results import atomic_write_text
 
 # The camera both views start from: plotly's ``scene.camera.eye`` (the scene's centre is the origin,
 # axes scaled to a unit cube). Matplotlib's elevation and azimuth are derived from it.
@@ -127,30 +126,12 @@ def save_plotly_json(fig, path: Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".json":
         raise PlotError(f"{path}: expected a .json path")
-    text = fig.to_json(validate=False).replace("</", "<\\/")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, fig.to_json(validate=False).replace("</", "<\\/"))
 
 
 def _check_projection_3d(data: dict, class_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(data, dict) or "coords" not in data or "labels" not in data:
-        raise PlotError("data: expected the dict returned by project_features(..., dims=3) (keys 'coords', 'labels')")
-    coords = np.asarray(data["coords"], dtype=float)
-    labels = np.asarray(data["labels"])
-    if coords.ndim != 2 or coords.shape[1] != 3 or labels.shape != (coords.shape[0],):
-        raise PlotError(f"data: expected coords of shape (n, 3) and n labels, got {coords.shape} and {labels.shape}")
-    if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
-                        or labels.max() >= len(class_names)):
-        raise PlotError(f"data.labels: expected class indices in [0, {len(class_names) - 1}] to index class_names")
+    coords, labels = check_projection_data(data, class_names, dims=3)
     files = data.get("files")
     if files is not None and len(files) != coords.shape[0]:
         raise PlotError(f"data.files: expected {coords.shape[0]} file names (one per point), got {len(files)}")
-    return coords, labels.astype(int)
+    return coords, labels

@@ -13,7 +13,6 @@ from mame.deck import templating
 from mame.deck.sections import features_section
 from mame.deck.similarity import similarity_conclusions, similarity_section
 from mame.engine.plan import PlannedRun
-from mame.metrics import classification_result
 from mame.stages import similarity
 from tests.deck.test_sections import FakeEntry
 
@@ -33,18 +32,17 @@ def similarity_entry(backbone: str, name: str, weights: str, informative: bool) 
                      {"metrics": metrics, "run": {"dataset": {"path": "/nowhere"}}, "artifacts": {}})
 
 
-def scratch_entry(tmp_path: Path, rung: str, accuracy: float, guess: int) -> FakeEntry:
+def scratch_entry(tmp_path: Path, rung: str, guess: int) -> FakeEntry:
+    """A scratch run whose saved validation predictions say ``guess`` for both example images (class 7)."""
     folder = tmp_path / rung
     folder.mkdir()
     probabilities = np.full((2, 29), 0.01, dtype=np.float32)
     probabilities[:, guess] = 0.72
     np.savez(folder / "predictions_val.npz", files=np.array(["a.jpg", "b.jpg"]), probabilities=probabilities,
-             y_true=np.array([1, 0]), class_names=np.array(CLASS_NAMES))
-    y = np.arange(100) % 29
-    pred = np.where(np.arange(100) < 100 * accuracy, y, (y + 1) % 29)
+             y_true=np.array([7, 7]), class_names=np.array(CLASS_NAMES))
     return FakeEntry(PlannedRun("scratch", None, rung, Path("01_scratch.ipynb"), {}), "done",
-                     {"metrics": {}, "classification": {"val": classification_result(y, pred)},
-                      "artifacts": {"predictions_val": "predictions_val.npz"}}, path=folder)
+                     {"metrics": {}, "classification": {}, "artifacts": {"predictions_val": "predictions_val.npz"}},
+                     path=folder)
 
 
 def render(section: dict) -> str:
@@ -56,10 +54,10 @@ def render(section: dict) -> str:
 def test_trained_heads_get_numbers_random_ones_say_not_meaningful(tmp_path):
     entries = [similarity_entry("vgg16", "VGG16", "imagenet", True),
                similarity_entry("resnet50", "ResNet50", "random", False)]
-    scratch = [scratch_entry(tmp_path, "r1-plain", 0.3, guess=4), scratch_entry(tmp_path, "r2-deeper", 0.6, guess=7)]
+    scratch = [scratch_entry(tmp_path, "r1-plain", guess=4), scratch_entry(tmp_path, "r2-deeper", guess=7)]
     section = similarity_section(entries, {}, scratch)
     assert section["ready"] and section["best"]["backbone"] == "VGG16" and section["best"]["map_accuracy"] == 1.0
-    assert section["scratch"]["run"] == "scratch/r2-deeper"  # the best validation accuracy
+    assert section["scratch"]["run"] == "scratch/r2-deeper"  # the best validation accuracy (100% vs 0%)
     assert [e["top"][0]["label"] for e in section["scratch"]["examples"]] == [CLASS_NAMES[7]] * 2
     text = render(section)
     vgg = next(line for line in text.splitlines() if line.startswith("| VGG16"))
