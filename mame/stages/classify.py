@@ -1,6 +1,6 @@
 """Stage ``classify``: classical classifiers trained on a backbone's extracted features.
 
-Notebook ``03_classify.ipynb`` calls ``load_features`` → ``fit_all`` → ``evaluate`` → ``save``.
+Notebook ``04_classify.ipynb`` calls ``load_features`` → ``fit_all`` → ``evaluate`` → ``save``.
 Reads the ``features`` run of the same backbone (train and val); never the test split. Each classifier is
 a standardising pipeline whose hyper-parameters are chosen on validation from ``GRIDS`` (so its validation
 accuracy is an optimistic estimate; the test split stays for the evaluate stage).

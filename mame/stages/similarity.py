@@ -1,6 +1,6 @@
 """Stage ``similarity``: how close MAMe is to ImageNet, seen through each backbone's own ImageNet head.
 
-Notebook ``04_similarity.ipynb`` calls ``load_splits`` → ``build_model`` → ``predict`` → ``measure`` →
+Notebook ``03_similarity.ipynb`` calls ``load_splits`` → ``build_model`` → ``predict`` → ``measure`` →
 ``examples`` → ``save``. Train and validation images only (never test). Class names come from
 ``mame.models.imagenet_labels`` (a file in the package: nothing is fetched).
 

@@ -27,7 +27,7 @@ stages:
     notebook: 02_features.ipynb
     backbones: [{backbones}]
   classify:
-    notebook: 03_classify.ipynb
+    notebook: 04_classify.ipynb
     needs: [features]
     backbones: [{backbones}]
 """

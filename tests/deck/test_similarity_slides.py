@@ -28,7 +28,7 @@ def similarity_entry(backbone: str, name: str, weights: str, informative: bool) 
                  for split in ("train", "val")}
     metrics = {"name": name, "weights": weights, "meaningful": weights != "random", "image_size": 224, "top_k": 2,
                "similarity": similarity.measure(predicted), "examples": EXAMPLES}
-    return FakeEntry(PlannedRun("similarity", backbone, "default", Path("04_similarity.ipynb"), {}), "done",
+    return FakeEntry(PlannedRun("similarity", backbone, "default", Path("03_similarity.ipynb"), {}), "done",
                      {"metrics": metrics, "run": {"dataset": {"path": "/nowhere"}}, "artifacts": {}})
 
 
@@ -81,7 +81,7 @@ def test_with_random_weights_only_no_number_and_no_class_table():
 
 
 def test_a_failed_similarity_run_is_a_placeholder():
-    failed = FakeEntry(PlannedRun("similarity", "vgg16", "default", Path("04_similarity.ipynb"), {}), "failed", None,
+    failed = FakeEntry(PlannedRun("similarity", "vgg16", "default", Path("03_similarity.ipynb"), {}), "failed", None,
                        detail="kernel died")
     section = similarity_section([failed], {}, [])
     assert not section["ready"]

@@ -10,7 +10,7 @@ from mame import config
 from mame.engine import cache
 
 NB = config.EXPERIMENTS_DIR / "02_features.ipynb"
-NOTEBOOKS = {"features": "02_features.ipynb", "classify": "03_classify.ipynb"}
+NOTEBOOKS = {"features": "02_features.ipynb", "classify": "04_classify.ipynb"}
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +31,7 @@ def test_key_is_stable_and_changes_with_every_input():
     assert base == key() and len(base) == cache.KEY_LENGTH
     variants = [key(params={"batch_size": 8}), key(profile="demo"), key(dataset_fingerprint="d2"),
                 key(dependency_keys={"features": "abc"}), key(name="vgg16-fc2"), key(stage="classify"),
-                key(notebook=config.EXPERIMENTS_DIR / "03_classify.ipynb")]
+                key(notebook=config.EXPERIMENTS_DIR / "04_classify.ipynb")]
     assert len({base, *variants}) == len(variants) + 1
 
 
@@ -50,7 +50,7 @@ def test_notebook_fingerprint_ignores_outputs_but_not_sources(tmp_path):
 
 
 def test_code_fingerprint_follows_the_notebook_imports_only():
-    classify_files = set(cache.code_files(config.EXPERIMENTS_DIR / "03_classify.ipynb"))
+    classify_files = set(cache.code_files(config.EXPERIMENTS_DIR / "04_classify.ipynb"))
     features_files = set(cache.code_files(config.EXPERIMENTS_DIR / "02_features.ipynb"))
     assert {"stages/classify.py", "stages/__init__.py", "metrics.py", "results.py", "__init__.py"} <= classify_files
     assert not {"models/builders.py", "stages/features.py", "data/pipeline.py"} & classify_files

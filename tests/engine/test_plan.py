@@ -13,7 +13,7 @@ stages:
       fc2: {feature_layer: fc2, batch_size: 8}
       big: {image_size: 64, precision: mixed_bfloat16}
   classify:
-    notebook: 03_classify.ipynb
+    notebook: 04_classify.ipynb
     needs: [features]
     backbones: [vgg16, resnet50]
     variants:
@@ -109,7 +109,7 @@ stages:
       default: {}
       only-vgg: {backbones: [vgg16], batch_size: 64, about: "VGG16 only"}
   classify:
-    notebook: 03_classify.ipynb
+    notebook: 04_classify.ipynb
     needs: [features]
     backbones: [vgg16, resnet50]
 profiles:
@@ -160,7 +160,7 @@ stages:
       default: {}
       tuned: {backbones: [vgg16], reads: [finetune], source: finetune}
   classify:
-    notebook: 03_classify.ipynb
+    notebook: 04_classify.ipynb
     needs: [features]
     backbones: [vgg16, resnet50]
     variants:
@@ -173,7 +173,7 @@ stages:
       step1: {}
       step2: {backbones: [vgg16]}
   summary:
-    notebook: 03_classify.ipynb
+    notebook: 04_classify.ipynb
     reads: [finetune]
 profiles:
   tiny:

@@ -29,7 +29,7 @@ stages:
       default: {{}}
       small-batch: {{batch_size: {batch}}}
   classify:
-    notebook: 03_classify.ipynb
+    notebook: 04_classify.ipynb
     needs: [features]
     backbones: [{backbones}]
     variants:

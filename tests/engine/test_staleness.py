@@ -16,7 +16,7 @@ stages:
     notebook: 02_features.ipynb
     backbones: [vgg16, resnet50]
   classify:
-    notebook: 03_classify.ipynb
+    notebook: 04_classify.ipynb
     needs: [features]
     backbones: [vgg16, resnet50]
 """
@@ -111,7 +111,7 @@ def test_run_plan_with_everything_current_executes_nothing(planned, tmp_path, is
 
 READS = STAGES + """
   summary:
-    notebook: 03_classify.ipynb
+    notebook: 04_classify.ipynb
     reads: [features]
 """
 
