@@ -1,13 +1,14 @@
-"""Keras models of the study: feature extractors, transfer models and the from-scratch CNN.
+"""Building the study's Keras models: feature extractors, the backbone with its own ImageNet head,
+transfer models (and their trainable switch), loading a saved one, and what each records about itself.
 
 Every model takes raw images, float 0-255, shape (batch, H, W, 3): preprocessing is inside.
 Transfer models are built on the backbone's own graph, so ``last_conv_layer_name`` is reachable
 for Grad-CAM. Weights are given as a ``WeightsChoice`` or a policy string (see ``mame.models.backbones``).
+Running a built model over a dataset is ``mame.models.extraction``'s.
 """
 
 from __future__ import annotations
 
-import time
 import weakref
 from typing import Iterable
 
@@ -96,6 +97,24 @@ def backbone_info(model_or_key: keras.Model | str, *, image_size: int | None = N
     return info
 
 
+def build_imagenet_classifier(key: str, *, image_size: int | None = None,
+                              weights_choice: WeightsChoice | str = "random") -> keras.Model:
+    """Raw 0-255 images -> float32 probabilities over the 1,000 ImageNet classes: the Keras application
+    with its own top (``include_top=True``). With ImageNet weights it takes the backbone's default size
+    only (``backbones.build_base`` refuses another); random weights take any size."""
+    spec = get_backbone(key)
+    size = image_size or spec.default_size
+    choice = _as_choice(spec, weights_choice, include_top=True)
+    inputs = _image_input(size)
+    base = build_base(spec, inputs, choice, include_top=True, image_size=size)
+    probabilities = layers.Activation("linear", dtype="float32", name="imagenet_probabilities")(base.output)
+    model = keras.Model(inputs, probabilities, name=f"{key}_imagenet")
+    _INFO[model] = {"key": key, "name": spec.name, "input_size": size, "weights": choice.used,
+                    "weights_reason": choice.reason, "n_params": model.count_params(),
+                    "n_outputs": int(model.output.shape[-1])}
+    return model
+
+
 def count_params(key: str, *, image_size: int | None = None, include_top: bool = False) -> int:
     """Parameters of the bare Keras application (random init; include_top=False: conv part)."""
     spec = get_backbone(key)
@@ -103,46 +122,6 @@ def count_params(key: str, *, image_size: int | None = None, include_top: bool =
     model = spec.constructor(include_top=include_top, weights=None,
                              input_shape=(size, size, 3), pooling=None if include_top else "avg")
     return model.count_params()
-
-
-def _split_batch(batch, with_labels: bool):
-    if isinstance(batch, (tuple, list)):
-        return batch[0], (batch[1] if with_labels and len(batch) > 1 else None)
-    if with_labels:
-        raise ValueError("extract_features expected (images, labels) batches, got images only")
-    return batch, None
-
-
-def extract_features(model: keras.Model, dataset: Iterable, *, with_labels: bool = True,
-                     stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Features (float32) and labels (as the dataset gives them) of every batch of ``dataset``.
-
-    ``stats``, when given, receives n_images, seconds, warmup_seconds (the first batch) and
-    images_per_second (batches after the first, or all when there is one).
-    """
-    features, labels, times, sizes = [], [], [], []
-    for batch in dataset:
-        images, y = _split_batch(batch, with_labels)
-        start = time.perf_counter()
-        features.append(np.asarray(model.predict_on_batch(images), dtype=np.float32))
-        times.append(time.perf_counter() - start)
-        sizes.append(len(features[-1]))
-        if y is not None:
-            labels.append(np.asarray(y))
-        elif with_labels:
-            raise ValueError("extract_features expected (images, labels) batches, got images only")
-    if not features:
-        raise ValueError("extract_features got an empty dataset")
-    if stats is not None:
-        stats.update(_throughput(times, sizes))
-    return np.concatenate(features), np.concatenate(labels) if labels else np.empty(0, np.int64)
-
-
-def _throughput(times: list[float], sizes: list[int]) -> dict:
-    steady_t, steady_n = (times[1:], sizes[1:]) if len(times) > 1 else (times, sizes)
-    return {"n_images": int(sum(sizes)), "seconds": float(sum(times)),
-            "warmup_seconds": float(times[0]),
-            "images_per_second": float(sum(steady_n) / max(sum(steady_t), 1e-9))}
 
 
 def _freeze(spec: BackboneSpec, base: keras.Model, trainable_from: str | None) -> None:

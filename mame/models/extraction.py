@@ -1,6 +1,6 @@
-"""Feature extraction beyond ``builders``: several feature layers from one pass (VGG16 fc1 and fc2), and a
-trained classifier cut below its softmax (fine-tuned features). A module of its own, so that the code the
-training stages run (``builders``), and with it their cache keys, stays as it is."""
+"""Extracting features from models built by ``builders``: running a model over a dataset (the one loop,
+with its throughput figures), several feature layers from one pass (VGG16 fc1 and fc2), and a trained
+classifier cut below its softmax (fine-tuned features)."""
 
 from __future__ import annotations
 
@@ -56,29 +56,56 @@ def build_extractor(key: str, *, image_size: int | None = None, weights_choice: 
     return model, info
 
 
-def extract(model: keras.Model, dataset: Iterable, *, stats: dict | None = None,
-            extra: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``builders.extract_features`` for a model from ``build_extractor``: features and labels, and
-    the extra layers (name -> float32 array, same rows) into ``extra``."""
-    if not isinstance(model.output, dict):
-        return builders.extract_features(model, dataset, stats=stats)
-    parts: dict[str, list] = {}
+def _split_batch(batch, with_labels: bool):
+    if isinstance(batch, (tuple, list)):
+        return batch[0], (batch[1] if with_labels and len(batch) > 1 else None)
+    if with_labels:
+        raise ValueError("extract_features expected (images, labels) batches, got images only")
+    return batch, None
+
+
+def _outputs(out) -> dict:
+    """A batch's predictions by output name: a single-output model's are its ``features``."""
+    return out if isinstance(out, dict) else {"features": out}
+
+
+def extract_features(model: keras.Model, dataset: Iterable, *, with_labels: bool = True,
+                     stats: dict | None = None, extra: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features (float32) and labels (as the dataset gives them) of every batch of ``dataset``, from a
+    single-output model (``builders``) or a model from ``build_extractor`` whose other layers (name ->
+    float32 array, same rows) go into ``extra``.
+
+    ``stats``, when given, receives n_images, seconds, warmup_seconds (the first batch) and
+    images_per_second (batches after the first, or all when there is one).
+    """
+    parts: dict[str, list[np.ndarray]] = {}
     labels, times = [], []
-    for images, y in dataset:
+    for batch in dataset:
+        images, y = _split_batch(batch, with_labels)
         start = time.perf_counter()
         out = model.predict_on_batch(images)
         times.append(time.perf_counter() - start)
-        for name, values in out.items():
+        for name, values in _outputs(out).items():
             parts.setdefault(name, []).append(np.asarray(values, dtype=np.float32))
-        labels.append(np.asarray(y))
+        if y is not None:
+            labels.append(np.asarray(y))
+        elif with_labels:
+            raise ValueError("extract_features expected (images, labels) batches, got images only")
     if not times:
-        raise ValueError("extract got an empty dataset")
+        raise ValueError("extract_features got an empty dataset")
+    if stats is not None:
+        stats.update(_throughput(times, [len(batch) for batch in parts["features"]]))
     arrays = {name: np.concatenate(values) for name, values in parts.items()}
-    if stats is not None:  # measured as builders.extract_features measures it
-        stats.update(builders._throughput(times, [len(batch) for batch in parts["features"]]))
     if extra is not None:
         extra.update({name: values for name, values in arrays.items() if name != "features"})
-    return arrays["features"], np.concatenate(labels)
+    return arrays["features"], np.concatenate(labels) if labels else np.empty(0, np.int64)
+
+
+def _throughput(times: list[float], sizes: list[int]) -> dict:
+    steady_t, steady_n = (times[1:], sizes[1:]) if len(times) > 1 else (times, sizes)
+    return {"n_images": int(sum(sizes)), "seconds": float(sum(times)),
+            "warmup_seconds": float(times[0]),
+            "images_per_second": float(sum(steady_n) / max(sum(steady_t), 1e-9))}
 
 
 def softmax_input_layer(model: keras.Model) -> str:

@@ -88,7 +88,7 @@ def extract(extractor: Extractor, splits: Splits, *, batch_size: int = 32) -> di
     for split, records in splits.records.items():
         dataset = pipeline.make_dataset(records, splits.image_dir, image_size=size, batch_size=batch_size)
         stats, extra = {}, {}
-        feats, labels = extraction.extract(extractor.model, dataset, stats=stats, extra=extra)
+        feats, labels = extraction.extract_features(extractor.model, dataset, stats=stats, extra=extra)
         out[split] = Extracted(feats.astype(np.float32), labels.astype(np.int32),
                                [r.image_file for r in records], stats["seconds"], stats, extra)
     return out

@@ -63,7 +63,7 @@ def build_model(backbone: str, *, image_size: int | None = None, weights: str = 
                 precision: str = "float32") -> ImagenetModel:
     """The backbone with its ImageNet top. ImageNet weights need the backbone's default input size
     (224 px; EfficientNetB3 300 px): ``image_size`` applies to random weights only, and the notes say so."""
-    from mame.models import builders, imagenet_head
+    from mame.models import builders
 
     builders.configure_precision(precision)
     spec = builders.get_backbone(backbone)
@@ -73,7 +73,7 @@ def build_model(backbone: str, *, image_size: int | None = None, weights: str = 
     if choice.used != "random" and size != spec.default_size:
         notes.append(f"image_size {size} ignored: {spec.name}'s ImageNet head takes {spec.default_size} px")
         size = spec.default_size
-    model = imagenet_head.build_imagenet_classifier(backbone, image_size=size, weights_choice=choice)
+    model = builders.build_imagenet_classifier(backbone, image_size=size, weights_choice=choice)
     info = builders.model_info(model)
     info.update({"precision": precision, "image_size": size, "notes": notes})
     return ImagenetModel(model=model, info=info, weights=choice)
@@ -82,7 +82,7 @@ def build_model(backbone: str, *, image_size: int | None = None, weights: str = 
 def predict(model: ImagenetModel, splits: Splits, *, batch_size: int = 32, top_k: int = 5) -> dict[str, Predicted]:
     """The ``top_k`` ImageNet classes and their probabilities for every image of every split."""
     from mame.data import pipeline
-    from mame.models import builders
+    from mame.models import extraction
 
     if not 1 <= top_k <= 1000:
         raise ValueError(f"top_k must be between 1 and 1000, got {top_k}")
@@ -91,7 +91,7 @@ def predict(model: ImagenetModel, splits: Splits, *, batch_size: int = 32, top_k
     for split, records in splits.records.items():
         dataset = pipeline.make_dataset(records, splits.image_dir, image_size=size, batch_size=batch_size)
         stats: dict = {}
-        probabilities, labels = builders.extract_features(model.model, dataset, stats=stats)
+        probabilities, labels = extraction.extract_features(model.model, dataset, stats=stats)
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
         out[split] = Predicted(labels.astype(np.int32), [r.image_file for r in records], order.astype(np.int32),
                                np.take_along_axis(probabilities, order, axis=1).astype(np.float32),

@@ -233,21 +233,14 @@ def test_mixed_bfloat16_keeps_predictions_and_preprocessing_float32():
         builders.configure_precision("float16")
 
 
-def test_extract_features_returns_features_labels_and_throughput(extractors):
-    images, labels = _images(5), np.array([0, 1, 2, 1, 0])
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
-    stats: dict = {}
-    features, got = builders.extract_features(extractors["efficientnetb0"], dataset, stats=stats)
-    assert features.shape == (5, 1280) and features.dtype == np.float32
-    np.testing.assert_array_equal(got, labels)
-    np.testing.assert_allclose(features[:2], extractors["efficientnetb0"](images[:2]), atol=1e-4)
-    assert stats["n_images"] == 5 and stats["images_per_second"] > 0
-    only_images = tf.data.Dataset.from_tensor_slices(images).batch(2)
-    features, got = builders.extract_features(extractors["efficientnetb0"], only_images,
-                                            with_labels=False)
-    assert features.shape == (5, 1280) and got.size == 0
-    with pytest.raises(ValueError, match="labels"):
-        builders.extract_features(extractors["efficientnetb0"], only_images)
+def test_the_imagenet_classifier_keeps_the_applications_top_and_says_what_it_is():
+    model = builders.build_imagenet_classifier("efficientnetb0", image_size=SIZE)
+    probabilities = model.predict_on_batch(_images())
+    assert probabilities.shape == (2, 1000) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
+    info = builders.model_info(model)
+    assert (info["key"], info["input_size"], info["weights"], info["n_outputs"]) == ("efficientnetb0", SIZE, "random", 1000)
+    assert info["n_params"] == model.count_params() > NOTOP_PARAMS["efficientnetb0"]
 
 
 @pytest.fixture

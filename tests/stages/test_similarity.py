@@ -69,10 +69,10 @@ def tiny(tmp_path_factory):
 
 
 def test_a_weights_file_counts_as_trained_and_forces_the_heads_input_size(tiny, tmp_path):
-    from mame.models import imagenet_head
+    from mame.models import builders
 
     path = tmp_path / "b0.weights.h5"  # a user's own weights for the full application (top included)
-    imagenet_head.build_imagenet_classifier("efficientnetb0", weights_choice="random").save_weights(path)
+    builders.build_imagenet_classifier("efficientnetb0", weights_choice="random").save_weights(path)
     model = similarity.build_model("efficientnetb0", image_size=32, weights=str(path))
     assert model.meaningful and model.info["image_size"] == 224
     assert any("image_size 32 ignored" in note for note in model.info["notes"])
