@@ -1,5 +1,6 @@
 """What the training stages (``scratch``, ``finetune``) share: splits, datasets, device and precision
-choice, scoring a trained model on train and val, and saving the model and its predictions.
+choice, scoring a trained model on train and val, and saving the model and its predictions (the training
+run built from these is ``mame.stages.trainer``).
 
 Never reads the test split: ``load_splits`` refuses it (only the ``evaluate`` stage reads it).
 """

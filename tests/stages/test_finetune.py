@@ -1,5 +1,6 @@
-"""The fine-tuning stage's functions on smoke data: the two phases' trainable sets, and training under
-MirroredStrategy on two logical CPU devices (what two GPUs would do), batch scaled and said."""
+"""The training stages' functions on smoke data: fine-tuning's two phases' trainable sets, and training under
+MirroredStrategy on two logical CPU devices (what two GPUs would do), batch scaled and said; the scratch
+stage through the same run (``mame.stages.trainer``), its metrics and its resume note."""
 
 from __future__ import annotations
 
@@ -12,9 +13,15 @@ import pytest
 from mame import config, results
 from mame.engine.plan import load_plan
 from mame.engine.runner import prepare_dataset
+from mame.stages import scratch
 from tests.helpers import TEST_DATA_HOME
 
 pytestmark = pytest.mark.slow
+
+# What the deck and the later stages read from every training run's metrics (plus the stage's own keys).
+SHARED_KEYS = {"train_accuracy", "val_accuracy", "n_params", "epochs_run", "best_epoch", "seconds_per_epoch",
+               "stopped_early", "resumed_from_epoch", "phases", "image_size", "precision", "replicas",
+               "batch_size_global", "config"}
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +51,30 @@ finetune.save({str(tmp_path)!r}, trained, finetune.evaluate(trained, splits))
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / results.RESULT_FILE).read_text())
     m = result["metrics"]
-    assert (m["replicas"], m["batch_size_global"]) == (2, 16)
+    assert set(m) == SHARED_KEYS | {"backbone", "trainable", "trainable_from", "weights", "weights_reason"}
+    assert (m["replicas"], m["batch_size_global"], m["image_size"], m["stopped_early"]) == (2, 16, 32, False)
     assert any("MirroredStrategy" in note and "global batch 16" in note for note in result["notes"])
     head, tuned = m["trainable"]["head"], m["trainable"]["finetune"]
     assert head["trainable_params"] == 512 * 16 + 16 + 16 * 29 + 29  # only the new head in phase 1
     assert tuned["frozen_params"] == 1_735_488  # VGG16 blocks 1-3 stay frozen in phase 2
     assert m["phases"] == [{"name": "head", "epochs": 1}, {"name": "finetune", "epochs": 1}]
     assert (tmp_path / "model.keras").is_file() and set(result["classification"]) == {"train", "val"}
+
+
+def test_scratch_trains_saves_and_notes_a_resume_through_the_shared_run(smoke_dir, tmp_path):
+    splits = scratch.load_splits(smoke_dir, max_per_class=2, seed=0)
+    config = scratch.ScratchConfig(image_size=16, batch_size=8, epochs=1, filters=[4], dense_units=[8],
+                                   precision="float32")
+    for attempt in ("first", "again"):  # the second run finds the first one's finished checkpoints
+        run_dir = tmp_path / attempt
+        run_dir.mkdir()
+        trained = scratch.train(splits, config, checkpoint_dir=tmp_path / "ckpt", run_dir=run_dir)
+        scratch.save(run_dir, trained, scratch.evaluate(trained, splits))
+    first, again = (json.loads((tmp_path / a / results.RESULT_FILE).read_text()) for a in ("first", "again"))
+    m = again["metrics"]
+    assert set(m) == SHARED_KEYS and m["config"] == first["metrics"]["config"]
+    assert (m["image_size"], m["epochs_run"], m["phases"]) == (16, 1, [{"name": "train", "epochs": 1}])
+    assert (first["metrics"]["resumed_from_epoch"], m["resumed_from_epoch"]) == (0, 1)
+    assert first["notes"] == ["trained from scratch (random initialisation), float32"]
+    assert again["notes"] == first["notes"] + ["resumed after epoch 1 from the checkpoints of a killed run"]
+    assert m["val_accuracy"] == again["headline"]["value"] == first["metrics"]["val_accuracy"]
