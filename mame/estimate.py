@@ -26,26 +26,25 @@ def split_sizes(profile) -> dict[str, int]:
 
 
 def run_flops(run: PlannedRun, sizes: dict[str, int]) -> float | None:
-    """FLOPs of one planned run (None for stages without a network to count)."""
-    from mame.models import backbones, builders, flops
-    from mame.models.scratch import build_scratch_cnn
+    """FLOPs of one planned run (None for stages without a network to count). The training stages' models
+    come from their own ``build_model`` with the config built from the run's params; the extraction stages
+    are counted as the backbone under fine-tuning's default head (a rounding error next to the backbone)."""
+    from mame.models import flops
+    from mame.stages import finetune, scratch
 
     p = run.params
     per_class = p.get("max_per_class")
     train = min(sizes["train"], per_class * len(CLASS_NAMES)) if per_class else sizes["train"]
     val = min(sizes["val"], per_class * len(CLASS_NAMES)) if per_class else sizes["val"]
     if run.stage == "scratch":
-        model = build_scratch_cnn(num_classes=len(CLASS_NAMES), image_size=p["image_size"], filters=p["filters"],
-                                  convs_per_block=p["convs_per_block"], batch_norm=p["batch_norm"], pooling=p["pooling"],
-                                  dense_units=p["dense_units"], dropout_rate=p["dropout_rate"], l2=p["l2"])
-        epochs = p["epochs"]
-    elif run.stage in ("finetune", *FORWARD_ONLY):
-        size = p.get("image_size") or backbones.get_backbone(run.backbone).default_size
-        model = builders.build_transfer_model(run.backbone, num_classes=len(CLASS_NAMES), image_size=size,
-                                              dense_units=p.get("dense_units", (512,)))
-        if run.stage in FORWARD_ONLY:
-            return 2.0 * flops.model_macs(model) * (train + val)
-        epochs = p["head_epochs"] + p["epochs"]
+        config = scratch.ScratchConfig.from_parameters(p)
+        model, epochs = scratch.build_model(config), config.epochs
+    elif run.stage == "finetune":
+        config = finetune.FinetuneConfig.from_parameters(p)
+        model, epochs = finetune.build_model(run.backbone, config), config.head_epochs + config.epochs
+    elif run.stage in FORWARD_ONLY:
+        model = finetune.build_model(run.backbone, finetune.FinetuneConfig(image_size=p.get("image_size")))
+        return 2.0 * flops.model_macs(model) * (train + val)
     else:
         return None
     forward = 2.0 * flops.model_macs(model)
