@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mame import config
 from mame.engine import provenance, runs
-from mame.engine.plan import PlannedRun, Profile, notebook_parameters
+from mame.engine.plan import IDENTITY_KEYS, PlannedRun, Profile, notebook_parameters
 from mame.results import PROGRESS_FILE
 
 KERNEL_NAME = "mame"
@@ -48,7 +48,7 @@ class RunContext:
     profile: Profile
     dataset: dict            # source, path, fingerprint
     cache_key: str
-    inputs: dict[str, dict]  # stage -> {"name", "cache_key", "path"}
+    inputs: dict[str, dict]  # stage (needs) or stage/name (reads) -> the run's identity + its "cache_key"
 
 
 def ensure_kernel() -> str:
@@ -183,14 +183,16 @@ def _following(path: Path, progress: Callable[[dict], None] | None):
 
 
 def notebook_inputs(inputs: dict[str, dict]) -> dict:
-    """The ``inputs`` parameter: ``{stage: folder}`` for a needed run, ``{stage: {name: folder}}`` for the
-    runs of a stage read whole (keys ``stage/name`` in ``inputs``)."""
+    """The ``inputs`` parameter: ``{stage: identity}`` for a needed run, ``{stage: {name: identity}}`` for
+    the runs of a stage read whole (keys ``stage/name`` in ``inputs``). An identity is
+    ``{"stage", "backbone", "variant", "name", "seed", "folder", "step"}`` (``PlannedRun.identity``)."""
     out: dict = {}
     for key, info in inputs.items():
+        identity = {k: info[k] for k in IDENTITY_KEYS}
         if "/" in key:
-            out.setdefault(key.split("/", 1)[0], {})[info["name"]] = info["path"]
+            out.setdefault(key.split("/", 1)[0], {})[info["name"]] = identity
         else:
-            out[key] = info["path"]
+            out[key] = identity
     return out
 
 
@@ -199,7 +201,7 @@ def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path, resume: Path) ->
     from papermill.exceptions import PapermillExecutionError
 
     parameters = dict(run.params, run_dir=str(work), data_dir=ctx.dataset["path"], profile=ctx.profile.name,
-                      backbone=run.backbone, seed=ctx.profile.seed, inputs=notebook_inputs(ctx.inputs))
+                      backbone=run.backbone, seed=run.seed, inputs=notebook_inputs(ctx.inputs))
     if "checkpoint_dir" in notebook_parameters(run.notebook):
         parameters["checkpoint_dir"] = str(resume)
     try:
@@ -226,7 +228,7 @@ def build_metrics(run: PlannedRun, ctx: RunContext, result: dict | None, error: 
         "run": {
             "stage": run.stage, "name": run.name, "backbone": run.backbone, "variant": run.variant,
             "cache_key": ctx.cache_key, "params": run.params, "profile": ctx.profile.name,
-            "seed": ctx.profile.seed, "dataset": ctx.dataset, "git": provenance.git_info(),
+            "seed": run.seed, "dataset": ctx.dataset, "git": provenance.git_info(),
             "versions": provenance.versions(), "device": provenance.device_info(),
             "started": started, "ended": provenance.now_iso(), "duration_s": round(duration, 3),
             "status": "failed" if error else "done", "error": error,

@@ -18,6 +18,9 @@ import yaml
 from mame import config
 
 RUNNER_PARAMS = ("run_dir", "data_dir", "inputs", "profile", "backbone", "seed", "checkpoint_dir")
+# What a notebook is told about each run it needs or reads (``PlannedRun.identity``): no stage parses a
+# backbone, variant or step out of a run's name.
+IDENTITY_KEYS = ("stage", "backbone", "variant", "name", "seed", "folder", "step")
 
 
 class PlanError(ValueError):
@@ -63,6 +66,10 @@ class PlannedRun:
     about: str = ""       # the variant's own words: what it changes and why (shown on the slides)
     overrides: dict = field(default_factory=dict)  # what the variant sets, as written in the plan
     planned: dict = field(default_factory=dict)  # the params before the profile's force layers (what the plan asks)
+    seed: int = 0         # the profile's seed, which the runner hands the notebook
+    # 1-based position among the variants of its stage that its backbone runs, in plan order (set by ``expand``):
+    # finetune VGG16 step1..step6 -> 1..6, another backbone's step1 -> 1; scratch rungs r1..r8 -> 1..8.
+    step: int = 1
 
     @property
     def name(self) -> str:
@@ -71,6 +78,11 @@ class PlannedRun:
     @property
     def id(self) -> str:
         return f"{self.stage}/{self.name}"
+
+    def identity(self, folder: str | Path) -> dict:
+        """What a notebook is handed for this run (keys ``IDENTITY_KEYS``), its results in ``folder``."""
+        return {"stage": self.stage, "backbone": self.backbone, "variant": self.variant, "name": self.name,
+                "seed": self.seed, "folder": str(folder), "step": self.step}
 
 
 @dataclass
@@ -183,15 +195,25 @@ def expand(plan: Plan, profile_name: str, only: str | None = None) -> list[Plann
                 params = resolve_params(declared, profile, stage, overrides)
                 planned = resolve_params(declared, profile, stage, overrides, forced=False)
                 run = PlannedRun(stage, backbone, variant, notebook, params, about=about, overrides=dict(overrides),
-                                 planned=planned)
+                                 planned=planned, seed=profile.seed)
                 run.needs = {need: run_name(backbone, needs_variants.get(need, "default")) for need in spec["needs"]}
                 run.reads = dict.fromkeys(list(dict.fromkeys(spec["reads"] + reads)), [])
                 runs.append(run)
     for run in runs:
         run.reads = {stage: [r.name for r in runs if r.stage == stage and _same_backbone(run, r)] for stage in run.reads}
+    _number_steps(runs)
     _check_needs(plan.path, runs)
     runs = dependency_order(plan.path, runs)
     return select(runs, only) if only else runs
+
+
+def _number_steps(runs: list[PlannedRun]) -> None:
+    """Each run's ``step``: its position among the runs of its stage and backbone, in plan order (``runs`` as
+    ``expand`` built them, before the dependency sort)."""
+    seen: dict[tuple[str, str | None], int] = {}
+    for run in runs:
+        key = (run.stage, run.backbone)
+        seen[key] = run.step = seen.get(key, 0) + 1
 
 
 def _variant_reads(plan: Plan, stage: str, variant: str, reads) -> list[str]:

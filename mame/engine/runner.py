@@ -97,6 +97,7 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
     selected = {r.id for r in (expand(plan, profile_name, only) if only else everything)}
     dataset = prepare_dataset(profile)
     keys = compute_keys(everything, profile, dataset)
+    planned = {r.id: r for r in everything}
     runs_dir = config.runs_dir()
     outcomes: dict[str, Outcome] = {}
     with runner_lock(runs_dir):
@@ -105,7 +106,7 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
         todo = [r for r in everything if r.id in selected]
         for i, run in enumerate(todo, 1):
             progress = f"[{i}/{len(todo)}] {run.id:<34}"
-            outcome = _run_one(run, profile, dataset, keys, outcomes, runs_dir, force,
+            outcome = _run_one(run, profile, dataset, keys, outcomes, runs_dir, force, planned,
                                announce=lambda line=f"{progress} running...": print(line, file=out, flush=True),
                                progress=lambda line, run=run: print(format_progress(run.id, line), file=out, flush=True))
             outcomes[run.id] = outcome
@@ -126,10 +127,11 @@ def format_progress(run_id: str, line: dict) -> str:
     return "  ".join(parts)
 
 
-def _run_one(run, profile, dataset, keys, outcomes, runs_dir, force, announce=lambda: None,
+def _run_one(run, profile, dataset, keys, outcomes, runs_dir, force, planned, announce=lambda: None,
              progress=None) -> Outcome:
+    """``planned``: every planned run by id (the runs this one needs or reads among them)."""
     key, final_dir = keys[run.id], runs_dir / run.stage / run.name
-    inputs, problem = _inputs(run, keys, outcomes, runs_dir)
+    inputs, problem = _inputs(run, keys, outcomes, runs_dir, planned)
     if problem:
         return Outcome(run, "skipped", key, detail=problem)
     existing = _existing(final_dir)
@@ -150,9 +152,10 @@ def _read_ids(run) -> list[str]:
     return [f"{stage}/{name}" for stage, names in run.reads.items() for name in names]
 
 
-def _inputs(run, keys, outcomes, runs_dir) -> tuple[dict, str]:
+def _inputs(run, keys, outcomes, runs_dir, planned) -> tuple[dict, str]:
     """The dependency runs this run reads, or why it cannot run: ``{stage: info}`` for ``needs`` and
-    ``{"stage/name": info}`` for each run of a stage it ``reads`` whole."""
+    ``{"stage/name": info}`` for each run of a stage it ``reads`` whole; ``info`` is the run's identity
+    (``PlannedRun.identity``: stage, backbone, variant, name, seed, folder, step) and its ``cache_key``."""
     inputs = {}
     wanted = [(stage, f"{stage}/{name}") for stage, name in run.needs.items()] + [(dep, dep) for dep in _read_ids(run)]
     for key, dep_id in wanted:
@@ -163,7 +166,7 @@ def _inputs(run, keys, outcomes, runs_dir) -> tuple[dict, str]:
         existing = _existing(dep_dir)
         if not existing or existing["run"]["status"] != "done" or existing["run"]["cache_key"] != keys[dep_id]:
             return {}, f"needs {dep_id}, which is not done and current (run it, or drop --only)"
-        inputs[key] = {"name": name, "cache_key": keys[dep_id], "path": str(dep_dir)}
+        inputs[key] = {**planned[dep_id].identity(dep_dir), "cache_key": keys[dep_id]}
     return inputs, ""
 
 

@@ -6,6 +6,23 @@ and the best scratch rung (chosen on validation only), predicts the test split o
 read goes to the test-split ledger), averages the fine-tuned models' probabilities into ensembles
 chosen on validation and scored on test once, and compares every model with the best single one
 (McNemar's test, bootstrap intervals; ``mame.stages.significance``).
+
+``inputs`` (from the plan's ``reads: [scratch, finetune]``) is ``{stage: {run name: identity}}``, an identity
+being the runner's ``{"stage", "backbone", "variant", "name", "seed", "folder", "step"}``.
+
+The run records the models it chose, and why, in ``metrics.json["metrics"]["chosen"]``: a list, one entry
+per chosen single model, in the order chosen (the fine-tuned ones by validation accuracy, best first, then
+the scratch rung)::
+
+    {"model": "finetune/vgg16-step3",   # stage/run, as in metrics["models"] and the classification keys
+     "stage": "finetune", "run": "vgg16-step3", "backbone": "vgg16", "variant": "step3",
+     "step": 3,                         # position among its backbone's variants of the stage, in plan order
+     "val_accuracy": 0.61,
+     "why": "best of 6 VGG16 fine-tuning steps on validation",
+     "reference": true}                 # the best single model on validation, which every other is compared with
+
+(a scratch rung: ``"backbone": null``, ``"why": "best of 8 scratch rungs on validation"``). Exactly one
+entry has ``"reference": true``. ``explain`` takes its models from this record, never choosing again.
 """
 
 from __future__ import annotations
@@ -107,6 +124,14 @@ def compare(chosen: list[Candidate], ensemble: dict, *, bootstrap: int = 1000, s
     return rows
 
 
+def chosen_record(chosen: list[Candidate], reference: str) -> list[dict]:
+    """What the run records of the models it chose (shape in the module docstring); ``reference`` is the
+    ``model`` (``stage/run``) of the best single one."""
+    return [{"model": c.name, "stage": c.stage, "run": c.run, "backbone": c.backbone, "variant": c.variant,
+             "step": c.step, "val_accuracy": c.val_accuracy, "why": c.why, "reference": c.name == reference}
+            for c in chosen]
+
+
 def save(run_dir: str | Path, chosen: list[Candidate], ensemble: dict, table: list[dict], ledger: list) -> Path:
     run_dir = Path(run_dir)
     classification, artifacts = {}, {}
@@ -123,7 +148,7 @@ def save(run_dir: str | Path, chosen: list[Candidate], ensemble: dict, table: li
                                                                 predictions="test_ensemble.npz")
     best = next(r for r in table if r["reference"])
     result = {"headline": {"name": "test_accuracy", "value": best["accuracy"], "split": "test"},
-              "metrics": {"models": table, "best_single": best["model"],
+              "metrics": {"models": table, "best_single": best["model"], "chosen": chosen_record(chosen, best["model"]),
                           "ensembles": [{"members": e.members, "val_accuracy": e.val_accuracy} for e in ensemble["tried"]],
                           "ensemble_method": ensemble["method"],
                           "ensemble": ensemble["chosen"].members if ensemble.get("chosen") else None},

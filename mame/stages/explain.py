@@ -1,7 +1,10 @@
 """Stage ``explain``: where the models look (Grad-CAM), the scratch baseline beside the fine-tuned models.
 
-Notebook ``07_explain.ipynb`` calls ``choose_models`` (the same choice as ``evaluate``: the best validation
-step per fine-tuned backbone and the best scratch rung) -> ``sample`` -> ``explain`` -> ``compare`` -> ``save``.
+Notebook ``07_explain.ipynb`` calls ``chosen_models`` (the models ``evaluate`` chose and recorded in its
+run's ``metrics["chosen"]``: the best validation step per fine-tuned backbone and the best scratch rung; this
+stage never chooses again) -> ``sample`` -> ``explain`` -> ``compare`` -> ``save``. ``inputs`` holds the
+identity of the evaluate run it needs (``inputs["evaluate"]``) and of every scratch and fine-tuning run it
+reads (``inputs[stage][run name]``): ``{"stage", "backbone", "variant", "name", "seed", "folder", "step"}``.
 Validation images only, ``per_class`` of each class. Each model's Grad-CAM map is taken at the last conv
 layer the registry names for its backbone (the scratch CNN's last Conv2D), for the true class by default.
 Where the dataset knows the object's mask (the synthetic data writes one for objects on a backdrop), the
@@ -12,6 +15,7 @@ the same images with the Wilcoxon signed-rank test. Heatmaps are computed here a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +25,12 @@ from mame import results
 from mame.classes import CLASS_NAMES
 from mame.data import masks
 from mame.stages import common, significance
-from mame.stages.selection import Candidate, choose_models  # noqa: F401 (the notebook calls choose_models)
+from mame.stages.selection import Candidate, check_identity
 
 MAPS_FILE = "gradcam.npz"
 DISPLAY_SIZE = 128   # px: the images and maps kept for the slides (square, as the models see them)
 TARGETS = ("true", "predicted")
+EVALUATE_METRICS = "metrics.json"  # the evaluate run's, holding metrics["chosen"]
 
 
 @dataclass
@@ -51,6 +56,33 @@ class Explained:
     hot: np.ndarray             # (n,) share of the image at >= half the map's peak (NaN for an all-zero map)
 
 
+def chosen_models(inputs: dict) -> list[Candidate]:
+    """The models the evaluate run chose, as its ``metrics.json`` records them (``metrics["chosen"]``), each
+    at the folder of the run the plan hands over, with that run's identity (backbone, variant, step)."""
+    evaluate_run = (inputs or {}).get("evaluate")
+    if not isinstance(evaluate_run, dict):
+        raise ValueError("explain takes the models evaluate chose: the plan must give it `needs: [evaluate]` "
+                         f"(inputs had: {sorted(inputs or {})})")
+    path = Path(evaluate_run["folder"]) / EVALUATE_METRICS
+    try:
+        record = (json.loads(path.read_text(encoding="utf-8")).get("metrics") or {}).get("chosen")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the evaluate run's metrics: {exc}") from None
+    if not record:
+        raise ValueError(f"{path}: no metrics.chosen record (the models evaluate chose); rerun evaluate "
+                         "with the current code")
+    out = []
+    for entry in record:
+        handed = (inputs.get(entry["stage"]) or {}).get(entry["run"])
+        if handed is None:
+            raise ValueError(f"{path}: evaluate chose {entry['stage']}/{entry['run']}, which the plan does not hand "
+                             f"explain (its reads: {sorted(k for k in inputs if k != 'evaluate')})")
+        run = check_identity(entry["stage"], entry["run"], handed)
+        out.append(Candidate(run["stage"], run["name"], Path(run["folder"]), float(entry["val_accuracy"]), {},
+                             run["backbone"], variant=run["variant"], step=run["step"], why=entry.get("why", "")))
+    return out
+
+
 def sample(data_dir: str | Path, *, per_class: int, seed: int = 0) -> Sample:
     """``per_class`` validation images of each class (seeded); the test split is never read."""
     if per_class < 1:
@@ -65,13 +97,12 @@ def sample(data_dir: str | Path, *, per_class: int, seed: int = 0) -> Sample:
 
 
 def label(candidate: Candidate) -> str:
-    """How the slides name a model: ``VGG16 #3 (fine-tuned)``, ``Scratch r7-gap``."""
+    """How the slides name a model, from its run's identity: ``VGG16 #3 (fine-tuned)`` (backbone, step),
+    ``Scratch r7-gap`` (variant)."""
     if candidate.stage == "scratch":
-        return f"Scratch {candidate.run}"
+        return f"Scratch {candidate.variant}"
     name = _spec(candidate).name if _spec(candidate) else candidate.backbone or candidate.stage
-    variant = candidate.run.partition("-")[2]
-    step = variant.removeprefix("step")
-    return f"{name} #{step} (fine-tuned)" if step.isdigit() else f"{name} {variant} (fine-tuned)"
+    return f"{name} #{candidate.step} (fine-tuned)"
 
 
 def layer_for(model, candidate: Candidate) -> str:
@@ -144,7 +175,7 @@ def compare(explained: list[Explained], data: Sample, *, bootstrap: int = 1000, 
         per_class = {CLASS_NAMES[k]: _mean(e.mass[labels == k]) for k in sorted(set(labels.tolist()))
                      if not np.all(np.isnan(e.mass[labels == k]))}
         rows.append({"model": c.name, "label": label(c), "stage": c.stage, "run": c.run, "backbone": c.backbone,
-                     "layer": e.layer, "grid": list(e.grid),
+                     "variant": c.variant, "step": c.step, "layer": e.layer, "grid": list(e.grid),
                      "image_size": e.image_size, "val_accuracy": c.val_accuracy,
                      "sample_accuracy": float((e.probabilities.argmax(axis=1) == labels).mean()),
                      "mass_inside": _mean(e.mass), "mass_ci": [_finite(low), _finite(high)], "chance": _mean(e.chance),

@@ -1,7 +1,8 @@
 """Fine-tuned features for the ``features`` stage (``source="finetune"``): the best fine-tuning run of a
-backbone, chosen on validation accuracy as ``evaluate`` and ``explain`` choose (``mame.stages.selection``),
-loaded from its ``model.keras`` and cut below its softmax (the head's last hidden layer). Never reads the
-test split: the choice uses the runs' saved validation predictions only."""
+backbone, chosen on validation accuracy as ``evaluate`` chooses (``mame.stages.selection``: this stage runs
+before ``evaluate``, so it cannot take evaluate's record), loaded from its ``model.keras`` and cut below its
+softmax (the head's last hidden layer). Never reads the test split: the choice uses the runs' saved
+validation predictions only."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from mame.stages.common import MODEL_FILE
 
 def choose_run(backbone: str, inputs: dict) -> tuple[selection.Candidate, list[selection.Candidate]]:
     """The fine-tuning run of ``backbone`` with the best validation accuracy among ``inputs["finetune"]``
-    (``{run: folder}``, what a plan variant's ``reads: [finetune]`` hands over), and every candidate."""
+    (``{run name: identity}``, what a plan variant's ``reads: [finetune]`` hands over), and every candidate."""
     handed = (inputs or {}).get("finetune") or {}
-    runs = {run: folder for run, folder in handed.items() if run.split("-")[0] == backbone}
+    runs = {name: identity for name, identity in handed.items()
+            if selection.check_identity("finetune", name, identity)["backbone"] == backbone}
     if not runs:
         raise ValueError(f"source='finetune' needs the finetune runs of {backbone}: give the plan variant "
                          f"`reads: [finetune]` (inputs had: {sorted(handed)})")
-    chosen = selection.choose_models({"finetune": runs}, include_scratch=False)[0]  # as evaluate and explain choose
+    chosen = selection.choose_models({"finetune": runs}, include_scratch=False)[0]  # as evaluate chooses
     return chosen, selection.candidates({"finetune": runs})
 
 

@@ -1,7 +1,9 @@
 """Which trained models the later stages take, chosen on validation only: every finished scratch and
-fine-tuning run the plan hands over (``inputs[stage][run] = folder``), their validation predictions, and
-the best step per fine-tuned backbone plus the best scratch rung. Shared by ``evaluate`` and ``explain``,
-so both look at the same models."""
+fine-tuning run the plan hands over (``inputs[stage][run name] = identity``, the runner's
+``{"stage", "backbone", "variant", "name", "seed", "folder", "step"}``), their validation predictions,
+and the best step per fine-tuned backbone plus the best scratch rung. ``evaluate`` chooses with it and
+records its choice (``metrics["chosen"]``), which ``explain`` takes; ``features/<backbone>-finetuned``,
+which runs before ``evaluate``, chooses its backbone's step with it too."""
 
 from __future__ import annotations
 
@@ -16,12 +18,15 @@ PREDICTIONS = "predictions_{split}.npz"
 @dataclass
 class Candidate:
     stage: str
-    run: str
+    run: str                       # the run's name (its folder under runs/<stage>/)
     path: Path
     val_accuracy: float
     val: dict                      # y_true, probabilities (from the run's predictions_val.npz)
     backbone: str | None = None
     test: dict = field(default_factory=dict)
+    variant: str = ""
+    step: int | None = None        # its position among its backbone's variants of the stage (the plan's)
+    why: str = ""                  # one line: why it was chosen (set by choose_models)
 
     @property
     def name(self) -> str:
@@ -38,39 +43,71 @@ def _load_val(run_dir: Path) -> dict:
         return {"y_true": arrays["y_true"], "probabilities": arrays["probabilities"], "files": arrays["files"]}
 
 
-def candidates(inputs: dict[str, dict[str, str]]) -> list[Candidate]:
-    """Every finished training run the plan handed over (``inputs[stage][run] = folder``)."""
+def check_identity(stage: str, name: str, identity) -> dict:
+    """``identity`` when it is the runner's identity of a run (a dict), else a ValueError saying so."""
+    if not isinstance(identity, dict):
+        raise ValueError(f"inputs[{stage!r}][{name!r}]: expected the runner's run identity (a dict: stage, "
+                         f"backbone, variant, name, seed, folder, step), got {identity!r}")
+    return identity
+
+
+def candidates(inputs: dict[str, dict[str, dict]]) -> list[Candidate]:
+    """Every finished training run the plan handed over (``inputs[stage][name] = identity``), each
+    backbone's in plan order (its steps), then the scratch rungs in plan order."""
     found = []
     for stage in ("finetune", "scratch"):
-        for run, folder in sorted((inputs.get(stage) or {}).items()):
-            val = _load_val(Path(folder))
+        handed = [check_identity(stage, name, identity) for name, identity in (inputs.get(stage) or {}).items()]
+        for identity in sorted(handed, key=lambda i: (i["backbone"] or "", i["step"], i["name"])):
+            folder = Path(identity["folder"])
+            val = _load_val(folder)
             accuracy = float((val["probabilities"].argmax(axis=1) == val["y_true"]).mean())
-            backbone = run.split("-")[0] if stage == "finetune" else None
-            found.append(Candidate(stage, run, Path(folder), accuracy, val, backbone))
+            found.append(Candidate(stage, identity["name"], folder, accuracy, val, identity["backbone"],
+                                   variant=identity["variant"], step=identity["step"]))
     return found
 
 
-def choose_models(inputs: dict[str, dict[str, str]], *, select: str = "best-per-backbone",
+def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = "best-per-backbone",
                   include_scratch: bool = True) -> list[Candidate]:
     """The models to score on test, chosen on validation only: the best step of each fine-tuned backbone
-    (``select="all"``: every step) and the best scratch rung."""
+    (``select="all"``: every step) and the best scratch rung, each with a one-line ``why``."""
     if select not in ("best-per-backbone", "all"):
         raise ValueError(f"select must be 'best-per-backbone' or 'all', not {select!r}")
     pool = candidates(inputs)
     tuned = [c for c in pool if c.stage == "finetune"]
-    if select == "best-per-backbone":
-        best: dict[str, Candidate] = {}
-        for c in tuned:  # ties keep the earlier step (plan order within a backbone is alphabetical stepN)
-            if c.backbone not in best or c.val_accuracy > best[c.backbone].val_accuracy:
-                best[c.backbone] = c
-        tuned = list(best.values())
+    per_backbone: dict[str, list[Candidate]] = {}
+    for c in tuned:
+        per_backbone.setdefault(c.backbone, []).append(c)
+    if select == "best-per-backbone":  # ties keep the earlier step (max keeps the first, in plan order)
+        tuned = [max(steps, key=lambda c: c.val_accuracy) for steps in per_backbone.values()]
+    for c in tuned:
+        c.why = _why_tuned(c, len(per_backbone[c.backbone]), select)
     chosen = sorted(tuned, key=lambda c: -c.val_accuracy)
     scratch = [c for c in pool if c.stage == "scratch"]
     if include_scratch and scratch:
-        chosen.append(max(scratch, key=lambda c: c.val_accuracy))
+        best = max(scratch, key=lambda c: c.val_accuracy)
+        best.why = (f"best of {len(scratch)} scratch rungs on validation" if len(scratch) > 1
+                    else "the only scratch rung")
+        chosen.append(best)
     if not chosen:
         raise ValueError("no finished finetune or scratch run to evaluate (inputs: "
                          f"{ {k: sorted(v) for k, v in inputs.items()} })")
     return chosen
 
 
+def _why_tuned(c: Candidate, n_steps: int, select: str) -> str:
+    name = display_name(c.backbone)
+    if select == "all":
+        return f"every {name} fine-tuning step is taken (select='all'): step {c.step} of {n_steps}"
+    if n_steps == 1:
+        return f"the only {name} fine-tuning step"
+    return f"best of {n_steps} {name} fine-tuning steps on validation"
+
+
+def display_name(backbone: str | None) -> str:
+    """The registry's name of a backbone (``VGG16``), the key itself when the registry does not know it."""
+    from mame.models import backbones
+
+    try:
+        return backbones.get_backbone(backbone).name
+    except ValueError:
+        return str(backbone)

@@ -46,6 +46,27 @@ def test_the_shipped_plan_expands_for_every_profile():
     assert smoke["classify/resnet50"].needs == {"features": "resnet50"}
 
 
+def test_each_run_knows_its_step_among_its_backbones_variants_in_plan_order():
+    plan = load_plan(config.EXPERIMENTS_DIR / "plan.yaml")
+    runs = expand(plan, "smoke")
+    steps = {r.id: r.step for r in runs}
+    assert [steps[f"finetune/vgg16-step{i}"] for i in range(1, 7)] == [1, 2, 3, 4, 5, 6]
+    assert steps["finetune/resnet50-step1"] == steps["finetune/efficientnetb3-step1"] == 1
+    rungs = [r for r in runs if r.stage == "scratch"]
+    assert [(r.variant, r.step) for r in rungs] == [(v, i) for i, v in enumerate(plan.stages["scratch"]["variants"], 1)]
+    assert [r.step for r in rungs] == list(range(1, 9))
+    assert steps["features/vgg16"] == 1 and steps["features/vgg16-finetuned"] == 2  # VGG16's second features variant
+    assert {r.seed for r in runs} == {plan.profile("smoke").seed}
+    tuned = next(r for r in runs if r.id == "finetune/vgg16-step3")
+    assert tuned.identity("/runs/finetune/vgg16-step3") == {
+        "stage": "finetune", "backbone": "vgg16", "variant": "step3", "name": "vgg16-step3",
+        "seed": plan.profile("smoke").seed, "folder": "/runs/finetune/vgg16-step3", "step": 3}
+    only = {r.id: r.step for r in expand(plan, "smoke", only="finetune/vgg16-step5")}
+    assert only == {"finetune/vgg16-step5": 5}  # the step is the plan's, whatever --only selects
+    explain = next(r for r in runs if r.stage == "explain")
+    assert explain.needs == {"evaluate": "default"} and set(explain.reads) == {"scratch", "finetune"}
+
+
 def test_params_resolve_notebook_then_profile_then_variant_then_force(plan):
     runs = {r.id: r for r in expand(plan, "tiny")}
     assert set(runs) == {"features/vgg16", "features/vgg16-fc2", "features/vgg16-big", "classify/vgg16",
@@ -196,6 +217,8 @@ def test_runs_come_in_dependency_order_with_variant_reads(tmp_path):
     assert by_id["summary/default"].reads == {"finetune": ["vgg16-step1", "resnet50-step1", "vgg16-step2"]}
     assert by_id["features/vgg16-tuned"].params["source"] == "finetune" and "reads" not in by_id["features/vgg16-tuned"].overrides
     assert [r.id for r in select(runs, "features")][-1] == "features/vgg16-tuned"
+    assert [by_id[f"finetune/{n}"].step for n in ("vgg16-step1", "vgg16-step2", "resnet50-step1")] == [1, 2, 1]
+    assert by_id["features/vgg16-tuned"].step == 2 and by_id["features/resnet50"].step == 1  # plan order, not run order
 
 
 def test_a_cycle_through_variant_reads_names_its_runs(tmp_path):

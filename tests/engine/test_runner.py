@@ -154,3 +154,57 @@ def test_sigkill_mid_run_leaves_nothing_that_looks_done(tmp_path, isolated_runs)
     again = run_plan("smoke", plan_file=plan, only="features/efficientnetb0")
     assert set(states(again).values()) == {"done"}
     assert sorted(p.name for p in stage_dir.iterdir()) == ["efficientnetb0", "efficientnetb0-small-batch"]
+
+
+ECHO_CELLS = ('run_dir = "."\ndata_dir = "."\ninputs = {}\nprofile = "smoke"\nbackbone = None\nseed = 0',
+              'from mame import results\nresults.save_result(run_dir, {"metrics": {"inputs": inputs, "seed": seed}})')
+IDENTITY_STAGES = """
+stages:
+  ladder:
+    notebook: {notebook}
+    backbones: [vgg16, resnet50]
+    variants:
+      step1: {{}}
+      step2: {{backbones: [vgg16]}}
+  reader:
+    notebook: {notebook}
+    needs: [ladder]
+    backbones: [vgg16]
+    variants:
+      default: {{needs: {{ladder: step2}}}}
+  summary:
+    notebook: {notebook}
+    reads: [ladder]
+"""
+
+
+def test_a_notebook_is_handed_the_identity_of_each_run_it_needs_or_reads(tmp_path, isolated_runs):
+    """A two-cell notebook that saves its ``inputs`` parameter: what the runner hands it, as it arrives."""
+    import nbformat
+
+    notebook = tmp_path / "echo.ipynb"
+    cells = [nbformat.v4.new_code_cell(ECHO_CELLS[0], metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell(ECHO_CELLS[1])]
+    kernel = {"kernelspec": {"display_name": "Python (mame)", "language": "python", "name": "mame"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=kernel), notebook)
+    plan = write_smoke_plan(tmp_path / "plan.yaml", IDENTITY_STAGES.format(notebook=notebook))
+    outcomes = run_plan("smoke", plan_file=plan)
+    assert set(states(outcomes).values()) == {"done"}, [(o.run.id, o.detail) for o in outcomes]
+
+    def handed(run_id: str) -> dict:
+        return runs.read_metrics(isolated_runs / run_id)["metrics"]["inputs"]
+
+    def identity(backbone: str, variant: str, step: int) -> dict:
+        name = f"{backbone}-{variant}"
+        return {"stage": "ladder", "backbone": backbone, "variant": variant, "name": name, "seed": 0,
+                "folder": str(isolated_runs / "ladder" / name), "step": step}
+
+    assert handed("ladder/vgg16-step1") == {}
+    assert handed("reader/vgg16") == {"ladder": identity("vgg16", "step2", 2)}  # a need: {stage: identity}
+    assert handed("summary/default") == {"ladder": {  # a stage read whole: {stage: {name: identity}}
+        "vgg16-step1": identity("vgg16", "step1", 1), "resnet50-step1": identity("resnet50", "step1", 1),
+        "vgg16-step2": identity("vgg16", "step2", 2)}}
+    reader = runs.read_metrics(isolated_runs / "reader" / "vgg16")
+    assert reader["metrics"]["seed"] == reader["run"]["seed"] == 0
+    needed = runs.read_metrics(isolated_runs / "ladder" / "vgg16-step2")["run"]
+    assert reader["run"]["depends_on"] == {"ladder": {"name": "vgg16-step2", "cache_key": needed["cache_key"]}}

@@ -53,7 +53,7 @@ def test_a_done_run_with_the_same_key_is_cached_and_a_failed_one_is_not(planned,
     keys = runner.compute_keys(everything, profile, DATASET)
     run = by_id["features/vgg16"]
     write_done(tmp_path, run, keys[run.id])
-    outcome = runner._run_one(run, profile, DATASET, keys, {}, tmp_path, force=False)
+    outcome = runner._run_one(run, profile, DATASET, keys, {}, tmp_path, False, by_id)
     assert (outcome.state, outcome.cache_key, outcome.detail) == ("cached", keys[run.id], "acc 0.500")
     failed = by_id["features/resnet50"]
     write_done(tmp_path, failed, keys[failed.id], status="failed")
@@ -66,17 +66,19 @@ def test_dependencies_must_be_done_and_current(planned, tmp_path):
     profile, by_id, everything = planned
     keys = runner.compute_keys(everything, profile, DATASET)
     classify, features = by_id["classify/vgg16"], by_id["features/vgg16"]
-    inputs, problem = runner._inputs(classify, keys, {}, tmp_path)
+    inputs, problem = runner._inputs(classify, keys, {}, tmp_path, by_id)
     assert inputs == {} and problem == "needs features/vgg16, which is not done and current (run it, or drop --only)"
     write_done(tmp_path, features, "0" * 20)  # an older key
-    assert runner._inputs(classify, keys, {}, tmp_path)[1].startswith("needs features/vgg16, which is not done")
+    assert runner._inputs(classify, keys, {}, tmp_path, by_id)[1].startswith("needs features/vgg16, which is not done")
     write_done(tmp_path, features, keys[features.id])
-    inputs, problem = runner._inputs(classify, keys, {}, tmp_path)
-    assert problem == "" and inputs == {"features": {"name": "vgg16", "cache_key": keys[features.id],
-                                                     "path": str(tmp_path / "features" / "vgg16")}}
+    inputs, problem = runner._inputs(classify, keys, {}, tmp_path, by_id)
+    identity = {"stage": "features", "backbone": "vgg16", "variant": "default", "name": "vgg16", "seed": profile.seed,
+                "folder": str(tmp_path / "features" / "vgg16"), "step": 1}
+    assert problem == "" and inputs == {"features": {**identity, "cache_key": keys[features.id]}}
+    assert execute.notebook_inputs(inputs) == {"features": identity}  # the cache key stays with the runner
     failed = runner.Outcome(features, "failed", keys[features.id])
-    assert runner._inputs(classify, keys, {features.id: failed}, tmp_path)[1] == "needs features/vgg16, which failed"
-    skipped = runner._run_one(classify, profile, DATASET, keys, {features.id: failed}, tmp_path, force=False)
+    assert runner._inputs(classify, keys, {features.id: failed}, tmp_path, by_id)[1] == "needs features/vgg16, which failed"
+    skipped = runner._run_one(classify, profile, DATASET, keys, {features.id: failed}, tmp_path, False, by_id)
     assert (skipped.state, skipped.detail) == ("skipped", "needs features/vgg16, which failed")
 
 
@@ -126,14 +128,14 @@ def test_a_stage_that_reads_every_run_of_another_gets_them_all_and_depends_on_ea
     by_id["features/resnet50"].params["batch_size"] = 3
     changed = runner.compute_keys(everything, profile, DATASET)
     assert changed["summary/default"] != keys["summary/default"]  # any run it reads changes its key
-    assert runner._inputs(summary, keys, {}, tmp_path)[1].startswith("needs features/vgg16, which is not done")
+    assert runner._inputs(summary, keys, {}, tmp_path, by_id)[1].startswith("needs features/vgg16, which is not done")
     for name in ("vgg16", "resnet50"):
         write_done(tmp_path, by_id[f"features/{name}"], keys[f"features/{name}"])
-    inputs, problem = runner._inputs(summary, keys, {}, tmp_path)
+    inputs, problem = runner._inputs(summary, keys, {}, tmp_path, by_id)
     assert problem == "" and set(inputs) == {"features/vgg16", "features/resnet50"}
-    assert execute.notebook_inputs(inputs) == {"features": {"vgg16": str(tmp_path / "features" / "vgg16"),
-                                                            "resnet50": str(tmp_path / "features" / "resnet50")}}
-    assert execute.notebook_inputs({"features": {"name": "vgg16", "path": "/r/f"}}) == {"features": "/r/f"}
+    assert execute.notebook_inputs(inputs) == {"features": {
+        name: {"stage": "features", "backbone": name, "variant": "default", "name": name, "seed": profile.seed,
+               "folder": str(tmp_path / "features" / name), "step": 1} for name in ("vgg16", "resnet50")}}
     bad = READS.replace("reads: [features]", "reads: [finetune]")
     (tmp_path / "plan.yaml").write_text(bad + (tmp_path / "plan.yaml").read_text().split(READS)[1])
     with pytest.raises(PlanError, match="reads 'finetune'"):
@@ -168,8 +170,9 @@ def test_what_a_variant_reads_is_in_its_key_and_handed_to_it(tmp_path):
     tuned = by_id["features/vgg16-tuned"]
     for name in ("vgg16-step1", "vgg16-step2"):
         write_done(tmp_path, by_id[f"finetune/{name}"], again[f"finetune/{name}"])
-    inputs, problem = runner._inputs(tuned, again, {}, tmp_path)
-    assert problem == "" and execute.notebook_inputs(inputs) == {
-        "finetune": {name: str(tmp_path / "finetune" / name) for name in ("vgg16-step1", "vgg16-step2")}}
+    inputs, problem = runner._inputs(tuned, again, {}, tmp_path, by_id)
+    handed = execute.notebook_inputs(inputs)["finetune"]
+    assert {name: (i["backbone"], i["variant"], i["step"], i["folder"]) for name, i in handed.items()} == {
+        name: ("vgg16", f"step{k}", k, str(tmp_path / "finetune" / name)) for k, name in enumerate(("vgg16-step1", "vgg16-step2"), 1)}
     with pytest.raises(runner.RunnerError, match="features/vgg16-tuned depends on finetune/vgg16-step1"):
         runner.compute_keys([tuned] + [r for r in everything if r is not tuned], profile, DATASET)  # out of order

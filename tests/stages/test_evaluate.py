@@ -4,6 +4,8 @@ scored on test, compared with the best single model."""
 from __future__ import annotations
 
 import ast
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +35,31 @@ def write_run(folder: Path, val_accuracy: float, seed: int) -> str:
     return str(folder)
 
 
+def identity(stage: str, backbone: str | None, variant: str, step: int, folder: Path) -> dict:
+    """What the runner hands a notebook for one run (``PlannedRun.identity``)."""
+    name = variant if backbone is None else f"{backbone}-{variant}"
+    return {"stage": stage, "backbone": backbone, "variant": variant, "name": name, "seed": 0,
+            "folder": str(folder / stage / name), "step": step}
+
+
+# (stage, backbone, variant, step, validation accuracy); the runs' names are never parsed
+RUNS = [("finetune", "vgg16", "step1", 1, 0.55), ("finetune", "vgg16", "step2", 2, 0.70),
+        ("finetune", "resnet50", "step1", 1, 0.50), ("finetune", "efficientnetb0", "step1", 1, 0.45),
+        ("scratch", None, "r1-plain", 1, 0.30), ("scratch", None, "r7-gap", 7, 0.40)]
+
+
+def handed(tmp_path, runs=RUNS) -> dict:
+    inputs: dict = {}
+    for i, (stage, backbone, variant, step, accuracy) in enumerate(runs):
+        run = identity(stage, backbone, variant, step, tmp_path)
+        write_run(Path(run["folder"]), accuracy, seed=i)
+        inputs.setdefault(stage, {})[run["name"]] = run
+    return inputs
+
+
 @pytest.fixture
 def inputs(tmp_path):
-    runs = {"finetune": {"vgg16-step1": 0.55, "vgg16-step2": 0.70, "resnet50-step1": 0.50, "efficientnetb0-step1": 0.45},
-            "scratch": {"r1-plain": 0.30, "r7-gap": 0.40}}
-    return {stage: {name: write_run(tmp_path / stage / name, acc, seed=i * 7 + j)
-                    for j, (name, acc) in enumerate(items.items())} for i, (stage, items) in enumerate(runs.items())}
+    return handed(tmp_path)
 
 
 def add_test(chosen, accuracy_by_name, seed=0):
@@ -59,6 +80,34 @@ def test_the_best_step_per_backbone_and_the_best_rung_are_chosen_on_validation(i
     assert len(every) == 4 and all(c.stage == "finetune" for c in every)
     with pytest.raises(ValueError, match="no finished finetune or scratch run"):
         evaluate.choose_models({"finetune": {}, "scratch": {}})
+    with pytest.raises(ValueError, match=r"inputs\['scratch'\]\['r1-plain'\]: expected the runner's run identity"):
+        evaluate.choose_models({"scratch": {"r1-plain": inputs["scratch"]["r1-plain"]["folder"]}})  # a bare folder
+
+
+def test_each_choice_says_why_with_the_identity_the_runner_handed(inputs):
+    chosen = {c.name: c for c in evaluate.choose_models(inputs)}
+    vgg, resnet, rung = chosen["finetune/vgg16-step2"], chosen["finetune/resnet50-step1"], chosen["scratch/r7-gap"]
+    assert (vgg.backbone, vgg.variant, vgg.step) == ("vgg16", "step2", 2)
+    assert (rung.backbone, rung.variant, rung.step) == (None, "r7-gap", 7)
+    assert vgg.why == "best of 2 VGG16 fine-tuning steps on validation"
+    assert resnet.why == "the only ResNet50 fine-tuning step"
+    assert rung.why == "best of 2 scratch rungs on validation"
+    every = evaluate.choose_models(inputs, select="all", include_scratch=False)
+    assert {c.name: c.why for c in every}["finetune/vgg16-step1"] == (
+        "every VGG16 fine-tuning step is taken (select='all'): step 1 of 2")
+
+
+def test_a_backbone_comes_from_the_identity_and_ties_keep_the_earlier_step(tmp_path):
+    runs = [("finetune", "resnet50", "lr-small", 1, 0.60), ("finetune", "resnet50", "a-later-one", 2, 0.60),
+            ("finetune", "vgg16", "step10", 10, 0.50), ("finetune", "vgg16", "step9", 9, 0.50)]
+    inputs = handed(tmp_path, runs)
+    for first, second in (("resnet50-lr-small", "resnet50-a-later-one"), ("vgg16-step9", "vgg16-step10")):
+        shutil.copyfile(Path(inputs["finetune"][first]["folder"]) / "predictions_val.npz",
+                        Path(inputs["finetune"][second]["folder"]) / "predictions_val.npz")  # an exact tie
+    inputs["finetune"]["odd-name"] = inputs["finetune"].pop("resnet50-a-later-one")  # a name that parses to nothing
+    chosen = {c.backbone: c for c in evaluate.choose_models(inputs)}
+    assert set(chosen) == {"resnet50", "vgg16"}
+    assert (chosen["resnet50"].variant, chosen["vgg16"].step) == ("lr-small", 9)  # plan order, not alphabetical
 
 
 def test_ensembles_are_chosen_on_validation_and_scored_on_the_members_test_predictions(inputs):
@@ -92,6 +141,24 @@ def test_compare_tests_each_model_against_the_best_single_one_on_validation(inpu
         assert row["ci_low"] <= row["accuracy"] <= row["ci_high"]
         assert ("vs_best" in row) != row["reference"]
     assert table[-1]["kind"] == "ensemble"
+
+
+def test_save_records_the_chosen_models_and_why(inputs, tmp_path):
+    chosen = evaluate.choose_models(inputs)
+    add_test(chosen, {c.name: 0.6 for c in chosen})
+    ensemble = evaluate.ensembles(chosen)
+    table = evaluate.compare(chosen, ensemble, bootstrap=50)
+    out = tmp_path / "evaluate"
+    out.mkdir()
+    metrics = json.loads(evaluate.save(out, chosen, ensemble, table, ledger=[]).read_text())["metrics"]
+    record = metrics["chosen"]
+    assert [r["model"] for r in record] == [c.name for c in chosen]
+    assert record[0] == {"model": "finetune/vgg16-step2", "stage": "finetune", "run": "vgg16-step2", "backbone": "vgg16",
+                         "variant": "step2", "step": 2, "val_accuracy": chosen[0].val_accuracy,
+                         "why": "best of 2 VGG16 fine-tuning steps on validation", "reference": True}
+    assert record[-1]["stage"] == "scratch" and record[-1]["backbone"] is None and record[-1]["step"] == 7
+    assert record[-1]["why"] == "best of 2 scratch rungs on validation"
+    assert [r["model"] for r in record if r["reference"]] == [metrics["best_single"]]
 
 
 def test_only_the_evaluate_stage_asks_for_the_test_split():

@@ -12,8 +12,9 @@ import pytest
 from mame.classes import CLASS_NAMES
 from mame.data import masks
 from mame.data.synthetic.generator import SynthSpec, ensure
-from mame.stages import common, explain
+from mame.stages import common, explain, selection
 from mame.stages.selection import Candidate
+from tests.stages.test_evaluate import handed
 
 SIZE = 32
 
@@ -23,7 +24,7 @@ def data_dir(tmp_path_factory) -> Path:
     return ensure(tmp_path_factory.mktemp("explain") / "smoke", SynthSpec(2, 3, 0.004, 48))
 
 
-def trained_candidate(folder: Path, stage: str, run: str, seed: int) -> Candidate:
+def trained_candidate(folder: Path, stage: str, run: str, seed: int, *, backbone=None, variant="", step=1) -> Candidate:
     import keras
 
     from mame.models.scratch import build_scratch_cnn
@@ -32,14 +33,14 @@ def trained_candidate(folder: Path, stage: str, run: str, seed: int) -> Candidat
     model = build_scratch_cnn(num_classes=len(CLASS_NAMES), image_size=SIZE, filters=(8, 16), dense_units=(16,))
     folder.mkdir(parents=True)
     common.save_model(model, folder)
-    return Candidate(stage, run, folder, 0.1 * seed, {}, run.split("-")[0] if stage == "finetune" else None)
+    return Candidate(stage, run, folder, 0.1 * seed, {}, backbone, variant=variant, step=step)
 
 
 @pytest.fixture(scope="module")
 def explained(data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    chosen = [trained_candidate(root / "finetune", "finetune", "custom-step2", 2),
-              trained_candidate(root / "scratch", "scratch", "r1-plain", 1)]
+    chosen = [trained_candidate(root / "finetune", "finetune", "custom-step2", 2, backbone="custom", variant="step2", step=2),
+              trained_candidate(root / "scratch", "scratch", "r1-plain", 1, variant="r1-plain")]
     data = explain.sample(data_dir, per_class=2, seed=0)
     return chosen, data, explain.explain(chosen, data, batch_size=7)
 
@@ -99,3 +100,59 @@ def test_compare_and_save_write_what_the_deck_reads(explained, tmp_path):
         np.testing.assert_allclose(arrays["probabilities_1"], out[1].probabilities[shown])
         known = masks.load_masks(data.data_dir, [data.records[i] for i in shown], image_size=8)[1]
         np.testing.assert_array_equal(arrays["mask_known"], known)
+
+
+# The ladders as the runner hands them: VGG16's step 2 is the best on validation, rung r2 the best rung.
+LADDERS = [("finetune", "vgg16", "step1", 1, 0.30), ("finetune", "vgg16", "step2", 2, 0.90),
+           ("finetune", "resnet50", "step1", 1, 0.50), ("scratch", None, "r1-plain", 1, 0.20),
+           ("scratch", None, "r2-deeper", 2, 0.60)]
+
+
+def evaluate_run(folder: Path, chosen: list[dict] | None) -> dict:
+    """An evaluate run's folder with its metrics.json (only what explain reads), and its identity."""
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"metrics": {"models": [], **({"chosen": chosen} if chosen else {})}}))
+    return {"stage": "evaluate", "backbone": None, "variant": "default", "name": "default", "seed": 0,
+            "folder": str(folder), "step": 1}
+
+
+def record(model: str, val_accuracy: float) -> dict:
+    stage, run = model.split("/")
+    return {"model": model, "stage": stage, "run": run, "val_accuracy": val_accuracy, "why": "as evaluate chose"}
+
+
+def test_explain_takes_exactly_the_models_the_evaluate_run_recorded(tmp_path):
+    inputs = handed(tmp_path, LADDERS)
+    again = [c.name for c in selection.choose_models(inputs)]
+    assert again == ["finetune/vgg16-step2", "finetune/resnet50-step1", "scratch/r2-deeper"]  # what choosing gives
+    taken = [record("finetune/vgg16-step1", 0.31), record("scratch/r1-plain", 0.21)]  # NOT the best on validation
+    inputs["evaluate"] = evaluate_run(tmp_path / "evaluate" / "default", taken)
+    chosen = explain.chosen_models(inputs)
+    assert [c.name for c in chosen] == ["finetune/vgg16-step1", "scratch/r1-plain"]
+    tuned, rung = chosen
+    assert tuned.path == tmp_path / "finetune" / "vgg16-step1" and rung.path == tmp_path / "scratch" / "r1-plain"
+    assert (tuned.backbone, tuned.variant, tuned.step, tuned.val_accuracy) == ("vgg16", "step1", 1, 0.31)
+    assert (rung.backbone, rung.variant, rung.step, rung.why) == (None, "r1-plain", 1, "as evaluate chose")
+    assert [explain.label(c) for c in chosen] == ["VGG16 #1 (fine-tuned)", "Scratch r1-plain"]
+
+
+def test_explain_says_which_file_lacks_the_record_and_never_chooses_instead(tmp_path):
+    inputs = handed(tmp_path, LADDERS)
+    with pytest.raises(ValueError, match=r"needs: \[evaluate\]"):
+        explain.chosen_models(inputs)
+    inputs["evaluate"] = evaluate_run(tmp_path / "evaluate" / "default", None)
+    path = tmp_path / "evaluate" / "default" / "metrics.json"
+    with pytest.raises(ValueError, match=f"{path}: no metrics.chosen record"):
+        explain.chosen_models(inputs)
+    path.unlink()
+    with pytest.raises(ValueError, match=f"{path}: cannot read the evaluate run's metrics"):
+        explain.chosen_models(inputs)
+    path.write_text(json.dumps({"metrics": {"chosen": [record("finetune/efficientnetb0-step1", 0.4)]}}))
+    with pytest.raises(ValueError, match="evaluate chose finetune/efficientnetb0-step1, which the plan does not hand"):
+        explain.chosen_models(inputs)
+
+
+def test_a_label_comes_from_the_identity_not_the_run_name(tmp_path):
+    tuned = Candidate("finetune", "whatever-it-is-called", tmp_path, 0.5, {}, "vgg16", variant="lr-small", step=4)
+    assert explain.label(tuned) == "VGG16 #4 (fine-tuned)"
+    assert explain.label(Candidate("scratch", "x", tmp_path, 0.5, {}, None, variant="r7-gap", step=7)) == "Scratch r7-gap"

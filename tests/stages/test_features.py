@@ -94,14 +94,20 @@ def test_fine_tuned_features_come_from_the_best_validation_step_below_its_softma
     build = lambda units, dropout: builders.build_transfer_model("efficientnetb0", num_classes=29, image_size=32,
                                                                   dense_units=units, dropout_rate=dropout)
     worse, better = build([8], 0.0), build([8, 6], 0.5)
-    inputs = {"finetune": {
-        "efficientnetb0-step1": _fake_finetune_run(tmp_path / "step1", worse, 0.30),
-        "efficientnetb0-step2": _fake_finetune_run(tmp_path / "step2", better, 0.55),
-        "efficientnetb0-step3": _fake_finetune_run(tmp_path / "step3", None, 0.55),  # a tie keeps the earlier step
-        "vgg16-step1": _fake_finetune_run(tmp_path / "vgg", None, 0.95),  # another backbone's: never taken
-    }}
+    def identity(backbone, step, folder):  # what the runner hands (PlannedRun.identity)
+        return {"stage": "finetune", "backbone": backbone, "variant": f"step{step}", "name": f"{backbone}-step{step}",
+                "seed": 0, "folder": folder, "step": step}
+
+    runs = [identity("efficientnetb0", 1, _fake_finetune_run(tmp_path / "step1", worse, 0.30)),
+            identity("efficientnetb0", 2, _fake_finetune_run(tmp_path / "step2", better, 0.55)),
+            identity("efficientnetb0", 3, _fake_finetune_run(tmp_path / "step3", None, 0.55)),  # a tie keeps the earlier step
+            identity("vgg16", 1, _fake_finetune_run(tmp_path / "vgg", None, 0.95)),  # another backbone's: never taken
+            dict(identity("vgg16", 2, _fake_finetune_run(tmp_path / "odd", None, 0.99)), name="efficientnetb0-x")]
+    inputs = {"finetune": {run["name"]: run for run in runs}}  # the last one's name says efficientnetb0; it is VGG16's
     chosen, pool = finetuned.choose_run("efficientnetb0", inputs)
     assert chosen.name == "finetune/efficientnetb0-step2" and len(pool) == 3
+    assert (chosen.backbone, chosen.step) == ("efficientnetb0", 2)
+    assert chosen.why == "best of 3 EfficientNetB0 fine-tuning steps on validation"
     assert extraction.softmax_input_layer(better) == "head_dense_2"  # dropout skipped: the identity at inference
     extractor = features.build_extractor("efficientnetb0", image_size=64, source="finetune", inputs=inputs)
     info = extractor.info

@@ -111,9 +111,18 @@ def test_evaluate_reads_the_test_split_once_per_model_and_no_other_stage_reads_i
     metrics = run_stage_on_ladders(runs_dir, "evaluate", monkeypatch)
     models = metrics["metrics"]["models"]
     singles = [m for m in models if m["kind"] != "ensemble"]
-    assert {m["model"].split("/")[1].split("-")[0] for m in singles if m["kind"] == "finetune"} == {
-        "vgg16", "resnet50", "efficientnetb0", "efficientnetb3"}  # the best step of each backbone
-    assert sum(m["kind"] == "scratch" for m in singles) == 1
+    chosen = metrics["metrics"]["chosen"]  # what it chose and why, for the deck and for explain
+    assert [c["model"] for c in chosen] == [m["model"] for m in singles]
+    tuned = {c["backbone"]: c for c in chosen if c["stage"] == "finetune"}
+    assert set(tuned) == {"vgg16", "resnet50", "efficientnetb0", "efficientnetb3"}  # the best step of each backbone
+    steps = {i: runs.read_metrics(runs_dir / "finetune" / f"vgg16-step{i}")["metrics"]["val_accuracy"] for i in range(1, 7)}
+    assert tuned["vgg16"]["step"] == min(i for i, acc in steps.items() if acc == max(steps.values()))
+    assert tuned["vgg16"]["run"] == f"vgg16-step{tuned['vgg16']['step']}" == f"vgg16-{tuned['vgg16']['variant']}"
+    assert tuned["vgg16"]["why"] == "best of 6 VGG16 fine-tuning steps on validation"
+    assert tuned["resnet50"]["why"] == "the only ResNet50 fine-tuning step" and tuned["resnet50"]["step"] == 1
+    rung = [c for c in chosen if c["stage"] == "scratch"]
+    assert len(rung) == 1 and rung[0]["why"] == "best of 8 scratch rungs on validation" and 1 <= rung[0]["step"] <= 8
+    assert [c["model"] for c in chosen if c["reference"]] == [metrics["metrics"]["best_single"]]
     reads = metrics["run"]["test_split_reads"]
     assert len(reads) == 1 + len(singles)  # the records once, then one prediction pass per model
     assert sorted(r["model"] for r in reads[1:]) == sorted(f"{m['model']}/model.keras" for m in singles)
@@ -168,13 +177,20 @@ def test_explain_maps_the_models_evaluate_takes_on_validation_images_only(ladder
     from mame.data import masks, metadata
 
     runs_dir, _ = ladders
+    if not (runs_dir / "evaluate" / "default" / runs.METRICS_FILE).is_file():
+        pytest.skip("the evaluate run of an earlier test did not finish")
     metrics = run_stage_on_ladders(runs_dir, "explain", monkeypatch)
     run_dir = runs_dir / "explain" / "default"
     assert metrics["run"]["test_split_reads"] == []
+    assert metrics["run"]["depends_on"]["evaluate"]["name"] == "default"
     m = metrics["metrics"]
     rows = {row["model"]: row for row in m["models"]}
-    tuned = {name.split("/")[1].split("-")[0]: row for name, row in rows.items() if row["stage"] == "finetune"}
+    chosen = runs.read_metrics(runs_dir / "evaluate" / "default")["metrics"]["chosen"]
+    assert list(rows) == [c["model"] for c in chosen]  # exactly the models evaluate chose, in its order
+    assert [(r["backbone"], r["step"]) for r in rows.values()] == [(c["backbone"], c["step"]) for c in chosen]
+    tuned = {row["backbone"]: row for row in rows.values() if row["stage"] == "finetune"}
     assert set(tuned) == {"vgg16", "resnet50", "efficientnetb0", "efficientnetb3"}  # the best step of each
+    assert tuned["vgg16"]["label"] == f"VGG16 #{tuned['vgg16']['step']} (fine-tuned)"
     assert sum(row["stage"] == "scratch" for row in rows.values()) == 1
     assert {b: tuned[b]["layer"] for b in tuned} == {"vgg16": "block5_conv3", "resnet50": "conv5_block3_out",
                                                      "efficientnetb0": "top_activation", "efficientnetb3": "top_activation"}
