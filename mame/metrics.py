@@ -51,3 +51,10 @@ def _plain(report: dict) -> dict:
 
 def accuracy(entry: dict) -> float:
     return float(entry["report"]["accuracy"])
+
+
+def describe_comparison(comparison: dict) -> str:
+    """A paired comparison (``delta_pp``, ``p_value``) as ``+1.3 pp, p=0.02`` (``p<0.001`` below that)."""
+    p = comparison["p_value"]
+    shown = "p<0.001" if p < 0.001 else f"p={p:.2g}" if p < 0.01 else f"p={p:.2f}"
+    return f"{comparison['delta_pp']:+.1f} pp, {shown}"

@@ -5,8 +5,16 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
+from mame.deck import templating
+from mame.deck.build import _relative
+from mame.deck.context import build_context, by_stage
+from mame.deck.figures import run_figures
+from mame.deck.registry import DeckInputs
+from mame.engine.plan import PlannedRun, Profile
 from mame.metrics import classification_result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,3 +72,43 @@ def minimal_metrics(**run_overrides):
     return {"schema_version": 1, "run": run, "headline": {"name": "acc", "value": 0.5}, "metrics": {},
             "classification": {"val": classification_result([0, 1, 2], [0, 1, 1])}, "history": {"loss": [1.0, 0.5]},
             "artifacts": {}, "notes": []}
+
+
+# --- the deck's tests: status entries made from real metrics dicts, and a deck rendered from them ---
+
+PROFILE = Profile("smoke", {"source": "synthetic"}, {}, {}, None, 0, 60, 60)
+NO_CHANGES = {"first": True, "rows": [], "since": None}
+
+
+@dataclass
+class FakeEntry:
+    """The shape of mame.engine.status.Entry, built from real metrics dicts."""
+    run: PlannedRun
+    state: str
+    metrics: dict | None
+    detail: str = ""
+    path: Path = field(default_factory=lambda: Path("/nowhere"))
+
+
+def deck_inputs(entries: list = (), *, figures: dict | None = None, names: dict | None = None, profile=PROFILE,
+                options: dict | None = None) -> DeckInputs:
+    """What a deck stage module's ``section`` reads besides its own runs, for ``entries`` (any stages)."""
+    return DeckInputs(grouped=by_stage(list(entries)), figures=figures or {}, profile=profile, names=names or {},
+                      entries=list(entries), options=options or {})
+
+
+def render_deck(entries: list, out: Path, plan=("scratch", "finetune", "evaluate")) -> SimpleNamespace:
+    """The deck source of ``entries`` (figures drawn into their run folders) under ``out/_generated``."""
+    figures = {e.run.id: run_figures(e) for e in entries}
+    generated = out / "_generated"
+    generated.mkdir(parents=True, exist_ok=True)
+    context = build_context(entries, PROFILE, list(plan), figures=_relative(figures, generated), changes=NO_CHANGES,
+                            rendered_at="now")
+    source = templating.render("deck.qmd.j2", context)
+    (generated / "deck.qmd").write_text(source)
+    return SimpleNamespace(context=context, source=source, figures=figures, qmd=generated / "deck.qmd")
+
+
+def slide(source: str, heading: str) -> str:
+    """The markdown of the slide titled ``heading`` in a deck source."""
+    return source.split(f"\n## {heading}", 1)[1].split("\n## ", 1)[0].split("\n# ", 1)[0]

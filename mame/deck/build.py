@@ -14,10 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mame import config
-from mame.deck import figures3d, history, templating
+from mame.deck import history, templating
 from mame.deck.context import build_context
+from mame.deck.dataset import dataset_figures
+from mame.deck.features import MAX_POINTS_PER_CLASS
 from mame.deck.figures import report_figures, run_figures
-from mame.deck.sections import MAX_POINTS_PER_CLASS
 from mame.engine.plan import load_plan
 from mame.engine.status import collect
 from mame.results import atomic_write_text
@@ -51,34 +52,32 @@ def _relative(figures: dict, start: Path) -> dict:
             for run, figs in figures.items()}
 
 
+def _relative_values(drawn: dict, start: Path) -> dict:
+    """A deck module's report figures (a path, a list of paths or None per key) relative to ``start``."""
+    rel = lambda p: Path(os.path.relpath(p, start)).as_posix()
+    return {k: None if v is None else [rel(p) for p in v] if isinstance(v, list) else rel(v) for k, v in drawn.items()}
+
+
 def render_source(profile_name: str, *, plan_file: Path | None = None) -> tuple[Path, list]:
     """Collect the runs and write the deck source; returns (deck.qmd, status entries)."""
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
     dirs = build_dirs()
     entries = collect(profile_name, plan_file)
-    methods = tuple(profile.report.get("projections", ["pca"]))
-    methods_3d = tuple(profile.report.get("projections_3d", []))
-    per_class = profile.report.get("points_per_class", MAX_POINTS_PER_CLASS)
+    options = dict(profile.report or {})
+    per_class = options.setdefault("points_per_class", MAX_POINTS_PER_CLASS)
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
         raise ValueError(f"{plan_file or config.plan_path()}: profiles.{profile_name}.report.points_per_class must be "
                          f"a positive integer, got {per_class!r}")
-    figures = {e.run.id: run_figures(e, projections=methods, projections_3d=methods_3d, points_per_class=per_class)
-               for e in entries}
+    figures = {e.run.id: run_figures(e, options) for e in entries}
     rendered_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     changes = history.record(dirs["state"] / "history.json", history.snapshot(entries), rendered_at)
     context = build_context(entries, profile, list(plan.stages), figures=_relative(figures, dirs["generated"]),
                             changes=changes, rendered_at=rendered_at)
-    drawn = report_figures(context, dirs["generated"] / "figures")
-    relative = {k: os.path.relpath(p, dirs["generated"]) if p else None for k, p in drawn.items()}
-    context["classify"]["bars"] = relative["classify_bars"]
-    context["finetune"]["ladder_figure"] = relative["finetune_ladder"]
-    context["finetune"]["backbones_figure"] = relative["finetune_backbones"]
-    context["features"]["max_points_per_class"] = per_class
-    context["features"]["scripts_3d"] = figures3d.scripts(dirs["generated"]) if context["features"]["projections3d"] else []
-    context["dataset"]["samples"] = relative["dataset_samples"]
-    context["dataset"]["counts_figure"] = relative["dataset_counts"]
-    context["similarity"]["scratch_figure"] = relative["similarity_scratch"]
+    out_dir = dirs["generated"] / "figures"
+    for stage, drawn in report_figures(context, out_dir).items():
+        context[stage].update(_relative_values(drawn, dirs["generated"]))
+    context["dataset"].update(_relative_values(dataset_figures(context["dataset"], out_dir), dirs["generated"]))
     qmd = atomic_write_text(dirs["generated"] / "deck.qmd", templating.render("deck.qmd.j2", context))
     return qmd, entries
 

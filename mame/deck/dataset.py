@@ -12,7 +12,7 @@ import numpy as np
 from mame import plots
 from mame.classes import CLASS_NAMES
 from mame.data import metadata
-from mame.deck.evaluation_figures import thumbnail
+from mame.deck.evaluate_figures import thumbnail
 
 SAMPLE_SEED = 0
 SAMPLE_COLUMNS = 8
@@ -56,9 +56,10 @@ def sample_figure(path: str | Path):
 
 
 def dataset_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
-    """``dataset_samples`` and ``dataset_counts`` in ``out_dir`` (None where there is nothing to draw)."""
+    """The sample grid (``samples``) and the class counts (``counts_figure``) in ``out_dir``, keyed as the section
+    shows them (None where there is nothing to draw)."""
     if not section["ready"]:
-        return {"dataset_samples": None, "dataset_counts": None}
+        return {"samples": None, "counts_figure": None}
     samples = None
     try:
         fig = sample_figure(section["path"])
@@ -68,4 +69,4 @@ def dataset_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
         samples = plots.save_figure(fig, out_dir / "dataset_samples.png")
     counts = plots.save_figure(plots.draw_class_counts(plots.class_counts_data(section["counts"])),
                                out_dir / "dataset_counts.png")
-    return {"dataset_samples": samples, "dataset_counts": counts}
+    return {"samples": samples, "counts_figure": counts}

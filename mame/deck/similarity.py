@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from mame import plots
 from mame.classes import CLASS_NAMES
-from mame.deck.sections import entry_placeholder
+from mame.deck import scratch
+from mame.deck.common import entry_placeholder, split_accuracy
 
 PANEL_COLUMNS = 3
 DEFINITION = ("Map accuracy: every train image gets the backbone's top-1 ImageNet label; each label is mapped to "
@@ -22,9 +25,10 @@ DEFINITION = ("Map accuracy: every train image gets the backbone's top-1 ImageNe
               "AMI: the same, corrected for chance (0 = unrelated).")
 
 
-def similarity_section(entries: list, figures: dict, scratch_entries: list) -> dict:
+def section(entries: list, deck) -> dict:
     """Rows of the measure table, example panels (scratch first) and the class table of the best
     meaningful backbone; ``ready`` False with ``gaps`` when no run can be shown."""
+    figures = deck.figures
     gaps = [g for g in (entry_placeholder(e) for e in entries) if g]
     usable = [e for e in entries if entry_placeholder(e) is None and e.metrics["metrics"].get("similarity")]
     rows = [measure_row(e) for e in usable]
@@ -36,7 +40,7 @@ def similarity_section(entries: list, figures: dict, scratch_entries: list) -> d
     return {"ready": bool(rows), "gaps": gaps, "rows": rows, "panels": panels, "best": best,
             "stale": any(e.state == "stale" for e in usable), "definition": DEFINITION,
             "class_rows": class_rows(next(e for e, r in zip(usable, rows) if r is best)) if best else [],
-            "scratch": scratch_examples(usable[0], scratch_entries) if usable else None,
+            "scratch": scratch_examples(usable[0], scratch.best_rung(deck.grouped.get("scratch", []), deck)) if usable else None,
             "scratch_figure": None}  # drawn with the report's figures (``scratch_figure``)
 
 
@@ -60,25 +64,22 @@ def class_rows(entry) -> list[dict]:
     return [{"left": left[i], "right": right[i] if i < len(right) else None} for i in range(half)]
 
 
-def scratch_examples(entry, scratch_entries: list) -> dict | None:
-    """The best scratch rung, chosen on validation as ``evaluate`` and ``explain`` choose it
-    (``selection.choose_models``), and its own prediction on each example image, from its saved validation
-    predictions (None where that run did not predict the image)."""
-    from mame.stages import selection
-
-    usable = {e.run.name: e.path for e in scratch_entries
-              if entry_placeholder(e) is None and (e.path / selection.PREDICTIONS.format(split="val")).is_file()}
-    if not usable:
+def scratch_examples(entry, best) -> dict | None:
+    """The best scratch rung (``mame.deck.scratch.best_rung``: the one the evaluate run chose) and its own
+    prediction on each example image, from its saved validation predictions (None where that run did not
+    predict the image)."""
+    name = (best.metrics["artifacts"].get("predictions_val") if best is not None else None)
+    if not name or not (best.path / name).is_file():
         return None
-    best = selection.choose_models({"scratch": usable})[-1]
-    where = {str(f): i for i, f in enumerate(best.val["files"])}
-    probabilities = best.val["probabilities"]
+    with np.load(best.path / name) as arrays:
+        files, probabilities = arrays["files"], arrays["probabilities"]
+    where = {str(f): i for i, f in enumerate(files)}
     shown = []
     for example in entry.metrics["metrics"]["examples"]:
         i = where.get(example["file"])
         shown.append({**example, "top": None if i is None else
                       [{"label": CLASS_NAMES[int(probabilities[i].argmax())], "p": float(probabilities[i].max())}]})
-    return {"run": best.name, "val": best.val_accuracy, "examples": shown,
+    return {"run": best.run.id, "val": split_accuracy(best.metrics, "val"), "examples": shown,
             "dataset": entry.metrics["run"]["dataset"].get("path", "")}
 
 
@@ -94,7 +95,7 @@ def example_title(example: dict) -> str:
 def examples_figure(examples: list[dict], dataset_path: str):
     """The example images titled "true class / → label (p)" (None when no image can be opened)."""
     from mame.data import metadata
-    from mame.deck.evaluation_figures import thumbnail
+    from mame.deck.evaluate_figures import thumbnail
 
     try:
         image_dir = metadata.find_image_dir(dataset_path)
@@ -112,19 +113,24 @@ def examples_figure(examples: list[dict], dataset_path: str):
     return plots.draw_image_grid([p for _, p in shown], [t for t, _ in shown], ax=axes[:len(shown)])
 
 
-def run_examples_figure(entry):
-    """A similarity run's panel (drawn into its figures folder)."""
+def run_figures(entry, drawer) -> dict[str, Path]:
+    """A similarity run's panel of example images with the ImageNet labels it gave them."""
     m = entry.metrics["metrics"]
-    return examples_figure(m.get("examples") or [], entry.metrics["run"]["dataset"].get("path", ""))
+    if not m.get("examples"):
+        return {}
+    panel = drawer.draw("similarity_examples", lambda: examples_figure(m["examples"], entry.metrics["run"]["dataset"].get("path", "")))
+    return {"similarity_examples": panel} if panel.is_file() else {}
 
 
-def scratch_figure(section: dict, out_dir: Path) -> Path | None:
+def report_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
     """The scratch model's panel on the same images (it compares two runs: drawn into the report's folder)."""
-    scratch = section.get("scratch")
-    if not scratch:
-        return None
-    fig = examples_figure(scratch["examples"], scratch["dataset"])
-    return plots.save_figure(fig, out_dir / "similarity_scratch.png") if fig is not None else None
+    found = section.get("scratch")
+    fig = examples_figure(found["examples"], found["dataset"]) if found else None
+    return {"scratch_figure": plots.save_figure(fig, out_dir / "similarity_scratch.png") if fig is not None else None}
+
+
+def conclusions(context: dict) -> list[str]:
+    return similarity_conclusions(context["similarity"])
 
 
 def similarity_conclusions(section: dict) -> list[str]:

@@ -57,13 +57,6 @@ def mcnemar_test(y_true, pred_a, pred_b) -> dict:
             "table": table.astype(int).tolist()}
 
 
-def describe(comparison: dict) -> str:
-    """``+1.3 pp, p=0.02`` (``p<0.001`` below that)."""
-    p = comparison["p_value"]
-    shown = "p<0.001" if p < 0.001 else f"p={p:.2g}" if p < 0.01 else f"p={p:.2f}"
-    return f"{comparison['delta_pp']:+.1f} pp, {shown}"
-
-
 def mean_interval(values, *, resamples: int = 1000, seed: int = 0, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (NaNs dropped; NaN bounds when none is left)."""
     from scipy.stats import bootstrap

@@ -19,7 +19,7 @@ from PIL import Image
 from mame.classes import CLASS_NAMES
 from mame.engine.plan import PlannedRun
 from mame.stages import evaluate
-from tests.deck.test_sections import FakeEntry
+from tests.helpers import FakeEntry
 
 N = len(CLASS_NAMES)
 HEADER = ["Image file", "Medium", "Museum", "Museum-based instance ID", "Subset", "Width", "Height",

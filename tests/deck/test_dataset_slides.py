@@ -41,7 +41,7 @@ def test_counts_follow_the_metadata_and_the_test_imbalance(data_dir):
 def test_figures_are_drawn_and_the_slides_name_the_split_sizes(data_dir, tmp_path):
     section = dataset_section({"dataset": {"path": str(data_dir), "source": "synthetic"}})
     drawn = dataset_figures(section, tmp_path)
-    assert drawn["dataset_samples"].is_file() and drawn["dataset_counts"].is_file()
+    assert drawn["samples"].is_file() and drawn["counts_figure"].is_file()
     section.update(samples="figures/dataset_samples.png", counts_figure="figures/dataset_counts.png")
     text = templating.render("sections/dataset.md.j2", {"dataset": section, "setup": {"dataset": {"source": "synthetic"}}})
     assert "## The data: one training image per class" in text and "## Images per class and split" in text

@@ -6,40 +6,25 @@ from __future__ import annotations
 import copy
 import json
 import re
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from mame.classes import CLASS_NAMES
-from mame.deck import templating
+from mame.deck import evaluate, scratch, templating
 from mame.deck.browser import check_deck
-from mame.deck.build import _relative
-from mame.deck.context import build_context, paper_section, with_test_accuracy
-from mame.deck.evaluation import evaluation_conclusions, final_section
-from mame.deck.evaluation_figures import gallery_figure
+from mame.deck.context import paper_section
+from mame.deck.evaluate import evaluation_conclusions
+from mame.deck.evaluate_figures import gallery_figure
 from mame.deck.figures import run_figures
 from mame.deck.render import render_html
-from mame.engine.plan import PlannedRun, Profile
-from mame.stages.significance import describe
+from mame.engine.plan import PlannedRun
+from mame.metrics import describe_comparison as describe
 from tests.deck.evaluate_run import CONFUSIONS, designed_counts, evaluate_entry, index_of
-from tests.deck.test_sections import FakeEntry
 from tests.deck.test_training_deck import table
+from tests.helpers import FakeEntry, deck_inputs, render_deck, slide
 
-PROFILE = Profile("smoke", {"source": "synthetic"}, {}, {}, None, 0, 60, 60)
-NO_CHANGES = {"first": True, "rows": [], "since": None}
 pct = lambda v: f"{100 * v:.1f}%"
-
-
-def render_deck(entries: list, out, plan=("scratch", "finetune", "evaluate")) -> SimpleNamespace:
-    figures = {e.run.id: run_figures(e) for e in entries}
-    generated = out / "_generated"
-    generated.mkdir(parents=True, exist_ok=True)
-    context = build_context(entries, PROFILE, list(plan), figures=_relative(figures, generated), changes=NO_CHANGES,
-                            rendered_at="now")
-    source = templating.render("deck.qmd.j2", context)
-    (generated / "deck.qmd").write_text(source)
-    return SimpleNamespace(context=context, source=source, figures=figures, qmd=generated / "deck.qmd")
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +38,6 @@ def deck(tmp_path_factory):
     built.html = built.html_path.read_text()
     built.check = check_deck(built.html_path)
     return built
-
-
-def slide(source: str, heading: str) -> str:
-    return source.split(f"\n## {heading}", 1)[1].split("\n## ", 1)[0].split("\n# ", 1)[0]
 
 
 def test_the_new_slides_render_and_fit_in_the_browser(deck):
@@ -124,9 +105,9 @@ def test_ledger_flags_a_second_read_of_a_model_and_reads_by_other_runs(deck):
     entry.metrics["run"]["test_split_reads"].append(dict(entry.metrics["run"]["test_split_reads"][1]))
     other = FakeEntry(PlannedRun("scratch", None, "r1-plain", deck.entry.run.notebook, {}), "done",
                       {"run": {"test_split_reads": [{"what": "a peek", "n_images": 9}]}})
-    section = final_section([entry], {}, [other, entry])
+    section = evaluate.section([entry], deck_inputs([other, entry]))
     assert section["ledger"]["not_once"] == ["finetune/vgg16-step2"] and section["ledger"]["others"] == ["scratch/r1-plain"]
-    text = templating.render("sections/final.md.j2", {"planned": {"evaluate": True, "explain": True}, "final": section,
+    text = templating.render("sections/evaluate.md.j2", {"planned": {"evaluate": True, "explain": True}, "evaluate": section,
                                                        "not_planned": {}})
     assert "**not once per model for finetune/vgg16-step2**" in text
     assert "**Other runs recorded test-split reads: scratch/r1-plain.**" in text
@@ -160,7 +141,7 @@ def test_gallery_shows_only_misclassified_images_of_the_most_confused_pairs(deck
 
 
 def test_conclusions_state_the_final_model_the_ensemble_verdict_and_the_hardest_classes(deck):
-    final = deck.context["final"]
+    final = deck.context["evaluate"]
     said = evaluation_conclusions(final)
     ref = deck.entry.metrics["metrics"]["models"][0]
     assert said[0] == (f"Final model (best single model on validation): finetune/vgg16-step2, {pct(ref['accuracy'])} test "
@@ -184,10 +165,10 @@ def test_missing_failed_or_imageless_runs_show_placeholders(deck, tmp_path):
     run = deck.entry.run
     for state, detail, expected in (("missing", "", "evaluate/default has not run yet"),
                                     ("failed", "ValueError: no model", "evaluate/default failed: ValueError: no model")):
-        section = final_section([FakeEntry(run, state, None, detail=detail)], {}, [])
+        section = evaluate.section([FakeEntry(run, state, None, detail=detail)], deck_inputs())
         assert not section["ready"] and section["gaps"][0]["message"].startswith(expected)
-        text = templating.render("sections/final.md.j2", {"planned": {"evaluate": True, "explain": True},
-                                                           "final": section, "not_planned": {}})
+        text = templating.render("sections/evaluate.md.j2", {"planned": {"evaluate": True, "explain": True},
+                                                              "evaluate": section, "not_planned": {}})
         assert "{.placeholder ." in text and expected in text.replace("\\", "")
         assert evaluation_conclusions(section) == []
     moved = copy.deepcopy(deck.entry)
@@ -196,19 +177,16 @@ def test_missing_failed_or_imageless_runs_show_placeholders(deck, tmp_path):
     moved.path.mkdir()
     (moved.path / "metrics.json").write_text(json.dumps(moved.metrics))
     assert "error_gallery" not in run_figures(moved)
-    section = final_section([moved], {}, [moved])
-    text = templating.render("sections/final.md.j2", {"planned": {"evaluate": True, "explain": True}, "final": section,
+    section = evaluate.section([moved], deck_inputs([moved]))
+    text = templating.render("sections/evaluate.md.j2", {"planned": {"evaluate": True, "explain": True}, "evaluate": section,
                                                        "not_planned": {}})
     assert "No thumbnails: the test images" in slide(text, "Most confused pairs: misclassified test images")
 
 
 def test_test_accuracies_reach_the_baseline_and_paper_tables(deck):
-    final = deck.context["final"]
-    scratch = {"items": [{"run": "scratch/r7-gap", "ran": True, "test": None},
-                         {"run": "scratch/r1-plain", "ran": True, "test": None}], "has_test": False}
-    with_test_accuracy(scratch, final)
+    final = deck.context["evaluate"]
     r7 = next(m for m in final["models"] if m["model"] == "scratch/r7-gap")
-    assert [it["test"] for it in scratch["items"]] == [r7["test"], None] and scratch["has_test"]
+    assert scratch.evaluated(deck_inputs([deck.entry]))["test"] == {"scratch/r7-gap": r7["test"]}
     tuned = [FakeEntry(PlannedRun("finetune", b, v, deck.entry.run.notebook, {}), "done", {"headline": None})
              for b, v in (("vgg16", "step2"), ("resnet50", "step1"))]
     from mame.deck.context import load_references

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from mame.deck import templating
-from mame.deck.explanations import explain_conclusions, explain_section
+from mame.deck.explain import explain_conclusions
+from mame.deck.explain import section as explain_section
 from mame.engine.plan import PlannedRun
-from tests.deck.test_sections import FakeEntry
+from tests.helpers import FakeEntry, deck_inputs
 
 
 def row(model: str, label: str, stage: str, mass, reference: bool) -> dict:
@@ -28,7 +29,7 @@ def test_without_masks_the_slides_say_so_and_show_the_hot_area_only():
     metrics = {"target": "true", "per_class": 8, "n_images": 232, "n_masked": 0, "shown": [], "comparison": None,
                "models": [row("finetune/vgg16-step3", "VGG16 #3 (fine-tuned)", "finetune", None, True),
                           row("scratch/r7-gap", "Scratch r7-gap", "scratch", None, False)]}
-    section = explain_section([entry(metrics)], {})
+    section = explain_section([entry(metrics)], deck_inputs())
     assert section["ready"] and section["comparison"] is None and explain_conclusions(section) == []
     text = templating.render("sections/explain.md.j2", {"explain": section, "planned": {"explain": True},
                                                         "not_planned": {"explain": {}}})
@@ -44,10 +45,10 @@ def test_the_conclusion_follows_the_paired_test():
     metrics = {"target": "true", "per_class": 8, "n_images": 232, "n_masked": 120, "shown": [], "comparison": comparison,
                "models": [row("finetune/vgg16-step3", "VGG16 #3 (fine-tuned)", "finetune", 0.52, True),
                           row("scratch/r7-gap", "Scratch r7-gap", "scratch", 0.40, False)]}
-    said = explain_conclusions(explain_section([entry(metrics)], {}))
+    said = explain_conclusions(explain_section([entry(metrics)], deck_inputs()))
     assert said == ["Grad-CAM: the fine-tuned model looks more on the object than the scratch model: VGG16 #3 "
                     "(fine-tuned) puts 52% of its Grad-CAM heat on the object, Scratch r7-gap 40% (a uniform map: "
                     "30%; the same 40 validation images, +12.0 pp, p=0.001, Wilcoxon)."]
     comparison["mass"]["p_value"] = 0.3
-    assert explain_conclusions(explain_section([entry(metrics)], {}))[0].startswith(
+    assert explain_conclusions(explain_section([entry(metrics)], deck_inputs()))[0].startswith(
         "Grad-CAM: no significant difference in where the models look")

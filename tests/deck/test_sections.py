@@ -1,25 +1,18 @@
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mame.classes import CLASS_NAMES
-from mame.deck.context import appendix_section, conclusions, load_references, paper_section
+from mame.deck import classify
+from mame.deck.classify import classifier_pivot
+from mame.deck.common import entry_placeholder, overfitting, report_rows
+from mame.deck.context import appendix_section, load_references, paper_section
 from mame.deck.history import compare, snapshot
-from mame.deck.sections import classify_section, entry_placeholder, overfitting, report_rows
 from mame.engine.plan import PlannedRun
 from mame.metrics import classification_result
-
-
-@dataclass
-class FakeEntry:
-    """The shape of mame.status.Entry, built from real metrics dicts."""
-    run: PlannedRun
-    state: str
-    metrics: dict | None
-    detail: str = ""
-    path: Path = field(default_factory=lambda: Path("/nowhere"))
+from tests.helpers import FakeEntry, deck_inputs
 
 
 def classify_entry(backbone, accs):
@@ -50,11 +43,11 @@ def test_report_rows_two_columns_with_summary_at_the_bottom_right():
 def test_classify_section_picks_the_best_classifier_and_backbone():
     entries = [classify_entry("vgg16", {"knn": 0.3, "logistic_regression": 0.6}),
                classify_entry("resnet50", {"knn": 0.8, "logistic_regression": 0.5})]
-    section = classify_section(entries, {}, {"vgg16": "VGG16", "resnet50": "ResNet50"})
+    names = {"vgg16": "VGG16", "resnet50": "ResNet50"}
+    section = classify.section(entries, deck_inputs(entries, names=names))
     assert len(section["rows"]) == 4
     assert section["best"]["backbone_name"] == "ResNet50" and section["best"]["classifier"] == "knn"
-    said = conclusions({"flags": []}, {"rows": []}, section, {"rows": []}, {"best": None}, 0,
-                       {"vgg16": "VGG16", "resnet50": "ResNet50"})
+    said = classify.conclusions({"classify": section, "names": names})
     assert said[0].startswith("Best features + classifier: ResNet50 + knn")
     assert "Backbones by best validation accuracy: ResNet50" in said[1]
 
@@ -170,8 +163,6 @@ def test_classifier_pivot_marks_the_best_per_backbone_and_compares_the_spreads()
     rows = [{"backbone_name": b, "classifier": c, "val_accuracy": acc, "converged": True}
             for b, accs in (("VGG16", {"knn": 0.30, "mlp": 0.34}), ("ResNet50", {"knn": 0.60, "mlp": 0.58}))
             for c, acc in accs.items()]
-    from mame.deck.sections import classifier_pivot
-
     out = classifier_pivot(rows)
     assert out["backbones"] == ["VGG16", "ResNet50"] and [r["classifier"] for r in out["pivot"]] == ["knn", "mlp"]
     assert [[c["best"] for c in r["cells"]] for r in out["pivot"]] == [[False, True], [True, False]]
@@ -188,16 +179,16 @@ def test_dense_head_and_fine_tuned_features_are_their_own_columns_beside_the_bac
         e.metrics["metrics"].update(extra)
         return e
     tuned = {"run": "finetune/vgg16-step4", "val_accuracy": 0.7, "layer": "head_dense_2", "dim": 256}
-    features = {"vgg16": {"feature_layer": "fc1", "weights": "imagenet",
-                          "extra_layers": {"fc2": {"dim": 4096, "kept": ["fc1", "fc2"]}}},
-                "vgg16-finetuned": {"feature_layer": "head_dense_2", "weights": "fine-tuned (finetune/vgg16-step4)",
-                                    "source": "finetune", "finetune": tuned}}
+    features = [FakeEntry(PlannedRun("features", "vgg16", variant, Path("nb"), {}), "done", {"metrics": m}) for variant, m in (
+        ("default", {"feature_layer": "fc1", "weights": "imagenet", "extra_layers": {"fc2": {"dim": 4096, "kept": ["fc1", "fc2"]}}}),
+        ("finetuned", {"feature_layer": "head_dense_2", "weights": "fine-tuned (finetune/vgg16-step4)", "source": "finetune",
+                       "finetune": tuned}))]
     entries = [entry("default", {"linear_svm": 0.4, "knn": 0.3}, "vgg16", feature_layer="fc1", standardize=True),
                classify_entry("resnet50", {"linear_svm": 0.5, "knn": 0.45}),
                entry("dense-head", {"logistic_regression": 0.45}, "vgg16", feature_layer="fc2", standardize=False),
                entry("finetuned", {"linear_svm": 0.8, "knn": 0.6}, "vgg16-finetuned", feature_layer="head_dense_2", standardize=True)]
     names = {"vgg16": "VGG16", "resnet50": "ResNet50"}
-    section = classify_section(entries, {}, names, features)
+    section = classify.section(entries, deck_inputs(entries + features, names=names))
     assert section["backbones"] == ["VGG16", "ResNet50"]  # the spread compares the backbones' own features only
     assert {r["run"] for r in section["own_rows"]} == {"classify/vgg16", "classify/resnet50"}
     (vgg,) = section["variants"]
@@ -205,7 +196,7 @@ def test_dense_head_and_fine_tuned_features_are_their_own_columns_beside_the_bac
                                 "VGG16 fine-tuned features (finetune/vgg16-step4)"]
     assert [r["classifier"] for r in vgg["pivot"]] == ["linear_svm", "knn", "logistic_regression"]
     (svm,) = [c for c in vgg["changes"] if c["classifier"] == "linear_svm"]
-    said = conclusions({"flags": []}, {"rows": []}, section, {"rows": []}, {"best": None}, 0, names)
+    said = classify.conclusions({"classify": section, "names": names})
     assert "Backbones by best validation accuracy: ResNet50" in said[1] and "VGG16 8" not in said[1]
     assert any(line.startswith(f"Linear SVM on VGG16 features: {svm['before']:.1%} (VGG16 ImageNet fc1) → {svm['after']:.1%} "
                                "(VGG16 fine-tuned features (finetune/vgg16-step4))") for line in said), said
@@ -213,3 +204,10 @@ def test_dense_head_and_fine_tuned_features_are_their_own_columns_beside_the_bac
     refs = load_references()
     paper = paper_section(refs, {"classify": entries}, exclude={"classify/vgg16-finetuned"})
     assert next(r for r in paper["rows"] if r["architecture"] == "VGG16")["classify"] < 0.7  # not the fine-tuned features
+
+
+def test_the_references_are_the_seed_decks_six():
+    """Parés 2022, Shorten 2019, Chollet 2021, Shima 2018, Yang & Min 2019, Sun et al. 2017, in the seed's order."""
+    refs = load_references()["references"]
+    assert [(r.split(",")[0], re.search(r"\((?:[^()]*\s)?(\d{4})\)", r).group(1)) for r in refs] == [
+        ("Parés", "2022"), ("Shorten", "2019"), ("Chollet", "2021"), ("Shima", "2018"), ("Yang", "2019"), ("Sun", "2017")]

@@ -13,8 +13,7 @@ from mame.deck.render import render_html
 from mame.deck.setup import setup_section
 from mame.deck.templating import render
 from mame.engine.plan import PlannedRun, Profile
-from tests.deck.test_sections import FakeEntry
-from tests.helpers import minimal_metrics
+from tests.helpers import FakeEntry, minimal_metrics
 
 PROFILE = Profile("demo", {"source": "synthetic"}, {}, {}, None, 0, 60, 60)
 # 200+ characters; the browser may break it only at its hyphens, so its longest unbreakable run (about 70

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from mame import config
-from mame.deck import sections, settings, templating
-from mame.deck.figures import run_figures, training_curves
-from mame.deck.training import finetune_section, overfitting_rule, scratch_section
+from mame.deck import common, finetune, scratch, settings, templating
+from mame.deck.figures import run_figures
+from mame.deck.ladder import overfitting_rule, training_curves
 from mame.engine.plan import PlannedRun, Profile, notebook_parameters, resolve_params
 from mame.metrics import classification_result
-from tests.deck.test_sections import FakeEntry
+from tests.helpers import FakeEntry, deck_inputs
 
 SMOKE = Profile("smoke", {"source": "synthetic"}, {"batch_size": 16}, {"epochs": 1, "image_size": 32}, None, 0, 60, 60,
                 stages={"finetune": {"force": {"batch_size": 32, "head_epochs": 1}}})
@@ -61,7 +61,7 @@ def scratch_entry(variant, overrides, train=None, val=None, *, state="done", pro
     declared = notebook_parameters(SCRATCH_NB)
     run = PlannedRun("scratch", None, variant, SCRATCH_NB, resolve_params(declared, profile, "scratch", overrides),
                      about=f"About {variant}.", overrides=overrides,
-                     planned=resolve_params(declared, profile, "scratch", overrides, forced=False))
+                     planned=resolve_params(declared, profile, "scratch", overrides, forced=False), step=int(variant[1]))
     metrics = training_metrics(train, val, seed=len(variant)) if state in ("done", "stale") else None
     return FakeEntry(run, state, metrics, path=_run_dir(tmp_path, run))
 
@@ -71,7 +71,7 @@ def finetune_entry(backbone, variant, train=None, val=None, *, state="done", pro
     declared = notebook_parameters(FINETUNE_NB)
     run = PlannedRun("finetune", backbone, variant, FINETUNE_NB, resolve_params(declared, profile, "finetune", overrides),
                      about=f"About {variant}.", overrides=overrides,
-                     planned=resolve_params(declared, profile, "finetune", overrides, forced=False))
+                     planned=resolve_params(declared, profile, "finetune", overrides, forced=False), step=int(variant[-1]))
     metrics = None
     if state in ("done", "stale"):
         extra = {"backbone": backbone, "trainable_from": "block4_conv1", "image_size": 32, "weights": "random",
@@ -109,7 +109,7 @@ def test_changes_are_exactly_the_keys_whose_planned_value_differs():
 
 
 def test_each_step_highlights_what_changed_from_the_previous_step_of_its_backbone():
-    section = finetune_section(ladder_entries(), {}, {}, SMOKE)
+    section = finetune.section(ladder_entries(), deck_inputs(names={}, profile=SMOKE))
     vgg, resnet = section["ladders"]
     changed = {s["variant"]: {r["key"] for r in s["settings"] if r["changed"]} for s in vgg["steps"]}
     assert changed == {"step1": set(), "step2": {"learning_rate", "dense_units"},
@@ -122,7 +122,7 @@ def test_each_step_highlights_what_changed_from_the_previous_step_of_its_backbon
 
 
 def test_slides_bold_exactly_the_changed_settings():
-    section = finetune_section(ladder_entries(), {}, {}, SMOKE)
+    section = finetune.section(ladder_entries(), deck_inputs(names={}, profile=SMOKE))
     text = templating.render("sections/finetune.md.j2", {"planned": {"finetune": True}, "finetune": section,
                                                           "not_planned": {}})
     step3 = text.split("fine-tuning #3: step3")[1].split("\n## ")[0]
@@ -141,7 +141,7 @@ def test_forced_values_say_plan_then_profile_value():
     assert text == "image size backbone default → 32, batch size 250 → 32, head epochs 2 → 1, epochs 9 → 1 (smoke profile)"
     full = finetune_entry("vgg16", "step3", 0.8, 0.7, profile=NOTHING_FORCED)
     assert settings.forced_values(full.run.planned, full.run.params) == []
-    section = finetune_section([step3], {}, {}, SMOKE)
+    section = finetune.section([step3], deck_inputs(names={}, profile=SMOKE))
     assert section["items"][0]["forced"] == text
 
 
@@ -154,7 +154,7 @@ def test_a_forced_key_the_variant_does_not_set_takes_the_profile_params_then_the
 # --- fine-tuning ladder --------------------------------------------------------------------------
 
 def test_ladder_steps_follow_the_plan_one_per_step_grouped_by_backbone():
-    section = finetune_section(ladder_entries(), {}, {"vgg16": "VGG16"}, SMOKE)
+    section = finetune.section(ladder_entries(), deck_inputs(names={"vgg16": "VGG16"}, profile=SMOKE))
     assert [(s["backbone"], s["step"], s["variant"]) for s in section["items"]] == [
         ("vgg16", 1, "step1"), ("vgg16", 2, "step2"), ("vgg16", 3, "step3"), ("vgg16", 4, "step4"),
         ("resnet50", 1, "step1")]
@@ -169,7 +169,7 @@ def test_ladder_steps_follow_the_plan_one_per_step_grouped_by_backbone():
 
 def test_step_numbers_equal_the_runs_metrics():
     entries = ladder_entries()
-    section = finetune_section(entries, {}, {}, SMOKE)
+    section = finetune.section(entries, deck_inputs(names={}, profile=SMOKE))
     for entry, item in zip(sorted(entries, key=lambda e: e.run.backbone != "vgg16"), section["items"]):
         m = entry.metrics
         assert item["run"] == entry.run.id
@@ -180,7 +180,7 @@ def test_step_numbers_equal_the_runs_metrics():
 
 
 def test_ladder_story_is_first_to_last_step_with_the_best_computed():
-    section = finetune_section(ladder_entries(), {}, {}, SMOKE)
+    section = finetune.section(ladder_entries(), deck_inputs(names={}, profile=SMOKE))
     vgg = section["ladders"][0]
     vals = [s["val"] for s in vgg["steps"]]
     story = vgg["story"]
@@ -195,18 +195,18 @@ def test_ladder_story_is_first_to_last_step_with_the_best_computed():
 
 
 def test_backbones_are_compared_on_their_best_step_only_when_several_ran():
-    section = finetune_section(ladder_entries(), {}, {}, SMOKE)
+    section = finetune.section(ladder_entries(), deck_inputs(names={}, profile=SMOKE))
     rows = {r["backbone"]: r for r in section["comparison"]}
     vgg_best = max((s for s in section["items"] if s["backbone"] == "vgg16"), key=lambda s: s["val"])
     assert rows["vgg16"]["step"] == vgg_best["step"] and rows["vgg16"]["val"] == vgg_best["val"]
     assert rows["resnet50"]["steps"] == 1 and rows["resnet50"]["n_params"] == 1001
-    assert finetune_section(ladder_entries()[2:], {}, {}, SMOKE)["comparison"] == []
+    assert finetune.section(ladder_entries()[2:], deck_inputs(names={}, profile=SMOKE))["comparison"] == []
 
 
 def test_a_missing_step_keeps_its_slide_with_a_placeholder_and_the_next_step_still_diffs_against_it():
     entries = ladder_entries()
     entries[2] = finetune_entry("vgg16", "step2", state="missing")
-    section = finetune_section(entries, {}, {}, SMOKE)
+    section = finetune.section(entries, deck_inputs(names={}, profile=SMOKE))
     step2, step3 = section["ladders"][0]["steps"][1:3]
     assert not step2["ran"] and step2["gap"]["kind"] == "missing" and step2["changed"] == ["dense_units", "learning_rate"]
     assert set(step3["changed"]) == {"l2", "dropout_rate", "batch_size", "epochs"}
@@ -236,8 +236,8 @@ def table_rows(text: str, header: str) -> list[list[str]]:
 
 def test_baseline_table_equals_the_runs_metrics_in_plan_order():
     entries = scratch_entries()
-    section = scratch_section(entries, {}, SMOKE)
-    text = templating.render("sections/baseline.md.j2", {"planned": {"scratch": True}, "scratch": section,
+    section = scratch.section(entries, deck_inputs(profile=SMOKE))
+    text = templating.render("sections/scratch.md.j2", {"planned": {"scratch": True}, "scratch": section,
                                                          "not_planned": {}, "paper": {"rows": [], "what": "",
                                                                                       "citation": "", "doi": ""}})
     rows = table_rows(text, "| Model | Train |")
@@ -248,7 +248,7 @@ def test_baseline_table_equals_the_runs_metrics_in_plan_order():
             continue
         m = entry.metrics
         train, val = (m["classification"][s]["report"]["accuracy"] for s in ("train", "val"))
-        expected = [f"{train:.2f}", f"{val:.2f}", "—", sections.overfitting(train, val), f"{m['metrics']['n_params']:,}",
+        expected = [f"{train:.2f}", f"{val:.2f}", "—", common.overfitting(train, val), f"{m['metrics']['n_params']:,}",
                     f"{m['metrics']['best_epoch']} of {m['metrics']['epochs_run']}"]
         assert [c.strip("*") for c in row[1:]] == expected
     best = max((e for e in entries if e.metrics), key=lambda e: e.metrics["metrics"]["val_accuracy"])
@@ -258,10 +258,10 @@ def test_baseline_table_equals_the_runs_metrics_in_plan_order():
 
 
 def test_baseline_ladder_lists_each_rungs_idea_and_changed_settings():
-    section = scratch_section(scratch_entries(), {}, SMOKE)
+    section = scratch.section(scratch_entries(), deck_inputs(profile=SMOKE))
     assert [it["changes"] for it in section["items"]] == [
         "", "filters 32, 64 → 32, 64, 128; convs per block 1 → 2", "batch norm no → yes", "dropout 0 → 0.5"]
-    text = templating.render("sections/baseline.md.j2", {"planned": {"scratch": True}, "scratch": section,
+    text = templating.render("sections/scratch.md.j2", {"planned": {"scratch": True}, "scratch": section,
                                                          "not_planned": {}, "paper": {"rows": [], "what": "",
                                                                                       "citation": "", "doi": ""}})
     rows = table_rows(text, "| Rung | Idea |")
@@ -271,9 +271,10 @@ def test_baseline_ladder_lists_each_rungs_idea_and_changed_settings():
 
 def test_overfitting_caption_comes_from_the_one_threshold_table(monkeypatch):
     assert overfitting_rule() == "High: train − val > 0.20 · Medium: train − val > 0.08 · Low: ≤ 0.08"
-    monkeypatch.setattr(sections, "OVERFITTING", ((0.3, "Severe"), (float("-inf"), "Fine")))
+    monkeypatch.setattr(common, "OVERFITTING", ((0.3, "Severe"), (float("-inf"), "Fine")))
     assert overfitting_rule() == "Severe: train − val > 0.30 · Fine: ≤ 0.30"
-    assert sections.overfitting(0.9, 0.65) == "Fine" and scratch_section(scratch_entries(), {}, SMOKE)["rule"] == overfitting_rule()
+    assert common.overfitting(0.9, 0.65) == "Fine"
+    assert scratch.section(scratch_entries(), deck_inputs(profile=SMOKE))["rule"] == overfitting_rule()
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -313,14 +314,12 @@ def test_figures_are_redrawn_when_the_drawing_code_changes_not_otherwise(tmp_pat
 
 
 def test_conclusions_state_the_best_rung_the_ladder_and_the_best_backbone():
-    from mame.deck.context import training_conclusions
-
-    scratch = scratch_section(scratch_entries(), {}, SMOKE)
-    finetune = finetune_section(ladder_entries(), {}, {"vgg16": "VGG16", "resnet50": "ResNet50"}, SMOKE)
-    said = training_conclusions(scratch, finetune)
-    story = finetune["ladders"][0]["story"]
-    assert said[0] == f"Best CNN trained from scratch: r4-dropout, {scratch['best']['val']:.1%} validation accuracy."
+    rungs = scratch.section(scratch_entries(), deck_inputs(profile=SMOKE))
+    tuned = finetune.section(ladder_entries(), deck_inputs(names={"vgg16": "VGG16", "resnet50": "ResNet50"}, profile=SMOKE))
+    said = scratch.conclusions({"scratch": rungs}) + finetune.conclusions({"finetune": tuned})
+    story = tuned["ladders"][0]["story"]
+    assert said[0] == f"Best CNN trained from scratch: r4-dropout, {rungs['best']['val']:.1%} validation accuracy."
     assert said[1] == (f"VGG16 fine-tuning ladder: {story['first']['val']:.1%} (#1) → {story['last']['val']:.1%} (#4) "
                        "validation accuracy.")
-    best = max(finetune["comparison"], key=lambda r: r["val"])
+    best = max(tuned["comparison"], key=lambda r: r["val"])
     assert said[2].startswith(f"Best fine-tuned backbone: {best['name']} (step #{best['step']})")

@@ -219,8 +219,7 @@ def test_explain_slides_render_from_the_run_and_fit_in_the_browser(ladders, tmp_
     from mame.deck.browser import check_deck
     from mame.deck.render import render_html
     from mame.deck.templating import md
-    from tests.deck.test_evaluation import render_deck, slide
-    from tests.deck.test_sections import FakeEntry
+    from tests.helpers import FakeEntry, render_deck, slide
 
     runs_dir, _ = ladders
     run_dir = runs_dir / "explain" / "default"

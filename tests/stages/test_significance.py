@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.contingency_tables import mcnemar
 
+from mame.metrics import describe_comparison
 from mame.stages import significance
 
 
@@ -53,8 +54,8 @@ def test_bootstrap_intervals_contain_the_point_estimate_and_shrink_with_more_ima
 
 
 def test_describe_and_bad_input():
-    assert significance.describe({"delta_pp": 1.26, "p_value": 0.0213}) == "+1.3 pp, p=0.02"
-    assert significance.describe({"delta_pp": -4.0, "p_value": 0.0004}) == "-4.0 pp, p<0.001"
+    assert describe_comparison({"delta_pp": 1.26, "p_value": 0.0213}) == "+1.3 pp, p=0.02"
+    assert describe_comparison({"delta_pp": -4.0, "p_value": 0.0004}) == "-4.0 pp, p<0.001"
     with pytest.raises(ValueError, match="same non-zero length"):
         significance.mcnemar_test([0, 1], [0, 1], [0])
 

@@ -1,4 +1,4 @@
-"""The "Explanations" section from the explain run (``mame/stages/explain.py``): Grad-CAM grids of the
+"""The "Explanations" slides from the explain run (``mame/stages/explain.py``): Grad-CAM grids of the
 scratch model beside the fine-tuned reference (one validation image per class, a few classes per slide),
 every fine-tuned backbone on the classes with an object mask, and the heat-on-object table with the
 paired comparison. Figures are drawn into the run's ``figures/`` folder from the maps file it recorded.
@@ -13,16 +13,17 @@ from pathlib import Path
 import numpy as np
 
 from mame import plots
-from mame.deck.sections import entry_placeholder, placeholder
-from mame.stages.significance import describe
+from mame.deck.common import entry_placeholder, placeholder
+from mame.metrics import describe_comparison as describe
 
 SIGNIFICANCE = 0.05
 CLASSES_PER_SLIDE = 10     # columns of a scratch-vs-fine-tuned grid
 BACKBONE_COLUMNS = 6       # classes in the every-backbone grid (five model rows: smaller cells, shorter captions)
 
 
-def explain_section(entries: list, figures: dict) -> dict:
+def section(entries: list, deck) -> dict:
     """The explain run's slides (``ready`` False with ``gaps`` when there is nothing to show)."""
+    figures = deck.figures
     gaps = [g for g in (entry_placeholder(e) for e in entries) if g]
     usable = [e for e in entries if entry_placeholder(e) is None]
     empty = {"gaps": gaps, "ready": False, "run": None, "stale": False, "models": [], "comparison": None,
@@ -80,6 +81,10 @@ def grid_keys(figs: dict, shown: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def conclusions(context: dict) -> list[str]:
+    return explain_conclusions(context["explain"])
+
+
 def explain_conclusions(section: dict) -> list[str]:
     """The seed's Grad-CAM statement, as the numbers say it."""
     comp = section.get("comparison") if section.get("ready") else None
@@ -96,10 +101,11 @@ def explain_conclusions(section: dict) -> list[str]:
     return [f"Grad-CAM: the fine-tuned model looks {verdict}: {numbers}."]
 
 
-# --- figures (drawn into the run's figures/ folder by mame.deck.figures) ---
+# --- figures (drawn into the run's figures/ folder through mame.deck.figures.Drawer) ---
 
-def explain_figures(entry, draw) -> dict[str, Path]:
+def run_figures(entry, drawer) -> dict[str, Path]:
     """The scratch-vs-fine-tuned grids (``gradcam_1`` ...) and the every-backbone grid (``gradcam_backbones``)."""
+    draw = drawer.draw
     name = entry.metrics.get("artifacts", {}).get("gradcam")  # the file the run recorded, not a guess at its name
     path = entry.path / name if name else None
     if path is None or not path.is_file() or not entry.metrics["metrics"].get("models"):

@@ -1,4 +1,4 @@
-"""The "Final result" section from the evaluate run (``mame/stages/evaluate.py``): the reference model's
+"""The "Final result" slides from the evaluate run (``mame/stages/evaluate.py``): the reference model's
 (best single model on validation) test report and confusion matrix, the models table with intervals and
 McNemar comparisons, the test-split ledger, per-class findings, the most confused pairs, the conclusions.
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from mame import plots
-from mame.deck.sections import entry_placeholder, placeholder, report_rows
-from mame.stages.significance import describe
+from mame.deck import evaluate_figures
+from mame.deck.common import entry_placeholder, placeholder, report_rows
+from mame.metrics import describe_comparison as describe
 
 SIGNIFICANCE = 0.05
 N_FINDINGS = 3     # classes named per finding
@@ -19,8 +20,9 @@ N_PAIRS = 3        # confused pairs in the gallery
 SUMMARY_ROWS = ("accuracy", "macro avg", "weighted avg", "micro avg")
 
 
-def final_section(entries: list, figures: dict, all_entries: list = ()) -> dict:
-    """The evaluate run's slides; ``all_entries`` (every planned run) tells which other runs read test."""
+def section(entries: list, deck) -> dict:
+    """The evaluate run's slides; every planned run (``deck.entries``) tells which other runs read test."""
+    figures, all_entries = deck.figures, deck.entries
     gaps = [g for g in (entry_placeholder(e) for e in entries) if g]
     usable = [e for e in entries if entry_placeholder(e) is None]
     empty = {"gaps": gaps, "ready": False, "run": None, "stale": False, "reference": None, "models": [],
@@ -178,3 +180,29 @@ def evaluation_conclusions(final: dict, significance: float = SIGNIFICANCE) -> l
     if ref["hardest"]["classes"]:
         out.append(f"Hardest classes on test (lowest F1): {_listing(ref['hardest']['classes'], ref['hardest']['tied'])}.")
     return out
+
+
+def conclusions(context: dict) -> list[str]:
+    """The test-split statements and, on the real MAMe, the distance to the paper's best R65k result (on
+    synthetic data no distance is claimed: the setup line says why)."""
+    final, real = context["evaluate"], context["setup"]["dataset"].get("source") != "synthetic"
+    if not final.get("reference"):
+        return ["No test-split evaluation yet" + (", so no distance to the paper's test accuracies is claimed." if real else ".")]
+    out = evaluation_conclusions(final)
+    if real:
+        best_paper = max(context["paper"]["rows"], key=lambda r: r["fs"])
+        out.append(f"Distance to the paper's best R65k result ({best_paper['architecture']}, {best_paper['fs']:.1%}): "
+                   f"{100 * (final['reference']['accuracy'] - best_paper['fs']):+.1f} percentage points.")
+    return out
+
+
+def run_figures(entry, drawer) -> dict:
+    """The reference model's test confusion matrix (the whole slide width, no title: the slide has one),
+    its per-class recall and the error gallery."""
+    key = evaluate_figures.reference_key(entry.metrics)
+    found = {}
+    if key:
+        cls = entry.metrics["classification"][key]
+        found["confusion_test"] = drawer.draw("confusion_test", lambda: plots.draw_confusion_matrix(
+            plots.confusion_matrix_data(cls), size="matrix", font_size=evaluate_figures.MATRIX_FONT))
+    return {**found, **evaluate_figures.evaluation_figures(entry, drawer.draw)}
