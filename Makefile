@@ -18,7 +18,7 @@ FORCE   ?=
 RUN_ARGS := --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force)
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: help setup run status report test lint bench mutation clean distclean python-check
+.PHONY: help setup run status report test lint docs bench mutation clean distclean python-check
 
 help: ## List the targets (the default)
 	@echo "MAMe transfer-learning study. Variables: PROFILE=smoke|demo|full (default demo), ONLY=stage[/backbone], FORCE=1"
@@ -93,6 +93,9 @@ mutation: $(STAMPS)/python ## Mutation testing of mame/engine with mutmut (~5 mi
 	  print("mame/engine: %(total)d mutants, %(killed)d killed, %(survived)d survived, %(timeout)d timed out, " \
 	        "%(no_tests)d not reached by the fast tests; kill rate %(all).1f%% of all, %(reached).1f%% of those reached" \
 	        % dict(s, all=100 * s["all"], reached=100 * s["reached"]))'
+
+docs: $(STAMPS)/python ## Regenerate the README's GPU estimate table from the plan (profile full)
+	$(PY) -m mame estimate --profile full --markdown --readme README.md >/dev/null
 
 bench: $(STAMPS)/python ## Print speed figures (runner overhead with nothing stale)
 	$(PY) -m mame.bench

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_args(estimate)
     estimate.add_argument("--tflops", type=float, default=100.0,
                           help="sustained throughput of the accelerator in TFLOP/s (default 100)")
+    estimate.add_argument("--markdown", action="store_true", help="print the table as markdown (as the README shows it)")
+    estimate.add_argument("--readme", type=Path, help="rewrite the estimate table between this file's markers")
 
     data = sub.add_parser("data", help="dataset tools")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -83,9 +85,14 @@ def _dispatch(args) -> int:
         import os
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: no C++ log lines
-        from mame.estimate import estimate, format_estimate
+        from mame.estimate import estimate, format_estimate, format_markdown, replace_block
 
-        print(format_estimate(estimate(args.profile, tflops=args.tflops, plan_file=args.plan), args.profile, args.tflops))
+        rows = estimate(args.profile, tflops=args.tflops, plan_file=args.plan)
+        if args.readme:
+            args.readme.write_text(replace_block(args.readme.read_text(encoding="utf-8"), format_markdown(rows, args.tflops),
+                                                 where=str(args.readme)), encoding="utf-8")
+            print(f"{args.readme}: estimate table of profile {args.profile} written")
+        print(format_markdown(rows, args.tflops) if args.markdown else format_estimate(rows, args.profile, args.tflops))
         return 0
     return _data(args)
 

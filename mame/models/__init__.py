@@ -1,6 +1,8 @@
 """Keras models: the backbone registry (``backbones``: constructors, input sizes, preprocessing,
-feature and last-conv layers, weight files) and the builders (``builders``: feature extractors,
-transfer models, scratch CNNs, precision). Grad-CAM lands here.
+feature and last-conv layers, weight files), the builders (``builders``: feature extractors, transfer
+models, the ImageNet classifier, precision; ``scratch``: the ladder's CNNs), running them
+(``extraction``: the one feature-extraction loop and its throughput), training (``training``) and
+Grad-CAM (``gradcam``).
 
 May import ``mame.data`` and the base modules; never ``mame.plots``, stages, the engine or the deck.
 """
