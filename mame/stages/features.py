@@ -61,9 +61,9 @@ def build_extractor(backbone: str, *, image_size: int | None = None, weights: st
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
     builders.configure_precision(precision)
     if source == "finetune":
-        from mame.stages import finetuned
+        from mame.stages import finetuned_extractor
 
-        model, info, choice = finetuned.build_extractor(backbone, inputs or {}, image_size=image_size)
+        model, info, choice = finetuned_extractor.build_extractor(backbone, inputs or {}, image_size=image_size)
         info["precision"] = precision
         return Extractor(model=model, info=info, weights=choice)
     from mame.models import extraction

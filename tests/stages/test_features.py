@@ -89,7 +89,7 @@ def test_fine_tuned_features_come_from_the_best_validation_step_below_its_softma
     import keras
 
     from mame.models import builders, extraction
-    from mame.stages import finetuned
+    from mame.stages import finetuned_extractor
 
     build = lambda units, dropout: builders.build_transfer_model("efficientnetb0", num_classes=29, image_size=32,
                                                                   dense_units=units, dropout_rate=dropout)
@@ -104,7 +104,7 @@ def test_fine_tuned_features_come_from_the_best_validation_step_below_its_softma
             identity("vgg16", 1, _fake_finetune_run(tmp_path / "vgg", None, 0.95)),  # another backbone's: never taken
             dict(identity("vgg16", 2, _fake_finetune_run(tmp_path / "odd", None, 0.99)), name="efficientnetb0-x")]
     inputs = {"finetune": {run["name"]: run for run in runs}}  # the last one's name says efficientnetb0; it is VGG16's
-    chosen, pool = finetuned.choose_run("efficientnetb0", inputs)
+    chosen, pool = finetuned_extractor.choose_run("efficientnetb0", inputs)
     assert chosen.name == "finetune/efficientnetb0-step2" and len(pool) == 3
     assert (chosen.backbone, chosen.step) == ("efficientnetb0", 2)
     assert chosen.why == "best of 3 EfficientNetB0 fine-tuning steps on validation"
