@@ -5,7 +5,7 @@ Notebook ``02_features.ipynb`` calls, in order: ``load_splits`` → ``build_extr
 that the ``classify`` stage and the feature visualisations read, and ``features_<layer>_<split>.npz`` for each
 extra layer saved from the same pass (VGG16: fc2 beside fc1, for the dense-head comparison).
 
-``source="finetune"``: the features of the fine-tuned model instead (``mame.stages.finetuned``): the best
+``source="finetune"``: the features of the fine-tuned model instead (``mame.stages.finetuned_extractor``): the best
 fine-tuning run of the backbone on validation, cut below its softmax. Never reads the test split.
 """
 
