@@ -47,13 +47,12 @@ def build_dirs() -> dict[str, Path]:
 
 
 def _relative(figures: dict, start: Path) -> dict:
-    """Figure paths as the deck source refers to them (relative to its folder)."""
-    return {run: {k: Path(os.path.relpath(p, start)).as_posix() for k, p in figs.items()}
-            for run, figs in figures.items()}
+    """Each run's figure paths as the deck source refers to them (relative to its folder)."""
+    return {run: _relative_values(figs, start) for run, figs in figures.items()}
 
 
 def _relative_values(drawn: dict, start: Path) -> dict:
-    """A deck module's report figures (a path, a list of paths or None per key) relative to ``start``."""
+    """Figure paths (a path, a list of paths or None per key) relative to ``start``, the deck source's folder."""
     rel = lambda p: Path(os.path.relpath(p, start)).as_posix()
     return {k: None if v is None else [rel(p) for p in v] if isinstance(v, list) else rel(v) for k, v in drawn.items()}
 
