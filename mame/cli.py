@@ -79,7 +79,9 @@ def _dispatch(args) -> int:
     if args.command == "status":
         from mame.engine.status import collect, format_status
 
-        print(format_status(collect(args.profile, args.plan), args.profile))
+        left_out: list = []
+        entries = collect(args.profile, args.plan, left_out=left_out)
+        print(format_status(entries, args.profile, left_out))
         return 0
     if args.command == "estimate":
         import os

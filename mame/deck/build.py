@@ -62,7 +62,8 @@ def render_source(profile_name: str, *, plan_file: Path | None = None) -> tuple[
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
     dirs = build_dirs()
-    entries = collect(profile_name, plan_file)
+    left_out: list = []
+    entries = collect(profile_name, plan_file, left_out=left_out)
     options = dict(profile.report or {})
     per_class = options.setdefault("points_per_class", MAX_POINTS_PER_CLASS)
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
@@ -72,7 +73,7 @@ def render_source(profile_name: str, *, plan_file: Path | None = None) -> tuple[
     rendered_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     changes = history.record(dirs["state"] / "history.json", history.snapshot(entries), rendered_at)
     context = build_context(entries, profile, list(plan.stages), figures=_relative(figures, dirs["generated"]),
-                            changes=changes, rendered_at=rendered_at)
+                            changes=changes, rendered_at=rendered_at, left_out=left_out)
     out_dir = dirs["generated"] / "figures"
     for stage, drawn in report_figures(context, out_dir).items():
         context[stage].update(_relative_values(drawn, dirs["generated"]))

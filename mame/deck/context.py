@@ -129,10 +129,11 @@ def stage_parameters(entries: list) -> list[dict]:
 
 
 def build_context(entries: list, profile, plan_stages: list[str], *, figures: dict, changes: dict,
-                  rendered_at: str, references: dict | None = None) -> dict:
+                  rendered_at: str, references: dict | None = None, left_out: list | None = None) -> dict:
+    """``left_out``: the runs the profile leaves out (``engine.plan.LeftOut``), said on the setup slide."""
     grouped = by_stage(entries)
     references = references or load_references()
-    setup = setup_section(entries, profile)
+    setup = setup_section(entries, profile, left_out or [])
     deck = DeckInputs(grouped=grouped, figures=figures, profile=profile, names=display_names(entries), entries=entries,
                       options=dict(profile.report or {}))
     context = {"rendered_at": rendered_at, "setup": setup, "dataset": dataset_section(setup), "names": deck.names,

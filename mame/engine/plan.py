@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from mame import config
+from mame.engine.weights_rules import LeftOut, leave_out_dependants, weights_outlook
 
 RUNNER_PARAMS = ("run_dir", "data_dir", "inputs", "profile", "backbone", "seed", "checkpoint_dir")
 # What a notebook is told about each run it needs or reads (``PlannedRun.identity``): no stage parses a
@@ -47,11 +48,28 @@ class Profile:
     report: dict = field(default_factory=dict)
     stages: dict = field(default_factory=dict)  # stage -> {"params": {...}, "force": {...}}
 
-    def stage_params(self, stage: str) -> dict:
-        return dict((self.stages.get(stage) or {}).get("params") or {})
+    def stage_params(self, stage: str, *, pretrained: bool = False) -> dict:
+        return self._layer(stage, "params", pretrained)
 
-    def stage_force(self, stage: str) -> dict:
-        return dict((self.stages.get(stage) or {}).get("force") or {})
+    def stage_force(self, stage: str, *, pretrained: bool = False) -> dict:
+        return self._layer(stage, "force", pretrained)
+
+    def _layer(self, stage: str, kind: str, pretrained: bool) -> dict:
+        block = self.stages.get(stage) or {}
+        out = dict(block.get(kind) or {})
+        if pretrained:
+            out.update((block.get("pretrained") or {}).get(kind) or {})
+        return out
+
+    def weights_rule(self, stage: str) -> str:
+        """``run`` (default) or ``skip``: whether this profile runs ``stage`` for a backbone left with random
+        weights (``stages.<stage>.random_weights``)."""
+        return str((self.stages.get(stage) or {}).get("random_weights", "run"))
+
+    def asks_weights(self, stage: str) -> bool:
+        """Whether the plan must know, for ``stage``, which backbones get ImageNet weights."""
+        block = self.stages.get(stage) or {}
+        return "pretrained" in block or self.weights_rule(stage) != "run"
 
 
 @dataclass
@@ -70,6 +88,9 @@ class PlannedRun:
     # 1-based position among the variants of its stage that its backbone runs, in plan order (set by ``expand``):
     # finetune VGG16 step1..step6 -> 1..6, another backbone's step1 -> 1; scratch rungs r1..r8 -> 1..8.
     step: int = 1
+    # ImageNet or random init, as the plan foresaw it (``mame.models.weight_files.Outlook``), where the profile
+    # asks (``pretrained:`` settings or ``random_weights: skip`` on the stage); None elsewhere.
+    weights: object = None
 
     @property
     def name(self) -> str:
@@ -137,10 +158,24 @@ def _parse_profile(path: Path, name: str, spec: dict) -> Profile:
                    stages=_check_profile_stages(path, name, spec.get("stages") or {}))
 
 
+PROFILE_STAGE_KEYS = ("params", "force", "pretrained", "random_weights")
+WEIGHTS_RULES = ("run", "skip")
+
+
 def _check_profile_stages(path: Path, name: str, stages: dict) -> dict:
     for stage, block in stages.items():
-        if not isinstance(block, dict) or set(block) - {"params", "force"}:
-            raise PlanError(f"{path}: profile {name!r}, stages.{stage}: expected a mapping with 'params' and/or 'force'")
+        where = f"{path}: profile {name!r}, stages.{stage}"
+        if not isinstance(block, dict) or set(block) - set(PROFILE_STAGE_KEYS):
+            raise PlanError(f"{where}: expected a mapping with {', '.join(map(repr, PROFILE_STAGE_KEYS))}")
+        pretrained = block.get("pretrained", {})
+        if not isinstance(pretrained, dict) or set(pretrained) - {"params", "force"}:
+            raise PlanError(f"{where}.pretrained: expected a mapping with 'params' and/or 'force' (the settings of "
+                            "runs whose backbone starts from ImageNet weights)")
+        if "weights" in {**(pretrained.get("params") or {}), **(pretrained.get("force") or {})}:
+            raise PlanError(f"{where}.pretrained: cannot set 'weights' (it depends on them)")
+        if block.get("random_weights", "run") not in WEIGHTS_RULES:
+            raise PlanError(f"{where}.random_weights: expected one of {', '.join(WEIGHTS_RULES)}, "
+                            f"not {block['random_weights']!r}")
     return stages
 
 
@@ -162,21 +197,20 @@ def notebook_parameters(notebook: Path) -> dict:
     return defaults
 
 
-def expand(plan: Plan, profile_name: str, only: str | None = None) -> list[PlannedRun]:
-    """Every run of the plan under a profile, in dependency order; ``only`` = 'stage' or 'stage/backbone'."""
+def expand(plan: Plan, profile_name: str, only: str | None = None, *,
+           left_out: list[LeftOut] | None = None) -> list[PlannedRun]:
+    """Every run of the plan under a profile, in dependency order; ``only`` = 'stage' or 'stage/backbone'.
+    Runs the profile leaves out (``random_weights: skip`` for a backbone without ImageNet weights, and
+    what needs them) are appended to ``left_out`` when given."""
     profile = plan.profile(profile_name)
     unknown_stages = [stage for stage in profile.stages if stage not in plan.stages]
     if unknown_stages:
         raise PlanError(f"{plan.path}: profile {profile_name!r} configures unknown stages {unknown_stages}")
-    runs = []
+    runs, dropped, outlooks = [], [], {}
     for stage, spec in plan.stages.items():
         notebook = config.EXPERIMENTS_DIR / spec["notebook"] if not Path(spec["notebook"]).is_absolute() else Path(spec["notebook"])
         declared = notebook_parameters(notebook)
-        for kind, block in (("params", profile.stage_params(stage)), ("force", profile.stage_force(stage))):
-            unknown = [k for k in block if k not in declared or k in RUNNER_PARAMS]
-            if unknown:
-                raise PlanError(f"{plan.path}: profile {profile_name!r} stages.{stage}.{kind} sets {unknown}, "
-                                f"not parameters of {notebook.name}")
+        _check_profile_stage(plan.path, profile, stage, notebook, declared)
         backbones = [b for b in spec.get("backbones", [None]) if b is None or profile.backbones is None or b in profile.backbones]
         for variant, overrides in spec["variants"].items():
             overrides = dict(overrides or {})
@@ -192,19 +226,40 @@ def expand(plan: Plan, profile_name: str, only: str | None = None) -> list[Plann
             for backbone in backbones:
                 if only_backbones is not None and backbone not in only_backbones:
                     continue
-                params = resolve_params(declared, profile, stage, overrides)
-                planned = resolve_params(declared, profile, stage, overrides, forced=False)
+                weights = weights_outlook(profile, stage, backbone, resolve_params(declared, profile, stage, overrides), outlooks)
+                if weights is not None and not weights.pretrained and profile.weights_rule(stage) == "skip":
+                    dropped.append(LeftOut(f"{stage}/{run_name(backbone, variant)}", stage, backbone, variant,
+                                           f"no ImageNet weights for it here ({weights.reason})", weights.how_to))
+                    continue
+                pretrained = bool(weights and weights.pretrained)
+                params = resolve_params(declared, profile, stage, overrides, pretrained=pretrained)
+                planned = resolve_params(declared, profile, stage, overrides, forced=False, pretrained=pretrained)
                 run = PlannedRun(stage, backbone, variant, notebook, params, about=about, overrides=dict(overrides),
-                                 planned=planned, seed=profile.seed)
+                                 planned=planned, seed=profile.seed, weights=weights)
                 run.needs = {need: run_name(backbone, needs_variants.get(need, "default")) for need in spec["needs"]}
                 run.reads = dict.fromkeys(list(dict.fromkeys(spec["reads"] + reads)), [])
                 runs.append(run)
     for run in runs:
         run.reads = {stage: [r.name for r in runs if r.stage == stage and _same_backbone(run, r)] for stage in run.reads}
+    runs = leave_out_dependants(runs, dropped)
     _number_steps(runs)
     _check_needs(plan.path, runs)
     runs = dependency_order(plan.path, runs)
+    if left_out is not None:
+        left_out.extend(dropped)
     return select(runs, only) if only else runs
+
+
+def _check_profile_stage(path: Path, profile: Profile, stage: str, notebook: Path, declared: dict) -> None:
+    for kind, block in (("params", profile.stage_params(stage, pretrained=True)),
+                        ("force", profile.stage_force(stage, pretrained=True))):
+        unknown = [k for k in block if k not in declared or k in RUNNER_PARAMS]
+        if unknown:
+            raise PlanError(f"{path}: profile {profile.name!r} stages.{stage}.{kind} sets {unknown}, "
+                            f"not parameters of {notebook.name}")
+    if profile.asks_weights(stage) and "weights" not in declared:
+        raise PlanError(f"{path}: profile {profile.name!r} stages.{stage} has settings by weights, but "
+                        f"{notebook.name} has no 'weights' parameter")
 
 
 def _number_steps(runs: list[PlannedRun]) -> None:
@@ -253,13 +308,15 @@ def _check_keys(path: Path, stage: str, variant: str, overrides: dict, declared:
                         f"(it declares: {', '.join(k for k in declared if k not in RUNNER_PARAMS)})")
 
 
-def resolve_params(declared: dict, profile: Profile, stage: str, overrides: dict, *, forced: bool = True) -> dict:
-    """notebook defaults < profile params < the profile's params for this stage < variant < profile force
-    < the profile's force for this stage (the last two only when ``forced``)."""
+def resolve_params(declared: dict, profile: Profile, stage: str, overrides: dict, *, forced: bool = True,
+                   pretrained: bool = False) -> dict:
+    """notebook defaults < profile params < the profile's params for this stage (and, with ``pretrained``,
+    its ``pretrained.params``) < variant < profile force < the profile's force for this stage (and its
+    ``pretrained.force``); the force layers only when ``forced``."""
     params = {k: v for k, v in declared.items() if k not in RUNNER_PARAMS}
-    layers = [profile.params, profile.stage_params(stage), overrides]
+    layers = [profile.params, profile.stage_params(stage, pretrained=pretrained), overrides]
     if forced:
-        layers += [profile.force, profile.stage_force(stage)]
+        layers += [profile.force, profile.stage_force(stage, pretrained=pretrained)]
     for layer in layers:
         params.update({k: v for k, v in layer.items() if k in params})
     return params

@@ -33,10 +33,12 @@ def dataset_for_status(profile) -> dict | None:
     return {"source": profile.data.get("source"), "path": str(path), "fingerprint": metadata.dataset_fingerprint(path)}
 
 
-def collect(profile_name: str, plan_file: Path | None = None) -> list[Entry]:
+def collect(profile_name: str, plan_file: Path | None = None, *, left_out: list | None = None) -> list[Entry]:
+    """An entry per planned run; the runs the profile leaves out (no ImageNet weights for their backbone,
+    ``engine.plan.LeftOut``) are appended to ``left_out`` when given."""
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
-    planned = expand(plan, profile_name)
+    planned = expand(plan, profile_name, left_out=left_out)
     dataset = dataset_for_status(profile)
     keys = compute_keys(planned, profile, dataset) if dataset else {}
     now = datetime.now(timezone.utc)
@@ -74,7 +76,7 @@ def _age(delta) -> str:
     return f"{seconds}s"
 
 
-def format_status(entries: list[Entry], profile: str) -> str:
+def format_status(entries: list[Entry], profile: str, left_out: list | None = None) -> str:
     lines = [f"profile {profile}: runs in {config.runs_dir()}", "",
              f"{'run':<34} {'state':<10} {'headline':<28} {'age':>5}  detail", "-" * 96]
     for e in entries:
@@ -82,5 +84,12 @@ def format_status(entries: list[Entry], profile: str) -> str:
     counts = {}
     for e in entries:
         counts[e.state] = counts.get(e.state, 0) + 1
+    for d in left_out or []:
+        lines.append(f"{d.id:<34} {'left out':<10} {'':<28} {'':>5}  {d.reason}")
+    if left_out:
+        counts["left out"] = len(left_out)
+        hows = list(dict.fromkeys(d.how_to for d in left_out if d.how_to))
+        lines += ["", "left out: the profile runs these only with ImageNet weights; to get them:",
+                  *(f"  {h}" for h in hows)]
     lines += ["-" * 96, ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
     return "\n".join(lines)

@@ -23,7 +23,6 @@ A cached file whose md5 does not match is never used: Keras itself would re-down
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -35,23 +34,13 @@ from mame.models import lite0_weights
 from mame.models.lite0 import EfficientNetLite0
 from mame.models.preprocess import CaffePreprocess  # noqa: F401  (re-exported: the layer saved models name)
 from mame.models.reachability import host_reachable, keras_cache_dir
+from mame.models.weight_files import KERAS_FILES, WeightFile, file_md5, verified_md5  # noqa: F401  (re-exported)
 
 POLICIES = ("random", "imagenet-if-cached", "imagenet-if-available", "imagenet")
-_KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
-_KERAS_EFFNET = "https://storage.googleapis.com/keras-applications/"
 
 
 class WeightsError(ValueError):
     """ImageNet weights were required but cannot be used."""
-
-
-@dataclass(frozen=True)
-class WeightFile:
-    """One ImageNet weights file as Keras 3.15 names, hosts and checks it."""
-
-    name: str
-    url: str
-    md5: str
 
 
 @dataclass(frozen=True)
@@ -81,47 +70,29 @@ class BackboneSpec:
         return self.weights_top if include_top else self.weights_notop
 
 
-def _vgg_file(suffix: str, md5: str) -> WeightFile:
-    name = f"vgg16_weights_tf_dim_ordering_tf_kernels{suffix}.h5"
-    return WeightFile(name, f"{_KERAS_APPS}vgg16/{name}", md5)
-
-
-def _resnet_file(suffix: str, md5: str) -> WeightFile:
-    name = f"resnet50_weights_tf_dim_ordering_tf_kernels{suffix}.h5"
-    return WeightFile(name, f"{_KERAS_APPS}resnet/{name}", md5)
-
-
-def _effnet_file(stem: str, md5: str) -> WeightFile:
-    return WeightFile(f"{stem}.h5", f"{_KERAS_EFFNET}{stem}.h5", md5)
-
-
 BACKBONES: dict[str, BackboneSpec] = {
     "vgg16": BackboneSpec(
         "vgg16", "VGG16", keras.applications.VGG16, 224, "caffe", ("fc1", "fc2"), 4096,
         "block5_conv3",
-        _vgg_file("", "64373286793e3c8b2b4e3219cbf3544b"),
-        _vgg_file("_notop", "6d6bbae143d832006294945121d1f1fc"),
+        *KERAS_FILES["vgg16"],
         finetune_from="block4_conv1",  # blocks 1-3 frozen, 4-5 trained (the seed's ladder #1)
     ),
     "resnet50": BackboneSpec(
         "resnet50", "ResNet50", keras.applications.ResNet50, 224, "caffe", ("avg_pool",), 2048,
         "conv5_block3_out",
-        _resnet_file("", "2cb95161c43110f7111970584f804107"),
-        _resnet_file("_notop", "4d473c1dd8becc155b73f8504c6f6626"),
+        *KERAS_FILES["resnet50"],
         finetune_from="conv5_block1_1_conv",  # the last stage (conv5_x)
     ),
     "efficientnetb0": BackboneSpec(
         "efficientnetb0", "EfficientNetB0", keras.applications.EfficientNetB0, 224, "none",
         ("avg_pool",), 1280, "top_activation",
-        _effnet_file("efficientnetb0", "902e53a9f72be733fc0bcb005b3ebbac"),
-        _effnet_file("efficientnetb0_notop", "50bc09e76180e00e4465e1a485ddc09d"),
+        *KERAS_FILES["efficientnetb0"],
         finetune_from="block6a_expand_conv",  # blocks 6-7 and the top conv
     ),
     "efficientnetb3": BackboneSpec(
         "efficientnetb3", "EfficientNetB3", keras.applications.EfficientNetB3, 300, "none",
         ("avg_pool",), 1536, "top_activation",
-        _effnet_file("efficientnetb3", "ffd1fdc53d0ce67064dc6a9c7960ede0"),
-        _effnet_file("efficientnetb3_notop", "af6d107764bb5b1abb91932881670226"),
+        *KERAS_FILES["efficientnetb3"],
         finetune_from="block6a_expand_conv",
     ),
     "efficientnetlite0": BackboneSpec(
@@ -162,14 +133,6 @@ class WeightsChoice:
         return asdict(self)
 
 
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _display(path: Path) -> str:
     home = Path.home()
     return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
@@ -180,7 +143,7 @@ def _cached_file(wfile: WeightFile) -> tuple[Path | None, str]:
     path = keras_cache_dir() / wfile.name
     if not path.is_file():
         return None, f"ImageNet weights not in the Keras cache ({_display(path)})"
-    if file_md5(path) != wfile.md5:
+    if not verified_md5(path, wfile.md5):
         return None, (f"ImageNet weights file {_display(path)} fails its md5 check "
                       f"(expected {wfile.md5}; corrupt or partial download)")
     return path, f"ImageNet weights from the Keras cache ({_display(path)})"

