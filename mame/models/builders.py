@@ -76,7 +76,7 @@ def _extractor_info(spec: BackboneSpec, model: keras.Model, choice: WeightsChoic
     return {"key": spec.key, "name": spec.name, "n_params": n_params,
             "n_params_conv": n_params - n_top, "n_params_top": n_top,
             "feature_dim": int(model.output.shape[-1]), "input_size": size,
-            "feature_layer": layer, "weights": choice.used, "weights_reason": choice.reason}
+            "feature_layer": layer, "weights": choice.used, "weights_reason": choice.reason, "weights_source": choice.source}
 
 
 def backbone_info(model_or_key: keras.Model | str, *, image_size: int | None = None,
@@ -110,7 +110,7 @@ def build_imagenet_classifier(key: str, *, image_size: int | None = None,
     probabilities = layers.Activation("linear", dtype="float32", name="imagenet_probabilities")(base.output)
     model = keras.Model(inputs, probabilities, name=f"{key}_imagenet")
     _INFO[model] = {"key": key, "name": spec.name, "input_size": size, "weights": choice.used,
-                    "weights_reason": choice.reason, "n_params": model.count_params(),
+                    "weights_reason": choice.reason, "weights_source": choice.source, "n_params": model.count_params(),
                     "n_outputs": int(model.output.shape[-1])}
     return model
 
@@ -170,7 +170,7 @@ def build_transfer_model(key: str, *, num_classes: int, image_size: int | None =
     outputs = dense_head(x, dense_units, dropout_rate, l2, num_classes)
     model = keras.Model(inputs, outputs, name=f"{key}_transfer")
     _INFO[model] = {"key": key, "name": spec.name, "input_size": size,
-                    "weights": choice.used, "weights_reason": choice.reason,
+                    "weights": choice.used, "weights_reason": choice.reason, "weights_source": choice.source,
                     "trainable_from": trainable_from, "n_params": model.count_params()}
     return model
 

