@@ -68,6 +68,14 @@ def display_names(entries: list) -> dict[str, str]:
             if e.run.stage == "features" and e.metrics and e.metrics["metrics"].get("name")}
 
 
+def subtitle(names: dict[str, str]) -> str:
+    """``Transfer learning with VGG16, ResNet50 and EfficientNet-Lite0``: the backbones the runs used."""
+    shown = list(dict.fromkeys(names.values()))
+    if not shown:
+        return "Transfer learning with ImageNet backbones"
+    return "Transfer learning with " + (shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1])
+
+
 def approaches_conclusion(scratch: dict, classify: dict, finetune: dict) -> list[str]:
     """The three approaches by their best validation accuracy (the seed: fine-tuning > features > scratch)."""
     found = []
@@ -137,6 +145,7 @@ def build_context(entries: list, profile, plan_stages: list[str], *, figures: di
     deck = DeckInputs(grouped=grouped, figures=figures, profile=profile, names=display_names(entries), entries=entries,
                       options=dict(profile.report or {}))
     context = {"rendered_at": rendered_at, "setup": setup, "dataset": dataset_section(setup), "names": deck.names,
+               "subtitle": subtitle(deck.names),
                "stages": [{"stage": s.stage, "chapter": s.chapter, "template": s.template} for s in registry.STAGES],
                "planned": {s.stage: s.stage in plan_stages for s in registry.STAGES},
                "not_planned": {s.stage: not_planned(s.stage, s.not_planned) for s in registry.STAGES}}

@@ -211,3 +211,12 @@ def test_the_references_are_the_seed_decks_six():
     refs = load_references()["references"]
     assert [(r.split(",")[0], re.search(r"\((?:[^()]*\s)?(\d{4})\)", r).group(1)) for r in refs] == [
         ("Parés", "2022"), ("Shorten", "2019"), ("Chollet", "2021"), ("Shima", "2018"), ("Yang", "2019"), ("Sun", "2017")]
+
+
+def test_the_subtitle_names_the_backbones_the_runs_used():
+    from mame.deck.context import subtitle
+
+    assert subtitle({}) == "Transfer learning with ImageNet backbones"
+    assert subtitle({"efficientnetlite0": "EfficientNet-Lite0"}) == "Transfer learning with EfficientNet-Lite0"
+    assert subtitle({"vgg16": "VGG16", "resnet50": "ResNet50", "efficientnetlite0": "EfficientNet-Lite0"}) == (
+        "Transfer learning with VGG16, ResNet50 and EfficientNet-Lite0")
