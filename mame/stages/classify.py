@@ -9,7 +9,7 @@ accuracy is an optimistic estimate; the test split stays for the evaluate stage)
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ class FeatureSet:
     x: dict[str, np.ndarray]
     y: dict[str, np.ndarray]
     layer: str | None = None  # the feature layer read (as the features run recorded it)
+    files: dict[str, np.ndarray] = field(default_factory=dict)  # the image file of each row, per split
 
 
 def load_features(features_run_dir: str | Path, splits=("train", "val"), *, layer: str | None = None) -> FeatureSet:
@@ -53,17 +54,19 @@ def load_features(features_run_dir: str | Path, splits=("train", "val"), *, laye
     if "test" in splits:
         raise ValueError("the classify stage does not read the test split; only the evaluate stage does")
     source = Path(features_run_dir)
-    x, y = {}, {}
+    x, y, files = {}, {}, {}
     for split in splits:
         path = _feature_file(source, split, layer)
         with np.load(path) as arrays:
             if "features" not in arrays or "labels" not in arrays:
                 raise ValueError(f"{path}: expected arrays 'features' and 'labels', found {sorted(arrays.files)}")
             x[split], y[split] = arrays["features"], arrays["labels"]
+            if "files" in arrays:
+                files[split] = arrays["files"]
             found = str(arrays["layer"]) if "layer" in arrays else None
         if layer is not None and found != layer:
             raise ValueError(f"{source}: the features run saved no {layer!r} layer (its features come from {found!r})")
-    return FeatureSet(source, x, y, layer or found)
+    return FeatureSet(source, x, y, layer or found, files)
 
 
 def _feature_file(source: Path, split: str, layer: str | None) -> Path:
@@ -129,26 +132,13 @@ def fit_all(features: FeatureSet, *, classifiers=CLASSIFIERS, grids: dict | None
     """For each classifier, fit every setting of its grid on train and keep the best on validation (the
     test split is never loaded here). Returns name -> {model, params, fit_seconds, converged, val_accuracy,
     val_pred, predict_seconds, tried}."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
-
     if "val" not in features.x:
         raise ValueError(f"{features.source}: the validation split is needed to choose hyper-parameters")
-    x, y = features.x["train"], features.y["train"]
-    threads = 1 if x.size < SINGLE_THREAD_BELOW else None
     fitted = {}
     for name in classifiers:
         tried, best = [], None
         for params in candidates(name, grids, search=search):
-            model = make_classifier(name, params, seed=seed, n_samples=len(y), **options)
-            start = time.perf_counter()
-            with warnings.catch_warnings(record=True) as caught, threadpool_limits(limits=threads, user_api="blas"):
-                warnings.simplefilter("always", ConvergenceWarning)
-                model.fit(x, y)
-            seconds = time.perf_counter() - start
-            converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+            model, seconds, converged = fit_one(features, name, params, seed=seed, **options)
             start = time.perf_counter()
             val_pred = model.predict(features.x["val"])
             predict_seconds = time.perf_counter() - start
@@ -160,6 +150,25 @@ def fit_all(features: FeatureSet, *, classifiers=CLASSIFIERS, grids: dict | None
                         "val_accuracy": val_accuracy, "val_pred": val_pred, "predict_seconds": predict_seconds}
         fitted[name] = {**best, "tried": tried}
     return fitted
+
+
+def fit_one(features: FeatureSet, name: str, params: dict, *, seed: int = 0, **options) -> tuple[object, float, bool]:
+    """Classifier ``name`` with setting ``params`` fitted on the train features, as ``fit_all`` fits every
+    setting (so the evaluate stage refits a recorded choice identically): (model, seconds, converged)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    x, y = features.x["train"], features.y["train"]
+    threads = 1 if x.size < SINGLE_THREAD_BELOW else None
+    model = make_classifier(name, params, seed=seed, n_samples=len(y), **options)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught, threadpool_limits(limits=threads, user_api="blas"):
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(x, y)
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return model, time.perf_counter() - start, converged
 
 
 def evaluate(fitted: dict[str, dict], features: FeatureSet, *, split: str = "val") -> dict[str, dict]:

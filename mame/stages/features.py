@@ -48,13 +48,17 @@ class Extracted:
 SOURCES = ("imagenet", "finetune")
 
 
-def build_extractor(backbone: str, *, image_size: int | None = None, weights: str = "imagenet-if-cached",
+def build_extractor(backbone: str, *, image_size: int | None = None, weights="imagenet-if-cached",
                     feature_layer: str | None = None, precision: str = "float32", extra_layers="above",
-                    source: str = "imagenet", inputs: dict | None = None) -> Extractor:
-    """``source="imagenet"``: the backbone as built with ``weights`` (ImageNet or, as the policy allows,
-    random init) at ``feature_layer``, plus ``extra_layers`` from the same pass ("above": the backbone's
-    feature layers above it, VGG16 fc1 -> fc2; or a list). ``source="finetune"``: the best fine-tuning
-    run of ``backbone`` among ``inputs["finetune"]`` (chosen on validation), below its softmax."""
+                    source: str = "imagenet", inputs: dict | None = None, seed: int | None = None) -> Extractor:
+    """``source="imagenet"``: the backbone as built with ``weights`` (a policy or weights file, resolved
+    here, or a ``WeightsChoice`` already resolved: ImageNet or, as the policy allows, random init) at
+    ``feature_layer``, plus ``extra_layers`` from the same pass ("above": the backbone's feature layers
+    above it, VGG16 fc1 -> fc2; or a list). ``seed``: Keras' random seed, set just before building, so a
+    random init can be built again identically (the evaluate stage rebuilds the extractor from the run's
+    record: ``weights_choice``, ``seed``, ``image_size``, ``feature_layer``, ``extra_layers``, ``precision``).
+    ``source="finetune"``: the best fine-tuning run of ``backbone`` among ``inputs["finetune"]`` (chosen
+    on validation), below its softmax."""
     from mame.models import builders
 
     if source not in SOURCES:
@@ -71,10 +75,16 @@ def build_extractor(backbone: str, *, image_size: int | None = None, weights: st
     spec = builders.get_backbone(backbone)
     size = image_size or spec.default_size
     extra = extraction.layers_above(backbone, feature_layer) if extra_layers == "above" else list(extra_layers or [])
-    choice = builders.resolve_weights(backbone, weights, include_top=spec.features_need_top)
+    choice = weights if isinstance(weights, builders.WeightsChoice) else builders.resolve_weights(
+        backbone, weights, include_top=spec.features_need_top)
+    if seed is not None:
+        import keras
+
+        keras.utils.set_random_seed(seed)
     model, info = extraction.build_extractor(backbone, image_size=size, weights_choice=choice,
                                              feature_layer=feature_layer, extra_layers=extra)
-    info.update({"precision": precision, "image_size": size, "source": source})
+    info.update({"precision": precision, "image_size": size, "source": source, "seed": seed,
+                 "weights_choice": choice.as_dict()})
     return Extractor(model=model, info=info, weights=choice)
 
 
