@@ -1,28 +1,41 @@
 """Stage ``evaluate``: the only stage that reads the test split.
 
 Notebook ``06_evaluate.ipynb`` calls ``choose_models`` -> ``load_test`` -> ``predict_test`` -> ``ensembles``
--> ``compare`` -> ``save``. It takes, by default, the best validation step of each fine-tuned backbone
-and the best scratch rung (chosen on validation only), predicts the test split once per model (each
-read goes to the test-split ledger), averages the fine-tuned models' probabilities into ensembles
-chosen on validation and scored on test once, and compares every model with the best single one
+-> ``compare`` -> ``save``. It takes the three approaches, each chosen on validation only: the best step of
+each fine-tuned backbone, the best classifier-on-features pipeline of each backbone (feature extraction:
+``mame.stages.feature_pipelines``, refitted and with its extractor rebuilt and checked) and the best scratch
+rung; predicts the test split once per model (each read goes to the test-split ledger); averages the
+probabilities of the fine-tuned and feature-extraction models into ensembles chosen on validation and scored
+on test once (approaches may mix); and compares every model with the best single one on validation
 (McNemar's test, bootstrap intervals; ``mame.stages.significance``).
 
-``inputs`` (from the plan's ``reads: [scratch, finetune]``) is ``{stage: {run name: identity}}``, an identity
-being the runner's ``{"stage", "backbone", "variant", "name", "seed", "folder", "step"}``.
+``inputs`` (from the plan's ``reads: [scratch, finetune, classify, features]``) is ``{stage: {run name:
+identity}}``, an identity being the runner's ``{"stage", "backbone", "variant", "name", "seed", "folder",
+"step"}``.
 
 The run records the models it chose, and why, in ``metrics.json["metrics"]["chosen"]``: a list, one entry
 per chosen single model, in the order chosen (the fine-tuned ones by validation accuracy, best first, then
-the scratch rung)::
+the feature-extraction pipelines likewise, then the scratch rung)::
 
-    {"model": "finetune/vgg16-step3",   # stage/run, as in metrics["models"] and the classification keys
+    {"model": "finetune/vgg16-step3",   # as in metrics["models"] and the classification keys ("<model>/test")
      "stage": "finetune", "run": "vgg16-step3", "backbone": "vgg16", "variant": "step3",
      "step": 3,                         # position among its backbone's variants of the stage, in plan order
+     "approach": "fine-tuning",         # scratch | feature extraction | fine-tuning
      "val_accuracy": 0.61,
      "why": "best of 6 VGG16 fine-tuning steps on validation",
      "reference": true}                 # the best single model on validation, which every other is compared with
 
-(a scratch rung: ``"backbone": null``, ``"why": "best of 8 scratch rungs on validation"``). Exactly one
-entry has ``"reference": true``. ``explain`` takes its models from this record, never choosing again.
+(a scratch rung: ``"backbone": null``, ``"why": "best of 8 scratch rungs on validation"``). A pipeline's
+``model`` is ``classify/<run>/<classifier>`` and its entry adds ``classifier``, ``params`` (its setting chosen
+on validation), ``features_run``, ``feature_layer``, ``probabilities`` ("predict_proba" or "softmax of
+decision_function"), ``in_ensembles``, ``refit`` (max_iter, standardize, seed) and ``extractor_check``
+(images, relative_difference, tolerance). Exactly one entry has ``"reference": true``: the best single
+model on validation over all approaches. ``explain`` takes its models from this record, never choosing
+again (it skips the pipelines: no conv net to explain).
+
+``metrics["models"]``: one row per model and one for the chosen ensemble: ``model``, ``kind`` (its stage, or
+``ensemble``), ``approach``, ``val_accuracy``, test ``accuracy``, ``macro_f1``, ``ci_low``/``ci_high``,
+``n_images``, ``reference``, and ``vs_best`` (McNemar) except on the reference.
 """
 
 from __future__ import annotations
@@ -36,8 +49,28 @@ import numpy as np
 from mame import results
 from mame.data import metadata
 from mame.metrics import classification_result
-from mame.stages import common, significance
-from mame.stages.selection import Candidate, choose_models  # noqa: F401 (the notebook calls choose_models)
+from mame.stages import common, feature_pipelines, selection, significance
+from mame.stages.selection import Candidate
+
+APPROACHES = {"scratch": "scratch", "classify": "feature extraction", "finetune": "fine-tuning",
+              "ensemble": "ensemble"}
+ENSEMBLE_STAGES = ("finetune", "classify")
+
+
+def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = "best-per-backbone",
+                  include_scratch: bool = True, include_classify: bool = True) -> list[Candidate]:
+    """The models to score on test, chosen on validation only: the best step of each fine-tuned backbone
+    (``select="all"``: every step; ``mame.stages.selection``), the best classifier-on-features pipeline of
+    each backbone (``mame.stages.feature_pipelines``: refitted here, from validation data only) and the
+    best scratch rung, in that order, each with a one-line ``why``."""
+    trained = any(inputs.get(stage) for stage in ("finetune", "scratch"))
+    base = selection.choose_models(inputs, select=select, include_scratch=include_scratch) if trained else []
+    pipelines = feature_pipelines.choose(inputs) if include_classify else []
+    chosen = [c for c in base if c.stage != "scratch"] + pipelines + [c for c in base if c.stage == "scratch"]
+    if not chosen:
+        raise ValueError("no finished finetune, classify or scratch run to evaluate (inputs: "
+                         f"{ {k: sorted(v) for k, v in inputs.items()} })")
+    return chosen
 
 
 def load_test(data_dir: str | Path, ledger: list) -> tuple[list, Path]:
@@ -48,11 +81,24 @@ def load_test(data_dir: str | Path, ledger: list) -> tuple[list, Path]:
 
 
 def predict_test(chosen: list[Candidate], records: list, image_dir: Path, *, ledger: list,
-                 batch_size: int = 32) -> None:
-    """Each model's test probabilities, one pass (one ledger entry) per model."""
+                 batch_size: int = 32, data_dir: str | Path | None = None) -> None:
+    """Each model's test probabilities, one pass (one ledger entry) per model. A pipeline's extractor is
+    rebuilt and checked on validation images of ``data_dir`` before its pass over the test images."""
+    from mame.data import pipeline
     from mame.models import builders
 
     for c in chosen:
+        if isinstance(c, feature_pipelines.Pipeline):
+            if data_dir is None:
+                raise ValueError(f"{c.name}: data_dir is needed to check its rebuilt extractor on validation images")
+            model, size = feature_pipelines.build_extractor(c)
+            feature_pipelines.check_extractor(c, model, data_dir, batch_size=batch_size)
+            dataset = pipeline.make_dataset(records, image_dir, image_size=size, batch_size=batch_size, allow_test=True)
+            c.test = feature_pipelines.predict(c, model, dataset, records)
+            ledger.append({"what": f"evaluate: test predictions of {c.name} (test features from the rebuilt "
+                                   f"{c.features_run} extractor, {c.layer})", "n_images": len(records), "model": c.name})
+            del model
+            continue
         model = builders.load_model(c.path / common.MODEL_FILE, compile=False)
         size = int(model.input_shape[1])
         c.test = common.predict(model, records, image_dir, image_size=size, batch_size=batch_size, allow_test=True)
@@ -68,23 +114,54 @@ class Ensemble:
     val: dict
     test: dict
 
+    @property
+    def n_val(self) -> int:  # the validation images every member predicted
+        return len(self.val["y_true"])
+
+
+def _rows(parts: list[dict]) -> list[np.ndarray]:
+    """Per member, the rows of the images all members predicted, in the first member's order: by file name
+    where they differ (a training run may score a subsample of validation), else row by row."""
+    files = [p.get("files") for p in parts]
+    if any(f is None or len(f) == 0 for f in files) or all(np.array_equal(f, files[0]) for f in files):
+        if any(len(p["y_true"]) != len(parts[0]["y_true"]) for p in parts):
+            raise ValueError(f"ensemble members predicted {[len(p['y_true']) for p in parts]} images, without "
+                             "file names to match them")
+        return [np.arange(len(parts[0]["y_true"]))] * len(parts)
+    common_files = set.intersection(*(set(map(str, f)) for f in files))
+    order = [str(f) for f in files[0] if str(f) in common_files]
+    if not order:
+        raise ValueError("ensemble members share no image to average over")
+    where = [{str(name): i for i, name in enumerate(f)} for f in files]
+    return [np.array([w[name] for name in order]) for w in where]
+
 
 def _average(members: list[Candidate], split: str) -> dict:
-    probs = np.mean([getattr(m, split)["probabilities"] for m in members], axis=0)
-    y_true = getattr(members[0], split)["y_true"]
-    return {"y_true": y_true, "y_pred": probs.argmax(axis=1).astype(np.int32), "probabilities": probs.astype(np.float32)}
+    parts = [getattr(m, split) for m in members]
+    rows = _rows(parts)
+    probs = np.mean([p["probabilities"][r] for p, r in zip(parts, rows)], axis=0)
+    out = {"y_true": parts[0]["y_true"][rows[0]], "y_pred": probs.argmax(axis=1).astype(np.int32),
+           "probabilities": probs.astype(np.float32)}
+    if parts[0].get("files") is not None and len(parts[0]["files"]):
+        out["files"] = parts[0]["files"][rows[0]]
+    return out
 
 
-def ensembles(chosen: list[Candidate], *, exhaustive_up_to: int = 6) -> dict:
-    """Probability averages of the fine-tuned models: every subset of two or more when there are at most
-    ``exhaustive_up_to`` of them, else greedy forward selection on validation. The ensemble kept is the best
-    on validation; test predictions are averaged from the members' (no new read of the test split)."""
-    tuned = [c for c in chosen if c.stage == "finetune"]
+def ensembles(chosen: list[Candidate], *, exhaustive_up_to: int = 6, stages=ENSEMBLE_STAGES) -> dict:
+    """Probability averages of the chosen models of ``stages`` (default: fine-tuned and feature-extraction
+    models, which may mix; a pipeline whose classifier gives no probabilities is left out): every subset of
+    two or more when there are at most ``exhaustive_up_to`` of them, else greedy forward selection on
+    validation. The ensemble kept is the best on validation (on the validation images all its members
+    predicted); test predictions are averaged from the members' (no new read of the test split)."""
+    tuned = [c for c in chosen if c.stage in stages and getattr(c, "probabilistic", True)]
+    what = ", ".join(f"{APPROACHES[s]}: {sum(c.stage == s for c in tuned)}" for s in stages
+                     if any(c.stage == s for c in tuned))
     if len(tuned) < 2:
-        return {"tried": [], "chosen": None, "method": "none (fewer than two fine-tuned models)"}
+        return {"tried": [], "chosen": None,
+                "method": f"none (fewer than two models with probabilities among {', '.join(APPROACHES[s] for s in stages)})"}
     if len(tuned) <= exhaustive_up_to:
         subsets = [list(s) for k in range(2, len(tuned) + 1) for s in itertools.combinations(tuned, k)]
-        method = f"every subset of 2-{len(tuned)} of the {len(tuned)} fine-tuned models"
+        method = f"every subset of 2-{len(tuned)} of the {len(tuned)} models ({what})"
     else:
         subsets, current = [], [max(tuned, key=lambda c: c.val_accuracy)]
         while len(current) < len(tuned):
@@ -115,7 +192,7 @@ def compare(chosen: list[Candidate], ensemble: dict, *, bootstrap: int = 1000, s
         entries.append(("ensemble: " + " + ".join(e.members), "ensemble", e.val_accuracy, e.test))
     rows = []
     for name, kind, val_acc, test in entries:
-        row = {"model": name, "kind": kind, "val_accuracy": val_acc,
+        row = {"model": name, "kind": kind, "approach": APPROACHES[kind], "val_accuracy": val_acc,
                **significance.accuracy_summary(test["y_true"], test["y_pred"], resamples=bootstrap, seed=seed)}
         row["reference"] = name == best.name
         if name != best.name:
@@ -128,7 +205,9 @@ def chosen_record(chosen: list[Candidate], reference: str) -> list[dict]:
     """What the run records of the models it chose (shape in the module docstring); ``reference`` is the
     ``model`` (``stage/run``) of the best single one."""
     return [{"model": c.name, "stage": c.stage, "run": c.run, "backbone": c.backbone, "variant": c.variant,
-             "step": c.step, "val_accuracy": c.val_accuracy, "why": c.why, "reference": c.name == reference}
+             "step": c.step, "approach": APPROACHES[c.stage], "val_accuracy": c.val_accuracy, "why": c.why,
+             "reference": c.name == reference,
+             **(c.record() if isinstance(c, feature_pipelines.Pipeline) else {})}
             for c in chosen]
 
 
@@ -136,7 +215,7 @@ def save(run_dir: str | Path, chosen: list[Candidate], ensemble: dict, table: li
     run_dir = Path(run_dir)
     classification, artifacts = {}, {}
     for c in chosen:
-        name = f"test_{c.stage}_{c.run}.npz"
+        name = f"test_{c.name.replace('/', '_')}.npz"
         np.savez_compressed(run_dir / name, **c.test)
         artifacts[f"test/{c.name}"] = name
         classification[f"{c.name}/test"] = classification_result(c.test["y_true"], c.test["y_pred"], predictions=name)
@@ -149,7 +228,8 @@ def save(run_dir: str | Path, chosen: list[Candidate], ensemble: dict, table: li
     best = next(r for r in table if r["reference"])
     result = {"headline": {"name": "test_accuracy", "value": best["accuracy"], "split": "test"},
               "metrics": {"models": table, "best_single": best["model"], "chosen": chosen_record(chosen, best["model"]),
-                          "ensembles": [{"members": e.members, "val_accuracy": e.val_accuracy} for e in ensemble["tried"]],
+                          "ensembles": [{"members": e.members, "val_accuracy": e.val_accuracy, "n_val": e.n_val}
+                                        for e in ensemble["tried"]],
                           "ensemble_method": ensemble["method"],
                           "ensemble": ensemble["chosen"].members if ensemble.get("chosen") else None},
               "classification": classification, "artifacts": artifacts, "test_split_reads": ledger,

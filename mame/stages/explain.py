@@ -1,10 +1,11 @@
 """Stage ``explain``: where the models look (Grad-CAM), the scratch baseline beside the fine-tuned models.
 
 Notebook ``07_explain.ipynb`` calls ``chosen_models`` (the models ``evaluate`` chose and recorded in its
-run's ``metrics["chosen"]``: the best validation step per fine-tuned backbone and the best scratch rung; this
-stage never chooses again) -> ``sample`` -> ``explain`` -> ``compare`` -> ``save``. ``inputs`` holds the
-identity of the evaluate run it needs (``inputs["evaluate"]``) and of every scratch and fine-tuning run it
-reads (``inputs[stage][run name]``): ``{"stage", "backbone", "variant", "name", "seed", "folder", "step"}``.
+run's ``metrics["chosen"]``: the best validation step per fine-tuned backbone and the best scratch rung; its
+classifiers on extracted features are skipped; this stage never chooses again) -> ``sample`` -> ``explain``
+-> ``compare`` -> ``save``. ``inputs`` holds the identity of the evaluate run it needs (``inputs["evaluate"]``)
+and of every scratch and fine-tuning run it reads (``inputs[stage][run name]``): ``{"stage", "backbone",
+"variant", "name", "seed", "folder", "step"}``.
 Validation images only, ``per_class`` of each class. Each model's Grad-CAM map is taken at the last conv
 layer the registry names for its backbone (the scratch CNN's last Conv2D), for the true class by default.
 Where the dataset knows the object's mask (the synthetic data writes one for objects on a backdrop), the
@@ -31,6 +32,7 @@ MAPS_FILE = "gradcam.npz"
 DISPLAY_SIZE = 128   # px: the images and maps kept for the slides (square, as the models see them)
 TARGETS = ("true", "predicted")
 EVALUATE_METRICS = "metrics.json"  # the evaluate run's, holding metrics["chosen"]
+EXPLAINED = ("finetune", "scratch")  # the chosen models that are conv nets (evaluate's classify pipelines are not)
 
 
 @dataclass
@@ -58,7 +60,10 @@ class Explained:
 
 def chosen_models(inputs: dict) -> list[Candidate]:
     """The models the evaluate run chose, as its ``metrics.json`` records them (``metrics["chosen"]``), each
-    at the folder of the run the plan hands over, with that run's identity (backbone, variant, step)."""
+    at the folder of the run the plan hands over, with that run's identity (backbone, variant, step). The
+    feature-extraction pipelines it chose (``stage: "classify"``: a scikit-learn classifier on a frozen
+    backbone's features) are skipped: Grad-CAM needs a trained conv net, and the frozen backbone's maps
+    would not depend on the classifier."""
     evaluate_run = (inputs or {}).get("evaluate")
     if not isinstance(evaluate_run, dict):
         raise ValueError("explain takes the models evaluate chose: the plan must give it `needs: [evaluate]` "
@@ -73,6 +78,8 @@ def chosen_models(inputs: dict) -> list[Candidate]:
                          "with the current code")
     out = []
     for entry in record:
+        if entry["stage"] not in EXPLAINED:
+            continue  # a classifier on extracted features: no conv net of its own to explain
         handed = (inputs.get(entry["stage"]) or {}).get(entry["run"])
         if handed is None:
             raise ValueError(f"{path}: evaluate chose {entry['stage']}/{entry['run']}, which the plan does not hand "
@@ -80,6 +87,9 @@ def chosen_models(inputs: dict) -> list[Candidate]:
         run = check_identity(entry["stage"], entry["run"], handed)
         out.append(Candidate(run["stage"], run["name"], Path(run["folder"]), float(entry["val_accuracy"]), {},
                              run["backbone"], variant=run["variant"], step=run["step"], why=entry.get("why", "")))
+    if not out:
+        raise ValueError(f"{path}: evaluate chose no conv net to explain (only classifiers on extracted features: "
+                         f"{', '.join(e['model'] for e in record)})")
     return out
 
 

@@ -78,7 +78,7 @@ def test_the_best_step_per_backbone_and_the_best_rung_are_chosen_on_validation(i
     assert [c.val_accuracy for c in chosen[:-1]] == sorted((c.val_accuracy for c in chosen[:-1]), reverse=True)
     every = evaluate.choose_models(inputs, select="all", include_scratch=False)
     assert len(every) == 4 and all(c.stage == "finetune" for c in every)
-    with pytest.raises(ValueError, match="no finished finetune or scratch run"):
+    with pytest.raises(ValueError, match="no finished finetune, classify or scratch run"):
         evaluate.choose_models({"finetune": {}, "scratch": {}})
     with pytest.raises(ValueError, match=r"inputs\['scratch'\]\['r1-plain'\]: expected the runner's run identity"):
         evaluate.choose_models({"scratch": {"r1-plain": inputs["scratch"]["r1-plain"]["folder"]}})  # a bare folder
@@ -154,7 +154,7 @@ def test_save_records_the_chosen_models_and_why(inputs, tmp_path):
     record = metrics["chosen"]
     assert [r["model"] for r in record] == [c.name for c in chosen]
     assert record[0] == {"model": "finetune/vgg16-step2", "stage": "finetune", "run": "vgg16-step2", "backbone": "vgg16",
-                         "variant": "step2", "step": 2, "val_accuracy": chosen[0].val_accuracy,
+                         "variant": "step2", "step": 2, "approach": "fine-tuning", "val_accuracy": chosen[0].val_accuracy,
                          "why": "best of 2 VGG16 fine-tuning steps on validation", "reference": True}
     assert record[-1]["stage"] == "scratch" and record[-1]["backbone"] is None and record[-1]["step"] == 7
     assert record[-1]["why"] == "best of 2 scratch rungs on validation"

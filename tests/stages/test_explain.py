@@ -156,3 +156,16 @@ def test_a_label_comes_from_the_identity_not_the_run_name(tmp_path):
     tuned = Candidate("finetune", "whatever-it-is-called", tmp_path, 0.5, {}, "vgg16", variant="lr-small", step=4)
     assert explain.label(tuned) == "VGG16 #4 (fine-tuned)"
     assert explain.label(Candidate("scratch", "x", tmp_path, 0.5, {}, None, variant="r7-gap", step=7)) == "Scratch r7-gap"
+
+
+def test_explain_skips_the_classifiers_on_features_evaluate_chose(tmp_path):
+    inputs = handed(tmp_path, LADDERS)
+    pipeline = {**record("finetune/vgg16-step2", 0.9), "model": "classify/vgg16/logistic_regression",
+                "stage": "classify", "run": "vgg16", "classifier": "logistic_regression"}
+    taken = [record("finetune/vgg16-step2", 0.9), pipeline, record("scratch/r2-deeper", 0.6)]
+    inputs["evaluate"] = evaluate_run(tmp_path / "evaluate" / "default", taken)
+    assert [c.name for c in explain.chosen_models(inputs)] == ["finetune/vgg16-step2", "scratch/r2-deeper"]
+    path = tmp_path / "evaluate" / "default" / "metrics.json"
+    path.write_text(json.dumps({"metrics": {"chosen": [pipeline]}}))
+    with pytest.raises(ValueError, match="evaluate chose no conv net to explain .*classify/vgg16/logistic_regression"):
+        explain.chosen_models(inputs)

@@ -29,10 +29,14 @@ PLAN = config.EXPERIMENTS_DIR / "plan.yaml"
 # Three runners side by side, each on its own runs folder (one runner per folder), so that kernel
 # start-ups and graph tracing (single-threaded) overlap training on two cores (measured: 231 s with three
 # runners, 276 s with two, 379 s with one).
-# The runs that read the ladders' results go with them: VGG16's fine-tuned features read its steps.
+# The runs that read the ladders' results go with them: VGG16's fine-tuned features read its steps. Every
+# backbone's features and classifiers run too: evaluate takes the best classifier on each one's features.
 VGG16_VARIANTS = ("features/vgg16", "classify/vgg16-dense-head", "features/vgg16-finetuned", "classify/vgg16-finetuned")
-GROUPS = ("scratch,finetune/efficientnetb0", ",".join(("finetune/vgg16",) + VGG16_VARIANTS),
-          "finetune/resnet50,finetune/efficientnetb3,similarity/efficientnetb0")
+PIPELINES = [f"features/{b},classify/{b}" for b in load_plan(PLAN).stages["classify"]["backbones"]
+             if b not in ("vgg16", "resnet50", "efficientnetb3")]
+GROUPS = (",".join(["scratch,finetune/efficientnetb0", *PIPELINES]), ",".join(("finetune/vgg16", "classify/vgg16") + VGG16_VARIANTS),
+          "finetune/resnet50,finetune/efficientnetb3,similarity/efficientnetb0,features/resnet50,classify/resnet50,"
+          "features/efficientnetb3,classify/efficientnetb3")
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +126,19 @@ def test_evaluate_reads_the_test_split_once_per_model_and_no_other_stage_reads_i
     assert tuned["resnet50"]["why"] == "the only ResNet50 fine-tuning step" and tuned["resnet50"]["step"] == 1
     rung = [c for c in chosen if c["stage"] == "scratch"]
     assert len(rung) == 1 and rung[0]["why"] == "best of 8 scratch rungs on validation" and 1 <= rung[0]["step"] <= 8
+    pipelines = {c["backbone"]: c for c in chosen if c["stage"] == "classify"}  # feature extraction, one per backbone
+    assert set(pipelines) == set(load_plan(PLAN).stages["classify"]["backbones"])
+    assert pipelines["vgg16"]["why"] == "best of 7 classifiers on VGG16 features (fc1, fc2) on validation"  # + dense head
+    assert pipelines["vgg16"]["run"] in ("vgg16", "vgg16-dense-head")  # never the classifiers on fine-tuned features
+    for c in pipelines.values():
+        run = runs.read_metrics(runs_dir / "classify" / c["run"])["metrics"]["classifiers"]
+        assert c["val_accuracy"] == next(r["val_accuracy"] for r in run if r["classifier"] == c["classifier"])
+        assert c["approach"] == "feature extraction" and c["extractor_check"]["relative_difference"] <= 1e-4
     assert [c["model"] for c in chosen if c["reference"]] == [metrics["metrics"]["best_single"]]
     reads = metrics["run"]["test_split_reads"]
     assert len(reads) == 1 + len(singles)  # the records once, then one prediction pass per model
-    assert sorted(r["model"] for r in reads[1:]) == sorted(f"{m['model']}/model.keras" for m in singles)
+    assert sorted(r["model"] for r in reads[1:]) == sorted(
+        m["model"] if m["kind"] == "classify" else f"{m['model']}/model.keras" for m in singles)
     assert len({r["n_images"] for r in reads}) == 1
     for m in models:
         assert m["ci_low"] <= m["accuracy"] <= m["ci_high"]
@@ -185,7 +198,8 @@ def test_explain_maps_the_models_evaluate_takes_on_validation_images_only(ladder
     assert metrics["run"]["depends_on"]["evaluate"]["name"] == "default"
     m = metrics["metrics"]
     rows = {row["model"]: row for row in m["models"]}
-    chosen = runs.read_metrics(runs_dir / "evaluate" / "default")["metrics"]["chosen"]
+    chosen = [c for c in runs.read_metrics(runs_dir / "evaluate" / "default")["metrics"]["chosen"]
+              if c["stage"] != "classify"]  # a classifier on features has no conv net to explain
     assert list(rows) == [c["model"] for c in chosen]  # exactly the models evaluate chose, in its order
     assert [(r["backbone"], r["step"]) for r in rows.values()] == [(c["backbone"], c["step"]) for c in chosen]
     tuned = {row["backbone"]: row for row in rows.values() if row["stage"] == "finetune"}
