@@ -1,6 +1,8 @@
 """The "Final result" slides from the evaluate run (``mame/stages/evaluate.py``): the reference model's
-(best single model on validation) test report and confusion matrix, the models table with intervals and
-McNemar comparisons, the test-split ledger, per-class findings, the most confused pairs, the conclusions.
+(best single model on validation) test report and confusion matrix, the models table (each row labelled
+with its approach: scratch, feature extraction, fine-tuning, ensemble) with intervals and McNemar
+comparisons, the three approaches side by side on test, the test-split ledger, per-class findings, the most
+confused pairs, the conclusions.
 
 Every statement is computed from the run's metrics.json; a missing or failed run gives placeholders.
 """
@@ -18,6 +20,11 @@ SIGNIFICANCE = 0.05
 N_FINDINGS = 3     # classes named per finding
 N_PAIRS = 3        # confused pairs in the gallery
 SUMMARY_ROWS = ("accuracy", "macro avg", "weighted avg", "micro avg")
+# A row's approach, from its kind (the stage that made the model), for runs written before evaluate recorded it.
+APPROACHES = {"scratch": "scratch", "classify": "feature extraction", "finetune": "fine-tuning", "ensemble": "ensemble"}
+# Rows of the models table on one slide (the full profile's five backbones: 5 fine-tuned, 5 feature pipelines,
+# a rung, the ensemble); more continue on the next slide.
+MODELS_PER_SLIDE = 12
 
 
 def section(entries: list, deck) -> dict:
@@ -26,7 +33,7 @@ def section(entries: list, deck) -> dict:
     gaps = [g for g in (entry_placeholder(e) for e in entries) if g]
     usable = [e for e in entries if entry_placeholder(e) is None]
     empty = {"gaps": gaps, "ready": False, "run": None, "stale": False, "reference": None, "models": [],
-             "ensemble": None, "ledger": None, "best_on_test": None}
+             "model_pages": [], "approaches": [], "ensemble": None, "ledger": None, "best_on_test": None}
     if not usable:
         return empty
     entry = usable[0]
@@ -38,23 +45,47 @@ def section(entries: list, deck) -> dict:
     figs = figures.get(entry.run.id, {})
     models = model_rows(m["models"])
     return {"gaps": gaps, "ready": True, "run": entry.run.id, "stale": entry.state == "stale",
-            "reference": reference(entry.metrics, figs), "models": models,
-            "ensemble": ensemble_summary(m, models), "ledger": ledger(entry, all_entries),
-            "best_on_test": max(models, key=lambda r: r["test"])}
+            "reference": reference(entry.metrics, figs), "models": models, "model_pages": pages(models),
+            "approaches": approaches(models), "ensemble": ensemble_summary(m, models),
+            "ledger": ledger(entry, all_entries), "best_on_test": max(models, key=lambda r: r["test"])}
 
 
 def model_rows(models: list[dict]) -> list[dict]:
-    """metrics.models as table rows: val, test (95 % interval), macro F1, the comparison with the reference."""
+    """metrics.models as table rows: approach, val, test (95 % interval), macro F1, the comparison with the
+    reference; ``shown``: the model's name on the slide (an ensemble's members are listed under the table)."""
     rows = []
     for row in models:
         vs = row.get("vs_best")
-        rows.append({"model": row["model"], "kind": row["kind"], "val": row["val_accuracy"], "test": row["accuracy"],
+        shown = f"ensemble of {row['model'].count(' + ') + 1} models" if row["kind"] == "ensemble" else row["model"]
+        rows.append({"model": row["model"], "shown": shown, "kind": row["kind"],
+                     "approach": row.get("approach") or APPROACHES.get(row["kind"], row["kind"]),
+                     "val": row["val_accuracy"], "test": row["accuracy"],
                      "ci_low": row["ci_low"], "ci_high": row["ci_high"], "macro_f1": row["macro_f1"],
                      "n_images": row["n_images"], "reference": bool(row.get("reference")),
                      "vs": "reference" if row.get("reference") or not vs else describe(vs),
                      "p_value": vs["p_value"] if vs else None, "delta_pp": vs["delta_pp"] if vs else None,
                      "significant": bool(vs) and vs["p_value"] < SIGNIFICANCE})
     return rows
+
+
+def pages(models: list[dict], per_slide: int = MODELS_PER_SLIDE) -> list[list[dict]]:
+    """The models table's rows, ``per_slide`` to a slide (the last slide holds at least two rows)."""
+    cuts = list(range(0, len(models), per_slide))
+    if len(cuts) > 1 and len(models) - cuts[-1] < 2:
+        cuts[-1] -= 1
+    return [models[a:b] for a, b in zip(cuts, cuts[1:] + [len(models)])]
+
+
+def approaches(models: list[dict]) -> list[dict]:
+    """Per approach (not the ensemble), the model of it best on validation (ties: the first row) with its test
+    accuracy and interval, highest test accuracy first: the approaches side by side on test."""
+    best: dict[str, dict] = {}
+    for row in models:
+        if row["kind"] != "ensemble" and (row["approach"] not in best or row["val"] > best[row["approach"]]["val"]):
+            best[row["approach"]] = row
+    return sorted(({"approach": a, "model": r["model"], "val": r["val"], "test": r["test"], "ci_low": r["ci_low"],
+                    "ci_high": r["ci_high"], "reference": r["reference"]} for a, r in best.items()),
+                  key=lambda r: -r["test"])
 
 
 def ensemble_summary(m: dict, models: list[dict]) -> dict:
@@ -165,6 +196,10 @@ def evaluation_conclusions(final: dict, significance: float = SIGNIFICANCE) -> l
         return []
     out = [f"Final model (best single model on validation): {ref['model']}, {ref['accuracy']:.1%} test accuracy "
            f"(95 % CI {ref['ci_low']:.1%}–{ref['ci_high']:.1%}, {ref['n_images']:,} images)."]
+    side = final.get("approaches") or []
+    if len(side) > 1:
+        out.append("The approaches on test, each by its model best on validation: " + "; ".join(
+            f"{a['approach']} {a['test']:.1%} ({a['model']})" for a in side) + ".")
     best = final["best_on_test"]
     if best and best["model"] != ref["model"] and best["test"] > ref["accuracy"]:
         out.append(f"Highest test accuracy: {best['model']}, {best['test']:.1%} "

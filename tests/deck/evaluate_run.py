@@ -18,7 +18,7 @@ from PIL import Image
 
 from mame.classes import CLASS_NAMES
 from mame.engine.plan import PlannedRun
-from mame.stages import evaluate
+from mame.stages import evaluate, feature_pipelines
 from tests.helpers import FakeEntry
 
 N = len(CLASS_NAMES)
@@ -84,19 +84,33 @@ def flip(y_true: np.ndarray, y_pred: np.ndarray, rate: float, rng) -> np.ndarray
 
 
 def candidate(stage, run, tmp_path, val_accuracy, y_true, y_pred, files, rng) -> evaluate.Candidate:
+    """A chosen model with made-up validation and test predictions; ``classify`` runs are named
+    ``<backbone>/<classifier>`` here and become a feature-extraction pipeline of that run."""
     y_val = np.arange(58) % N
     val_pred = np.where(rng.random(58) < val_accuracy, y_val, (y_val + 1) % N)
     val = {"y_true": y_val, "probabilities": probabilities_for(val_pred, rng)}
-    c = evaluate.Candidate(stage, run, tmp_path / stage / run, float(np.mean(val_pred == y_val)), val,
-                           run.split("-")[0] if stage == "finetune" else None)
+    accuracy, backbone = float(np.mean(val_pred == y_val)), run.split("-")[0].split("/")[0]
+    if stage == "classify":
+        run, classifier = run.split("/")
+        c = feature_pipelines.Pipeline(stage, run, tmp_path / stage / run, accuracy, val, backbone,
+                                       classifier=classifier, features_name=backbone, layer="avg_pool",
+                                       probabilities_from=feature_pipelines.PROBA)
+    else:
+        c = evaluate.Candidate(stage, run, tmp_path / stage / run, accuracy, val, backbone if stage == "finetune" else None)
     c.test = {"y_true": y_true, "y_pred": y_pred.astype(np.int32), "probabilities": probabilities_for(y_pred, rng),
               "files": np.array(files)}
     return c
 
 
-def evaluate_entry(tmp_path: Path, *, seed: int = 0) -> FakeEntry:
-    """A done evaluate/default run: three single models (the reference follows ``designed_counts``),
-    one ensemble, the ledger, a dataset folder with the test images."""
+# More backbones, for a models table as long as the full profile's (five backbones, two approaches each).
+MORE = ("efficientnetb0", "efficientnetb3", "efficientnetlite0")
+
+
+def evaluate_entry(tmp_path: Path, *, seed: int = 0, more: bool = False) -> FakeEntry:
+    """A done evaluate/default run: four single models, one per approach and a second fine-tuned one (the
+    reference follows ``designed_counts``), one ensemble, the ledger, a dataset folder with the test images;
+    ``more``: three more backbones, each fine-tuned and with a classifier on its features, and a feature
+    pipeline for VGG16 and ResNet50 too (12 rows)."""
     rng = np.random.default_rng(seed)
     counts = designed_counts()
     pairs = [(t, p) for t in range(N) for p in range(N) for _ in range(counts[t, p])]
@@ -109,12 +123,17 @@ def evaluate_entry(tmp_path: Path, *, seed: int = 0) -> FakeEntry:
     records, _ = evaluate.load_test(dataset, ledger)
     files = [r.image_file for r in records]
     assert [r.label for r in records] == y_true.tolist()
+    made = lambda stage, run, val, rate: candidate(stage, run, tmp_path, val, y_true, flip(y_true, y_ref, rate, rng),
+                                                   files, rng)
     chosen = [candidate("finetune", "vgg16-step2", tmp_path, 0.9, y_true, y_ref, files, rng),
-              candidate("finetune", "resnet50-step1", tmp_path, 0.6, y_true, flip(y_true, y_ref, 0.3, rng), files, rng),
-              candidate("scratch", "r7-gap", tmp_path, 0.3, y_true, flip(y_true, y_ref, 0.7, rng), files, rng)]
+              made("finetune", "resnet50-step1", 0.6, 0.3)]
+    chosen += [made("finetune", f"{b}-step1", 0.5, 0.4) for b in MORE] if more else []
+    chosen.append(made("classify", "efficientnetb0/logistic_regression", 0.7, 0.25))
+    chosen += [made("classify", f"{b}/mlp", 0.45, 0.5) for b in ("vgg16", "resnet50", *MORE[1:])] if more else []
+    chosen.append(made("scratch", "r7-gap", 0.3, 0.7))
     for c in chosen:
         ledger.append({"what": f"evaluate: test predictions of {c.name}", "n_images": len(records),
-                       "model": f"{c.name}/model.keras"})
+                       "model": c.name if c.stage == "classify" else f"{c.name}/model.keras"})
     ensemble = evaluate.ensembles(chosen)
     table = evaluate.compare(chosen, ensemble, bootstrap=200)
     run_dir = tmp_path / "evaluate" / "default"

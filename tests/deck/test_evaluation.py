@@ -80,15 +80,57 @@ def test_report_prints_the_known_precision_and_recall_and_the_accuracy_they_impl
 def test_models_table_equals_metrics_json(deck):
     models = deck.entry.metrics["metrics"]["models"]
     rows = table(deck.html, "models-table")
-    assert rows[0] == ["Model", "Val", "Test (95 % CI)", "Macro F1", "Against the best single model"]
-    expected = [[m["model"], pct(m["val_accuracy"]), f"{pct(m['accuracy'])} ({pct(m['ci_low'])}–{pct(m['ci_high'])})",
+    assert rows[0] == ["Model", "Approach", "Val", "Test (95 % CI)", "Macro F1", "Against the best single model"]
+    members = deck.entry.metrics["metrics"]["ensemble"]  # listed under the table, not in its row
+    assert models[-1]["model"] == "ensemble: " + " + ".join(members) and len(members) == 3
+    assert {m.split("/")[0] for m in members} == {"finetune", "classify"}  # the approaches mix
+    shown = lambda m: "ensemble of 3 models" if m["kind"] == "ensemble" else m["model"]
+    expected = [[shown(m), m["approach"], pct(m["val_accuracy"]),
+                 f"{pct(m['accuracy'])} ({pct(m['ci_low'])}–{pct(m['ci_high'])})",
                  f"{m['macro_f1']:.2f}", "reference" if m["reference"] else describe(m["vs_best"])] for m in models]
     assert rows[1:] == expected
-    assert [m["kind"] for m in models] == ["finetune", "finetune", "scratch", "ensemble"]
+    assert [m["kind"] for m in models] == ["finetune", "finetune", "classify", "scratch", "ensemble"]
+    assert [m["approach"] for m in models] == ["fine-tuning", "fine-tuning", "feature extraction", "scratch", "ensemble"]
     tried = deck.entry.metrics["metrics"]["ensembles"]
     line = slide(deck.source, "Models on the test split")
     assert (f"**Ensemble:** {deck.entry.metrics['metrics']['ensemble_method']}; {len(tried)} tried, best validation "
             f"accuracy {pct(max(e['val_accuracy'] for e in tried))}") in line
+
+
+def approaches_by_hand(entry) -> list[dict]:
+    """Per approach, its model best on validation (metrics.models rows), highest test accuracy first."""
+    singles = [r for r in entry.metrics["metrics"]["models"] if r["kind"] != "ensemble"]
+    best = [max((r for r in singles if r["approach"] == a), key=lambda r: r["val_accuracy"])
+            for a in {r["approach"] for r in singles}]
+    return sorted(best, key=lambda r: -r["accuracy"])
+
+
+def test_the_approaches_slide_puts_each_approachs_model_best_on_validation_side_by_side(deck):
+    rows = table(deck.html, "approaches-table")
+    assert rows[0] == ["Approach", "Its model best on validation", "Val", "Test (95 % CI)"]
+    assert rows[1:] == [[r["approach"], r["model"], pct(r["val_accuracy"]),
+                         f"{pct(r['accuracy'])} ({pct(r['ci_low'])}–{pct(r['ci_high'])})"]
+                        for r in approaches_by_hand(deck.entry)]
+    assert [r[0] for r in rows[1:]] == ["fine-tuning", "feature extraction", "scratch"]
+    assert "**fine-tuning**" in slide(deck.source, "The approaches on the test split")  # the final model's approach
+
+
+def test_the_full_profiles_models_table_fits_one_slide_and_a_longer_one_continues(tmp_path):
+    entry = evaluate_entry(tmp_path / "runs", more=True)
+    models = entry.metrics["metrics"]["models"]
+    assert len(models) == 12 and sum(m["kind"] == "classify" for m in models) == 5
+    built = render_deck([entry], tmp_path)
+    assert built.source.count("\n## Models on the test split") == 1
+    assert slide(built.source, "Models on the test split").count("\n| ") == 12 + 1  # rows and the header
+    check = check_deck(render_html(built.qmd, tmp_path / "deck.html"))
+    assert check.ok, check.summary()
+    assert evaluate.pages(list(range(25)), per_slide=12) == [list(range(12)), list(range(12, 23)), [23, 24]]
+    section = {**built.context["evaluate"], "model_pages": evaluate.pages(built.context["evaluate"]["models"], per_slide=5)}
+    text = templating.render("sections/evaluate.md.j2", {"planned": {"evaluate": True, "explain": True},
+                                                          "evaluate": section, "not_planned": {}})
+    pages = [slide(text, f"Models on the test split ({i}/3)") for i in (1, 2, 3)]
+    assert [page.count("\n| ") - 1 for page in pages] == [5, 5, 2]  # never a lone row on the last slide
+    assert all("Continued on the next slide." in page for page in pages[:2]) and "**Ensemble:**" in pages[2]
 
 
 def test_ledger_slide_lists_every_read_of_the_test_split(deck):
@@ -96,7 +138,7 @@ def test_ledger_slide_lists_every_read_of_the_test_split(deck):
     rows = [[cell.replace("’", "'") for cell in row] for row in table(deck.html, "ledger-table")]  # smart quotes
     assert rows[1:] == [[str(i), r["what"], f"{r['n_images']:,}", r.get("model", "—")] for i, r in enumerate(reads, 1)]
     text = slide(deck.source, "Test-split reads")
-    assert "4 reads: 1 of the test records" in text and "each of the 3 models was scored exactly once" in text
+    assert "5 reads: 1 of the test records" in text and "each of the 4 models was scored exactly once" in text
     assert "No other run recorded a read of the test split" in text
 
 
@@ -111,7 +153,7 @@ def test_ledger_flags_a_second_read_of_a_model_and_reads_by_other_runs(deck):
                                                        "not_planned": {}})
     assert "**not once per model for finetune/vgg16-step2**" in text
     assert "**Other runs recorded test-split reads: scratch/r1-plain.**" in text
-    assert len(table_rows(slide(text, "Test-split reads"))) == 5
+    assert len(table_rows(slide(text, "Test-split reads"))) == 6
 
 
 def table_rows(markdown: str) -> list[str]:
@@ -146,7 +188,9 @@ def test_conclusions_state_the_final_model_the_ensemble_verdict_and_the_hardest_
     ref = deck.entry.metrics["metrics"]["models"][0]
     assert said[0] == (f"Final model (best single model on validation): finetune/vgg16-step2, {pct(ref['accuracy'])} test "
                        f"accuracy (95 % CI {pct(ref['ci_low'])}–{pct(ref['ci_high'])}, {ref['n_images']:,} images).")
-    assert "is significantly worse than the best single model" in said[1]
+    assert said[1] == "The approaches on test, each by its model best on validation: " + "; ".join(
+        f"{r['approach']} {pct(r['accuracy'])} ({r['model']})" for r in approaches_by_hand(deck.entry)) + "."
+    assert "is significantly worse than the best single model" in said[2]
     counts = designed_counts()
     f1 = 2 * np.diag(counts) / (counts.sum(axis=0) + counts.sum(axis=1))
     hardest = ", ".join(f"{CLASS_NAMES[c]} {f1[c]:.2f}" for c in np.argsort(f1, kind="stable")[:3])
@@ -154,7 +198,7 @@ def test_conclusions_state_the_final_model_the_ensemble_verdict_and_the_hardest_
     for p, delta, verdict in ((0.01, 1.3, "significantly better than"), (0.2, 1.3, "not significantly different from")):
         changed = copy.deepcopy(final)
         changed["ensemble"]["row"].update(p_value=p, delta_pp=delta, significant=p < 0.05, vs=f"+{delta} pp, p={p}")
-        assert f"is {verdict} the best single model on test (+{delta} pp, p={p}" in evaluation_conclusions(changed)[1]
+        assert f"is {verdict} the best single model on test (+{delta} pp, p={p}" in evaluation_conclusions(changed)[2]
     assert all(c in deck.context["conclusions"] for c in said)
     alone = copy.deepcopy(final)
     alone["ensemble"].update(row=None, method="none (fewer than two fine-tuned models)")
