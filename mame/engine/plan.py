@@ -2,8 +2,9 @@
 
 A stage declares its notebook, the backbones it runs for, its variants (each holding only what differs
 from the notebook's ``parameters`` cell) and the stages it ``needs``. A profile sets the data and the
-scale. Parameters resolve as: notebook defaults < profile ``params`` < the profile's ``stages.<stage>.params``
-< variant < profile ``force`` < ``stages.<stage>.force``.
+scale (``mame.engine.profiles``). Parameters resolve as: notebook defaults < profile ``params`` < the profile's
+``stages.<stage>.params`` < variant < profile ``force`` < ``stages.<stage>.force``, with a stage's ``pretrained``
+settings on top of its own for runs whose backbone starts from ImageNet weights (``mame.engine.weights_rules``).
 """
 
 from __future__ import annotations
@@ -16,16 +17,12 @@ from pathlib import Path
 import yaml
 
 from mame import config
+from mame.engine.profiles import RUNNER_PARAMS, PlanError, Profile, check_profile_stage, parse_profile, resolve_params
 from mame.engine.weights_rules import LeftOut, leave_out_dependants, weights_outlook
 
-RUNNER_PARAMS = ("run_dir", "data_dir", "inputs", "profile", "backbone", "seed", "checkpoint_dir")
 # What a notebook is told about each run it needs or reads (``PlannedRun.identity``): no stage parses a
 # backbone, variant or step out of a run's name.
 IDENTITY_KEYS = ("stage", "backbone", "variant", "name", "seed", "folder", "step")
-
-
-class PlanError(ValueError):
-    """The plan file is malformed or refers to something that does not exist."""
 
 
 def run_name(backbone: str | None, variant: str) -> str:
@@ -33,43 +30,6 @@ def run_name(backbone: str | None, variant: str) -> str:
     if backbone is None:
         return variant
     return backbone if variant == "default" else f"{backbone}-{variant}"
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    data: dict
-    params: dict
-    force: dict
-    backbones: tuple[str, ...] | None
-    seed: int
-    start_timeout: int
-    execution_timeout: int
-    report: dict = field(default_factory=dict)
-    stages: dict = field(default_factory=dict)  # stage -> {"params": {...}, "force": {...}}
-
-    def stage_params(self, stage: str, *, pretrained: bool = False) -> dict:
-        return self._layer(stage, "params", pretrained)
-
-    def stage_force(self, stage: str, *, pretrained: bool = False) -> dict:
-        return self._layer(stage, "force", pretrained)
-
-    def _layer(self, stage: str, kind: str, pretrained: bool) -> dict:
-        block = self.stages.get(stage) or {}
-        out = dict(block.get(kind) or {})
-        if pretrained:
-            out.update((block.get("pretrained") or {}).get(kind) or {})
-        return out
-
-    def weights_rule(self, stage: str) -> str:
-        """``run`` (default) or ``skip``: whether this profile runs ``stage`` for a backbone left with random
-        weights (``stages.<stage>.random_weights``)."""
-        return str((self.stages.get(stage) or {}).get("random_weights", "run"))
-
-    def asks_weights(self, stage: str) -> bool:
-        """Whether the plan must know, for ``stage``, which backbones get ImageNet weights."""
-        block = self.stages.get(stage) or {}
-        return "pretrained" in block or self.weights_rule(stage) != "run"
 
 
 @dataclass
@@ -129,7 +89,7 @@ def load_plan(path: Path | None = None) -> Plan:
     if not isinstance(raw, dict) or not isinstance(raw.get("stages"), dict) or not isinstance(raw.get("profiles"), dict):
         raise PlanError(f"{path}: expected top-level mappings 'stages' and 'profiles'")
     stages = {name: _check_stage(path, name, spec, list(raw["stages"])) for name, spec in raw["stages"].items()}
-    profiles = {name: _parse_profile(path, name, spec) for name, spec in raw["profiles"].items()}
+    profiles = {name: parse_profile(path, name, spec) for name, spec in raw["profiles"].items()}
     return Plan(path=path, stages=stages, profiles=profiles)
 
 
@@ -144,39 +104,6 @@ def _check_stage(path: Path, name: str, spec: dict, order: list[str]) -> dict:
     spec.setdefault("needs", [])
     spec.setdefault("reads", [])
     return spec
-
-
-def _parse_profile(path: Path, name: str, spec: dict) -> Profile:
-    if not isinstance(spec, dict) or "data" not in spec:
-        raise PlanError(f"{path}: profile {name!r} needs a 'data' mapping")
-    timeouts = spec.get("timeouts", {})
-    backbones = spec.get("backbones")
-    return Profile(name=name, data=spec["data"], params=spec.get("params", {}), force=spec.get("force", {}),
-                   backbones=tuple(backbones) if backbones else None, seed=int(spec.get("seed", 0)),
-                   start_timeout=int(timeouts.get("start", 120)),
-                   execution_timeout=int(timeouts.get("execution", 3600)), report=spec.get("report", {}),
-                   stages=_check_profile_stages(path, name, spec.get("stages") or {}))
-
-
-PROFILE_STAGE_KEYS = ("params", "force", "pretrained", "random_weights")
-WEIGHTS_RULES = ("run", "skip")
-
-
-def _check_profile_stages(path: Path, name: str, stages: dict) -> dict:
-    for stage, block in stages.items():
-        where = f"{path}: profile {name!r}, stages.{stage}"
-        if not isinstance(block, dict) or set(block) - set(PROFILE_STAGE_KEYS):
-            raise PlanError(f"{where}: expected a mapping with {', '.join(map(repr, PROFILE_STAGE_KEYS))}")
-        pretrained = block.get("pretrained", {})
-        if not isinstance(pretrained, dict) or set(pretrained) - {"params", "force"}:
-            raise PlanError(f"{where}.pretrained: expected a mapping with 'params' and/or 'force' (the settings of "
-                            "runs whose backbone starts from ImageNet weights)")
-        if "weights" in {**(pretrained.get("params") or {}), **(pretrained.get("force") or {})}:
-            raise PlanError(f"{where}.pretrained: cannot set 'weights' (it depends on them)")
-        if block.get("random_weights", "run") not in WEIGHTS_RULES:
-            raise PlanError(f"{where}.random_weights: expected one of {', '.join(WEIGHTS_RULES)}, "
-                            f"not {block['random_weights']!r}")
-    return stages
 
 
 @lru_cache(maxsize=32)
@@ -210,7 +137,7 @@ def expand(plan: Plan, profile_name: str, only: str | None = None, *,
     for stage, spec in plan.stages.items():
         notebook = config.EXPERIMENTS_DIR / spec["notebook"] if not Path(spec["notebook"]).is_absolute() else Path(spec["notebook"])
         declared = notebook_parameters(notebook)
-        _check_profile_stage(plan.path, profile, stage, notebook, declared)
+        check_profile_stage(plan.path, profile, stage, notebook, declared)
         backbones = [b for b in spec.get("backbones", [None]) if b is None or profile.backbones is None or b in profile.backbones]
         for variant, overrides in spec["variants"].items():
             overrides = dict(overrides or {})
@@ -248,18 +175,6 @@ def expand(plan: Plan, profile_name: str, only: str | None = None, *,
     if left_out is not None:
         left_out.extend(dropped)
     return select(runs, only) if only else runs
-
-
-def _check_profile_stage(path: Path, profile: Profile, stage: str, notebook: Path, declared: dict) -> None:
-    for kind, block in (("params", profile.stage_params(stage, pretrained=True)),
-                        ("force", profile.stage_force(stage, pretrained=True))):
-        unknown = [k for k in block if k not in declared or k in RUNNER_PARAMS]
-        if unknown:
-            raise PlanError(f"{path}: profile {profile.name!r} stages.{stage}.{kind} sets {unknown}, "
-                            f"not parameters of {notebook.name}")
-    if profile.asks_weights(stage) and "weights" not in declared:
-        raise PlanError(f"{path}: profile {profile.name!r} stages.{stage} has settings by weights, but "
-                        f"{notebook.name} has no 'weights' parameter")
 
 
 def _number_steps(runs: list[PlannedRun]) -> None:
@@ -306,20 +221,6 @@ def _check_keys(path: Path, stage: str, variant: str, overrides: dict, declared:
     if unknown:
         raise PlanError(f"{path}: {stage}/{variant} sets {unknown}, not parameters of the notebook "
                         f"(it declares: {', '.join(k for k in declared if k not in RUNNER_PARAMS)})")
-
-
-def resolve_params(declared: dict, profile: Profile, stage: str, overrides: dict, *, forced: bool = True,
-                   pretrained: bool = False) -> dict:
-    """notebook defaults < profile params < the profile's params for this stage (and, with ``pretrained``,
-    its ``pretrained.params``) < variant < profile force < the profile's force for this stage (and its
-    ``pretrained.force``); the force layers only when ``forced``."""
-    params = {k: v for k, v in declared.items() if k not in RUNNER_PARAMS}
-    layers = [profile.params, profile.stage_params(stage, pretrained=pretrained), overrides]
-    if forced:
-        layers += [profile.force, profile.stage_force(stage, pretrained=pretrained)]
-    for layer in layers:
-        params.update({k: v for k, v in layer.items() if k in params})
-    return params
 
 
 def _check_needs(path: Path, runs: list[PlannedRun]) -> None:
