@@ -30,9 +30,13 @@ DROPOUT_RATE, DROP_CONNECT_RATE = 0.2, 0.2
 # (repeats, kernel, stride, expand ratio, output filters), one row per stage (block1 ... block7)
 BLOCKS = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
           (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
-# Keras EfficientNet's initialisers
-CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="truncated_normal")
-DENSE_INIT = keras.initializers.VarianceScaling(1.0 / 3.0, mode="fan_out", distribution="uniform")
+# Keras EfficientNet's initialisers, as configs (as Keras' own EfficientNet has them) so that each layer
+# makes its own initialiser when built and a seed set before building (keras.utils.set_random_seed) holds:
+# an initialiser object made at import draws from an unseeded state (random init could not be rebuilt).
+CONV_INIT = {"class_name": "VarianceScaling",
+             "config": {"scale": 2.0, "mode": "fan_out", "distribution": "truncated_normal"}}
+DENSE_INIT = {"class_name": "VarianceScaling",
+              "config": {"scale": 1.0 / 3.0, "mode": "fan_out", "distribution": "uniform"}}
 
 
 class WeightsMismatchError(ValueError):

@@ -215,3 +215,18 @@ def test_the_registry_builds_imagenet_extractors_and_classifiers_at_any_size(con
                                              trainable_from=spec.finetune_from)
     assert builders.last_conv_layer_name(transfer) == spec.last_conv_layer == "top_activation"
     assert transfer.get_layer("block6a_expand_conv").trainable and not transfer.get_layer("block5c_project_conv").trainable
+
+
+def test_random_init_follows_the_seed_set_before_building():
+    """A features run with random weights must be rebuilt identically by evaluate (same seed, same weights):
+    initialisers made once at import drew from an unseeded state and gave other weights on each build."""
+    def build():
+        keras.utils.set_random_seed(3)
+        return EfficientNetLite0(include_top=True, weights=None, input_shape=(32, 32, 3)).get_weights()
+
+    first, second = build(), build()
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    keras.utils.set_random_seed(4)
+    other = EfficientNetLite0(include_top=True, weights=None, input_shape=(32, 32, 3)).get_weights()
+    drawn = [(a, b) for a, b in zip(first, other) if a.std() > 0]  # kernels; not BN's ones and zeros
+    assert len(drawn) > 30 and not any(np.array_equal(a, b) for a, b in drawn)  # every kernel follows the seed
