@@ -32,6 +32,9 @@ KERNEL_NAME = "mame"
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore", "KERAS_BACKEND": "tensorflow",
              "MPLBACKEND": "Agg"}
 KERNEL_LOG = "kernel.log"
+# Starts of a kernel that lost a port to another kernel starting at the same moment (jupyter picks free ports,
+# frees them, and the kernel binds them a moment later): nothing of the notebook ran, so it starts again.
+START_ATTEMPTS = 3
 # TensorFlow's C++ runtime writes to fd 2 before any log setting applies; with fd capture off, that
 # goes to kernel.log in the run folder instead of the notebook and the terminal.
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
@@ -205,12 +208,22 @@ def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path, resume: Path) ->
     if "checkpoint_dir" in notebook_parameters(run.notebook):
         parameters["checkpoint_dir"] = str(resume)
     try:
-        with kernel_process_state(work / KERNEL_LOG):
-            papermill.execute_notebook(
-                str(run.notebook), str(work / runs.NOTEBOOK_FILE), parameters=parameters,
-                kernel_name=ensure_kernel(), start_timeout=ctx.profile.start_timeout,
-                execution_timeout=ctx.profile.execution_timeout, progress_bar=False, log_output=False,
-                cwd=str(work), extra_arguments=KERNEL_ARGS)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            logged = (work / KERNEL_LOG).stat().st_size if (work / KERNEL_LOG).exists() else 0
+            try:
+                with kernel_process_state(work / KERNEL_LOG):
+                    papermill.execute_notebook(
+                        str(run.notebook), str(work / runs.NOTEBOOK_FILE), parameters=parameters,
+                        kernel_name=ensure_kernel(), start_timeout=ctx.profile.start_timeout,
+                        execution_timeout=ctx.profile.execution_timeout, progress_bar=False, log_output=False,
+                        cwd=str(work), extra_arguments=KERNEL_ARGS)
+                break
+            except RuntimeError as exc:
+                if attempt == START_ATTEMPTS or not lost_port_race(exc, work / KERNEL_LOG, logged):
+                    raise
+                with open(work / KERNEL_LOG, "a", encoding="utf-8") as log:
+                    log.write(f"\n[runner] the kernel lost a port to another process while starting; "
+                              f"starting it again (attempt {attempt + 1} of {START_ATTEMPTS})\n")
     except PapermillExecutionError as exc:
         return {"type": exc.ename, "message": str(exc.evalue), "cell": exc.exec_count,
                 "traceback": ANSI.sub("", "\n".join(exc.traceback))[-4000:]}
@@ -218,6 +231,16 @@ def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path, resume: Path) ->
         return {"type": type(exc).__name__, "message": str(exc) or repr(exc), "cell": None,
                 "traceback": traceback.format_exc()[-4000:]}
     return None
+
+
+def lost_port_race(exc: Exception, log_path: Path, offset: int = 0) -> bool:
+    """Whether a kernel died at start-up because a port jupyter picked for it was taken before it could bind
+    it (two kernels starting at once): nothing of the notebook ran, so starting again is safe."""
+    if "Kernel died before replying to kernel_info" not in str(exc) or not log_path.is_file():
+        return False
+    with open(log_path, "rb") as log:
+        log.seek(offset)
+        return b"Address already in use" in log.read()
 
 
 def build_metrics(run: PlannedRun, ctx: RunContext, result: dict | None, error: dict | None,
