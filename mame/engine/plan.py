@@ -138,7 +138,11 @@ def expand(plan: Plan, profile_name: str, only: str | None = None, *,
         notebook = config.EXPERIMENTS_DIR / spec["notebook"] if not Path(spec["notebook"]).is_absolute() else Path(spec["notebook"])
         declared = notebook_parameters(notebook)
         check_profile_stage(plan.path, profile, stage, notebook, declared)
-        backbones = [b for b in spec.get("backbones", [None]) if b is None or profile.backbones is None or b in profile.backbones]
+        unknown = [b for b in (profile.stages.get(stage) or {}).get("backbones", []) if b not in spec.get("backbones", [])]
+        if unknown:
+            raise PlanError(f"{plan.path}: profile {profile_name!r} stages.{stage}.backbones lists {unknown}, "
+                            f"not backbones of the stage ({', '.join(spec.get('backbones', [])) or 'none'})")
+        backbones = [b for b in spec.get("backbones", [None]) if profile.runs_backbone(stage, b)]
         for variant, overrides in spec["variants"].items():
             overrides = dict(overrides or {})
             needs_variants = overrides.pop("needs", {}) or {}

@@ -39,6 +39,13 @@ class Profile:
             out.update((block.get("pretrained") or {}).get(kind) or {})
         return out
 
+    def runs_backbone(self, stage: str, backbone: str | None) -> bool:
+        """Whether this profile runs ``stage`` for ``backbone``: its ``backbones:`` and the stage block's."""
+        if backbone is None:
+            return True
+        only = (self.stages.get(stage) or {}).get("backbones")
+        return (self.backbones is None or backbone in self.backbones) and (only is None or backbone in only)
+
     def weights_rule(self, stage: str) -> str:
         """``run`` (default) or ``skip``: whether this profile runs ``stage`` for a backbone left with random
         weights (``stages.<stage>.random_weights``)."""
@@ -62,7 +69,7 @@ def parse_profile(path: Path, name: str, spec: dict) -> Profile:
                    stages=_check_profile_stages(path, name, spec.get("stages") or {}))
 
 
-PROFILE_STAGE_KEYS = ("params", "force", "pretrained", "random_weights")
+PROFILE_STAGE_KEYS = ("params", "force", "pretrained", "random_weights", "backbones")
 WEIGHTS_RULES = ("run", "skip")
 
 
@@ -77,6 +84,8 @@ def _check_profile_stages(path: Path, name: str, stages: dict) -> dict:
                             "runs whose backbone starts from ImageNet weights)")
         if "weights" in {**(pretrained.get("params") or {}), **(pretrained.get("force") or {})}:
             raise PlanError(f"{where}.pretrained: cannot set 'weights' (it depends on them)")
+        if not isinstance(block.get("backbones", []), list):
+            raise PlanError(f"{where}.backbones: expected a list of the stage's backbones")
         if block.get("random_weights", "run") not in WEIGHTS_RULES:
             raise PlanError(f"{where}.random_weights: expected one of {', '.join(WEIGHTS_RULES)}, "
                             f"not {block['random_weights']!r}")

@@ -43,7 +43,10 @@ def test_the_shipped_plan_expands_for_every_profile():
         assert {r.stage for r in runs} == set(plan.stages)
     smoke = {r.id: r for r in expand(plan, "smoke")}
     assert smoke["features/vgg16"].params["image_size"] == 32  # smoke forces its scale
-    assert smoke["classify/resnet50"].needs == {"features": "resnet50"}
+    assert smoke["classify/efficientnetlite0"].needs == {"features": "efficientnetlite0"}
+    assert {r.backbone for r in smoke.values()} == {None, "vgg16", "efficientnetb0", "efficientnetlite0"}
+    full = expand(plan, "full")
+    assert {r.backbone for r in full} == {None, "vgg16", "resnet50", "efficientnetb0", "efficientnetb3", "efficientnetlite0"}
 
 
 def test_each_run_knows_its_step_among_its_backbones_variants_in_plan_order():
@@ -51,7 +54,10 @@ def test_each_run_knows_its_step_among_its_backbones_variants_in_plan_order():
     runs = expand(plan, "smoke")
     steps = {r.id: r.step for r in runs}
     assert [steps[f"finetune/vgg16-step{i}"] for i in range(1, 7)] == [1, 2, 3, 4, 5, 6]
-    assert steps["finetune/resnet50-step1"] == steps["finetune/efficientnetb3-step1"] == 1
+    assert steps["finetune/efficientnetb0-step1"] == 1
+    assert not any(r.stage == "finetune" and r.backbone == "efficientnetlite0" for r in runs)  # smoke: stage backbones
+    demo = {r.id: r.step for r in expand(plan, "demo")}
+    assert [demo[f"finetune/efficientnetlite0-step{i}"] for i in range(1, 7)] == [1, 2, 3, 4, 5, 6]  # VGG16's, replayed
     rungs = [r for r in runs if r.stage == "scratch"]
     assert [(r.variant, r.step) for r in rungs] == [(v, i) for i, v in enumerate(plan.stages["scratch"]["variants"], 1)]
     assert [r.step for r in rungs] == list(range(1, 9))
@@ -158,11 +164,16 @@ def test_stage_blocks_of_a_profile_and_backbones_of_a_variant(tmp_path):
     assert default.planned["image_size"] == 48 and default.planned["weights"] == "imagenet-if-cached"  # before force
     assert only.planned["batch_size"] == only.params["batch_size"] == 64
     assert runs["classify/vgg16"].params["max_iter"] == 500                                   # per stage, not global
+    path.write_text(STAGED.replace("classify: {params: {max_iter", "classify: {backbones: [resnet50], params: {max_iter"))
+    assert {r.id for r in expand(load_plan(path), "p") if r.stage == "classify"} == {"classify/resnet50"}
+    path.write_text(STAGED)
     breakages = [
         (("max_per_class: 3", "max_per_clas: 3"), r"stages.features.params sets \['max_per_clas'\]"),
         (("backbones: [vgg16], batch_size", "backbones: [vgg19], batch_size"), r"backbones \['vgg19'\]"),
         (("      classify: {params", "      clasify: {params"), r"unknown stages \['clasify'\]"),
         (("{params: {max_iter: 500}}", "{paramz: {max_iter: 500}}"), "'params', 'force', 'pretrained', 'random_weights'"),
+        (("classify: {params: {max_iter", "classify: {backbones: [vgg19], params: {max_iter"),
+         r"stages.classify.backbones lists \['vgg19'\], not backbones of the stage \(vgg16, resnet50\)"),
     ]
     for (old, new), message in breakages:
         broken = STAGED.replace(old, new)
