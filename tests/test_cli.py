@@ -67,4 +67,4 @@ def test_status_on_real_metadata_without_runs_lists_every_entry_missing(official
     proc = mame("status", "--profile", "full", env=env)
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("features/", "classify/"))]
-    assert len(rows) == 11 and all(" missing " in row for row in rows)  # 4 + VGG16 fine-tuned; 4 + dense head + fine-tuned
+    assert len(rows) == 13 and all(" missing " in row for row in rows)  # 5 + VGG16 fine-tuned; 5 + dense head + fine-tuned

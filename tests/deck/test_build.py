@@ -135,7 +135,7 @@ def test_deck_renders_offline_with_a_page_per_slide_and_no_browser_errors(worksp
                     "Conclusions", "What changed since the last deck", "Parameters shared by each stage",
                     "Reproducibility (1/1)", "References"):
         assert section in source
-    assert "synthetic MAMe-shaped data" in source and "randomly initialised backbones" in source
+    assert "synthetic MAMe-shaped data" in source and "randomly initialised VGG16, EfficientNetB0 (no ImageNet weights)" in source
 
 
 def test_classification_report_equals_sklearn_on_the_stored_predictions(workspace):

@@ -51,7 +51,8 @@ finetune.save({str(tmp_path)!r}, trained, finetune.evaluate(trained, splits))
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / results.RESULT_FILE).read_text())
     m = result["metrics"]
-    assert set(m) == SHARED_KEYS | {"backbone", "trainable", "trainable_from", "weights", "weights_reason"}
+    assert set(m) == SHARED_KEYS | {"backbone", "trainable", "trainable_from", "weights", "weights_reason",
+                                    "weights_source"}
     assert (m["replicas"], m["batch_size_global"], m["image_size"], m["stopped_early"]) == (2, 16, 32, False)
     assert any("MirroredStrategy" in note and "global batch 16" in note for note in result["notes"])
     head, tuned = m["trainable"]["head"], m["trainable"]["finetune"]
