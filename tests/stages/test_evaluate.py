@@ -4,6 +4,7 @@ scored on test, compared with the best single model."""
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from mame import config
 from mame.stages import evaluate
+from mame.stages.selection import Candidate
 
 N_VAL, N_TEST, CLASSES = 120, 200, 29
 
@@ -129,6 +131,106 @@ def test_greedy_selection_when_there_are_many_models(inputs):
     result = evaluate.ensembles(chosen, exhaustive_up_to=2)
     assert result["method"] == "greedy forward selection on validation"
     assert result["tried"][0].members[0] == "finetune/vgg16-step2"  # starts from the best single model
+
+
+def shared_mistakes(y, accuracy, rng):
+    """Probabilities right on about ``accuracy`` of the rows, every mistake on the same wrong class (the next
+    one) and the confidence varying by row, so that averaging more members does not always help."""
+    right = rng.random(len(y)) < accuracy
+    top = np.where(right, y, (y + 1) % CLASSES)
+    confidence = rng.uniform(0.3, 0.9, len(y))
+    p = rng.random((len(y), CLASSES)) * (1 - confidence[:, None]) / CLASSES
+    p[np.arange(len(y)), top] += confidence
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+# Fine-tuned models whose validation and test rankings are reversed: (validation accuracy, test accuracy).
+REVERSED = [(0.7, 0.4), (0.6, 0.5), (0.5, 0.6)]
+REVERSED_MANY = [(0.7, 0.4), (0.6, 0.5), (0.55, 0.55), (0.5, 0.6), (0.4, 0.7)]
+
+
+def members_with_test(accuracies: list[tuple[float, float]], seed: int) -> list[Candidate]:
+    """Fine-tuned candidates with made-up validation and test predictions, each about as accurate as asked."""
+    rng = np.random.default_rng(seed)
+    found = []
+    for i, (val_accuracy, test_accuracy) in enumerate(accuracies):
+        split = {}
+        for name, n, accuracy in (("val", N_VAL, val_accuracy), ("test", N_TEST, test_accuracy)):
+            y = np.arange(n) % CLASSES
+            p = shared_mistakes(y, accuracy, rng)
+            split[name] = {"y_true": y, "y_pred": p.argmax(axis=1), "probabilities": p,
+                           "files": np.array([f"{name}-{j}.jpg" for j in range(n)])}
+        measured = float((split["val"]["y_pred"] == split["val"]["y_true"]).mean())
+        c = Candidate("finetune", f"net{i}-step1", Path(f"/runs/finetune/net{i}-step1"), measured, split["val"],
+                      f"net{i}", test=split["test"], variant="step1", step=1)
+        found.append(c)
+    return found
+
+
+def mean_accuracy(members: list[Candidate], split: str) -> float:
+    """Accuracy of the members' averaged probabilities on ``split`` (every member predicted the same rows)."""
+    parts = [getattr(m, split) for m in members]
+    averaged = np.mean([p["probabilities"] for p in parts], axis=0)
+    return float((averaged.argmax(axis=1) == parts[0]["y_true"]).mean())
+
+
+def best_subset(members: list[Candidate], split: str) -> list[str]:
+    """The subset of two or more best on ``split`` (fewer members on a tie), checked to be a clear winner."""
+    subsets = [list(s) for k in range(2, len(members) + 1) for s in itertools.combinations(members, k)]
+    scores = sorted(((mean_accuracy(s, split), -len(s)) for s in subsets), reverse=True)
+    assert scores[0] != scores[1], f"no clear best subset on {split}: {scores[:2]}"
+    return [m.name for m in max(subsets, key=lambda s: (mean_accuracy(s, split), -len(s)))]
+
+
+def greedy_sequence(members: list[Candidate], choose_on: str) -> list[list[str]]:
+    """Forward selection from the best single model on validation, adding at each step the member that makes
+    the average best on ``choose_on``; stops once an addition lowers validation accuracy (two or more in)."""
+    singles = sorted((mean_accuracy([m], "val") for m in members), reverse=True)
+    assert singles[0] > singles[1], "no clear best single model on validation"
+    current, sequence = [max(members, key=lambda m: mean_accuracy([m], "val"))], []
+    while len(current) < len(members):
+        best = max((current + [m] for m in members if m not in current), key=lambda s: mean_accuracy(s, choose_on))
+        sequence.append([m.name for m in best])
+        if mean_accuracy(best, "val") < mean_accuracy(current, "val") and len(current) >= 2:
+            break
+        current = best
+    return sequence
+
+
+def assert_test_predictions_average_the_members(ensemble, members: list[Candidate]) -> None:
+    picked = [m for m in members if m.name in ensemble.members]
+    assert len(picked) == len(ensemble.members)
+    expected = np.mean([m.test["probabilities"] for m in picked], axis=0)
+    np.testing.assert_allclose(ensemble.test["probabilities"], expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(ensemble.test["y_pred"], expected.argmax(axis=1))
+    np.testing.assert_array_equal(ensemble.test["y_true"], picked[0].test["y_true"])
+
+
+def test_every_subset_is_tried_and_the_one_kept_is_best_on_validation_though_test_prefers_another():
+    members = members_with_test(REVERSED, seed=0)
+    on_val, on_test = best_subset(members, "val"), best_subset(members, "test")
+    assert on_val != on_test  # the test split would keep another ensemble: choosing on it would show
+    result = evaluate.ensembles(members)
+    assert result["method"].startswith("every subset of 2-3 of the 3 models")
+    subsets = [list(s) for k in (2, 3) for s in itertools.combinations(members, k)]
+    assert [e.members for e in result["tried"]] == [[m.name for m in s] for s in subsets]
+    assert [e.val_accuracy for e in result["tried"]] == [mean_accuracy(s, "val") for s in subsets]
+    assert result["chosen"].members == on_val
+    assert_test_predictions_average_the_members(result["chosen"], members)
+
+
+def test_greedy_selection_adds_at_every_step_the_member_best_on_validation():
+    members = members_with_test(REVERSED_MANY, seed=5)
+    on_val, on_test = greedy_sequence(members, "val"), greedy_sequence(members, "test")
+    assert on_val != on_test  # greedy on the test split would add other members
+    assert len(on_val) >= 2
+    result = evaluate.ensembles(members, exhaustive_up_to=len(members) - 1)
+    assert result["method"] == "greedy forward selection on validation"
+    assert [e.members for e in result["tried"]] == on_val
+    by_name = {m.name: m for m in members}
+    kept = max(on_val, key=lambda names: (mean_accuracy([by_name[n] for n in names], "val"), -len(names)))
+    assert result["chosen"].members == kept
+    assert_test_predictions_average_the_members(result["chosen"], members)
 
 
 def test_compare_tests_each_model_against_the_best_single_one_on_validation(inputs):
