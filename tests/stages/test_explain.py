@@ -65,7 +65,8 @@ def test_maps_explain_the_true_class_and_measure_heat_where_a_mask_exists(explai
     assert 0 < known.sum() < len(known)
     for e in out:
         assert e.maps.shape == (len(data.records), SIZE, SIZE) and np.isfinite(e.maps).all()
-        assert e.maps.min() >= 0 and e.maps.max() <= 1
+        peaks = e.maps.max(axis=(1, 2))
+        assert np.all((peaks == 0) | np.isclose(peaks, 1.0)) and (peaks > 0).any()  # each map scaled to its peak
         np.testing.assert_array_equal(e.class_index, labels)  # target "true"
         empty = e.maps.max(axis=(1, 2)) == 0  # no positive evidence anywhere: no heat to place
         assert np.isnan(e.mass[~known]).all()
@@ -75,6 +76,11 @@ def test_maps_explain_the_true_class_and_measure_heat_where_a_mask_exists(explai
     assert not np.allclose(out[0].maps, out[1].maps)
     predicted = explain.explain(chosen[:1], data, target="predicted")[0]
     np.testing.assert_array_equal(predicted.class_index, predicted.probabilities.argmax(axis=1))
+    same = predicted.class_index == labels
+    assert (~same).any()  # an untrained model gets some images wrong
+    np.testing.assert_allclose(predicted.maps[same], out[0].maps[same], atol=1e-5)
+    for i in np.flatnonzero(~same & (predicted.maps.max(axis=(1, 2)) > 0) & (out[0].maps.max(axis=(1, 2)) > 0)):
+        assert np.abs(predicted.maps[i] - out[0].maps[i]).max() > 0.1, i  # another class explained: another map
     with pytest.raises(ValueError, match="target"):
         explain.explain(chosen, data, target="other")
 

@@ -36,8 +36,19 @@ def test_uninformative_labels_score_the_chance_level_and_the_measure_is_determin
     train_top1, val_top1 = rng.integers(0, 5, 2000), rng.integers(0, 5, 600)  # labels unrelated to classes
     first = similarity.similarity_measure(train_top1, train_y, val_top1, val_y)
     assert first == similarity.similarity_measure(train_top1, train_y, val_top1, val_y)
-    for key in ("map_accuracy", "chance", "nmi"):
-        assert 0.0 <= first[key] <= 1.0
+    # the same numbers worked out here from the counts: each of the 5 labels goes to its most frequent train
+    # class, an unseen label (none here) to the most frequent class; NMI = I(y; t) / mean(H(y), H(t))
+    majority = [np.bincount(train_y[train_top1 == t], minlength=29).argmax() for t in range(5)]
+    assert first["map_accuracy"] == pytest.approx(np.mean(np.take(majority, val_top1) == val_y))
+    assert first["chance"] == pytest.approx(np.mean(val_y == np.bincount(train_y).argmax()))
+    joint = np.zeros((29, 5))
+    np.add.at(joint, (val_y, val_top1), 1 / len(val_y))
+    py, pt = joint.sum(axis=1), joint.sum(axis=0)
+    nonzero = joint > 0
+    mutual = np.sum(joint[nonzero] * np.log(joint[nonzero] / np.outer(py, pt)[nonzero]))
+    entropy = [-np.sum(p[p > 0] * np.log(p[p > 0])) for p in (py, pt)]
+    assert first["nmi"] == pytest.approx(mutual / np.mean(entropy))
+    assert 0 < first["nmi"] < 0.05  # unrelated labels: next to no shared information (finite samples: not 0)
     assert first["map_accuracy"] < 0.08 and abs(first["ami"]) < 0.01
     one_label = similarity.similarity_measure(np.zeros(2000, int), train_y, np.zeros(600, int), val_y)
     assert one_label["map_accuracy"] == one_label["chance"]  # every image mapped to the majority class
