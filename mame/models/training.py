@@ -3,8 +3,9 @@
 A run trains in one or more phases (the fine-tuning stage: the head with the base frozen, then the
 chosen blocks unfrozen). After every epoch the model (with its optimizer state), the epoch counter and
 the history are written to ``checkpoint_dir``; ``train`` started again on the same folder resumes after
-the last completed epoch, with the history continuous. The best epoch on ``monitor`` is kept with
-Keras' ``ModelCheckpoint`` (its record survives a resume) and restored at the end.
+the last completed epoch, with the history continuous. The best epoch on ``monitor`` is kept (its record
+survives a resume) and restored at the end. The state also holds the model's random-number state (dropout
+masks), which Keras does not save with a model: a resumed run draws the masks an uninterrupted one draws.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class _EpochState(keras.callbacks.Callback):
             self.model.stop_training = True
             state["stopped_early"] = True
         state["model_file"] = MODEL_FILE.format(epoch=state["epoch"])
+        state["seed_states"] = seed_states(self.model)
         _atomic_save(self.model, self.dir / state["model_file"])
         # The state is written last and names its files: a kill at any point leaves the previous
         # epoch's state with the files it names, never a newer model under an older history.
@@ -107,6 +109,28 @@ class _EpochState(keras.callbacks.Callback):
             results.report_progress(self.run_dir, run=self.label, epoch=state["epoch"], epochs=self.total,
                                     phase=state["phase_name"], loss=(logs or {}).get("loss"),
                                     val_accuracy=(logs or {}).get("val_accuracy"), seconds=round(seconds, 1))
+
+
+def _seed_generators(model: keras.Model) -> list:
+    """The random-number generators of the model's layers (dropout, random layers), in layer order."""
+    return [generator for layer in model._flatten_layers() for generator in layer._seed_generators]
+
+
+def seed_states(model: keras.Model) -> list[list[int]]:
+    """Each of the model's random-number generators' state (Keras saves none of them with the model)."""
+    return [[int(v) for v in generator.state.numpy().ravel()] for generator in _seed_generators(model)]
+
+
+def restore_seed_states(model: keras.Model, states: list[list[int]] | None, checkpoint_dir: Path) -> None:
+    """Put back the states ``seed_states`` recorded (None: a state written before they were recorded)."""
+    if states is None:
+        return
+    generators = _seed_generators(model)
+    if len(generators) != len(states):
+        raise ValueError(f"{checkpoint_dir / STATE_FILE}: records {len(states)} random-number states, the model has "
+                         f"{len(generators)} generators; remove the folder to train from the start")
+    for generator, state in zip(generators, states):
+        generator.state.assign(keras.ops.convert_to_tensor(state, dtype=generator.state.dtype))
 
 
 def _prune(folder: Path, keep: set) -> None:
@@ -152,6 +176,7 @@ def train(build: Callable[[], keras.Model], phases: Sequence[Phase], train_data_
             fresh_phase = True
         else:
             model = builders.load_model(ckpt / state["model_file"])
+            restore_seed_states(model, state.get("seed_states"), ckpt)
             fresh_phase = state["phase_done"]
             if fresh_phase:
                 state.update(phase=state["phase"] + 1, phase_epoch=0, phase_done=False, stopped_early=False)

@@ -164,3 +164,26 @@ def test_a_kill_between_the_model_and_the_state_resumes_from_the_older_consisten
     resumed = run(ckpt, tmp_path)
     assert resumed.resumed_from == 1 and len(resumed.history["loss"]) == 4
     assert not (ckpt / "epoch-0002.keras").exists()
+
+
+def data_turning_wrong(from_epoch: int):
+    """``data``, except that from global epoch ``from_epoch`` on every training label is the next class: the
+    model unlearns, so its best validation epoch comes before its last."""
+    def for_epoch(first_epoch: int):
+        turned = lambda epoch, x, y: (x, tf.where(epoch >= from_epoch, (y + 1) % CLASSES, y))
+        counted = tf.data.Dataset.counter(start=first_epoch).flat_map(
+            lambda epoch: data(0).take(N // BATCH).map(lambda x, y: turned(epoch, x, y)))
+        return counted
+    return for_epoch
+
+
+def test_the_best_validation_epoch_is_restored_not_the_last(tmp_path):
+    phases = [training.Phase("head", 2, compile_at(0.1)), training.Phase("finetune", 3, compile_at(0.1))]
+    result = training.train(build, phases, data_turning_wrong(4), val_data(), checkpoint_dir=tmp_path / "ckpt",
+                            steps_per_epoch=N // BATCH)
+    accuracy = result.history["val_accuracy"]
+    assert result.best_epoch == int(np.argmax(accuracy)) + 1 < 5 and accuracy[-1] < result.best_value  # a best before the last
+    last = keras.models.load_model(tmp_path / "ckpt" / training.load_state(tmp_path / "ckpt")["model_file"])
+    assert not np.allclose(last.get_weights()[0], result.model.get_weights()[0])
+    _, restored = result.model.evaluate(val_data(), verbose=0)
+    assert restored == pytest.approx(result.best_value)  # the model handed back scores what its best epoch scored
