@@ -106,19 +106,33 @@ def test_each_rung_builds_what_its_plan_entry_says(ladders):
     assert step3["metrics"]["phases"] == [{"name": "head", "epochs": 1}, {"name": "finetune", "epochs": 1}]
 
 
-def run_stage_on_ladders(runs_dir, stage: str, monkeypatch) -> dict:
+def run_stage_on_ladders(runs_dir, stage: str) -> dict:
     """Run ``stage`` (one run, reading every ladder run) through the runner; its metrics.json."""
-    monkeypatch.setenv("MAME_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
-    out = io.StringIO()
-    outcomes = run_plan("smoke", plan_file=PLAN, only=stage, out=out)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("MAME_RUNS_DIR", str(runs_dir))
+        monkeypatch.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
+        out = io.StringIO()
+        outcomes = run_plan("smoke", plan_file=PLAN, only=stage, out=out)
     assert [(o.run.id, o.state) for o in outcomes] == [(f"{stage}/default", "done")], out.getvalue()
     return runs.read_metrics(runs_dir / stage / "default")
 
 
-def test_evaluate_reads_the_test_split_once_per_model_and_no_other_stage_reads_it(ladders, monkeypatch):
+@pytest.fixture(scope="module")
+def evaluated(ladders) -> dict:
+    """The evaluate stage run once on the ladders (every test that needs it asks for it, never for another
+    test's side effects): its metrics.json."""
+    return run_stage_on_ladders(ladders[0], "evaluate")
+
+
+@pytest.fixture(scope="module")
+def explained(ladders, evaluated) -> dict:
+    """The explain stage run once on the ladders and their evaluate run: its metrics.json."""
+    return run_stage_on_ladders(ladders[0], "explain")
+
+
+def test_evaluate_reads_the_test_split_once_per_model_and_no_other_stage_reads_it(ladders, evaluated):
     runs_dir, _ = ladders
-    metrics = run_stage_on_ladders(runs_dir, "evaluate", monkeypatch)
+    metrics = evaluated
     models = metrics["metrics"]["models"]
     singles = [m for m in models if m["kind"] != "ensemble"]
     chosen = metrics["metrics"]["chosen"]  # what it chose and why, for the deck and for explain
@@ -192,13 +206,11 @@ def test_a_killed_fine_tuning_run_resumes_at_epoch_2_with_epoch_1_kept(tmp_path,
     assert [json.loads(line)["epoch"] for line in progress] == [2, 3]
 
 
-def test_explain_maps_the_models_evaluate_takes_on_validation_images_only(ladders, monkeypatch):
+def test_explain_maps_the_models_evaluate_takes_on_validation_images_only(ladders, explained):
     from mame.data import masks, metadata
 
     runs_dir, _ = ladders
-    if not (runs_dir / "evaluate" / "default" / runs.METRICS_FILE).is_file():
-        pytest.skip("the evaluate run of an earlier test did not finish")
-    metrics = run_stage_on_ladders(runs_dir, "explain", monkeypatch)
+    metrics = explained
     run_dir = runs_dir / "explain" / "default"
     assert metrics["run"]["test_split_reads"] == []
     assert metrics["run"]["depends_on"]["evaluate"]["name"] == "default"
@@ -220,7 +232,7 @@ def test_explain_maps_the_models_evaluate_takes_on_validation_images_only(ladder
     known = masks.load_masks(data_dir, val, image_size=8)[1]
     assert m["n_images"] == len(val) and m["n_masked"] == known.sum() > 0  # smoke: 2 val images per class
     for row in rows.values():
-        assert 0 <= row["mass_inside"] <= 1 and 0 < row["chance"] < 1 and 0 < row["hot_area"] <= 1
+        assert 0 < row["chance"] < 1 and 0 < row["hot_area"] <= 1  # masks neither empty nor full; maps not empty
         assert row["mass_ci"][0] <= row["mass_inside"] <= row["mass_ci"][1]
         assert row["n_measured"] + row["n_empty"] >= m["n_masked"] >= row["n_measured"] > 0  # all-zero maps have no heat
         assert set(row["per_class_mass"]) <= {CLASS_NAMES[r.label] for r, k in zip(val, known) if k}
@@ -230,11 +242,13 @@ def test_explain_maps_the_models_evaluate_takes_on_validation_images_only(ladder
         maps = [arrays[f"maps_{i}"].astype(np.float32) for i in range(len(rows))]
         assert list(arrays["models"]) == list(rows)
     for heat in maps:
-        assert heat.shape == (29, 128, 128) and np.isfinite(heat).all() and heat.min() >= 0 and heat.max() <= 1
+        assert heat.shape == (29, 128, 128) and np.isfinite(heat).all()
+        peaks = heat.max(axis=(1, 2))  # each map scaled to its own peak, then upscaled bilinearly 4x (>= 0.875²)
+        assert np.all((peaks == 0) | ((peaks >= 0.75) & (peaks <= 1.001))) and peaks.max() > 0
     assert not np.allclose(maps[0], maps[-1])  # a fine-tuned model and the scratch model look differently
 
 
-def test_explain_slides_render_from_the_run_and_fit_in_the_browser(ladders, tmp_path):
+def test_explain_slides_render_from_the_run_and_fit_in_the_browser(ladders, explained, tmp_path):
     from mame.deck.browser import check_deck
     from mame.deck.render import render_html
     from mame.deck.templating import md
@@ -242,9 +256,7 @@ def test_explain_slides_render_from_the_run_and_fit_in_the_browser(ladders, tmp_
 
     runs_dir, _ = ladders
     run_dir = runs_dir / "explain" / "default"
-    if not (run_dir / runs.METRICS_FILE).is_file():
-        pytest.skip("the explain run of the previous test did not finish")
-    metrics = runs.read_metrics(run_dir)
+    metrics = explained
     planned = next(r for r in expand(load_plan(PLAN), "smoke") if r.stage == "explain")
     built = render_deck([FakeEntry(planned, "done", metrics, path=run_dir)], tmp_path, plan=("explain",))
     figures = built.figures["explain/default"]
@@ -298,7 +310,6 @@ def test_similarity_runs_through_the_runner_and_says_random_weights_are_not_mean
     m = metrics["metrics"]
     assert metrics["headline"] is None and m["meaningful"] is False and m["weights"] == "random"
     assert any("not meaningful" in note for note in metrics["notes"])
-    assert 0.0 <= m["similarity"]["map_accuracy"] <= 1.0 and 0.0 <= m["similarity"]["nmi"] <= 1.0
     assert len(m["similarity"]["per_class"]) == 29 and m["similarity"]["n_val"] == 58
     shown = m["examples"]
     assert len({e["class"] for e in shown}) == len(shown) == 6 and all(len(e["top"]) == 5 for e in shown)
