@@ -38,6 +38,11 @@ def heatmaps_with_probabilities(model: keras.Model, images: np.ndarray, *, class
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images: expected (n, height, width, 3), got {images.shape}")
+    if class_index is not None:
+        class_index = np.asarray(class_index)
+        if class_index.shape != (len(images),) or not np.issubdtype(class_index.dtype, np.integer):
+            raise ValueError(f"class_index: expected one integer class per image ({len(images)},), got "
+                             f"{class_index.dtype} of shape {class_index.shape}")
     grad_model = gradcam_model(model, layer_name)
     x = tf.constant(images)
     with tf.GradientTape() as tape:
@@ -46,6 +51,9 @@ def heatmaps_with_probabilities(model: keras.Model, images: np.ndarray, *, class
         probabilities = tf.cast(probabilities, tf.float32)
         if class_index is None:
             class_index = tf.argmax(probabilities, axis=-1).numpy()
+        elif class_index.size and not 0 <= class_index.min() <= class_index.max() < probabilities.shape[-1]:
+            raise ValueError(f"class_index: classes {sorted(set(class_index.tolist()))} asked for, the model has "
+                             f"{probabilities.shape[-1]} (0-{probabilities.shape[-1] - 1})")
         picked = tf.gather(probabilities, np.asarray(class_index), axis=1, batch_dims=1)
     grads = tape.gradient(picked, conv)  # the layer's own output (bfloat16 in a mixed-precision model), then cast
     if grads is None:

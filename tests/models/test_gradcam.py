@@ -152,3 +152,13 @@ def test_hot_area_is_the_share_at_half_the_peak_or_more():
     np.testing.assert_allclose(gradcam.hot_area(maps, level=0.4)[:2], [3 / 16, 1.0])
     np.testing.assert_allclose(gradcam.hot_area(maps, level=1.0)[:2], [1 / 16, 1.0])  # the peak itself counts
     assert np.isnan(gradcam.hot_area(maps)[2])  # an all-zero map has no peak
+
+
+def test_a_class_asked_for_must_be_one_per_image_and_one_the_model_has():
+    model, x = halves_model(), np.stack([halves(100.0, 200.0)] * 2)
+    with pytest.raises(ValueError, match=r"one integer class per image \(2,\), got int64 of shape \(1,\)"):
+        gradcam.heatmaps(model, x, class_index=np.array([0]), layer_name="halves")
+    with pytest.raises(ValueError, match=r"class_index: classes \[1, 2\] asked for, the model has 2 \(0-1\)"):
+        gradcam.heatmaps(model, x, class_index=np.array([1, 2]), layer_name="halves")
+    with pytest.raises(ValueError, match="got float64"):
+        gradcam.heatmaps(model, x, class_index=np.array([0.0, 1.0]), layer_name="halves")
