@@ -81,18 +81,13 @@ lint: $(STAMPS)/python ## ruff, and the import-linter contracts of the package l
 	$(VENV)/bin/ruff check mame tests
 	$(VENV)/bin/lint-imports --no-cache
 
-mutation: $(STAMPS)/python ## Mutation testing of mame/engine with mutmut (~5 min; not part of `make test`); prints survivors
+mutation: $(STAMPS)/python ## Mutation testing of mame/engine, mame/stages and mame/models with mutmut (long: see README; not part of `make test`); prints survivors and rates
 	$(PY) -m pip install --quiet -e '.[mutation]'
-	rm -rf mutants
-	$(VENV)/bin/mutmut run --max-children $$(nproc) >/dev/null 2>&1 || true
+	rm -rf mutants && mkdir mutants
+	$(VENV)/bin/mutmut run --max-children $$(nproc) >mutants/run.log 2>&1 || { tail -c 3000 mutants/run.log; exit 1; }
 	@echo "surviving mutants (\`$(VENV)/bin/mutmut show NAME\` shows one):"
 	@$(VENV)/bin/mutmut results | grep -E ": (survived|timeout)$$" || true
-	@$(VENV)/bin/mutmut export-cicd-stats >/dev/null
-	@$(PY) -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); \
-	  s["all"] = s["killed"] / s["total"]; s["reached"] = s["killed"] / max(1, s["killed"] + s["survived"] + s["timeout"]); \
-	  print("mame/engine: %(total)d mutants, %(killed)d killed, %(survived)d survived, %(timeout)d timed out, " \
-	        "%(no_tests)d not reached by the fast tests; kill rate %(all).1f%% of all, %(reached).1f%% of those reached" \
-	        % dict(s, all=100 * s["all"], reached=100 * s["reached"]))'
+	@$(PY) tests/mutation_rates.py $(VENV)/bin/mutmut
 
 docs: $(STAMPS)/python ## Regenerate the README's GPU estimate table from the plan (profile full)
 	$(PY) -m mame estimate --profile full --markdown --readme README.md >/dev/null

@@ -6,7 +6,7 @@ import keras
 
 
 @keras.saving.register_keras_serializable(package="mame")
-class CaffePreprocess(keras.layers.Layer):
+class CaffePreprocess(keras.layers.Layer):  # pragma: no mutate block (Keras reads its methods' signatures)
     """VGG16/ResNet50 ``preprocess_input`` ("caffe") as a layer: RGB->BGR, minus the ImageNet mean.
 
     Runs in float32 even under a mixed precision policy.

@@ -15,7 +15,7 @@ from mame.data import pipeline
 from mame.data.synthetic.generator import SynthSpec, ensure
 from mame.stages import common, scratch
 
-EPOCHS, KILLED_AFTER = 3, 1
+EPOCHS, KILLED_AFTER = 2, 1
 
 
 class Killed(Exception):
