@@ -96,6 +96,15 @@ def test_compare_and_save_write_what_the_deck_reads(explained, tmp_path):
     assert summary["comparison"]["mass"]["n"] == both and rows[0]["n_measured"] == masked
     assert rows[0]["n_empty"] == int(np.sum(out[0].maps.max(axis=(1, 2)) == 0))
     assert rows[0]["mass_inside"] == pytest.approx(np.nanmean(out[0].mass))
+    labels = np.array([r.label for r in data.records])
+    for row, e in zip(rows, out, strict=True):
+        assert row["model"] == e.candidate.name and row["hot_area"] == pytest.approx(np.nanmean(e.hot))
+        per_class = {CLASS_NAMES[k]: float(np.nanmean(e.mass[labels == k])) for k in range(len(CLASS_NAMES))
+                     if (~np.isnan(e.mass[labels == k])).any()}
+        assert len(per_class) > 1 and row["per_class_mass"] == pytest.approx(per_class)  # each class's own images
+        low, high = row["mass_ci"]
+        assert low < row["mass_inside"] < high  # two finite bounds around the mean
+    assert summary["comparison"]["hot_area"]["n"] == int(np.sum(~np.isnan(out[0].hot) & ~np.isnan(out[1].hot)))
     explain.save(tmp_path, out, data, summary, target="true", per_class=2)
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["metrics"]["shown"] == list(CLASS_NAMES) and result["artifacts"] == {"gradcam": "gradcam.npz"}
