@@ -83,7 +83,7 @@ lint: $(STAMPS)/python ## ruff, and the import-linter contracts of the package l
 	$(VENV)/bin/ruff check mame tests
 	$(VENV)/bin/lint-imports --no-cache
 
-mutation: $(STAMPS)/python ## Mutation testing of mame/engine, mame/stages and mame/models (mutmut; a fixed 5 % sample, ~30 min; MUTATION_SAMPLE=100 for all, hours); prints survivors and rates
+mutation: $(STAMPS)/python ## Mutation testing of mame/engine, mame/stages and mame/models (mutmut; a fixed 5 % sample, over an hour on 2 cores; MUTATION_SAMPLE=2 in ~35 min, 100 for all: many hours); prints survivors and rates
 	$(PY) -m pip install --quiet -e '.[mutation]'
 	rm -rf mutants && mkdir mutants
 	@echo "generating the mutants and recording which fast tests reach which function (log: mutants/run.log)"
