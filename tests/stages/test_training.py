@@ -187,3 +187,15 @@ def test_the_best_validation_epoch_is_restored_not_the_last(tmp_path):
     assert not np.allclose(last.get_weights()[0], result.model.get_weights()[0])
     _, restored = result.model.evaluate(val_data(), verbose=0)
     assert restored == pytest.approx(result.best_value)  # the model handed back scores what its best epoch scored
+
+
+def test_a_state_whose_random_number_states_do_not_fit_the_model_is_refused_naming_it(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(Killed):
+        training.train(build, PHASES, data, val_data(), checkpoint_dir=ckpt, steps_per_epoch=N // BATCH,
+                       extra_callbacks=[KillAfter(0)])
+    state = training.load_state(ckpt)
+    assert state["seed_states"] == []  # the toy model draws no random numbers
+    results.atomic_write_json(ckpt / training.STATE_FILE, {**state, "seed_states": [[1, 2]]})
+    with pytest.raises(ValueError, match=r"state\.json: records 1 random-number states, the model has 0 generators"):
+        run(ckpt, tmp_path)
