@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run every stale run of the plan")
     _profile_args(run)
-    run.add_argument("--only", help="stage, stage/backbone or stage/run-name (comma-separated)")
+    run.add_argument("--only", help="stage, stage/backbone, stage/run-name, or =stage/run-name for exactly that run (comma-separated)")
     run.add_argument("--force", action="store_true", help="run the selected runs even if up to date")
 
     report = sub.add_parser("report", help="run what is stale, then render the deck (HTML and PDF)")

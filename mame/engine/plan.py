@@ -236,9 +236,13 @@ def _check_needs(path: Path, runs: list[PlannedRun]) -> None:
 
 
 def select(runs: list[PlannedRun], only: str) -> list[PlannedRun]:
-    """Keep runs matching any of the comma-separated 'stage' or 'stage/backbone' or 'stage/name'."""
+    """Keep runs matching any of the comma-separated 'stage' or 'stage/backbone' or 'stage/name', or
+    '=stage/name': exactly the run with that id (``features/vgg16`` also selects ``features/vgg16-finetuned``,
+    whose backbone is VGG16; ``=features/vgg16`` selects that one run)."""
     wanted = [w.strip() for w in only.split(",") if w.strip()]
     def matches(run: PlannedRun, w: str) -> bool:
+        if w.startswith("="):
+            return run.id == w[1:]
         stage, _, rest = w.partition("/")
         return run.stage == stage and (not rest or rest in (run.backbone, run.name))
     chosen = [r for r in runs if any(matches(r, w) for w in wanted)]

@@ -123,6 +123,11 @@ def test_select_by_stage_backbone_or_name(plan):
     assert [r.id for r in select(runs, "classify")] == ["classify/vgg16", "classify/vgg16-on-fc2"]
     assert [r.id for r in select(runs, "features/vgg16-fc2")] == ["features/vgg16-fc2"]
     assert len(select(runs, "features/vgg16")) == 3  # a backbone selects all its variants
+    assert [r.id for r in select(runs, "=features/vgg16")] == ["features/vgg16"]  # '=': exactly that run id
+    assert [r.id for r in select(runs, "=features/vgg16-fc2,classify/vgg16-on-fc2")] == [
+        "features/vgg16-fc2", "classify/vgg16-on-fc2"]
+    with pytest.raises(PlanError, match="matches no run"):
+        select(runs, "=features/vgg1")
     with pytest.raises(PlanError, match="matches no run"):
         select(runs, "finetune")
 
