@@ -19,10 +19,12 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_args(run)
     run.add_argument("--only", help="stage, stage/backbone, stage/run-name, or =stage/run-name for exactly that run (comma-separated)")
     run.add_argument("--force", action="store_true", help="run the selected runs even if up to date")
+    _executor_args(run)
 
     report = sub.add_parser("report", help="run what is stale, then render the deck (HTML and PDF)")
     _profile_args(report)
     report.add_argument("--no-run", action="store_true", help="render from the runs as they are")
+    _executor_args(report)
     report.add_argument("--no-pdf", action="store_true", help="skip the PDF")
     report.add_argument("--check", action="store_true",
                         help="open the deck in headless Chromium: JS errors, overflowing slides, screenshots")
@@ -50,6 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _executor_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", "-j", type=int, default=None,
+                        help="runs at once (default: what is fastest here: one per GPU, else by cores; see README)")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local worker processes (default) or Ray tasks (a local Ray instance, or --address)")
+    parser.add_argument("--address", default=None, help="Ray cluster to submit to (e.g. ray://head:10001 or auto)")
+    parser.add_argument("--retries", type=int, default=None,
+                        help="times a run whose worker was lost (killed, crashed) is started again (default 1)")
+
+
+def _run_options(args) -> dict:
+    from mame.engine.executors import default_jobs
+    from mame.engine.runner import DEFAULT_RETRIES
+
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs must be 1 or more, not {args.jobs}")
+    if args.retries is not None and args.retries < 0:
+        raise ValueError(f"--retries must be 0 or more, not {args.retries}")
+    if args.address and args.executor != "ray":
+        raise ValueError("--address names a Ray cluster: add --executor ray")
+    return {"jobs": args.jobs or default_jobs(args.executor), "executor": args.executor, "address": args.address,
+            "retries": DEFAULT_RETRIES if args.retries is None else args.retries}
+
+
 def _profile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default=DEFAULT_PROFILE, help="smoke, demo (default) or full")
     parser.add_argument("--plan", type=Path, default=None, help="plan file (default: experiments/plan.yaml)")
@@ -71,7 +97,7 @@ def _dispatch(args) -> int:
     if args.command == "run":
         from mame.engine.runner import run_plan, summary_table
 
-        outcomes = run_plan(args.profile, only=args.only, force=args.force, plan_file=args.plan)
+        outcomes = run_plan(args.profile, only=args.only, force=args.force, plan_file=args.plan, **_run_options(args))
         print(summary_table(outcomes))
         return 1 if any(o.state in ("failed", "skipped") for o in outcomes) else 0
     if args.command == "report":
@@ -103,7 +129,8 @@ def _report(args) -> int:
     from mame.deck.build import build
     from mame.engine.runner import summary_table
 
-    result = build(args.profile, run=not args.no_run, pdf=not args.no_pdf, check=args.check, plan_file=args.plan)
+    result = build(args.profile, run=not args.no_run, pdf=not args.no_pdf, check=args.check, plan_file=args.plan,
+                   run_options=_run_options(args))
     if result.outcomes:
         print(summary_table(result.outcomes))
     print(f"deck: {result.html}")

@@ -83,14 +83,15 @@ def render_source(profile_name: str, *, plan_file: Path | None = None) -> tuple[
 
 
 def build(profile_name: str, *, run: bool = True, pdf: bool = True, check: bool = False,
-          plan_file: Path | None = None, out=sys.stdout) -> ReportResult:
+          plan_file: Path | None = None, out=sys.stdout, run_options: dict | None = None) -> ReportResult:
+    """``run_options``: how the runs execute (``jobs``, ``executor``, ``address``, ``retries`` of ``run_plan``)."""
     from mame.deck.render import render_html
 
     outcomes = []
     if run:
         from mame.engine.runner import run_plan
 
-        outcomes = run_plan(profile_name, plan_file=plan_file, out=out)
+        outcomes = run_plan(profile_name, plan_file=plan_file, out=out, **(run_options or {}))
     qmd, entries = render_source(profile_name, plan_file=plan_file)
     output = build_dirs()["output"]
     html = render_html(qmd, output / "deck.html")

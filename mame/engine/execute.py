@@ -52,6 +52,7 @@ class RunContext:
     dataset: dict            # source, path, fingerprint
     cache_key: str
     inputs: dict[str, dict]  # stage (needs) or stage/name (reads) -> the run's identity + its "cache_key"
+    executor: dict | None = None  # how it is executed (mame.engine.executors): recorded in provenance
 
 
 def ensure_kernel() -> str:
@@ -253,6 +254,7 @@ def build_metrics(run: PlannedRun, ctx: RunContext, result: dict | None, error: 
             "cache_key": ctx.cache_key, "params": run.params, "profile": ctx.profile.name,
             "seed": run.seed, "dataset": ctx.dataset, "git": provenance.git_info(),
             "versions": provenance.versions(), "device": provenance.device_info(),
+            **({"executor": ctx.executor} if ctx.executor else {}),
             "started": started, "ended": provenance.now_iso(), "duration_s": round(duration, 3),
             "status": "failed" if error else "done", "error": error,
             "depends_on": {s: {"name": i["name"], "cache_key": i["cache_key"]} for s, i in ctx.inputs.items()},

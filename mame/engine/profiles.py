@@ -25,6 +25,12 @@ class Profile:
     execution_timeout: int
     report: dict = field(default_factory=dict)
     stages: dict = field(default_factory=dict)  # stage -> {"params": {...}, "force": {...}}
+    resources: dict = field(default_factory=dict)  # what one run asks a Ray cluster for: {num_cpus, num_gpus, memory}
+
+    def resources_for(self, stage: str) -> dict:
+        """What one run of ``stage`` asks the Ray executor for: the profile's ``resources`` under the stage
+        block's own (``stages.<stage>.resources``)."""
+        return {**self.resources, **((self.stages.get(stage) or {}).get("resources") or {})}
 
     def stage_params(self, stage: str, *, pretrained: bool = False) -> dict:
         return self._layer(stage, "params", pretrained)
@@ -66,10 +72,24 @@ def parse_profile(path: Path, name: str, spec: dict) -> Profile:
                    backbones=tuple(backbones) if backbones else None, seed=int(spec.get("seed", 0)),
                    start_timeout=int(timeouts.get("start", 120)),
                    execution_timeout=int(timeouts.get("execution", 3600)), report=spec.get("report", {}),
-                   stages=_check_profile_stages(path, name, spec.get("stages") or {}))
+                   stages=_check_profile_stages(path, name, spec.get("stages") or {}),
+                   resources=_check_resources(f"{path}: profile {name!r}, resources", spec.get("resources") or {}))
 
 
-PROFILE_STAGE_KEYS = ("params", "force", "pretrained", "random_weights", "backbones")
+RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
+
+
+def _check_resources(where: str, resources) -> dict:
+    """``{num_cpus: 4, num_gpus: 1, memory: 8e9}``: what one run asks Ray for (numbers; memory in bytes)."""
+    if not isinstance(resources, dict) or set(resources) - set(RESOURCE_KEYS):
+        raise PlanError(f"{where}: expected a mapping with {', '.join(RESOURCE_KEYS)}, not {resources!r}")
+    bad = {k: v for k, v in resources.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
+    if bad:
+        raise PlanError(f"{where}: {', '.join(f'{k}: {v!r}' for k, v in bad.items())} is not a number of 0 or more")
+    return dict(resources)
+
+
+PROFILE_STAGE_KEYS = ("params", "force", "pretrained", "random_weights", "backbones", "resources")
 WEIGHTS_RULES = ("run", "skip")
 
 
@@ -86,6 +106,7 @@ def _check_profile_stages(path: Path, name: str, stages: dict) -> dict:
             raise PlanError(f"{where}.pretrained: cannot set 'weights' (it depends on them)")
         if not isinstance(block.get("backbones", []), list):
             raise PlanError(f"{where}.backbones: expected a list of the stage's backbones")
+        _check_resources(f"{where}.resources", block.get("resources") or {})
         if block.get("random_weights", "run") not in WEIGHTS_RULES:
             raise PlanError(f"{where}.random_weights: expected one of {', '.join(WEIGHTS_RULES)}, "
                             f"not {block['random_weights']!r}")

@@ -65,17 +65,33 @@ def _cpu_name() -> str:
 
 
 @lru_cache(maxsize=1)
-def device_info() -> dict:
-    """The GPU named by nvidia-smi when there is one, else the CPU model (with its core count)."""
+def gpu_names() -> tuple[str, ...]:
+    """Every GPU nvidia-smi lists, in its order (none without nvidia-smi)."""
     if shutil.which("nvidia-smi"):
         try:
             out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
                                  capture_output=True, text=True, timeout=10)
-            names = [n.strip() for n in out.stdout.splitlines() if n.strip()]
-            if out.returncode == 0 and names:
-                return {"kind": "gpu", "name": ", ".join(names)}
+            if out.returncode == 0:
+                return tuple(n.strip() for n in out.stdout.splitlines() if n.strip())
         except (OSError, subprocess.TimeoutExpired):
             pass
+    return ()
+
+
+def device_info() -> dict:
+    """The GPU(s) this process may use (CUDA_VISIBLE_DEVICES picks among nvidia-smi's), else the CPU model
+    (with the cores this process may use)."""
     import os
 
-    return {"kind": "cpu", "name": f"{_cpu_name()} ({os.cpu_count()} cores)"}
+    names = list(gpu_names())
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and names:
+        picked = [d.strip() for d in visible.split(",") if d.strip()]
+        names = [names[int(d)] for d in picked if d.isdigit() and int(d) < len(names)]
+    if names:
+        return {"kind": "gpu", "name": ", ".join(names)}
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    return {"kind": "cpu", "name": f"{_cpu_name()} ({cores} cores)"}

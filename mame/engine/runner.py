@@ -6,15 +6,20 @@ Make never decides staleness; this does, so ``make run`` / ``make report`` are a
 from __future__ import annotations
 
 import fcntl
+import os
+import shutil
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from mame import config
-from mame.engine import cache, execute, runs
+from mame.engine import cache, execute, executors, provenance, runs
 from mame.engine.plan import PlannedRun, Profile, expand, load_plan
+
+DEFAULT_RETRIES = 1  # a run whose worker process is lost (killed, crashed) is started once more
 
 
 class RunnerError(RuntimeError):
@@ -90,7 +95,12 @@ def runner_lock(runs_dir: Path):
 
 
 def run_plan(profile_name: str, *, only: str | None = None, force: bool = False, plan_file: Path | None = None,
-             out=sys.stdout) -> list[Outcome]:
+             out=sys.stdout, jobs: int = 1, executor: str = "local", address: str | None = None,
+             retries: int = DEFAULT_RETRIES) -> list[Outcome]:
+    """Run every stale selected run, up to ``jobs`` at once (``executor``: local worker processes, or Ray at
+    ``address``); a run starts once every run it needs or reads is settled. A run whose worker is lost
+    (killed, crashed) is started again up to ``retries`` times, then failed with the reason. Outcomes come
+    back in plan order."""
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
     everything = expand(plan, profile_name)
@@ -99,19 +109,108 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
     keys = compute_keys(everything, profile, dataset)
     planned = {r.id: r for r in everything}
     runs_dir = config.runs_dir()
-    outcomes: dict[str, Outcome] = {}
+    todo = [r for r in everything if r.id in selected]
     with runner_lock(runs_dir):
         for stage in plan.stages:
             execute.clean_leftovers(runs_dir / stage)
-        todo = [r for r in everything if r.id in selected]
-        for i, run in enumerate(todo, 1):
-            progress = f"[{i}/{len(todo)}] {run.id:<34}"
-            outcome = _run_one(run, profile, dataset, keys, outcomes, runs_dir, force, planned,
-                               announce=lambda line=f"{progress} running...": print(line, file=out, flush=True),
-                               progress=lambda line, run=run: print(format_progress(run.id, line), file=out, flush=True))
-            outcomes[run.id] = outcome
-            print(f"{progress} {outcome.state:<8} {outcome.detail}", file=out, flush=True)
-    return list(outcomes.values())
+        pool = make_executor(executor, jobs, lambda run_id, line: print(format_progress(run_id, line), file=out,
+                                                                                  flush=True),
+                                       out=out, address=address)
+        try:
+            outcomes = _schedule(todo, pool, profile, dataset, keys, runs_dir, force, planned, retries, out)
+        finally:
+            pool.close()
+    return [outcomes[r.id] for r in todo if r.id in outcomes]
+
+
+def make_executor(kind: str, jobs: int, on_progress: Callable[[str, dict], None], *, out=sys.stdout,
+                  address: str | None = None):
+    """The executor for ``--executor kind --jobs N``: serial for local with one job."""
+    if kind == "local":
+        return executors.SerialExecutor(on_progress) if jobs == 1 else executors.LocalExecutor(jobs, on_progress, out=out)
+    if kind == "ray":
+        from mame.engine.ray_executor import RayExecutor
+
+        return RayExecutor(jobs, on_progress, address=address, out=out)
+    raise ValueError(f"--executor must be one of {', '.join(executors.EXECUTORS)}, not {kind!r}")
+
+
+def _schedule(todo, pool, profile, dataset, keys, runs_dir, force, planned, retries, out) -> dict[str, Outcome]:
+    """Start runs as their dependencies settle and the executor has room; collect how each ended."""
+    number = {run.id: f"[{i}/{len(todo)}] {run.id:<34}" for i, run in enumerate(todo, 1)}
+    waiting_on = {run.id: {dep for dep in _dependency_ids(run) if dep in number} for run in todo}
+    pending, active, outcomes = list(todo), {}, {}
+
+    def settle(outcome: Outcome) -> None:
+        outcomes[outcome.run.id] = outcome
+        print(f"{number[outcome.run.id]} {outcome.state:<8} {outcome.detail}", file=out, flush=True)
+
+    while pending or active:
+        for run in list(pending):
+            if pool.running() >= pool.capacity:
+                break
+            if waiting_on[run.id] - set(outcomes):
+                continue
+            pending.remove(run)
+            prepared = _prepare(run, profile, dataset, keys, outcomes, runs_dir, force, planned)
+            if isinstance(prepared, Outcome):
+                settle(prepared)
+                continue
+            print(f"{number[run.id]} running...", file=out, flush=True)
+            active[run.id] = (prepared, time.monotonic())
+            pool.submit(prepared)
+        if not active:
+            if pending and not any(not (waiting_on[r.id] - set(outcomes)) for r in pending):
+                raise RunnerError(f"no run can start: {', '.join(r.id for r in pending)} wait on runs that never "
+                                  "end (a dependency cycle the plan should have refused)")
+            continue
+        for ended in pool.wait(timeout=1.0):
+            job, t0 = active.pop(ended.run_id)
+            if ended.metrics is None and job.attempt <= retries:
+                print(f"{number[ended.run_id]} lost     {ended.lost}; starting it again "
+                      f"(attempt {job.attempt + 1} of {retries + 1})", file=out, flush=True)
+                retry = executors.Job(job.run, job.ctx, job.final_dir, attempt=job.attempt + 1)
+                active[ended.run_id] = (retry, t0)
+                pool.submit(retry)
+                continue
+            metrics = ended.metrics
+            if metrics is None:  # lost on every attempt: recorded as failed, with the reason
+                metrics = _record_lost(job, ended.lost, t0, retries)
+            settle(_outcome(job.run, keys[job.run.id], metrics, time.monotonic() - t0))
+    return outcomes
+
+
+def _prepare(run, profile, dataset, keys, outcomes, runs_dir, force, planned) -> Outcome | executors.Job:
+    """The run's outcome when it need not execute (skipped: a dependency is missing; cached), else its job."""
+    key, final_dir = keys[run.id], runs_dir / run.stage / run.name
+    inputs, problem = _inputs(run, keys, outcomes, runs_dir, planned)
+    if problem:
+        return Outcome(run, "skipped", key, detail=problem)
+    existing = _existing(final_dir)
+    if not force and existing and existing["run"]["cache_key"] == key and existing["run"]["status"] == "done":
+        return Outcome(run, "cached", key, detail=_headline(existing))
+    ctx = execute.RunContext(profile=profile, dataset=dataset, cache_key=key, inputs=inputs)
+    return executors.Job(run, ctx, final_dir)
+
+
+def _outcome(run, key: str, metrics: dict, seconds: float) -> Outcome:
+    if metrics["run"]["status"] == "done":
+        return Outcome(run, "done", key, seconds, f"{seconds:6.1f}s  {_headline(metrics)}")
+    err = metrics["run"]["error"]
+    return Outcome(run, "failed", key, seconds, f"{seconds:6.1f}s  {err['type']}: {_first_line(err['message'])}")
+
+
+def _record_lost(job, reason: str, t0: float, retries: int) -> dict:
+    """A failed metrics.json for a run whose every attempt was lost, in place of whatever it replaced."""
+    error = {"type": "WorkerLost", "message": f"{reason} (attempts: {job.attempt}; retries allowed: {retries})",
+             "cell": None}
+    work = job.final_dir.parent / f".{job.final_dir.name}{execute.PARTIAL_MARK}{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    metrics = execute.build_metrics(job.run, job.ctx, None, error, provenance.now_iso(), time.monotonic() - t0)
+    runs.write_metrics(work, metrics)
+    execute.swap_into_place(work, job.final_dir)
+    return metrics
 
 
 def format_progress(run_id: str, line: dict) -> str:
@@ -127,25 +226,8 @@ def format_progress(run_id: str, line: dict) -> str:
     return "  ".join(parts)
 
 
-def _run_one(run, profile, dataset, keys, outcomes, runs_dir, force, planned, announce=lambda: None,
-             progress=None) -> Outcome:
-    """``planned``: every planned run by id (the runs this one needs or reads among them)."""
-    key, final_dir = keys[run.id], runs_dir / run.stage / run.name
-    inputs, problem = _inputs(run, keys, outcomes, runs_dir, planned)
-    if problem:
-        return Outcome(run, "skipped", key, detail=problem)
-    existing = _existing(final_dir)
-    if not force and existing and existing["run"]["cache_key"] == key and existing["run"]["status"] == "done":
-        return Outcome(run, "cached", key, detail=_headline(existing))
-    ctx = execute.RunContext(profile=profile, dataset=dataset, cache_key=key, inputs=inputs)
-    announce()
-    t0 = time.monotonic()
-    metrics = execute.execute(run, ctx, final_dir, progress=progress)
-    seconds = time.monotonic() - t0
-    if metrics["run"]["status"] == "done":
-        return Outcome(run, "done", key, seconds, f"{seconds:6.1f}s  {_headline(metrics)}")
-    err = metrics["run"]["error"]
-    return Outcome(run, "failed", key, seconds, f"{seconds:6.1f}s  {err['type']}: {_first_line(err['message'])}")
+def _dependency_ids(run) -> list[str]:
+    return [f"{stage}/{name}" for stage, name in run.needs.items()] + _read_ids(run)
 
 
 def _read_ids(run) -> list[str]:

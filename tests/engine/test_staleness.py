@@ -53,7 +53,7 @@ def test_a_done_run_with_the_same_key_is_cached_and_a_failed_one_is_not(planned,
     keys = runner.compute_keys(everything, profile, DATASET)
     run = by_id["features/vgg16"]
     write_done(tmp_path, run, keys[run.id])
-    outcome = runner._run_one(run, profile, DATASET, keys, {}, tmp_path, False, by_id)
+    outcome = runner._prepare(run, profile, DATASET, keys, {}, tmp_path, False, by_id)
     assert (outcome.state, outcome.cache_key, outcome.detail) == ("cached", keys[run.id], "acc 0.500")
     failed = by_id["features/resnet50"]
     write_done(tmp_path, failed, keys[failed.id], status="failed")
@@ -78,7 +78,7 @@ def test_dependencies_must_be_done_and_current(planned, tmp_path):
     assert execute.notebook_inputs(inputs) == {"features": identity}  # the cache key stays with the runner
     failed = runner.Outcome(features, "failed", keys[features.id])
     assert runner._inputs(classify, keys, {features.id: failed}, tmp_path, by_id)[1] == "needs features/vgg16, which failed"
-    skipped = runner._run_one(classify, profile, DATASET, keys, {features.id: failed}, tmp_path, False, by_id)
+    skipped = runner._prepare(classify, profile, DATASET, keys, {features.id: failed}, tmp_path, False, by_id)
     assert (skipped.state, skipped.detail) == ("skipped", "needs features/vgg16, which failed")
 
 

@@ -1,0 +1,157 @@
+"""``--executor ray``: each run a Ray task, on a local Ray instance (loopback only, no dashboard, no usage
+reporting) or on the cluster at ``--address``.
+
+A task asks for what the profile declares for its stage (``resources: {num_cpus, num_gpus, memory}``,
+``Profile.resources_for``; on a local instance without one: this machine's cores shared by ``--jobs``),
+runs the run through ``mame.engine.execute.execute`` in the Ray worker (Ray sets CUDA_VISIBLE_DEVICES for
+its GPUs; the task caps the CPU threads at its ``num_cpus``), and returns the metrics it wrote. The runs
+folder must be one path that every node sees (shared storage): the run folders are written there, and the
+runner follows each run's progress in its private folder. Ray itself retries nothing (``max_retries=0``): a
+lost task comes back to the runner, which starts it again the way the local executor's are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from mame import config
+from mame.engine import execute
+from mame.engine.executors import Ended, Job, cpu_count, gpu_count, remove_partials, thread_env, threads_of
+from mame.results import PROGRESS_FILE
+
+# what a local instance must not do: listen beyond loopback, start a dashboard, report usage
+LOCAL_INIT = {"include_dashboard": False, "_node_ip_address": "127.0.0.1", "log_to_driver": False,
+              "object_store_memory": 256 * 1024 * 1024}
+QUIET = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1"}
+
+
+def run_task(job: Job, threads: int | None) -> dict:
+    """The body of a Ray task: execute the run here with ``threads`` CPU threads; the metrics it wrote."""
+    saved = dict(os.environ)
+    if threads:
+        os.environ.update(thread_env(threads))
+    try:
+        info = dict(job.ctx.executor or {}, threads=threads_of(dict(os.environ)),
+                    gpu=os.environ.get("CUDA_VISIBLE_DEVICES"), host=os.uname().nodename)
+        return execute.execute(job.run, replace(job.ctx, executor=info), job.final_dir)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, jobs: int, on_progress: Callable[[str, dict], None], *, address: str | None = None,
+                 out=sys.stdout):
+        import ray
+
+        self.ray = ray
+        self.capacity = jobs
+        self.on_progress = on_progress
+        self.out = out
+        os.environ.update(QUIET)
+        self._owned = not ray.is_initialized()
+        runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(config.ROOT), os.environ.get("PYTHONPATH")])),
+                                    **QUIET}}
+        if self._owned:
+            if address:
+                ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+            else:
+                ray.init(num_cpus=cpu_count(), num_gpus=gpu_count(), runtime_env=runtime_env, **LOCAL_INIT)
+        self.local = not address
+        self._task = ray.remote(run_task)
+        self._active: dict = {}  # object ref -> job
+        self._offsets: dict[str, tuple[Path, int]] = {}
+
+    def resources(self, job: Job) -> dict:
+        """What the task asks for: the profile's ``resources`` for the stage; on a local instance without them,
+        one share of the cores (``--jobs`` shares) and one GPU per run where there are GPUs."""
+        asked = job.ctx.profile.resources_for(job.run.stage)
+        if not asked and self.local:
+            asked = {"num_cpus": max(1, cpu_count() // min(self.capacity, cpu_count())),
+                     **({"num_gpus": 1} if gpu_count() else {})}
+        return {"num_cpus": 1, **asked}
+
+    def submit(self, job: Job) -> None:
+        resources = self.resources(job)
+        info = {"name": self.name, "jobs": self.capacity, "attempt": job.attempt, "threads": {}, "gpu": None}
+        job = replace(job, ctx=replace(job.ctx, executor=info))
+        ref = self._task.options(max_retries=0, **resources).remote(job, max(1, int(resources["num_cpus"])))
+        self._active[ref] = job
+
+    def running(self) -> int:
+        return len(self._active)
+
+    def wait(self, timeout: float) -> list[Ended]:
+        ready, _ = self.ray.wait(list(self._active), num_returns=1, timeout=timeout) if self._active else ([], [])
+        self._follow()
+        ended = []
+        for ref in ready:
+            job = self._active.pop(ref)
+            self._follow_one(job, final=True)
+            self._offsets.pop(job.run.id, None)
+            try:
+                metrics = self.ray.get(ref)
+            except self.ray.exceptions.RayError as exc:
+                remove_partials(job.final_dir)
+                ended.append(Ended(job.run.id, None, lost=lost_reason(exc)))
+                continue
+            ended.append(Ended(job.run.id, metrics))
+        return ended
+
+    def _follow(self) -> None:
+        for job in self._active.values():
+            self._follow_one(job)
+
+    def _follow_one(self, job: Job, final: bool = False) -> None:
+        """Hand on each new epoch line of the run's progress file (in its private folder, wherever the task runs)."""
+        path, offset = self._offsets.get(job.run.id, (None, 0))
+        if path is None or not path.exists():
+            found = sorted(job.final_dir.parent.glob(f".{job.final_dir.name}{execute.PARTIAL_MARK}*/{PROGRESS_FILE}"))
+            if final and not found and offset and (job.final_dir / PROGRESS_FILE).exists():
+                found = [job.final_dir / PROGRESS_FILE]  # swapped into place since the last look
+            if not found:
+                return
+            path = found[0]
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._offsets[job.run.id] = (path, offset + len(complete))
+        for line in complete.splitlines():
+            try:
+                self.on_progress(job.run.id, json.loads(line))
+            except ValueError:
+                continue
+
+    def close(self) -> None:
+        for ref, job in list(self._active.items()):
+            self.ray.cancel(ref, force=True)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                done, _ = self.ray.wait([ref], timeout=0.5)
+                if done:
+                    break
+            remove_partials(job.final_dir)
+        self._active.clear()
+        if self._owned:
+            self.ray.shutdown()
+
+
+def lost_reason(exc: Exception) -> str:
+    """A lost task's reason, in one line: the worker died (killed, out of memory) or the task raised."""
+    text = " ".join(str(exc).split())
+    kind = type(exc).__name__
+    if "WorkerCrashed" in kind or "died" in text.lower() or "killed" in text.lower():
+        return f"the Ray worker running it died before it wrote its metrics.json ({kind}: {text[:200]})"
+    return f"the Ray task failed outside the notebook ({kind}: {text[:300]})"

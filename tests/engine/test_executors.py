@@ -1,0 +1,204 @@
+"""Runs side by side (``--jobs N``, worker processes): dependencies respected, the same cache, the executor
+recorded, a killed worker retried or failed with its reason, a killed runner leaving nothing behind.
+
+The notebooks here are two cells without TensorFlow (a kernel start each, about a second): what is under
+test is the runner and its workers, real papermill and real processes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mame import config
+from mame.engine import execute, runs
+from mame.engine.executors import cpu_count, describe_exit
+from mame.engine.runner import run_plan
+from mame.engine.status import collect
+from tests.helpers import write_smoke_plan
+
+PARAMS = 'run_dir = "."\ndata_dir = "."\ninputs = {}\nprofile = "smoke"\nbackbone = None\nseed = 0\nhold = 0.0\nmarker = ""'
+# holds ``hold`` seconds; with a ``marker``, only the first time for its backbone (a retry goes straight through)
+BODY = """import os, time
+from mame import results
+start = time.time()
+mine = f"{marker}-{backbone}" if marker else ""
+first = not mine or not os.path.exists(mine)
+if mine and first:
+    with open(mine, "w") as handle:
+        handle.write(str(os.getpid()))
+time.sleep(hold if first else 0)
+results.save_result(run_dir, {"metrics": {"start": start, "end": time.time(), "inputs": sorted(inputs),
+                                          "intra": os.environ.get("TF_NUM_INTRAOP_THREADS"),
+                                          "blas": os.environ.get("OMP_NUM_THREADS")}})"""
+STAGES = """
+stages:
+  first:
+    notebook: {notebook}
+    backbones: [vgg16, resnet50, efficientnetb0]
+    variants:
+      default: {{hold: {hold}, marker: "{marker}"}}
+  second:
+    notebook: {notebook}
+    needs: [first]
+    backbones: [vgg16, resnet50, efficientnetb0]
+    variants:
+      default: {{}}
+"""
+
+
+def write_plan(tmp_path: Path, hold: float = 1.5, marker: str = "") -> Path:
+    notebook = tmp_path / "hold.ipynb"
+    cells = [nbformat.v4.new_code_cell(PARAMS, metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell(BODY)]
+    kernel = {"kernelspec": {"display_name": "Python (mame)", "language": "python", "name": "mame"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=kernel), notebook)
+    return write_smoke_plan(tmp_path / "plan.yaml", STAGES.format(notebook=notebook, hold=hold, marker=marker))
+
+
+def states(outcomes) -> dict[str, str]:
+    return {o.run.id: o.state for o in outcomes}
+
+
+def span(runs_dir: Path, run_id: str) -> tuple[float, float]:
+    m = runs.read_metrics(runs_dir / run_id)["metrics"]
+    return m["start"], m["end"]
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Processes whose working folder is inside ``folder`` (a kernel runs in its run's private folder)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cwd = os.readlink(proc / "cwd")
+            except OSError:
+                continue
+            if cwd.startswith(str(folder)):
+                found.append(int(proc.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").is_file() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"waited {timeout} s for {what}")
+
+
+def test_two_jobs_run_side_by_side_in_dependency_order_and_the_cache_holds(tmp_path, isolated_runs):
+    plan = write_plan(tmp_path)
+    out = io.StringIO()
+    outcomes = run_plan("smoke", plan_file=plan, jobs=2, out=out)
+    order = ["first/vgg16", "first/resnet50", "first/efficientnetb0", "second/vgg16", "second/resnet50",
+             "second/efficientnetb0"]
+    assert [o.run.id for o in outcomes] == order  # plan order, whatever order they ended in
+    assert set(states(outcomes).values()) == {"done"}, out.getvalue()
+    spans = {run_id: span(isolated_runs, run_id) for run_id in order}
+    # two of the three holds overlap: two ran side by side; never three (two jobs)
+    firsts = sorted(spans[r] for r in order[:3])
+    assert firsts[1][0] < firsts[0][1], firsts
+    assert not (firsts[2][0] < firsts[0][1] and firsts[2][0] < firsts[1][1]), firsts
+    for backbone in ("vgg16", "resnet50", "efficientnetb0"):  # a run starts after the run it needs ended
+        assert spans[f"second/{backbone}"][0] >= spans[f"first/{backbone}"][1]
+    metrics = runs.read_metrics(isolated_runs / "first" / "vgg16")
+    threads = max(1, cpu_count() // 2)
+    assert metrics["run"]["executor"] == {"name": "local", "jobs": 2, "attempt": 1, "gpu": None,
+                                          "threads": {"intra_op": threads, "inter_op": min(2, threads), "blas": threads}}
+    assert (metrics["metrics"]["intra"], metrics["metrics"]["blas"]) == (str(threads), str(threads))  # the kernel's
+    assert runs.read_metrics(isolated_runs / "second" / "vgg16")["metrics"]["inputs"] == ["first"]
+    printed = out.getvalue().splitlines()
+    assert sum("running..." in line for line in printed) == 6 and sum(" done " in line for line in printed) == 6
+    again = run_plan("smoke", plan_file=plan, jobs=2, out=io.StringIO())
+    assert set(states(again).values()) == {"cached"}
+    assert not list(isolated_runs.glob(f"*/.*{execute.PARTIAL_MARK}*"))
+
+
+def test_one_job_runs_in_this_process_as_before(tmp_path, isolated_runs):
+    plan = write_plan(tmp_path, hold=0.0)
+    outcomes = run_plan("smoke", plan_file=plan, jobs=1, only="first/vgg16", out=io.StringIO())
+    assert states(outcomes) == {"first/vgg16": "done"}
+    info = runs.read_metrics(isolated_runs / "first" / "vgg16")["run"]["executor"]
+    assert (info["name"], info["jobs"], info["attempt"]) == ("serial", 1, 1)
+
+
+def kill_worker_when_held(runs_dir: Path, marker: Path, killed: list) -> None:
+    """Once the notebook is holding (its marker written), SIGKILL the worker running it: the pid in its
+    private folder's name."""
+    wait_for(Path(f"{marker}-vgg16").exists, 120, "the notebook to start holding")
+    partial = wait_for(lambda: list((runs_dir / "first").glob(f".vgg16{execute.PARTIAL_MARK}*")), 30, "its folder")
+    pid = int(partial[0].name.rsplit("-", 1)[1])
+    killed.append(pid)
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("retries", [1, 0])
+def test_a_killed_worker_is_retried_or_fails_with_the_reason(tmp_path, isolated_runs, retries):
+    marker = tmp_path / "holding"
+    plan = write_plan(tmp_path, hold=60, marker=str(marker))
+    killed: list = []
+    killer = threading.Thread(target=kill_worker_when_held, args=(isolated_runs, marker, killed))
+    killer.start()
+    out = io.StringIO()
+    outcomes = run_plan("smoke", plan_file=plan, jobs=2, only="first/vgg16,second/vgg16", retries=retries, out=out)
+    killer.join()
+    assert killed and not alive(killed[0])
+    printed = out.getvalue()
+    assert "killed (SIGKILL)" in printed, printed
+    metrics = runs.read_metrics(isolated_runs / "first" / "vgg16")
+    if retries:
+        assert states(outcomes) == {"first/vgg16": "done", "second/vgg16": "done"}, printed
+        assert metrics["run"]["executor"]["attempt"] == 2
+        assert "lost" in printed and "starting it again (attempt 2 of 2)" in printed
+    else:
+        assert states(outcomes) == {"first/vgg16": "failed", "second/vgg16": "skipped"}, printed
+        error = metrics["run"]["error"]
+        assert metrics["run"]["status"] == "failed" and error["type"] == "WorkerLost"
+        assert error["message"] == f"{describe_exit(-signal.SIGKILL)} (attempts: 1; retries allowed: 0)"
+        assert outcomes[1].detail == "needs first/vgg16, which failed"
+    assert not list(isolated_runs.glob(f"*/.*{execute.PARTIAL_MARK}*"))  # the lost attempt's folder is gone
+    # the killed worker's kernel ends too (it polls its parent): nothing keeps running in the runs folder
+    wait_for(lambda: not processes_in(isolated_runs), 15, "the orphaned kernel to end")
+
+
+def test_a_killed_runner_takes_its_workers_and_kernels_with_it_and_nothing_else(tmp_path, isolated_runs):
+    marker = tmp_path / "holding"
+    plan = write_plan(tmp_path, hold=60, marker=str(marker))
+    bystander = subprocess.Popen(["sleep", "120"])  # an unrelated process of the same user
+    driver = subprocess.Popen([sys.executable, "-m", "mame", "run", "--profile", "smoke", "--plan", str(plan), "--jobs", "2"],
+                              cwd=config.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: len(list(tmp_path.glob("holding-*"))) == 2, 120, "two notebooks to start holding")
+        workers = [int(p.name.rsplit("-", 1)[1]) for p in isolated_runs.glob(f"*/.*{execute.PARTIAL_MARK}*")]
+        assert len(workers) == 2, workers
+        driver.kill()  # the runner alone, not its group
+        driver.wait(timeout=30)
+        wait_for(lambda: not any(alive(pid) for pid in workers), 15, "the workers to die with the runner")
+        wait_for(lambda: not processes_in(isolated_runs), 15, "their kernels to end")
+        assert bystander.poll() is None  # nothing unrelated was killed
+    finally:
+        bystander.kill()
+    assert {e.state for e in collect("smoke", plan)} == {"missing"}  # nothing looks done
+    for backbone in ("vgg16", "resnet50", "efficientnetb0"):
+        Path(f"{marker}-{backbone}").touch()  # no more holding
+    outcomes = run_plan("smoke", plan_file=plan, jobs=2, out=io.StringIO())  # the next start goes through
+    assert set(states(outcomes).values()) == {"done"}
