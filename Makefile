@@ -15,7 +15,13 @@ STAMPS  := .setup-stamps
 PROFILE ?= demo
 ONLY    ?=
 FORCE   ?=
-RUN_ARGS := --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force)
+# runs at once (default: what is fastest on this machine, README "Running side by side"); EXECUTOR=ray
+# [RAY_ADDRESS=host:port] hands them to Ray
+JOBS    ?=
+EXECUTOR ?= local
+RAY_ADDRESS ?=
+EXEC_ARGS := $(if $(JOBS),--jobs $(JOBS)) --executor $(EXECUTOR) $(if $(RAY_ADDRESS),--address $(RAY_ADDRESS))
+RUN_ARGS := --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(EXEC_ARGS)
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
 # percent of the mutants `make mutation` runs (a fixed sample, the same mutants every run; 100: all)
@@ -23,7 +29,8 @@ MUTATION_SAMPLE ?= 5
 .PHONY: help setup run status report test lint docs bench mutation clean distclean python-check
 
 help: ## List the targets (the default)
-	@echo "MAMe transfer-learning study. Variables: PROFILE=smoke|demo|full (default demo), ONLY=stage[/backbone], FORCE=1"
+	@echo "MAMe transfer-learning study. Variables: PROFILE=smoke|demo|full (default demo), ONLY=stage[/backbone], FORCE=1,"
+	@echo "  JOBS=N (runs at once), EXECUTOR=local|ray, RAY_ADDRESS=host:port"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
 
 setup: $(STAMPS)/python $(STAMPS)/npm system-packages ## Install everything (idempotent): venv, Python deps, Jupyter kernel, npm deps, chromium
@@ -74,7 +81,7 @@ status: $(STAMPS)/python ## Show each plan entry as done / stale / failed / miss
 	@$(PY) -m mame status --profile $(PROFILE)
 
 report: setup ## Run what is stale on PROFILE (default demo), then render report/_output/deck.html and deck.pdf
-	$(PY) -m mame report --profile $(PROFILE) $(if $(CHECK),--check)
+	$(PY) -m mame report --profile $(PROFILE) $(EXEC_ARGS) $(if $(CHECK),--check)
 
 test: setup lint ## Lint, then run the test suite (smoke profile, real papermill/Keras/pandoc/chromium)
 	$(PY) -m pytest -q

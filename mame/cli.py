@@ -36,6 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--tflops", type=float, default=100.0,
                           help="sustained throughput of the accelerator in TFLOP/s (default 100)")
     estimate.add_argument("--markdown", action="store_true", help="print the table as markdown (as the README shows it)")
+    estimate.add_argument("--gpus", default=None,
+                          help="also the wall time on this many GPUs, one run each (comma-separated, e.g. 1,2,4,8): "
+                               "runs start when what they need is done; the critical path through the plan bounds it")
+    estimate.add_argument("--needs", action="store_true",
+                          help="also what one run of each stage and backbone asks of a machine: GPU memory and disk (estimated)")
+    estimate.add_argument("--overhead", type=float, default=60.0,
+                          help="seconds each run costs beyond its FLOPs in the wall-time estimate (default 60: "
+                               "kernel start, imports, data loading, validation)")
     estimate.add_argument("--readme", type=Path, help="rewrite the estimate table between this file's markers")
 
     data = sub.add_parser("data", help="dataset tools")
@@ -58,6 +66,8 @@ def _executor_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
                         help="local worker processes (default) or Ray tasks (a local Ray instance, or --address)")
     parser.add_argument("--address", default=None, help="Ray cluster to submit to (e.g. ray://head:10001 or auto)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads each run gets when runs go side by side (default: cores // jobs, at least 1)")
     parser.add_argument("--retries", type=int, default=None,
                         help="times a run whose worker was lost (killed, crashed) is started again (default 1)")
 
@@ -70,9 +80,12 @@ def _run_options(args) -> dict:
         raise ValueError(f"--jobs must be 1 or more, not {args.jobs}")
     if args.retries is not None and args.retries < 0:
         raise ValueError(f"--retries must be 0 or more, not {args.retries}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be 1 or more, not {args.threads}")
     if args.address and args.executor != "ray":
         raise ValueError("--address names a Ray cluster: add --executor ray")
     return {"jobs": args.jobs or default_jobs(args.executor), "executor": args.executor, "address": args.address,
+            "threads": args.threads,
             "retries": DEFAULT_RETRIES if args.retries is None else args.retries}
 
 
@@ -121,6 +134,20 @@ def _dispatch(args) -> int:
                                                  where=str(args.readme)), encoding="utf-8")
             print(f"{args.readme}: estimate table of profile {args.profile} written")
         print(format_markdown(rows, args.tflops) if args.markdown else format_estimate(rows, args.profile, args.tflops))
+        if args.gpus:
+            from mame.estimate import format_wall, wall_times
+
+            counts = [int(g) for g in str(args.gpus).split(",") if g.strip()]
+            if not counts or min(counts) < 1:
+                raise ValueError(f"--gpus takes counts of 1 or more, e.g. 1,2,4 (not {args.gpus!r})")
+            walls = wall_times(args.profile, counts, tflops=args.tflops, plan_file=args.plan, overhead_s=args.overhead)
+            print()
+            print(format_wall(walls, args.profile, args.tflops))
+        if args.needs:
+            from mame.estimate import format_needs, needs_table
+
+            print()
+            print(format_needs(needs_table(args.profile, plan_file=args.plan), args.profile))
         return 0
     return _data(args)
 

@@ -76,6 +76,138 @@ def estimate(profile_name: str, *, tflops: float = DEFAULT_TFLOPS, plan_file=Non
             for stage, row in per_stage.items()]
 
 
+def wall_times(profile_name: str, gpus: list[int], *, tflops: float = DEFAULT_TFLOPS, plan_file=None,
+               overhead_s: float = 0.0) -> list[dict]:
+    """The plan's wall time on each count of ``gpus`` accelerators, each run on one (``--executor ray``, one GPU per run):
+    runs start as soon as every run they need or read has ended and an accelerator is free, the one heading
+    the longest remaining chain first. Also the critical path (no number of GPUs goes below it) and the
+    total / G bound. Each run lasts its FLOPs at ``tflops`` plus ``overhead_s``; uncounted runs (classifiers,
+    evaluation, Grad-CAM) last ``overhead_s`` only."""
+    plan = load_plan(plan_file)
+    profile = plan.profile(profile_name)
+    sizes = split_sizes(profile)
+    runs = expand(plan, profile_name)
+    hours = {r.id: (run_flops(r, sizes) or 0.0) / (tflops * 1e12) / 3600 + overhead_s / 3600 for r in runs}
+    deps = {r.id: [f"{s}/{n}" for s, n in r.needs.items()] + [f"{s}/{n}" for s, names in r.reads.items() for n in names]
+            for r in runs}
+    return [{"gpus": g, **list_schedule([r.id for r in runs], deps, hours, g), "total_hours": sum(hours.values())}
+            for g in gpus]
+
+
+def list_schedule(order: list[str], deps: dict[str, list[str]], hours: dict[str, float], workers: int) -> dict:
+    """Makespan of running ``order`` (a dependency order) on ``workers`` machines, longest-remaining-chain
+    first; and the critical path: the longest chain of runs through ``deps``."""
+    import heapq
+
+    tail: dict[str, float] = {}  # the longest chain from a run to the end, itself included
+    after: dict[str, list[str]] = {run: [] for run in order}
+    for run in order:
+        for dep in deps[run]:
+            after[dep].append(run)
+    for run in reversed(order):
+        tail[run] = hours[run] + max((tail[n] for n in after[run]), default=0.0)
+    head = max(order, key=lambda r: tail[r]) if order else None
+    path = []
+    while head is not None:
+        path.append(head)
+        head = max(after[head], key=lambda r: tail[r]) if after[head] else None
+    left = {run: len(deps[run]) for run in order}
+    ready = [(-tail[r], order.index(r), r) for r in order if not left[r]]
+    heapq.heapify(ready)
+    running: list[tuple[float, str]] = []  # (end, run)
+    now = 0.0
+    while ready or running:
+        while ready and len(running) < workers:
+            _, _, run = heapq.heappop(ready)
+            heapq.heappush(running, (now + hours[run], run))
+        now, run = heapq.heappop(running)
+        for nxt in after[run]:
+            left[nxt] -= 1
+            if not left[nxt]:
+                heapq.heappush(ready, (-tail[nxt], order.index(nxt), nxt))
+    return {"hours": now, "critical_path_hours": tail[path[0]] if path else 0.0, "critical_path": path}
+
+
+def format_wall(walls: list[dict], profile: str, tflops: float) -> str:
+    total = walls[0]["total_hours"] if walls else 0.0
+    lines = [f"Wall time of profile {profile} with one run per accelerator at {tflops:g} TFLOP/s "
+             f"(total compute {_duration(total)}; critical path {_duration(walls[0]['critical_path_hours']) if walls else '-'}: "
+             f"{' -> '.join(walls[0]['critical_path']) if walls else ''})",
+             f"{'GPUs':>5} {'wall':>10} {'total / GPUs':>14}"]
+    lines += [f"{w['gpus']:>5} {_duration(w['hours']):>10} {_duration(total / w['gpus']):>14}" for w in walls]
+    return "\n".join(lines)
+
+
+def run_needs(run: PlannedRun, sizes: dict[str, int]) -> dict | None:
+    """What one run asks of a machine, estimated (not measured) from the model it builds: GPU memory at the
+    run's batch size and precision, and disk for what it writes (feature arrays; a training run's
+    model.keras with its optimizer state). None for stages without a network to count.
+
+    Training: fp32 weights, their gradients and Adam's two moments (16 bytes a trainable parameter, 4 a
+    frozen one), plus every layer's output kept for the backward pass and its gradient (2 x batch x
+    activations, 2 bytes each in mixed_bfloat16, else 4). Extraction: the weights and the largest layer's
+    input and output for one batch. Allocator slack, cuDNN workspaces and the input pipeline come on top: take it as the
+    order of magnitude a GPU must offer, and check ``nvidia-smi`` on the first real run."""
+    import math
+
+    from mame.models import backbones
+    from mame.stages import finetune, scratch
+
+    p = run.params
+    per_class = p.get("max_per_class")
+    images = sum(min(n, per_class * len(CLASS_NAMES)) if per_class else n for n in sizes.values())
+    act_bytes = 2 if p.get("precision") == "mixed_bfloat16" else 4
+    batch = int(p.get("batch_size") or 32)
+    if run.stage == "scratch":
+        model = scratch.build_model(scratch.ScratchConfig.from_parameters(p))
+    elif run.stage in ("finetune", *FORWARD_ONLY):
+        config = finetune.FinetuneConfig.from_parameters(p) if run.stage == "finetune" else \
+            finetune.FinetuneConfig(image_size=p.get("image_size"))
+        model = finetune.build_model(run.backbone, config)
+    else:
+        return None
+    sizes_out = [math.prod(int(d) for d in layer.output.shape[1:]) for layer in model.layers
+                 if getattr(layer, "output", None) is not None and not isinstance(layer.output, (list, tuple))]
+    activations = sum(sizes_out)
+    params = model.count_params()
+    if run.stage in FORWARD_ONLY:  # inference keeps a layer's input and output at a time, not every layer's
+        gpu = params * 4 + 2 * batch * max(sizes_out) * act_bytes
+        spec = backbones.get_backbone(run.backbone)
+        disk = len(spec.feature_layers) * spec.feature_dim * images * 4 if run.stage == "features" else 0
+    else:
+        trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+        gpu = trainable * 16 + (params - trainable) * 4 + 2 * batch * activations * act_bytes
+        disk = params * 4 + trainable * 8  # model.keras: weights and Adam's moments
+    return {"gpu_gb": gpu / 1e9, "disk_gb": disk / 1e9, "batch_size": batch,
+            "image_size": p.get("image_size") or backbone_size(run.backbone),
+            "precision": p.get("precision", "float32")}
+
+
+def needs_table(profile_name: str, *, plan_file=None) -> list[dict]:
+    """``run_needs`` for each (stage, backbone) of the plan: the largest run of each."""
+    plan = load_plan(plan_file)
+    profile = plan.profile(profile_name)
+    sizes = split_sizes(profile)
+    rows: dict[tuple, dict] = {}
+    for run in expand(plan, profile_name):
+        needs = run_needs(run, sizes)
+        if needs is None:
+            continue
+        key = (run.stage, run.backbone or "-")
+        if key not in rows or needs["gpu_gb"] > rows[key]["gpu_gb"]:
+            rows[key] = {"stage": run.stage, "backbone": run.backbone or "-", "run": run.id, **needs}
+    return list(rows.values())
+
+
+def format_needs(rows: list[dict], profile: str) -> str:
+    lines = [f"What one run asks of a GPU box, profile {profile} (estimated from the models: memory = weights, "
+             "gradients, Adam moments and one batch's activations; disk = feature arrays / model.keras)",
+             f"{'stage':<11} {'backbone':<18} {'batch':>5} {'px':>4} {'precision':<15} {'GPU GB':>7} {'disk GB':>8}"]
+    lines += [f"{r['stage']:<11} {r['backbone']:<18} {r['batch_size']:>5} {r['image_size'] or '-':>4} "
+              f"{r['precision']:<15} {r['gpu_gb']:>7.1f} {r['disk_gb']:>8.2f}" for r in rows]
+    return "\n".join(lines)
+
+
 def backbone_size(backbone: str | None) -> int | None:
     from mame.models import backbones
 

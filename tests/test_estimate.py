@@ -33,3 +33,31 @@ def test_the_block_is_replaced_between_its_markers_and_only_there():
     assert estimate.replace_block(text, "| new |") == f"before\n{estimate.README_BEGIN}\n| new |\n{estimate.README_END}\nafter\n"
     with pytest.raises(ValueError, match="README.md: the estimate markers are missing"):
         estimate.replace_block("no markers here", "| new |")
+
+
+def test_wall_time_on_g_gpus_follows_the_dependencies_not_just_total_over_g():
+    # a -> c, b -> c, and a long d alone: on 2 GPUs d runs first (it heads the longest chain), then a, b, c
+    order = ["a", "b", "c", "d"]
+    deps = {"a": [], "b": [], "c": ["a", "b"], "d": []}
+    hours = {"a": 1.0, "b": 1.0, "c": 2.0, "d": 3.5}
+    one = estimate.list_schedule(order, deps, hours, 1)
+    assert one["hours"] == pytest.approx(7.5)  # one GPU: everything, one after the other
+    assert one["critical_path"] == ["d"] and one["critical_path_hours"] == pytest.approx(3.5)
+    two = estimate.list_schedule(order, deps, hours, 2)
+    assert two["hours"] == pytest.approx(4.0)  # d || a, then b (after a), then c after b: 1 + 1 + 2
+    many = estimate.list_schedule(order, deps, hours, 8)
+    assert many["hours"] == pytest.approx(3.5)  # no number of GPUs beats the critical path
+    hours["c"] = 5.0
+    chained = estimate.list_schedule(order, deps, hours, 8)
+    assert chained["critical_path"] == ["a", "c"] and chained["hours"] == pytest.approx(6.0)
+    assert chained["hours"] > sum(hours.values()) / 8  # the chain, not total / G
+
+
+def test_the_full_studys_wall_time_shrinks_with_gpus_down_to_its_critical_path():
+    walls = estimate.wall_times("full", [1, 4, 64], overhead_s=60)
+    assert walls[0]["hours"] == pytest.approx(walls[0]["total_hours"])
+    assert walls[0]["hours"] > walls[1]["hours"] > walls[2]["hours"]
+    assert walls[2]["hours"] == pytest.approx(walls[2]["critical_path_hours"])
+    assert walls[1]["hours"] >= walls[1]["total_hours"] / 4
+    path = walls[0]["critical_path"]
+    assert path[0].startswith("finetune/vgg16") and path[-1] == "explain/default"  # the VGG16 ladder, then evaluate

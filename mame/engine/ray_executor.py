@@ -2,7 +2,8 @@
 reporting) or on the cluster at ``--address``.
 
 A task asks for what the profile declares for its stage (``resources: {num_cpus, num_gpus, memory}``,
-``Profile.resources_for``; on a local instance without one: this machine's cores shared by ``--jobs``),
+``Profile.resources_for``; on a local instance without one: a CPU slot, ``--jobs`` at once, each with every
+core as threads as a run alone gets),
 runs the run through ``mame.engine.execute.execute`` in the Ray worker (Ray sets CUDA_VISIBLE_DEVICES for
 its GPUs; the task caps the CPU threads at its ``num_cpus``), and returns the metrics it wrote. The runs
 folder must be one path that every node sees (shared storage): the run folders are written there, and the
@@ -26,9 +27,11 @@ from mame.engine.executors import Ended, Job, cpu_count, gpu_count, remove_parti
 from mame.results import PROGRESS_FILE
 
 # what a local instance must not do: listen beyond loopback, start a dashboard, report usage
-LOCAL_INIT = {"include_dashboard": False, "_node_ip_address": "127.0.0.1", "log_to_driver": False,
-              "object_store_memory": 256 * 1024 * 1024}
+LOCAL_INIT = {"include_dashboard": False, "log_to_driver": False, "object_store_memory": 256 * 1024 * 1024}
 QUIET = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1"}
+# Ray turns 127.0.0.1 given as the node address into the machine's own IP, except where it runs without
+# clusters (its switch for Windows and macOS): then its node, GCS and workers use the loopback address.
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 def run_task(job: Job, threads: int | None) -> dict:
@@ -56,34 +59,44 @@ class RayExecutor:
         self.capacity = jobs
         self.on_progress = on_progress
         self.out = out
-        os.environ.update(QUIET)
         self._owned = not ray.is_initialized()
+        self._saved_env = dict(os.environ) if self._owned else None
+        self._cluster_switch = None
+        os.environ.update(QUIET)
         runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(config.ROOT), os.environ.get("PYTHONPATH")])),
                                     **QUIET}}
         if self._owned:
             if address:
                 ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
             else:
-                ray.init(num_cpus=cpu_count(), num_gpus=gpu_count(), runtime_env=runtime_env, **LOCAL_INIT)
+                from ray._private import ray_constants
+
+                self._cluster_switch = ray_constants.ENABLE_RAY_CLUSTER
+                os.environ.update(LOOPBACK_ONLY)  # for the processes Ray starts
+                ray_constants.ENABLE_RAY_CLUSTER = False  # for this one, whose constants were read at import
+                # a CPU slot per job at least: runs go side by side as with the local executor
+                ray.init(num_cpus=max(cpu_count(), jobs), num_gpus=gpu_count(), runtime_env=runtime_env, **LOCAL_INIT)
         self.local = not address
         self._task = ray.remote(run_task)
         self._active: dict = {}  # object ref -> job
         self._offsets: dict[str, tuple[Path, int]] = {}
 
-    def resources(self, job: Job) -> dict:
-        """What the task asks for: the profile's ``resources`` for the stage; on a local instance without them,
-        one share of the cores (``--jobs`` shares) and one GPU per run where there are GPUs."""
+    def resources(self, job: Job) -> tuple[dict, int]:
+        """What the task asks Ray for, and the CPU threads the run gets. The profile's ``resources`` for the
+        stage, threads = their ``num_cpus``; on a local instance without them, one CPU slot (``--jobs`` caps
+        how many run at once) and every core as threads, as a run alone gets (TensorFlow's CPU results depend
+        on the thread count), and one GPU per run where there are GPUs."""
         asked = job.ctx.profile.resources_for(job.run.stage)
-        if not asked and self.local:
-            asked = {"num_cpus": max(1, cpu_count() // min(self.capacity, cpu_count())),
-                     **({"num_gpus": 1} if gpu_count() else {})}
-        return {"num_cpus": 1, **asked}
+        if asked or not self.local:
+            asked = {"num_cpus": 1, **asked}
+            return asked, max(1, int(asked["num_cpus"]))
+        return {"num_cpus": 1, **({"num_gpus": 1} if gpu_count() else {})}, cpu_count()
 
     def submit(self, job: Job) -> None:
-        resources = self.resources(job)
+        resources, threads = self.resources(job)
         info = {"name": self.name, "jobs": self.capacity, "attempt": job.attempt, "threads": {}, "gpu": None}
         job = replace(job, ctx=replace(job.ctx, executor=info))
-        ref = self._task.options(max_retries=0, **resources).remote(job, max(1, int(resources["num_cpus"])))
+        ref = self._task.options(max_retries=0, **resources).remote(job, threads)
         self._active[ref] = job
 
     def running(self) -> int:
@@ -146,6 +159,13 @@ class RayExecutor:
         self._active.clear()
         if self._owned:
             self.ray.shutdown()
+        if self._cluster_switch is not None:
+            from ray._private import ray_constants
+
+            ray_constants.ENABLE_RAY_CLUSTER = self._cluster_switch
+        if self._saved_env is not None:  # the settings of the instance it started go with it
+            os.environ.clear()
+            os.environ.update(self._saved_env)
 
 
 def lost_reason(exc: Exception) -> str:

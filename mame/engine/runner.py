@@ -96,11 +96,11 @@ def runner_lock(runs_dir: Path):
 
 def run_plan(profile_name: str, *, only: str | None = None, force: bool = False, plan_file: Path | None = None,
              out=sys.stdout, jobs: int = 1, executor: str = "local", address: str | None = None,
-             retries: int = DEFAULT_RETRIES) -> list[Outcome]:
+             retries: int = DEFAULT_RETRIES, threads: int | None = None) -> list[Outcome]:
     """Run every stale selected run, up to ``jobs`` at once (``executor``: local worker processes, or Ray at
     ``address``); a run starts once every run it needs or reads is settled. A run whose worker is lost
-    (killed, crashed) is started again up to ``retries`` times, then failed with the reason. Outcomes come
-    back in plan order."""
+    (killed, crashed) is started again up to ``retries`` times, then failed with the reason. ``threads``: CPU
+    threads per run when runs go side by side (default: cores // jobs). Outcomes come back in plan order."""
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
     everything = expand(plan, profile_name)
@@ -113,9 +113,10 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
     with runner_lock(runs_dir):
         for stage in plan.stages:
             execute.clean_leftovers(runs_dir / stage)
-        pool = make_executor(executor, jobs, lambda run_id, line: print(format_progress(run_id, line), file=out,
-                                                                                  flush=True),
-                                       out=out, address=address)
+        def show(run_id: str, line: dict) -> None:
+            print(format_progress(run_id, line), file=out, flush=True)
+
+        pool = make_executor(executor, jobs, show, out=out, address=address, threads=threads)
         try:
             outcomes = _schedule(todo, pool, profile, dataset, keys, runs_dir, force, planned, retries, out)
         finally:
@@ -124,10 +125,12 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
 
 
 def make_executor(kind: str, jobs: int, on_progress: Callable[[str, dict], None], *, out=sys.stdout,
-                  address: str | None = None):
+                  address: str | None = None, threads: int | None = None):
     """The executor for ``--executor kind --jobs N``: serial for local with one job."""
+    if kind == "local" and jobs == 1:
+        return executors.SerialExecutor(on_progress)
     if kind == "local":
-        return executors.SerialExecutor(on_progress) if jobs == 1 else executors.LocalExecutor(jobs, on_progress, out=out)
+        return executors.LocalExecutor(jobs, on_progress, out=out, threads=threads)
     if kind == "ray":
         from mame.engine.ray_executor import RayExecutor
 
@@ -139,7 +142,12 @@ def _schedule(todo, pool, profile, dataset, keys, runs_dir, force, planned, retr
     """Start runs as their dependencies settle and the executor has room; collect how each ended."""
     number = {run.id: f"[{i}/{len(todo)}] {run.id:<34}" for i, run in enumerate(todo, 1)}
     waiting_on = {run.id: {dep for dep in _dependency_ids(run) if dep in number} for run in todo}
-    pending, active, outcomes = list(todo), {}, {}
+    chain = chain_lengths(todo, waiting_on)
+    # the run heading the longest chain of runs waiting on it first (plan order among equals): the VGG16 steps
+    # that the fine-tuned features wait for start before the scratch rungs that only evaluate waits for; one at
+    # a time, plan order
+    pending = sorted(todo, key=lambda r: -chain[r.id]) if pool.capacity > 1 else list(todo)
+    active, outcomes = {}, {}
 
     def settle(outcome: Outcome) -> None:
         outcomes[outcome.run.id] = outcome
@@ -178,6 +186,19 @@ def _schedule(todo, pool, profile, dataset, keys, runs_dir, force, planned, retr
                 metrics = _record_lost(job, ended.lost, t0, retries)
             settle(_outcome(job.run, keys[job.run.id], metrics, time.monotonic() - t0))
     return outcomes
+
+
+def chain_lengths(todo: list[PlannedRun], waiting_on: dict[str, set[str]]) -> dict[str, int]:
+    """For each run, the number of runs in the longest chain that starts with it and follows what waits on
+    what (``todo`` in dependency order)."""
+    waiters: dict[str, list[str]] = {run.id: [] for run in todo}
+    for run in todo:
+        for dep in waiting_on[run.id]:
+            waiters[dep].append(run.id)
+    length: dict[str, int] = {}
+    for run in reversed(todo):
+        length[run.id] = 1 + max((length[w] for w in waiters[run.id]), default=0)
+    return length
 
 
 def _prepare(run, profile, dataset, keys, outcomes, runs_dir, force, planned) -> Outcome | executors.Job:

@@ -121,7 +121,7 @@ def test_two_jobs_run_side_by_side_in_dependency_order_and_the_cache_holds(tmp_p
     for backbone in ("vgg16", "resnet50", "efficientnetb0"):  # a run starts after the run it needs ended
         assert spans[f"second/{backbone}"][0] >= spans[f"first/{backbone}"][1]
     metrics = runs.read_metrics(isolated_runs / "first" / "vgg16")
-    threads = max(1, cpu_count() // 2)
+    threads = cpu_count()  # as a run alone gets: TensorFlow's results depend on the thread count
     assert metrics["run"]["executor"] == {"name": "local", "jobs": 2, "attempt": 1, "gpu": None,
                                           "threads": {"intra_op": threads, "inter_op": min(2, threads), "blas": threads}}
     assert (metrics["metrics"]["intra"], metrics["metrics"]["blas"]) == (str(threads), str(threads))  # the kernel's
@@ -131,6 +131,15 @@ def test_two_jobs_run_side_by_side_in_dependency_order_and_the_cache_holds(tmp_p
     again = run_plan("smoke", plan_file=plan, jobs=2, out=io.StringIO())
     assert set(states(again).values()) == {"cached"}
     assert not list(isolated_runs.glob(f"*/.*{execute.PARTIAL_MARK}*"))
+
+
+def test_threads_per_run_can_be_set_and_reach_the_kernel(tmp_path, isolated_runs):
+    plan = write_plan(tmp_path, hold=0.0)
+    outcomes = run_plan("smoke", plan_file=plan, jobs=2, threads=1, only="first/vgg16", out=io.StringIO())
+    assert states(outcomes) == {"first/vgg16": "done"}
+    metrics = runs.read_metrics(isolated_runs / "first" / "vgg16")
+    assert metrics["run"]["executor"]["threads"] == {"intra_op": 1, "inter_op": 1, "blas": 1}
+    assert (metrics["metrics"]["intra"], metrics["metrics"]["blas"]) == ("1", "1")
 
 
 def test_one_job_runs_in_this_process_as_before(tmp_path, isolated_runs):
@@ -202,3 +211,13 @@ def test_a_killed_runner_takes_its_workers_and_kernels_with_it_and_nothing_else(
         Path(f"{marker}-{backbone}").touch()  # no more holding
     outcomes = run_plan("smoke", plan_file=plan, jobs=2, out=io.StringIO())  # the next start goes through
     assert set(states(outcomes).values()) == {"done"}
+
+
+def test_the_default_is_one_run_per_gpu_else_two(monkeypatch):
+    from mame.engine.executors import default_jobs
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    assert default_jobs() == 3  # one per GPU this process may use
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert default_jobs() == min(2, cpu_count())
+    assert default_jobs("ray") > 8  # Ray starts what its resources allow

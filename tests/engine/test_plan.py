@@ -336,3 +336,18 @@ def test_a_profile_leaves_out_random_backbones_and_sizes_pretrained_ones(tmp_pat
         path.write_text(BY_WEIGHTS.replace(old, new))
         with pytest.raises(PlanError, match=message):
             expand(load_plan(path), "p")
+
+
+def test_resources_a_run_asks_ray_for_come_from_the_profile_and_its_stage_block(tmp_path):
+    text = PLAN.replace("    backbones: [vgg16]\n", "    backbones: [vgg16]\n    resources: {num_gpus: 1, num_cpus: 8}\n"
+                        "    stages: {classify: {resources: {num_gpus: 0}}}\n", 1)
+    (tmp_path / "plan.yaml").write_text(text)
+    profile = load_plan(tmp_path / "plan.yaml").profile("tiny")
+    assert profile.resources_for("features") == {"num_gpus": 1, "num_cpus": 8}
+    assert profile.resources_for("classify") == {"num_gpus": 0, "num_cpus": 8}
+    (tmp_path / "bad.yaml").write_text(text.replace("num_cpus: 8", "num_cpus: many"))
+    with pytest.raises(PlanError, match=r"bad.yaml: profile 'tiny', resources: num_cpus: 'many' is not a number"):
+        load_plan(tmp_path / "bad.yaml")
+    (tmp_path / "bad.yaml").write_text(text.replace("{num_gpus: 0}", "{gpus: 0}"))
+    with pytest.raises(PlanError, match=r"stages.classify.resources: expected a mapping with num_cpus, num_gpus, memory"):
+        load_plan(tmp_path / "bad.yaml")

@@ -33,7 +33,10 @@ PLAN = config.EXPERIMENTS_DIR / "plan.yaml"
 # backbone's features and classifiers run too: evaluate takes the best classifier on each one's features (and,
 # run alone, needs every run it reads done). The groups are balanced by their runs' times measured alone
 # (scratch 207 s + similarity 25 s; VGG16's steps and fine-tuned features 211 s; the rest 235 s; before: the
-# VGG16 group with its own features and classifiers, 262 s, set the pace).
+# VGG16 group with its own features and classifiers, 262 s, set the pace). One runner with ``--jobs 3`` over the
+# same runs was slower, measured back to back on a 2-core Xeon: 154.1 s and 157.7 s against 141.2 s and 132.0 s
+# for these three runners (it ran two similarity runs more, ~11 s of wall; the executor itself is tested in
+# tests/engine/test_executors.py).
 VGG16_VARIANTS = ("features/vgg16", "classify/vgg16-dense-head", "features/vgg16-finetuned", "classify/vgg16-finetuned")
 SMOKE_BACKBONES = ("vgg16", "efficientnetb0", "efficientnetlite0")  # the smoke profile's
 GROUPS = ("scratch,similarity/efficientnetb0",
