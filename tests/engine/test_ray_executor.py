@@ -86,6 +86,8 @@ def test_a_smoke_plan_through_ray_gives_the_serial_runners_metrics_and_a_second_
         a, b = (runs.read_metrics(d / outcome.run.stage / outcome.run.name) for d in (serial_dir, ray_dir))
         assert b["run"]["cache_key"] == a["run"]["cache_key"]
         assert b["run"]["executor"]["name"] == "ray" and b["run"]["executor"]["host"]
+        cores = len(os.sched_getaffinity(0))  # as a run alone gets: the numbers stay those of one at a time
+        assert b["run"]["executor"]["threads"] == {"intra_op": cores, "inter_op": min(2, cores), "blas": cores}
         if outcome.run.stage == "features":  # Keras: the same features to float tolerance
             for split in ("train", "val"):
                 with np.load(serial_dir / outcome.run.id / f"features_{split}.npz") as fa, \
