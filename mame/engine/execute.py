@@ -158,19 +158,7 @@ def _following(path: Path, progress: Callable[[dict], None] | None):
 
     def drain() -> None:
         nonlocal offset
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        offset += len(complete)
-        for line in complete.splitlines():
-            try:
-                progress(json.loads(line))
-            except ValueError:
-                continue
+        offset = read_new_lines(path, offset, progress)
 
     def follow() -> None:
         while not stop.wait(PROGRESS_POLL_S):
@@ -184,6 +172,24 @@ def _following(path: Path, progress: Callable[[dict], None] | None):
         stop.set()
         thread.join()
         drain()
+
+
+def read_new_lines(path: Path, offset: int, progress: Callable[[dict], None]) -> int:
+    """Hand each complete JSON line of ``path`` after byte ``offset`` to ``progress``; the offset after them
+    (a line still being written waits for the next call; a missing file is no line yet)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read()
+    except FileNotFoundError:
+        return offset
+    complete = chunk[: chunk.rfind(b"\n") + 1]
+    for line in complete.splitlines():
+        try:
+            progress(json.loads(line))
+        except ValueError:
+            continue
+    return offset + len(complete)
 
 
 def notebook_inputs(inputs: dict[str, dict]) -> dict:

@@ -13,7 +13,6 @@ lost task comes back to the runner, which starts it again the way the local exec
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -133,19 +132,8 @@ class RayExecutor:
             if not found:
                 return
             path = found[0]
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        self._offsets[job.run.id] = (path, offset + len(complete))
-        for line in complete.splitlines():
-            try:
-                self.on_progress(job.run.id, json.loads(line))
-            except ValueError:
-                continue
+        offset = execute.read_new_lines(path, offset, lambda line: self.on_progress(job.run.id, line))
+        self._offsets[job.run.id] = (path, offset)
 
     def close(self) -> None:
         for ref, job in list(self._active.items()):

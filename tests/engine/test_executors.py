@@ -160,33 +160,41 @@ def kill_worker_when_held(runs_dir: Path, marker: Path, killed: list) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("retries", [1, 0])
-def test_a_killed_worker_is_retried_or_fails_with_the_reason(tmp_path, isolated_runs, retries):
+def run_with_the_worker_killed(tmp_path: Path, runs_dir: Path, retries: int, **executor) -> tuple[list, str, dict]:
+    """``first/vgg16`` (holding 60 s the first time) and ``second/vgg16`` (which needs it), with the worker
+    running ``first/vgg16`` SIGKILLed while it holds: the outcomes, what the runner printed, its metrics."""
     marker = tmp_path / "holding"
     plan = write_plan(tmp_path, hold=60, marker=str(marker))
     killed: list = []
-    killer = threading.Thread(target=kill_worker_when_held, args=(isolated_runs, marker, killed))
+    killer = threading.Thread(target=kill_worker_when_held, args=(runs_dir, marker, killed))
     killer.start()
     out = io.StringIO()
-    outcomes = run_plan("smoke", plan_file=plan, jobs=2, only="first/vgg16,second/vgg16", retries=retries, out=out)
+    outcomes = run_plan("smoke", plan_file=plan, jobs=2, only="first/vgg16,second/vgg16", retries=retries, out=out,
+                        **executor)
     killer.join()
     assert killed and not alive(killed[0])
     printed = out.getvalue()
-    assert "killed (SIGKILL)" in printed, printed
-    metrics = runs.read_metrics(isolated_runs / "first" / "vgg16")
+    metrics = runs.read_metrics(runs_dir / "first" / "vgg16")
     if retries:
         assert states(outcomes) == {"first/vgg16": "done", "second/vgg16": "done"}, printed
         assert metrics["run"]["executor"]["attempt"] == 2
         assert "lost" in printed and "starting it again (attempt 2 of 2)" in printed
     else:
         assert states(outcomes) == {"first/vgg16": "failed", "second/vgg16": "skipped"}, printed
-        error = metrics["run"]["error"]
-        assert metrics["run"]["status"] == "failed" and error["type"] == "WorkerLost"
-        assert error["message"] == f"{describe_exit(-signal.SIGKILL)} (attempts: 1; retries allowed: 0)"
+        assert metrics["run"]["status"] == "failed" and metrics["run"]["error"]["type"] == "WorkerLost"
         assert outcomes[1].detail == "needs first/vgg16, which failed"
-    assert not list(isolated_runs.glob(f"*/.*{execute.PARTIAL_MARK}*"))  # the lost attempt's folder is gone
+    assert not list(runs_dir.glob(f"*/.*{execute.PARTIAL_MARK}*"))  # the lost attempt's folder is gone
     # the killed worker's kernel ends too (it polls its parent): nothing keeps running in the runs folder
-    wait_for(lambda: not processes_in(isolated_runs), 15, "the orphaned kernel to end")
+    wait_for(lambda: not processes_in(runs_dir), 15, "the orphaned kernel to end")
+    return outcomes, printed, metrics
+
+
+@pytest.mark.parametrize("retries", [1, 0])
+def test_a_killed_worker_is_retried_or_fails_with_the_reason(tmp_path, isolated_runs, retries):
+    outcomes, printed, metrics = run_with_the_worker_killed(tmp_path, isolated_runs, retries)
+    assert "killed (SIGKILL)" in printed, printed
+    if not retries:
+        assert metrics["run"]["error"]["message"] == f"{describe_exit(-signal.SIGKILL)} (attempts: 1; retries allowed: 0)"
 
 
 def test_a_killed_runner_takes_its_workers_and_kernels_with_it_and_nothing_else(tmp_path, isolated_runs):

@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 
 import numpy as np
 import pytest
+import ray
 
-from mame.engine import execute, runs
+from mame.engine import runs
 from mame.engine.runner import run_plan
-from tests.engine.test_executors import alive, kill_worker_when_held, processes_in, states, wait_for
-from tests.engine.test_executors import write_plan as write_hold_plan
+from tests.engine.test_executors import run_with_the_worker_killed, states
 from tests.engine.test_runner import write_plan
 from tests.helpers import TEST_DATA_HOME
 
 pytestmark = pytest.mark.slow
-ray = pytest.importorskip("ray")
 
 
 @pytest.fixture
@@ -102,25 +100,7 @@ def test_a_smoke_plan_through_ray_gives_the_serial_runners_metrics_and_a_second_
 
 @pytest.mark.parametrize("retries", [1, 0])
 def test_a_killed_ray_worker_is_retried_or_fails_with_the_reason(tmp_path, isolated_runs, retries):
-    marker = tmp_path / "holding"
-    plan = write_hold_plan(tmp_path, hold=60, marker=str(marker))
-    killed: list = []
-    killer = threading.Thread(target=kill_worker_when_held, args=(isolated_runs, marker, killed))
-    killer.start()
-    out = io.StringIO()
-    outcomes = run_plan("smoke", plan_file=plan, executor="ray", jobs=2, only="first/vgg16,second/vgg16",
-                        retries=retries, out=out)
-    killer.join()
-    assert killed and not alive(killed[0])
-    printed = out.getvalue()
-    metrics = runs.read_metrics(isolated_runs / "first" / "vgg16")
-    if retries:
-        assert states(outcomes) == {"first/vgg16": "done", "second/vgg16": "done"}, printed
-        assert metrics["run"]["executor"]["attempt"] == 2 and "starting it again (attempt 2 of 2)" in printed
-    else:
-        assert states(outcomes) == {"first/vgg16": "failed", "second/vgg16": "skipped"}, printed
-        error = metrics["run"]["error"]
-        assert error["type"] == "WorkerLost" and "the Ray worker running it died" in error["message"], error
-    assert not list(isolated_runs.glob(f"*/.*{execute.PARTIAL_MARK}*"))
-    wait_for(lambda: not processes_in(isolated_runs), 15, "the orphaned kernel to end")
+    outcomes, printed, metrics = run_with_the_worker_killed(tmp_path, isolated_runs, retries, executor="ray")
+    if not retries:
+        assert "the Ray worker running it died" in metrics["run"]["error"]["message"], metrics["run"]["error"]
     assert not ray.is_initialized()
