@@ -44,7 +44,7 @@ def smoke_runs(tmp_path_factory) -> Path:
     mp = pytest.MonkeyPatch()
     mp.setenv("MAME_RUNS_DIR", str(root / "runs"))
     mp.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
-    outcomes = run_plan("smoke", plan_file=write_plan(root / "plan.yaml"))
+    outcomes = run_plan("smoke", plan_file=write_plan(root / "plan.yaml"), jobs=2)  # as `make report` runs them
     mp.undo()
     assert {o.state for o in outcomes} == {"done"}
     return root / "runs"

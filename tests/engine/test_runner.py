@@ -59,7 +59,7 @@ def engine(tmp_path_factory):
     mp.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
     plan = write_plan(root / "plan.yaml")
     environment = dict(os.environ)
-    first = run_plan("smoke", plan_file=plan)
+    first = run_plan("smoke", plan_file=plan, jobs=2)  # as `make run` runs them
     assert dict(os.environ) == environment  # what the kernels needed was not left in this process
     yield root, plan, first
     mp.undo()

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 PLAN = config.EXPERIMENTS_DIR / "plan.yaml"
 
 
-# Three runners side by side, each on its own runs folder (one runner per folder), so that kernel
+# Three runners side by side (one run at a time each), each on its own runs folder (one runner per folder), so that kernel
 # start-ups and graph tracing (single-threaded) overlap training on two cores (measured: 231 s with three
 # runners, 276 s with two, 379 s with one).
 # The runs that read the ladders' results go with them: VGG16's fine-tuned features read its steps. Every
@@ -59,7 +59,7 @@ def ladders(tmp_path_factory):
     for i, only in enumerate(GROUPS):
         env = dict(os.environ, MAME_RUNS_DIR=str(root / f"runs{i}"), MAME_DATA_HOME=str(TEST_DATA_HOME))
         procs.append(subprocess.Popen([sys.executable, "-m", "mame", "run", "--profile", "smoke", "--plan", str(PLAN),
-                                       "--only", only], cwd=config.ROOT, env=env, stdout=subprocess.PIPE,
+                                       "--only", only, "--jobs", "1"], cwd=config.ROOT, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True))
     printed = "".join(proc.communicate(timeout=1200)[0] for proc in procs)
     assert [proc.returncode for proc in procs] == [0] * len(GROUPS), printed
