@@ -67,7 +67,8 @@ def _executor_args(parser: argparse.ArgumentParser) -> None:
                         help="local worker processes (default) or Ray tasks (a local Ray instance, or --address)")
     parser.add_argument("--address", default=None, help="Ray cluster to submit to (e.g. ray://head:10001 or auto)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads each run gets when runs go side by side (default: cores // jobs, at least 1)")
+                        help="CPU threads each run gets when runs go side by side (default: every core, as a run alone gets; "
+                             "another count gives other numbers: TensorFlow's CPU results depend on it)")
     parser.add_argument("--retries", type=int, default=None,
                         help="times a run whose worker was lost (killed, crashed) is started again (default 1)")
 

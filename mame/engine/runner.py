@@ -100,7 +100,7 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
     """Run every stale selected run, up to ``jobs`` at once (``executor``: local worker processes, or Ray at
     ``address``); a run starts once every run it needs or reads is settled. A run whose worker is lost
     (killed, crashed) is started again up to ``retries`` times, then failed with the reason. ``threads``: CPU
-    threads per run when runs go side by side (default: cores // jobs). Outcomes come back in plan order."""
+    threads per run when runs go side by side (default: every core, as a run alone gets). Outcomes come back in plan order."""
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
     everything = expand(plan, profile_name)
