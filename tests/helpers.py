@@ -88,6 +88,7 @@ class FakeEntry:
     metrics: dict | None
     detail: str = ""
     path: Path = field(default_factory=lambda: Path("/nowhere"))
+    combined: object = None  # set by mame.deck.seeds for an entry folding several seeds' runs
 
 
 def deck_inputs(entries: list = (), *, figures: dict | None = None, names: dict | None = None, profile=PROFILE,

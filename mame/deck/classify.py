@@ -66,6 +66,7 @@ def section(entries: list, deck) -> dict:
                 best = (row, entry)
     own = [r for r in rows if r["kind"] == "features" and r["column"] == r["backbone_name"]]
     section = {"rows": rows, "own_rows": own, "gaps": gaps, "best": None,
+               "seeded": any(e.combined is not None for e in entries),
                "bars": None, **classifier_pivot(own),
                "variants": variant_comparisons(rows)}
     if best:

@@ -44,7 +44,8 @@ def overfitting(train: float | None, val: float | None) -> str:
 
 
 def report_rows(report: dict) -> dict:
-    """A classification report as two columns of per-class rows plus the summary rows (seed layout)."""
+    """A classification report as two columns of per-class rows plus the summary rows (seed layout); ``seeds``:
+    how many seeds' reports it averages (``mame.deck.seeds``), None for one run's."""
     names = [k for k in report if k not in ("accuracy", "macro avg", "weighted avg")]
     half = (len(names) + 1) // 2
     row = lambda name: {"name": name, **{k: report[name][k] for k in ("precision", "recall", "f1-score", "support")}}
@@ -55,4 +56,4 @@ def report_rows(report: dict) -> dict:
     right = right + summary
     rows = [{"left": left[i] if i < len(left) else None, "right": right[i] if i < len(right) else None}
             for i in range(max(len(left), len(right)))]
-    return {"rows": rows, "n_classes": len(names)}
+    return {"rows": rows, "n_classes": len(names), "seeds": getattr(report["accuracy"], "n", None)}

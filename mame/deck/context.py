@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from mame import config
-from mame.deck import registry
+from mame.deck import registry, seeds
 from mame.deck.common import placeholder
 from mame.deck.dataset import dataset_section
 from mame.deck.registry import DeckInputs
@@ -49,7 +49,8 @@ def paper_section(references: dict, grouped: dict, final: dict | None = None, ex
             if entry.state in ("done", "stale") and entry.metrics.get("headline") and entry.run.id not in exclude:
                 key = (entry.run.backbone, stage)
                 ours[key] = max(ours.get(key, 0.0), entry.metrics["headline"]["value"])
-    backbone_of = {f"finetune/{e.run.name}": e.run.backbone for e in grouped.get("finetune", [])}
+    backbone_of = {f"finetune/{m.run.name}": e.run.backbone for e in grouped.get("finetune", [])
+                   for m in (e.combined.members if e.combined else [e])}
     for row in (final or {}).get("models", []):
         if row["kind"] == "finetune" and row["model"] in backbone_of:
             key = (backbone_of[row["model"]], "evaluate")
@@ -139,11 +140,12 @@ def stage_parameters(entries: list) -> list[dict]:
 def build_context(entries: list, profile, plan_stages: list[str], *, figures: dict, changes: dict,
                   rendered_at: str, references: dict | None = None, left_out: list | None = None) -> dict:
     """``left_out``: the runs the profile leaves out (``engine.plan.LeftOut``), said on the setup slide."""
-    grouped = by_stage(entries)
+    shown = seeds.combine(entries)  # one entry per stage/backbone/variant, its seeds folded (mean ± std)
+    grouped = by_stage(shown)
     references = references or load_references()
     setup = setup_section(entries, profile, left_out or [])
-    deck = DeckInputs(grouped=grouped, figures=figures, profile=profile, names=display_names(entries), entries=entries,
-                      options=dict(profile.report or {}))
+    deck = DeckInputs(grouped=grouped, figures=seeds.figures_of(shown, figures), profile=profile,
+                      names=display_names(entries), entries=entries, options=dict(profile.report or {}))
     context = {"rendered_at": rendered_at, "setup": setup, "dataset": dataset_section(setup), "names": deck.names,
                "subtitle": subtitle(deck.names),
                "stages": [{"stage": s.stage, "chapter": s.chapter, "template": s.template} for s in registry.STAGES],

@@ -44,10 +44,22 @@ def section(entries: list, deck) -> dict:
         return empty
     figs = figures.get(entry.run.id, {})
     models = model_rows(m["models"])
+    final = {**reference(entry.metrics, figs), "seed": chosen_seed(m["best_single"], deck.grouped)}
     return {"gaps": gaps, "ready": True, "run": entry.run.id, "stale": entry.state == "stale",
-            "reference": reference(entry.metrics, figs), "models": models, "model_pages": pages(models),
+            "reference": final, "models": models, "model_pages": pages(models),
             "approaches": approaches(models), "ensemble": ensemble_summary(m, models),
             "ledger": ledger(entry, all_entries), "best_on_test": max(models, key=lambda r: r["test"])}
+
+
+def chosen_seed(model: str, grouped: dict) -> dict | None:
+    """For a model from a run of several seeds (``mame.deck.seeds``): its seed, the seeds of its run and the
+    run's id without the seed; None for a run of one seed. ``model``: ``stage/run`` or ``stage/run/classifier``."""
+    for entry in (e for entries in grouped.values() for e in entries if e.combined is not None):
+        for member in entry.combined.members:
+            if model == member.run.id or model.startswith(member.run.id + "/"):
+                return {"seed": member.run.seed, "run": entry.run.id,
+                        "seeds": ", ".join(str(m.run.seed) for m in entry.combined.members)}
+    return None
 
 
 def model_rows(models: list[dict]) -> list[dict]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mame import config
 from mame.data import metadata
+from mame.deck import seeds
 
 WEIGHTS_USED = {"imagenet": "ImageNet", "random": "random init"}
 WEIGHT_FILE = re.compile(r"[^\s()]+\.h5")
@@ -68,8 +69,8 @@ def left_out_rows(left_out: list, names: dict[str, str]) -> list[dict]:
 
 
 def setup_section(entries: list, profile, left_out: list | None = None) -> dict:
-    """Dataset, weights actually used, device, versions, runs left out for want of weights: what the deck
-    must say honestly."""
+    """Dataset, weights actually used, device, versions, runs left out for want of weights, what ran with
+    several seeds: what the deck must say honestly."""
     ran = [e.metrics for e in entries if e.metrics]
     dataset = ran[0]["run"]["dataset"] if ran else {"source": profile.data.get("source"), "path": "", "fingerprint": ""}
     counts = {}
@@ -94,4 +95,4 @@ def setup_section(entries: list, profile, left_out: list | None = None) -> dict:
     names = {w["key"]: w["backbone"] for w in weights}
     return {"profile": profile.name, "dataset": dataset, "counts": counts, "weights": weights, "devices": devices,
             "versions": versions, "commits": commits, "flags": flags, "n_runs": len(ran),
-            "left_out": left_out_rows(left_out or [], names)}
+            "left_out": left_out_rows(left_out or [], names), "seeds": seeds.seeds_said(seeds.combine(entries))}

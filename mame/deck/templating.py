@@ -14,6 +14,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from mame import config
+from mame.deck.seeds import Spread
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#+!|~^$@<>&])")
 _LEADING_MARK = re.compile(r"^([-=:])")
@@ -33,26 +34,40 @@ def md(value) -> str:
     return _LEADING_NUMBER.sub(r"\1\\\2", text)  # "1. x" would start a numbered list
 
 
-def num(value, digits: int = 2) -> str:
-    """A number with ``digits`` decimals; '—' for None."""
-    return "—" if value is None else f"{float(value):.{digits}f}"
+SEED_FORMS = ("n", "std", "mean")
 
 
-def pct(value, digits: int = 1) -> str:
-    return "—" if value is None else f"{100 * float(value):.{digits}f}%"
+def _spread(value, text, unit: str = "", seeds: str = "n") -> str:
+    """``text(value) + unit``; for a mean over seeds (``Spread``) by ``seeds``: ``n`` gives ``mean ± std<unit>
+    (n=N)``, ``std`` gives ``mean ± std<unit>`` (where the slide says n once), ``mean`` the mean alone."""
+    if seeds not in SEED_FORMS:
+        raise ValueError(f"seeds={seeds!r}: expected one of {', '.join(SEED_FORMS)}")
+    if not isinstance(value, Spread) or seeds == "mean":
+        return text(value) + unit
+    return f"{text(value)} ± {text(value.std).lstrip('+')}{unit}" + (f" (n={value.n})" if seeds == "n" else "")
 
 
-def thousands(value) -> str:
-    return "—" if value is None else f"{int(value):,}"
+def num(value, digits: int = 2, seeds: str = "n") -> str:
+    """A number with ``digits`` decimals; '—' for None; a mean over seeds as ``seeds`` says (``_spread``)."""
+    return "—" if value is None else _spread(value, lambda v: f"{float(v):.{digits}f}", seeds=seeds)
 
 
-def signed(value, digits: int = 3) -> str:
-    return "—" if value is None else f"{float(value):+.{digits}f}"
+def pct(value, digits: int = 1, seeds: str = "n") -> str:
+    return "—" if value is None else _spread(value, lambda v: f"{100 * float(v):.{digits}f}", "%", seeds)
 
 
-def points(value, digits: int = 1) -> str:
+def thousands(value, seeds: str = "n") -> str:
+    return "—" if value is None else _spread(value, lambda v: f"{round(v) if isinstance(v, Spread) else int(v):,}",
+                                             seeds=seeds)
+
+
+def signed(value, digits: int = 3, seeds: str = "n") -> str:
+    return "—" if value is None else _spread(value, lambda v: f"{float(v):+.{digits}f}", seeds=seeds)
+
+
+def points(value, digits: int = 1, seeds: str = "n") -> str:
     """A difference of two accuracies in percentage points: ``+4.0 points``."""
-    return "—" if value is None else f"{100 * float(value):+.{digits}f} points"
+    return "—" if value is None else _spread(value, lambda v: f"{100 * float(v):+.{digits}f}", " points", seeds)
 
 
 def environment(templates_dir: Path = config.TEMPLATES_DIR) -> Environment:

@@ -1,7 +1,7 @@
 """Cache keys: what decides whether a run is stale.
 
-key = sha256(stage, run name, resolved params, profile, dataset fingerprint, the code that runs, and
-the keys of the runs it reads). "The code that runs" is the notebook's code cells plus every module
+key = sha256(stage, run name, resolved params, seed, profile, dataset fingerprint, the code that runs,
+and the keys of the runs it reads). "The code that runs" is the notebook's code cells plus every module
 of the ``mame`` package the notebook imports, followed through the package's own imports (read
 statically, lazy imports inside functions and the ``__init__`` of every enclosing package included).
 So editing ``mame/stages/classify.py`` re-runs the classify runs but not the feature extraction,
@@ -193,12 +193,13 @@ def code_files(notebook: Path, *, package_dir: Path = config.PACKAGE_DIR) -> tup
     return _code_fingerprint(Path(notebook), Path(package_dir))[1]
 
 
-def cache_key(*, stage: str, name: str, params: dict, profile: str, dataset_fingerprint: str,
+def cache_key(*, stage: str, name: str, params: dict, seed: int, profile: str, dataset_fingerprint: str,
               notebook: Path, dependency_keys: dict[str, str]) -> str:
     payload = {
         "stage": stage,
         "name": name,
         "params": params,
+        "seed": seed,
         "profile": profile,
         "dataset": dataset_fingerprint,
         "code": code_fingerprint(notebook),

@@ -29,6 +29,8 @@ from pathlib import Path
 from mame import config
 from mame.engine import execute, runs
 from mame.engine.plan import PlannedRun
+from mame.engine.provenance import cpu_count
+from mame.engine.worker import PARENT_ENV
 
 EXECUTORS = ("local", "ray")
 THREAD_VARS = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -49,14 +51,6 @@ class Ended:
     run_id: str
     metrics: dict | None   # what the run wrote (status done or failed); None when lost
     lost: str = ""         # why no metrics.json was written: the worker was killed, crashed...
-
-
-def cpu_count() -> int:
-    """The cores this process may use (its affinity, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def gpu_count() -> int:
@@ -149,7 +143,7 @@ class LocalExecutor:
 
     def env_for(self, slot: int) -> dict[str, str]:
         env = dict(os.environ, **thread_env(self.threads))
-        env[worker_parent_var()] = str(os.getpid())
+        env[PARENT_ENV] = str(os.getpid())
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(slot % self.gpus)
         # the worker imports this checkout's mame (the code the cache key hashed), wherever it starts
@@ -229,12 +223,6 @@ class LocalExecutor:
                 worker.proc.wait()
             remove_partials(worker.job.final_dir, worker.proc.pid)
         self._workers.clear()
-
-
-def worker_parent_var() -> str:
-    from mame.engine.worker import PARENT_ENV
-
-    return PARENT_ENV
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

@@ -10,14 +10,14 @@ settings on top of its own for runs whose backbone starts from ImageNet weights 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
 from mame import config
-from mame.engine.profiles import RUNNER_PARAMS, PlanError, Profile, check_profile_stage, parse_profile, resolve_params
+from mame.engine.profiles import RUNNER_PARAMS, PlanError, Profile, check_profile_stage, check_seeds, parse_profile, resolve_params
 from mame.engine.weights_rules import LeftOut, leave_out_dependants, weights_outlook
 
 # What a notebook is told about each run it needs or reads (``PlannedRun.identity``): no stage parses a
@@ -44,7 +44,11 @@ class PlannedRun:
     about: str = ""       # the variant's own words: what it changes and why (shown on the slides)
     overrides: dict = field(default_factory=dict)  # what the variant sets, as written in the plan
     planned: dict = field(default_factory=dict)  # the params before the profile's force layers (what the plan asks)
-    seed: int = 0         # the profile's seed, which the runner hands the notebook
+    seed: int = 0         # the run's seed, which the runner hands the notebook (the profile's unless ``seeds:`` say)
+    # Whether its name carries ``-s<seed>``: its ``seeds:`` (or those of the runs it needs) are other than the
+    # profile's one seed. ``seeds``: every seed its stage/backbone/variant runs (the deck's mean ± std over them).
+    seeded: bool = False
+    seeds: tuple[int, ...] = ()
     # 1-based position among the variants of its stage that its backbone runs, in plan order (set by ``expand``):
     # finetune VGG16 step1..step6 -> 1..6, another backbone's step1 -> 1; scratch rungs r1..r8 -> 1..8.
     step: int = 1
@@ -53,8 +57,17 @@ class PlannedRun:
     weights: object = None
 
     @property
-    def name(self) -> str:
+    def base_name(self) -> str:
+        """The name without the seed: what the runs of one stage/backbone/variant share."""
         return run_name(self.backbone, self.variant)
+
+    @property
+    def name(self) -> str:
+        return f"{self.base_name}-s{self.seed}" if self.seeded else self.base_name
+
+    @property
+    def base_id(self) -> str:
+        return f"{self.stage}/{self.base_name}"
 
     @property
     def id(self) -> str:
@@ -101,6 +114,11 @@ def _check_stage(path: Path, name: str, spec: dict, order: list[str]) -> dict:
             if need not in order or order.index(need) >= order.index(name):
                 raise PlanError(f"{path}: stage {name!r} {key} {need!r}, which must be a stage listed before it")
     spec.setdefault("variants", {"default": {}})
+    if "seeds" in spec:
+        spec["seeds"] = check_seeds(f"{path}: stage {name!r}, seeds", spec["seeds"])
+    for variant, overrides in spec["variants"].items():
+        if isinstance(overrides, dict) and "seeds" in overrides:
+            overrides["seeds"] = check_seeds(f"{path}: {name}/{variant}, seeds", overrides["seeds"])
     spec.setdefault("needs", [])
     spec.setdefault("reads", [])
     return spec
@@ -148,6 +166,7 @@ def expand(plan: Plan, profile_name: str, only: str | None = None, *,
             needs_variants = overrides.pop("needs", {}) or {}
             reads = _variant_reads(plan, stage, variant, overrides.pop("reads", []) or [])
             about = str(overrides.pop("about", "") or "")
+            overrides.pop("seeds", None)  # read by _expand_seeds
             only_backbones = overrides.pop("backbones", None)
             _check_keys(plan.path, stage, variant, overrides, declared)
             if only_backbones is not None:
@@ -174,6 +193,9 @@ def expand(plan: Plan, profile_name: str, only: str | None = None, *,
         run.reads = {stage: [r.name for r in runs if r.stage == stage and _same_backbone(run, r)] for stage in run.reads}
     runs = leave_out_dependants(runs, dropped)
     _number_steps(runs)
+    runs = _expand_seeds(plan, profile, runs)
+    for run in runs:
+        run.reads = {stage: [r.name for r in runs if r.stage == stage and _same_backbone(run, r)] for stage in run.reads}
     _check_needs(plan.path, runs)
     runs = dependency_order(plan.path, runs)
     if left_out is not None:
@@ -183,11 +205,53 @@ def expand(plan: Plan, profile_name: str, only: str | None = None, *,
 
 def _number_steps(runs: list[PlannedRun]) -> None:
     """Each run's ``step``: its position among the runs of its stage and backbone, in plan order (``runs`` as
-    ``expand`` built them, before the dependency sort)."""
+    ``expand`` built them, before the seeds and the dependency sort)."""
     seen: dict[tuple[str, str | None], int] = {}
     for run in runs:
         key = (run.stage, run.backbone)
         seen[key] = run.step = seen.get(key, 0) + 1
+
+
+def declared_seeds(plan: Plan, profile: Profile, stage: str, variant: str) -> list[int] | None:
+    """The seeds asked for a stage's variant, the most specific first: the variant's ``seeds:``, its stage's, the
+    profile's ``stages.<stage>.seeds``, the profile's ``seeds:``; None when none of them says."""
+    spec = plan.stages[stage]
+    for found in ((spec["variants"].get(variant) or {}).get("seeds"), spec.get("seeds"),
+                  (profile.stages.get(stage) or {}).get("seeds"), profile.seeds):
+        if found is not None:
+            return list(found)
+    return None
+
+
+def _expand_seeds(plan: Plan, profile: Profile, runs: list[PlannedRun]) -> list[PlannedRun]:
+    """One run per seed (``runs`` in plan order: what a run needs comes before it). A run runs its declared seeds
+    (``declared_seeds``); one that declares none runs once per seed of the seeded runs it needs (classify per
+    seed of its features), else once with the profile's seed. Seed s of a run needs seed s of a seeded run; a
+    run named ``<run>-s<seed>`` unless its seeds are just the profile's one."""
+    seeds_of: dict[str, tuple[list[int], bool]] = {}
+    out = []
+    for run in runs:
+        own = declared_seeds(plan, profile, run.stage, run.variant)
+        theirs = {dep: seeds_of[dep][0] for dep in (f"{s}/{n}" for s, n in run.needs.items())
+                  if dep in seeds_of and seeds_of[dep][1]}
+        if own is None:
+            distinct = {tuple(v) for v in theirs.values()}
+            if len(distinct) > 1:
+                raise PlanError(f"{plan.path}: {run.id} needs runs with different seeds "
+                                f"({', '.join(f'{d}: {v}' for d, v in theirs.items())}); give it its own 'seeds:'")
+            own = list(distinct.pop()) if distinct else [profile.seed]
+        for dep, seeds in theirs.items():
+            if missing := [s for s in own if s not in seeds]:
+                raise PlanError(f"{plan.path}: {run.id} runs seeds {own}, but {dep}, which it needs, runs {seeds} "
+                                f"(no {missing})")
+        seeded = own != [profile.seed]
+        seeds_of[run.id] = (own, seeded)
+        for seed in own:
+            needs = {stage: f"{name}-s{seed}" if seeds_of.get(f"{stage}/{name}", ([], False))[1] else name
+                     for stage, name in run.needs.items()}
+            out.append(replace(run, seed=seed, seeded=seeded, seeds=tuple(own), needs=needs, params=dict(run.params),
+                               reads=dict(run.reads)))
+    return out
 
 
 def _variant_reads(plan: Plan, stage: str, variant: str, reads) -> list[str]:

@@ -26,6 +26,7 @@ class Profile:
     report: dict = field(default_factory=dict)
     stages: dict = field(default_factory=dict)  # stage -> {"params": {...}, "force": {...}}
     resources: dict = field(default_factory=dict)  # what one run asks a Ray cluster for: {num_cpus, num_gpus, memory}
+    seeds: tuple[int, ...] | None = None  # ``seeds: [0, 1, 2]``: one run per seed wherever the plan says none
 
     def resources_for(self, stage: str) -> dict:
         """What one run of ``stage`` asks the Ray executor for: the profile's ``resources`` under the stage
@@ -73,7 +74,16 @@ def parse_profile(path: Path, name: str, spec: dict) -> Profile:
                    start_timeout=int(timeouts.get("start", 120)),
                    execution_timeout=int(timeouts.get("execution", 3600)), report=spec.get("report", {}),
                    stages=_check_profile_stages(path, name, spec.get("stages") or {}),
-                   resources=_check_resources(f"{path}: profile {name!r}, resources", spec.get("resources") or {}))
+                   resources=_check_resources(f"{path}: profile {name!r}, resources", spec.get("resources") or {}),
+                   seeds=tuple(check_seeds(f"{path}: profile {name!r}, seeds", spec["seeds"])) if "seeds" in spec else None)
+
+
+def check_seeds(where: str, seeds) -> list[int]:
+    """``seeds: [0, 1, 2]``: a non-empty list of distinct non-negative integers."""
+    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
+        raise PlanError(f"{where}: expected a non-empty list of distinct non-negative integers, not {seeds!r}")
+    return list(seeds)
 
 
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
@@ -89,7 +99,7 @@ def _check_resources(where: str, resources) -> dict:
     return dict(resources)
 
 
-PROFILE_STAGE_KEYS = ("params", "force", "pretrained", "random_weights", "backbones", "resources")
+PROFILE_STAGE_KEYS = ("params", "force", "pretrained", "random_weights", "backbones", "resources", "seeds")
 WEIGHTS_RULES = ("run", "skip")
 
 
@@ -107,6 +117,8 @@ def _check_profile_stages(path: Path, name: str, stages: dict) -> dict:
         if not isinstance(block.get("backbones", []), list):
             raise PlanError(f"{where}.backbones: expected a list of the stage's backbones")
         _check_resources(f"{where}.resources", block.get("resources") or {})
+        if "seeds" in block:
+            block["seeds"] = check_seeds(f"{where}.seeds", block["seeds"])
         if block.get("random_weights", "run") not in WEIGHTS_RULES:
             raise PlanError(f"{where}.random_weights: expected one of {', '.join(WEIGHTS_RULES)}, "
                             f"not {block['random_weights']!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
@@ -81,8 +82,6 @@ def gpu_names() -> tuple[str, ...]:
 def device_info() -> dict:
     """The GPU(s) this process may use (CUDA_VISIBLE_DEVICES picks among nvidia-smi's), else the CPU model
     (with the cores this process may use)."""
-    import os
-
     names = list(gpu_names())
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and names:
@@ -90,8 +89,12 @@ def device_info() -> dict:
         names = [names[int(d)] for d in picked if d.isdigit() and int(d) < len(names)]
     if names:
         return {"kind": "gpu", "name": ", ".join(names)}
+    return {"kind": "cpu", "name": f"{_cpu_name()} ({cpu_count()} cores)"}
+
+
+def cpu_count() -> int:
+    """The cores this process may use (its affinity, not the machine's count)."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:
-        cores = os.cpu_count()
-    return {"kind": "cpu", "name": f"{_cpu_name()} ({cores} cores)"}
+        return os.cpu_count() or 1

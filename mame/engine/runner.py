@@ -77,7 +77,7 @@ def compute_keys(planned: list[PlannedRun], profile: Profile, dataset: dict) -> 
                               "runs must come in dependency order (mame.engine.plan.expand)")
         dep_keys = {stage: keys[f"{stage}/{name}"] for stage, name in run.needs.items()}
         dep_keys.update({dep: keys[dep] for dep in _read_ids(run)})
-        keys[run.id] = cache.cache_key(stage=run.stage, name=run.name, params=run.params, profile=profile.name,
+        keys[run.id] = cache.cache_key(stage=run.stage, name=run.name, params=run.params, seed=run.seed, profile=profile.name,
                                        dataset_fingerprint=dataset["fingerprint"], notebook=run.notebook,
                                        dependency_keys=dep_keys)
     return keys

@@ -23,6 +23,7 @@ class Entry:
     detail: str
     path: Path
     metrics: dict | None = None
+    combined: object = None  # the deck's: ``mame.deck.seeds.Combined`` for an entry folding several seeds' runs
 
 
 def dataset_for_status(profile) -> dict | None:

@@ -154,9 +154,10 @@ def draw_accuracy_bars(rows: list[dict], *, x: str, y: str | list[str], ax: Axes
 
     Wide rows: ``y`` lists the columns drawn side by side (e.g. train/val/test). Long rows:
     ``y`` is one column and ``hue`` names the column that splits each group (e.g. classifier).
-    Missing values (absent, None or NaN) leave a gap.
+    Missing values (absent, None or NaN) leave a gap. A value with a ``std`` (a mean over seeds,
+    ``mame.deck.seeds.Spread``) gets an error bar of ± that std.
     """
-    groups, series, values = _bar_table(rows, x, y, hue)
+    groups, series, values, errors = _bar_table(rows, x, y, hue)
     if ax is None:
         fig, axes = new_figure("full")
         ax = axes[0, 0]
@@ -167,8 +168,10 @@ def draw_accuracy_bars(rows: list[dict], *, x: str, y: str | list[str], ax: Axes
     positions = np.arange(len(groups))
     for i, name in enumerate(series):
         heights = values[:, i]
+        spread = errors[:, i] if np.isfinite(errors[:, i]).any() else None
         bars = ax.bar(positions + (i - (len(series) - 1) / 2) * width, heights, width,
-                      label=name, color=colours[i])
+                      label=name, color=colours[i], yerr=spread, capsize=3 if spread is not None else 0,
+                      error_kw={"elinewidth": 1, "ecolor": "#374151"})
         ax.bar_label(bars, labels=["" if math.isnan(h) else f"{h:.2f}" for h in heights],
                      fontsize=8 if len(groups) * len(series) > 16 else 9, padding=2)
     _format_bar_axes(ax, groups, x, y, ylim, legend=len(series) > 1)
@@ -193,7 +196,8 @@ def _format_bar_axes(ax: Axes, groups: list[str], x: str, y: str | list[str],
 
 
 def _bar_table(rows: list[dict], x: str, y: str | list[str], hue: str | None):
-    """(group names, series names, values[group, series] with NaN for missing)."""
+    """(group names, series names, values[group, series] with NaN for missing, errors[group, series]: each
+    value's ``std`` where it has one, else NaN)."""
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         raise PlotError("rows: expected a non-empty list of dicts")
     if hue is not None and not isinstance(y, str):
@@ -207,6 +211,7 @@ def _bar_table(rows: list[dict], x: str, y: str | list[str], hue: str | None):
     if not series:
         raise PlotError("y: expected at least one column name")
     values = np.full((len(groups), len(series)), np.nan)
+    errors = np.full_like(values, np.nan)
     for row in rows:
         g = groups.index(str(row[x]))
         for s, name in enumerate(series):
@@ -214,9 +219,10 @@ def _bar_table(rows: list[dict], x: str, y: str | list[str], hue: str | None):
             if hue and str(row[hue]) != name:
                 continue
             values[g, s] = _number(row.get(column), column)
+            errors[g, s] = getattr(row.get(column), "std", np.nan)
     if np.isnan(values).all():
         raise PlotError(f"rows: expected numbers in the column(s) {series if not hue else [y]}, found none")
-    return groups, series, values
+    return groups, series, values, errors
 
 
 def _number(value, column: str) -> float:

@@ -20,6 +20,7 @@ the feature-extraction pipelines likewise, then the scratch rung)::
     {"model": "finetune/vgg16-step3",   # as in metrics["models"] and the classification keys ("<model>/test")
      "stage": "finetune", "run": "vgg16-step3", "backbone": "vgg16", "variant": "step3",
      "step": 3,                         # position among its backbone's variants of the stage, in plan order
+     "seed": 0,                         # the run's seed (with several seeds, the one best on validation)
      "approach": "fine-tuning",         # scratch | feature extraction | fine-tuning
      "val_accuracy": 0.61,
      "why": "best of 6 VGG16 fine-tuning steps on validation",
@@ -205,8 +206,8 @@ def chosen_record(chosen: list[Candidate], reference: str) -> list[dict]:
     """What the run records of the models it chose (shape in the module docstring); ``reference`` is the
     ``model`` (``stage/run``) of the best single one."""
     return [{"model": c.name, "stage": c.stage, "run": c.run, "backbone": c.backbone, "variant": c.variant,
-             "step": c.step, "approach": APPROACHES[c.stage], "val_accuracy": c.val_accuracy, "why": c.why,
-             "reference": c.name == reference,
+             "step": c.step, "seed": c.seed, "approach": APPROACHES[c.stage], "val_accuracy": c.val_accuracy,
+             "why": c.why, "reference": c.name == reference,
              **(c.record() if isinstance(c, feature_pipelines.Pipeline) else {})}
             for c in chosen]
 

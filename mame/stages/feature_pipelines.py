@@ -34,7 +34,7 @@ import numpy as np
 
 from mame.classes import CLASS_NAMES
 from mame.stages import classify
-from mame.stages.selection import Candidate, check_identity, display_name
+from mame.stages.selection import Candidate, check_identity, display_name, seed_said
 
 FROZEN = "imagenet"          # a features run's source when it built the backbone itself (not fine-tuned)
 GUARD_IMAGES = 8             # validation images re-extracted to check the rebuilt extractor
@@ -124,7 +124,7 @@ def candidates(inputs: dict) -> list[Pipeline]:
         extractor = {k: v for k, v in features_metrics["metrics"].items() if k in EXTRACTOR_KEYS + ("seed",)}
         for row in metrics["metrics"]["classifiers"]:
             found.append(Pipeline("classify", run["name"], folder, float(row["val_accuracy"]), {}, run["backbone"],
-                                  variant=run["variant"], step=run["step"], classifier=row["classifier"],
+                                  variant=run["variant"], step=run["step"], seed=run["seed"], classifier=row["classifier"],
                                   params=dict(row.get("params") or {}), settings=settings,
                                   feature_layer=params.get("feature_layer"),
                                   layer=metrics["metrics"].get("feature_layer") or "",
@@ -145,7 +145,7 @@ def choose(inputs: dict) -> list[Pipeline]:
         layers = sorted({p.layer for p in options if p.layer})
         on = f"{display_name(best.backbone)} features" + (f" ({', '.join(layers)})" if len(layers) > 1 else "")
         best.why = (f"best of {len(options)} classifiers on {on} on validation" if len(options) > 1
-                    else f"the only classifier on {on}")
+                    else f"the only classifier on {on}") + seed_said(best, options)
         refit(best)
         chosen.append(best)
     return sorted(chosen, key=lambda p: -p.val_accuracy)

@@ -27,6 +27,7 @@ class Candidate:
     variant: str = ""
     step: int | None = None        # its position among its backbone's variants of the stage (the plan's)
     why: str = ""                  # one line: why it was chosen (set by choose_models)
+    seed: int = 0                  # the run's seed (a plan's ``seeds:`` makes one run per seed)
 
     @property
     def name(self) -> str:
@@ -62,7 +63,7 @@ def candidates(inputs: dict[str, dict[str, dict]]) -> list[Candidate]:
             val = _load_val(folder)
             accuracy = float((val["probabilities"].argmax(axis=1) == val["y_true"]).mean())
             found.append(Candidate(stage, identity["name"], folder, accuracy, val, identity["backbone"],
-                                   variant=identity["variant"], step=identity["step"]))
+                                   variant=identity["variant"], step=identity["step"], seed=identity["seed"]))
     return found
 
 
@@ -80,13 +81,14 @@ def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = "best-per
     if select == "best-per-backbone":  # ties keep the earlier step (max keeps the first, in plan order)
         tuned = [max(steps, key=lambda c: c.val_accuracy) for steps in per_backbone.values()]
     for c in tuned:
-        c.why = _why_tuned(c, len(per_backbone[c.backbone]), select)
+        c.why = _why_tuned(c, per_backbone[c.backbone], select)
     chosen = sorted(tuned, key=lambda c: -c.val_accuracy)
     scratch = [c for c in pool if c.stage == "scratch"]
     if include_scratch and scratch:
         best = max(scratch, key=lambda c: c.val_accuracy)
-        best.why = (f"best of {len(scratch)} scratch rungs on validation" if len(scratch) > 1
-                    else "the only scratch rung")
+        rungs = len({c.variant for c in scratch})
+        best.why = ((f"best of {rungs} scratch rungs on validation" if rungs > 1 else "the only scratch rung")
+                    + seed_said(best, scratch))
         chosen.append(best)
     if not chosen:
         raise ValueError("no finished finetune or scratch run to evaluate (inputs: "
@@ -94,13 +96,21 @@ def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = "best-per
     return chosen
 
 
-def _why_tuned(c: Candidate, n_steps: int, select: str) -> str:
-    name = display_name(c.backbone)
+def _why_tuned(c: Candidate, runs: list[Candidate], select: str) -> str:
+    name, n_steps = display_name(c.backbone), len({r.step for r in runs})
     if select == "all":
-        return f"every {name} fine-tuning step is taken (select='all'): step {c.step} of {n_steps}"
+        return f"every {name} fine-tuning step is taken (select='all'): step {c.step} of {n_steps}" + seed_said(c, runs)
     if n_steps == 1:
-        return f"the only {name} fine-tuning step"
-    return f"best of {n_steps} {name} fine-tuning steps on validation"
+        return f"the only {name} fine-tuning step" + seed_said(c, runs)
+    return f"best of {n_steps} {name} fine-tuning steps on validation" + seed_said(c, runs)
+
+
+def seed_said(c: Candidate, runs: list[Candidate]) -> str:
+    """``, seed 1 of 0, 1 (best on validation)`` when ``c``'s step ran with several seeds, else nothing."""
+    seeds = sorted({r.seed for r in runs if (r.variant, r.step) == (c.variant, c.step)})
+    if len(seeds) < 2:
+        return ""
+    return f", seed {c.seed} of {', '.join(map(str, seeds))} (best on validation)"
 
 
 def display_name(backbone: str | None) -> str:

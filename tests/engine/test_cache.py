@@ -22,7 +22,7 @@ def cold_memo():
 
 
 def key(**changes):
-    args = dict(stage="features", name="vgg16", params={"batch_size": 16}, profile="smoke",
+    args = dict(stage="features", name="vgg16", params={"batch_size": 16}, seed=0, profile="smoke",
                 dataset_fingerprint="d1", notebook=NB, dependency_keys={})
     args.update(changes)
     return cache.cache_key(**args)
@@ -32,7 +32,7 @@ def test_key_is_stable_and_changes_with_every_input():
     base = key()
     assert base == key() and len(base) == cache.KEY_LENGTH
     variants = [key(params={"batch_size": 8}), key(profile="demo"), key(dataset_fingerprint="d2"),
-                key(dependency_keys={"features": "abc"}), key(name="vgg16-fc2"), key(stage="classify"),
+                key(dependency_keys={"features": "abc"}), key(name="vgg16-fc2"), key(stage="classify"), key(seed=1),
                 key(notebook=config.EXPERIMENTS_DIR / "04_classify.ipynb")]
     assert len({base, *variants}) == len(variants) + 1
 

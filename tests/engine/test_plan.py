@@ -351,3 +351,39 @@ def test_resources_a_run_asks_ray_for_come_from_the_profile_and_its_stage_block(
     (tmp_path / "bad.yaml").write_text(text.replace("{num_gpus: 0}", "{gpus: 0}"))
     with pytest.raises(PlanError, match=r"stages.classify.resources: expected a mapping with num_cpus, num_gpus, memory"):
         load_plan(tmp_path / "bad.yaml")
+
+
+def test_seeds_make_one_run_per_seed_that_needs_follow_and_reads_take_whole(tmp_path):
+    path = tmp_path / "plan.yaml"
+    seeded = ORDERED.replace("      step2: {backbones: [vgg16]}", "      step2: {backbones: [vgg16], seeds: [0, 1]}")
+    seeded = seeded.replace("    needs: [features]\n", "    needs: [features]\n    seeds: [3]\n", 1)
+    path.write_text(seeded)
+    runs = expand(load_plan(path), "tiny")
+    by_id = {r.id: r for r in runs}
+    assert [r.id for r in runs if r.stage == "finetune"] == ["finetune/vgg16-step1", "finetune/resnet50-step1",
+                                                            "finetune/vgg16-step2-s0", "finetune/vgg16-step2-s1"]
+    pair = [by_id["finetune/vgg16-step2-s0"], by_id["finetune/vgg16-step2-s1"]]
+    assert [(r.seed, r.seeds, r.step, r.base_name) for r in pair] == [(0, (0, 1), 2, "vgg16-step2"), (1, (0, 1), 2, "vgg16-step2")]
+    assert by_id["finetune/vgg16-step1"].seeded is False and by_id["finetune/vgg16-step1"].seed == 0
+    # a stage's one seed other than the profile's names its runs too; reads take every seed
+    assert by_id["classify/vgg16-s3"].seed == 3 and by_id["classify/vgg16-s3"].needs == {"features": "vgg16"}
+    assert by_id["summary/default"].reads == {"finetune": ["vgg16-step1", "resnet50-step1", "vgg16-step2-s0",
+                                                           "vgg16-step2-s1"]}
+    # a run that needs a seeded run runs once per seed of it, each needing its own seed
+    path.write_text(ORDERED.replace("      default: {}\n      tuned: {backbones: [vgg16], reads",
+                                    "      default: {seeds: [0, 2]}\n      tuned: {backbones: [vgg16], reads"))
+    by_id = {r.id: r for r in expand(load_plan(path), "tiny")}
+    assert by_id["classify/vgg16-s2"].needs == {"features": "vgg16-s2"} and by_id["classify/vgg16-s2"].seed == 2
+    assert "classify/vgg16" not in by_id and by_id["classify/vgg16-tuned"].needs == {"features": "vgg16-tuned"}
+    # a profile's seeds apply wherever the plan says none; seeds the needed runs lack are refused
+    path.write_text(ORDERED + "    seeds: [0, 1]\n")
+    assert {r.name for r in expand(load_plan(path), "tiny") if r.stage == "summary"} == {"default-s0", "default-s1"}
+    path.write_text(seeded.replace("seeds: [3]", "seeds: [0, 5]").replace("  features:\n    notebook: 02_features.ipynb\n",
+                                   "  features:\n    notebook: 02_features.ipynb\n    seeds: [0, 1]\n"))
+    with pytest.raises(PlanError, match=r"classify/vgg16 runs seeds \[0, 5\], but features/vgg16, which it needs, "
+                                        r"runs \[0, 1\] \(no \[5\]\)"):
+        expand(load_plan(path), "tiny")
+    for bad in ("[]", "[1, 1]", "[-1]", "zero"):
+        path.write_text(seeded.replace("seeds: [0, 1]", f"seeds: {bad}"))
+        with pytest.raises(PlanError, match=r"finetune/step2, seeds: expected a non-empty list of distinct non-negative"):
+            load_plan(path)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mame import config
-from mame.stages import evaluate
+from mame.stages import evaluate, selection
 from mame.stages.selection import Candidate
 
 N_VAL, N_TEST, CLASSES = 120, 200, 29
@@ -256,7 +256,7 @@ def test_save_records_the_chosen_models_and_why(inputs, tmp_path):
     record = metrics["chosen"]
     assert [r["model"] for r in record] == [c.name for c in chosen]
     assert record[0] == {"model": "finetune/vgg16-step2", "stage": "finetune", "run": "vgg16-step2", "backbone": "vgg16",
-                         "variant": "step2", "step": 2, "approach": "fine-tuning", "val_accuracy": chosen[0].val_accuracy,
+                         "variant": "step2", "step": 2, "seed": 0, "approach": "fine-tuning", "val_accuracy": chosen[0].val_accuracy,
                          "why": "best of 2 VGG16 fine-tuning steps on validation", "reference": True}
     assert record[-1]["stage"] == "scratch" and record[-1]["backbone"] is None and record[-1]["step"] == 7
     assert record[-1]["why"] == "best of 2 scratch rungs on validation"
@@ -275,3 +275,21 @@ def test_only_the_evaluate_stage_asks_for_the_test_split():
             if name:
                 callers.setdefault(name, set()).add(path.relative_to(config.PACKAGE_DIR).as_posix())
     assert callers == {"read_test_split": {"stages/evaluate.py"}, "allow_test=True": {"stages/evaluate.py"}}
+
+
+def test_with_several_seeds_the_run_best_on_validation_is_chosen_and_its_seed_is_said(tmp_path):
+    inputs: dict = {}
+    for i, (variant, step, seed, accuracy) in enumerate([("step1", 1, 0, 0.50), ("step1", 1, 1, 0.60),
+                                                         ("step2", 2, 0, 0.55), ("step2", 2, 1, 0.45)]):
+        run = {**identity("finetune", "vgg16", variant, step, tmp_path), "seed": seed}
+        run["name"] += f"-s{seed}"
+        run["folder"] += f"-s{seed}"
+        write_run(Path(run["folder"]), accuracy, seed=i)
+        inputs.setdefault("finetune", {})[run["name"]] = run
+    accuracy = {c.run: c.val_accuracy for c in selection.candidates(inputs)}
+    best = max(accuracy, key=accuracy.get)
+    (chosen,) = evaluate.choose_models(inputs, include_classify=False)
+    assert chosen.run == best and chosen.seed == int(best[-1])
+    assert chosen.why == (f"best of 2 VGG16 fine-tuning steps on validation, seed {chosen.seed} of 0, 1 "
+                          "(best on validation)")
+    assert evaluate.chosen_record([chosen], chosen.name)[0]["seed"] == chosen.seed
