@@ -75,6 +75,7 @@ def test_seeded_runs_fold_into_one_entry_in_place_and_others_pass_through():
 def test_a_failed_seed_is_left_out_of_the_mean_and_named():
     runs = [entry("finetune", "step2", s, (0, 1, 2), val=v) for s, v in ((0, 0.5), (1, 0.7))]
     runs.append(entry("finetune", "step2", 2, (0, 1, 2), state="failed"))
+    runs[-1].metrics = metrics(2, 0.99)  # a failed run writes its metrics.json too
     (folded,) = seeds.combine(runs)
     assert folded.combined.seeds == [0, 1] and folded.metrics["headline"]["value"].n == 2
     assert seeds.seeds_said([folded])[0]["missing"] == "finetune/vgg16-step2-s2"
