@@ -10,7 +10,7 @@ settings on top of its own for runs whose backbone starts from ImageNet weights 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import yaml
 
 from mame import config
 from mame.engine.profiles import RUNNER_PARAMS, PlanError, Profile, check_profile_stage, check_seeds, parse_profile, resolve_params
+from mame.engine.seeds import expand_seeds
 from mame.engine.weights_rules import LeftOut, leave_out_dependants, weights_outlook
 
 # What a notebook is told about each run it needs or reads (``PlannedRun.identity``): no stage parses a
@@ -193,7 +194,7 @@ def expand(plan: Plan, profile_name: str, only: str | None = None, *,
         run.reads = {stage: [r.name for r in runs if r.stage == stage and _same_backbone(run, r)] for stage in run.reads}
     runs = leave_out_dependants(runs, dropped)
     _number_steps(runs)
-    runs = _expand_seeds(plan, profile, runs)
+    runs = expand_seeds(plan, profile, runs)
     for run in runs:
         run.reads = {stage: [r.name for r in runs if r.stage == stage and _same_backbone(run, r)] for stage in run.reads}
     _check_needs(plan.path, runs)
@@ -210,48 +211,6 @@ def _number_steps(runs: list[PlannedRun]) -> None:
     for run in runs:
         key = (run.stage, run.backbone)
         seen[key] = run.step = seen.get(key, 0) + 1
-
-
-def declared_seeds(plan: Plan, profile: Profile, stage: str, variant: str) -> list[int] | None:
-    """The seeds asked for a stage's variant, the most specific first: the variant's ``seeds:``, its stage's, the
-    profile's ``stages.<stage>.seeds``, the profile's ``seeds:``; None when none of them says."""
-    spec = plan.stages[stage]
-    for found in ((spec["variants"].get(variant) or {}).get("seeds"), spec.get("seeds"),
-                  (profile.stages.get(stage) or {}).get("seeds"), profile.seeds):
-        if found is not None:
-            return list(found)
-    return None
-
-
-def _expand_seeds(plan: Plan, profile: Profile, runs: list[PlannedRun]) -> list[PlannedRun]:
-    """One run per seed (``runs`` in plan order: what a run needs comes before it). A run runs its declared seeds
-    (``declared_seeds``); one that declares none runs once per seed of the seeded runs it needs (classify per
-    seed of its features), else once with the profile's seed. Seed s of a run needs seed s of a seeded run; a
-    run named ``<run>-s<seed>`` unless its seeds are just the profile's one."""
-    seeds_of: dict[str, tuple[list[int], bool]] = {}
-    out = []
-    for run in runs:
-        own = declared_seeds(plan, profile, run.stage, run.variant)
-        theirs = {dep: seeds_of[dep][0] for dep in (f"{s}/{n}" for s, n in run.needs.items())
-                  if dep in seeds_of and seeds_of[dep][1]}
-        if own is None:
-            distinct = {tuple(v) for v in theirs.values()}
-            if len(distinct) > 1:
-                raise PlanError(f"{plan.path}: {run.id} needs runs with different seeds "
-                                f"({', '.join(f'{d}: {v}' for d, v in theirs.items())}); give it its own 'seeds:'")
-            own = list(distinct.pop()) if distinct else [profile.seed]
-        for dep, seeds in theirs.items():
-            if missing := [s for s in own if s not in seeds]:
-                raise PlanError(f"{plan.path}: {run.id} runs seeds {own}, but {dep}, which it needs, runs {seeds} "
-                                f"(no {missing})")
-        seeded = own != [profile.seed]
-        seeds_of[run.id] = (own, seeded)
-        for seed in own:
-            needs = {stage: f"{name}-s{seed}" if seeds_of.get(f"{stage}/{name}", ([], False))[1] else name
-                     for stage, name in run.needs.items()}
-            out.append(replace(run, seed=seed, seeded=seeded, seeds=tuple(own), needs=needs, params=dict(run.params),
-                               reads=dict(run.reads)))
-    return out
 
 
 def _variant_reads(plan: Plan, stage: str, variant: str, reads) -> list[str]:
