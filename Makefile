@@ -7,7 +7,10 @@ SHELL := /bin/bash
 # python3.11 that runs and is a supported version (3.11-3.13).
 SUPPORTED_PYTHONS := 3.11 3.12 3.13
 IS_SUPPORTED = $(shell $(1) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' >/dev/null 2>&1 && echo yes)
-PYTHON  ?= $(firstword $(foreach p,python3 python3.13 python3.12 python3.11,$(if $(call IS_SUPPORTED,$(p)),$(p))))
+# (chosen once: `?=` would run the probe again at every use of $(PYTHON))
+ifeq ($(origin PYTHON),undefined)
+PYTHON  := $(firstword $(foreach p,python3 python3.13 python3.12 python3.11,$(if $(call IS_SUPPORTED,$(p)),$(p))))
+endif
 PYVER   := $(if $(PYTHON),$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
 VENV    ?= .venv
 PY      := $(VENV)/bin/python

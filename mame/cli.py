@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--no-run", action="store_true", help="render from the runs as they are")
     _executor_args(report)
     report.add_argument("--no-pdf", action="store_true", help="skip the PDF")
+    report.add_argument("--rerender", action="store_true",
+                        help="render the deck even when nothing it is made from changed since the last render")
     report.add_argument("--check", action="store_true",
                         help="open the deck in headless Chromium: JS errors, overflowing slides, screenshots")
 
@@ -158,7 +160,7 @@ def _report(args) -> int:
     from mame.engine.runner import summary_table
 
     result = build(args.profile, run=not args.no_run, pdf=not args.no_pdf, check=args.check, plan_file=args.plan,
-                   run_options=_run_options(args))
+                   run_options=_run_options(args), rerender=args.rerender)
     if result.outcomes:
         print(summary_table(result.outcomes))
     print(f"deck: {result.html}")

@@ -3,22 +3,21 @@
 runs → status entries → figures (cached in the run folders) → one context → Jinja (templates/) →
 ``report/_generated/deck.qmd`` → ``report/_output/deck.html`` (self-contained revealjs) and
 ``deck.pdf`` (one page per slide). Missing or failed runs become placeholders; the deck always renders.
+With nothing new since the last render nothing is rendered (``mame.deck.freshness``), and that path imports
+no plotting code (the drawing modules are imported where a render starts).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from mame import config
-from mame.deck import history, templating
-from mame.deck.context import build_context
-from mame.deck.dataset import dataset_figures
-from mame.deck.features import MAX_POINTS_PER_CLASS
-from mame.deck.figures import report_figures, run_figures
+from mame.deck import freshness, history
 from mame.engine.plan import load_plan
 from mame.engine.status import collect
 from mame.results import atomic_write_text
@@ -34,6 +33,9 @@ class ReportResult:
     outcomes: list = field(default_factory=list)
     entries: list = field(default_factory=list)
     check: object | None = None
+    unchanged: bool = False   # nothing rendered: the deck's inputs were those of the last render
+    rendered_at: str = ""
+    pdf_of: str | None = None  # sha256 of the HTML the PDF was printed from
 
     @property
     def ok(self) -> bool:
@@ -57,53 +59,124 @@ def _relative_values(drawn: dict, start: Path) -> dict:
     return {k: None if v is None else [rel(p) for p in v] if isinstance(v, list) else rel(v) for k, v in drawn.items()}
 
 
-def render_source(profile_name: str, *, plan_file: Path | None = None) -> tuple[Path, list]:
-    """Collect the runs and write the deck source; returns (deck.qmd, status entries)."""
+def render_source(profile_name: str, *, plan_file: Path | None = None, collected: tuple | None = None,
+                  steps: freshness.Steps | None = None) -> tuple[Path, list]:
+    """Collect the runs and write the deck source; returns (deck.qmd, status entries). ``collected``: the
+    (entries, left out) ``collect`` gave, when the caller already has them; ``steps`` prints a line per step."""
+    from mame.deck import templating
+    from mame.deck.context import build_context
+    from mame.deck.dataset import dataset_figures
+    from mame.deck.features import MAX_POINTS_PER_CLASS
+    from mame.deck.figures import report_figures, run_figures
+
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
     dirs = build_dirs()
-    left_out: list = []
-    entries = collect(profile_name, plan_file, left_out=left_out)
+    steps = steps or freshness.Steps(None)
+    if collected is None:
+        left_out: list = []
+        entries = collect(profile_name, plan_file, left_out=left_out)
+    else:
+        entries, left_out = collected
     options = dict(profile.report or {})
     per_class = options.setdefault("points_per_class", MAX_POINTS_PER_CLASS)
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
         raise ValueError(f"{plan_file or config.plan_path()}: profiles.{profile_name}.report.points_per_class must be "
                          f"a positive integer, got {per_class!r}")
-    figures = {e.run.id: run_figures(e, options) for e in entries}
+    figures = {}
+    for stage, group in _by_stage(entries).items():
+        if stage == "features":  # one line per feature set: its projections are the slow figures
+            for e in group:
+                with steps.step(f"figures: {e.run.id} ({', '.join(options.get('projections') or [])})"):
+                    figures[e.run.id] = run_figures(e, options)
+            continue
+        with steps.step(f"figures: {stage} ({len(group)} run{'s' if len(group) > 1 else ''})"):
+            figures.update({e.run.id: run_figures(e, options) for e in group})
     rendered_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     changes = history.record(dirs["state"] / "history.json", history.snapshot(entries), rendered_at)
-    context = build_context(entries, profile, list(plan.stages), figures=_relative(figures, dirs["generated"]),
-                            changes=changes, rendered_at=rendered_at, left_out=left_out)
+    with steps.step("slides' numbers (context)"):
+        context = build_context(entries, profile, list(plan.stages), figures=_relative(figures, dirs["generated"]),
+                                changes=changes, rendered_at=rendered_at, left_out=left_out)
     out_dir = dirs["generated"] / "figures"
-    for stage, drawn in report_figures(context, out_dir).items():
-        context[stage].update(_relative_values(drawn, dirs["generated"]))
-    context["dataset"].update(_relative_values(dataset_figures(context["dataset"], out_dir), dirs["generated"]))
-    qmd = atomic_write_text(dirs["generated"] / "deck.qmd", templating.render("deck.qmd.j2", context))
+    with steps.step("figures comparing runs"):
+        for stage, drawn in report_figures(context, out_dir).items():
+            context[stage].update(_relative_values(drawn, dirs["generated"]))
+    with steps.step("dataset figures"):
+        context["dataset"].update(_relative_values(dataset_figures(context["dataset"], out_dir), dirs["generated"]))
+    with steps.step("Jinja (deck.qmd)"):
+        qmd = atomic_write_text(dirs["generated"] / "deck.qmd", templating.render("deck.qmd.j2", context))
     return qmd, entries
 
 
-def build(profile_name: str, *, run: bool = True, pdf: bool = True, check: bool = False,
-          plan_file: Path | None = None, out=sys.stdout, run_options: dict | None = None) -> ReportResult:
-    """``run_options``: how the runs execute (``jobs``, ``executor``, ``address``, ``retries`` of ``run_plan``)."""
-    from mame.deck.render import render_html
+def _by_stage(entries: list) -> dict[str, list]:
+    grouped: dict[str, list] = {}
+    for e in entries:
+        grouped.setdefault(e.run.stage, []).append(e)
+    return grouped
 
-    outcomes = []
+
+def build(profile_name: str, *, run: bool = True, pdf: bool = True, check: bool = False,
+          plan_file: Path | None = None, out=None, run_options: dict | None = None,
+          rerender: bool = False) -> ReportResult:
+    """``run_options``: how the runs execute (``jobs``, ``executor``, ``address``, ``retries`` of ``run_plan``).
+    Nothing is rendered when the deck's inputs are those of the last render and its files are as it left them
+    (``mame.deck.freshness``; ``rerender`` renders anyway); the PDF only when the HTML changed."""
+    out, outcomes = out or sys.stdout, []
     if run:
         from mame.engine.runner import run_plan
 
         outcomes = run_plan(profile_name, plan_file=plan_file, out=out, **(run_options or {}))
-    qmd, entries = render_source(profile_name, plan_file=plan_file)
-    output = build_dirs()["output"]
-    html = render_html(qmd, output / "deck.html")
-    result = ReportResult(qmd=qmd, html=html, pdf=None, outcomes=outcomes, entries=entries)
+    steps, dirs = freshness.Steps(out), build_dirs()
+    output = dirs["output"]
+    files = {"qmd": dirs["generated"] / "deck.qmd", "html": output / "deck.html"}
     if pdf:
-        from mame.deck.pdf import render_pdf
-
-        # No transitions and images embedded as data URIs: a short pause per slide suffices
-        # (27 slides: 6.5 s at 50 ms against 14 s at 300 ms, identical pages).
-        result.pdf = render_pdf(html, output / "deck.pdf", pause_ms=PDF_PAUSE_MS)
+        files["pdf"] = output / "deck.pdf"
+    with steps.step("collect the runs"):
+        left_out: list = []
+        entries = collect(profile_name, plan_file, left_out=left_out)
+        fingerprint = freshness.inputs_fingerprint(entries, left_out, load_plan(plan_file).profile(profile_name),
+                                                   plan_file, pdf=pdf)
+    last = None if rerender else freshness.unchanged(dirs["state"], fingerprint, files)
+    if last is not None:
+        steps.say(f"unchanged since the render of {last['rendered_at']}: nothing drawn, rendered or printed")
+        result = ReportResult(qmd=files["qmd"], html=files["html"], pdf=files.get("pdf"), outcomes=outcomes,
+                              entries=entries, unchanged=True)
+    else:
+        result = _render(profile_name, plan_file, (entries, left_out), files, pdf, steps, outcomes)
+        freshness.record(dirs["state"], fingerprint, files, result.rendered_at, result.pdf_of)
     if check:
         from mame.deck.browser import check_deck
 
-        result.check = check_deck(html, screenshot_dir=output / "screenshots")
+        with steps.step("browser check"):
+            result.check = check_deck(result.html, screenshot_dir=output / "screenshots")
     return result
+
+
+def _render(profile_name, plan_file, collected, files, pdf, steps, outcomes) -> ReportResult:
+    from mame.deck.render import render_html
+
+    qmd, entries = render_source(profile_name, plan_file=plan_file, collected=collected, steps=steps)
+    with steps.step("pandoc (HTML)"):
+        html = render_html(qmd, files["html"])
+    result = ReportResult(qmd=qmd, html=html, pdf=None, outcomes=outcomes, entries=entries,
+                          rendered_at=_rendered_at(qmd))
+    if pdf:
+        from mame.deck.pdf import pdf_page_count, render_pdf
+
+        digest, last = freshness.html_digest(html), freshness.recorded(build_dirs()["state"])
+        if last.get("pdf_of") == digest and files["pdf"].is_file():
+            steps.say("PDF: the HTML is the one it was printed from; kept")
+            result.pdf = files["pdf"]
+        else:
+            # No transitions and images embedded as data URIs: a short pause per slide suffices
+            # (27 slides: 6.5 s at 50 ms against 14 s at 300 ms, identical pages).
+            with steps.step("PDF (decktape)"):
+                result.pdf = render_pdf(html, files["pdf"], pause_ms=PDF_PAUSE_MS)
+            steps.say(f"PDF: {pdf_page_count(result.pdf)} pages")
+        result.pdf_of = digest
+    return result
+
+
+def _rendered_at(qmd: Path) -> str:
+    found = re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", qmd.read_text(encoding="utf-8"))
+    return found.group(0) if found else ""

@@ -1,24 +1,29 @@
 """The run store: one folder per run holding ``metrics.json``, the executed notebook and artifacts.
 
-``metrics.json`` follows ``mame/engine/schema/metrics.schema.json``; it is validated on write and on read,
-and always written atomically (temp file + rename), so a crash never leaves a file that looks complete.
+``metrics.json`` follows ``mame/engine/schema/metrics.schema.json``; it is validated when written, and always
+written atomically (temp file + rename), so a crash never leaves a file that looks complete. Beside it,
+``.metrics.json.valid`` holds the sha256 of the bytes that passed validation: a read whose bytes have that
+hash skips the schema (the expensive part of a read), any other read (a file edited by hand, or written
+before the stamp existed) is validated in full, and stamped when it passes.
 A stage's notebook hands its results to the runner through ``result.json`` (``mame.results.save_result``); the
 runner adds the provenance block and writes ``metrics.json``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
 
 from mame import config
-from mame.results import RESULT_FILE, MetricsError, atomic_write_json, json_default
+from mame.results import RESULT_FILE, MetricsError, atomic_write_json, atomic_write_text, json_default
 
 __all__ = ["METRICS_FILE", "NOTEBOOK_FILE", "SCHEMA_VERSION", "MetricsError", "load_result", "read_metrics",
            "try_read_metrics", "validate_metrics", "write_metrics"]
 
 METRICS_FILE = "metrics.json"
+VALID_STAMP = ".metrics.json.valid"
 NOTEBOOK_FILE = "notebook.ipynb"
 SCHEMA_VERSION = 1
 
@@ -48,16 +53,41 @@ def write_metrics(run_dir: Path, metrics: dict) -> Path:
     # Round-trip through JSON first so numpy values are validated as what will be stored.
     data = json.loads(json.dumps(metrics, default=json_default))
     validate_metrics(data, source=path)
-    return atomic_write_json(path, data)
+    atomic_write_json(path, data)
+    _stamp_valid(path, path.read_bytes())
+    return path
+
+
+def _stamp_valid(path: Path, raw: bytes) -> None:
+    """Record that these bytes of ``path`` passed the schema (best effort: a read-only folder just validates)."""
+    try:
+        atomic_write_text(path.parent / VALID_STAMP, hashlib.sha256(raw).hexdigest() + "\n")
+    except OSError:
+        pass
+
+
+def _stamped(path: Path, raw: bytes) -> bool:
+    try:
+        return (path.parent / VALID_STAMP).read_text(encoding="utf-8").strip() == hashlib.sha256(raw).hexdigest()
+    except OSError:
+        return False
 
 
 def _read_json(path: Path, missing: str) -> dict:
     """The JSON object in ``path``; ``MetricsError`` naming the file (``missing`` says why it matters)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise MetricsError(f"{path}: {missing}") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except OSError as exc:
+        raise MetricsError(f"{path}: unreadable: {exc}") from None
+    return _parse_json(path, raw)
+
+
+def _parse_json(path: Path, raw: bytes) -> dict:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MetricsError(f"{path}: unreadable: {exc}") from None
     if not isinstance(data, dict):
         raise MetricsError(f"{path}: expected a JSON object, found {type(data).__name__}")
@@ -65,9 +95,20 @@ def _read_json(path: Path, missing: str) -> dict:
 
 
 def read_metrics(run_dir: Path) -> dict:
-    """Read and validate ``run_dir/metrics.json``; ``MetricsError`` if absent, corrupt or invalid."""
+    """Read and validate ``run_dir/metrics.json`` (the schema only when these bytes were not validated before:
+    module docstring); ``MetricsError`` if absent, corrupt or invalid."""
     path = Path(run_dir) / METRICS_FILE
-    return validate_metrics(_read_json(path, "no metrics file"), source=path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise MetricsError(f"{path}: no metrics file") from None
+    except OSError as exc:
+        raise MetricsError(f"{path}: unreadable: {exc}") from None
+    data = _parse_json(path, raw)
+    if not _stamped(path, raw):
+        validate_metrics(data, source=path)
+        _stamp_valid(path, raw)
+    return data
 
 
 def try_read_metrics(run_dir: Path) -> dict | None:

@@ -257,3 +257,27 @@ def test_seeds_on_one_variant_make_a_run_per_seed_and_the_deck_shows_mean_and_st
     assert "± " in html and "(n=2)" in html
     assert "(with several seeds: the first seed's setting, the mean time)" in source
     assert "classify/vgg16-s0" in source and "classify/vgg16-s1" in source  # the appendix lists each seed's run
+
+
+def test_a_report_with_nothing_new_renders_nothing_and_any_change_renders_again(workspace, capsys):
+    first = build.build("smoke", run=False, pdf=True, plan_file=workspace["plan"])
+    files = [first.qmd, first.html, first.pdf]
+    before = [(p.read_bytes(), p.stat().st_mtime_ns) for p in files]
+    shown = capsys.readouterr().out
+    assert "deck  pandoc (HTML) ..." in shown and "deck  PDF (decktape) ..." in shown
+    assert "deck  figures: features/vgg16 (pca) ..." in shown  # one line per feature set: its projections
+    again = build.build("smoke", run=False, pdf=True, plan_file=workspace["plan"])
+    assert again.unchanged and [(p.read_bytes(), p.stat().st_mtime_ns) for p in files] == before
+    assert "unchanged since the render of" in capsys.readouterr().out
+    # a new result, an edited plan, a deleted output: rendered again
+    run_dir = workspace["runs"] / "classify" / "vgg16"
+    metrics = runs.read_metrics(run_dir)
+    metrics["headline"]["value"] += 0.125
+    runs.write_metrics(run_dir, metrics)
+    assert not build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).unchanged
+    assert build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).unchanged
+    workspace["plan"].write_text(workspace["plan"].read_text() + "# a variant's words could have changed\n")
+    assert not build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).unchanged
+    first.html.unlink()
+    assert not build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).unchanged and first.html.is_file()
+    assert build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"], rerender=True).unchanged is False

@@ -37,6 +37,23 @@ def test_read_rejects_corrupt_and_off_schema_files(tmp_path):
     assert runs.try_read_metrics(tmp_path / "nowhere") is None
 
 
+def test_metrics_are_validated_once_and_a_hand_edited_file_again(tmp_path, monkeypatch):
+    runs.write_metrics(tmp_path, minimal_metrics())
+    calls = []
+    real = runs.validate_metrics
+    monkeypatch.setattr(runs, "validate_metrics", lambda data, source: calls.append(source) or real(data, source=source))
+    assert runs.read_metrics(tmp_path)["run"]["cache_key"] and calls == []  # the bytes written were validated
+    edited = minimal_metrics()
+    del edited["run"]["cache_key"]
+    (tmp_path / "metrics.json").write_text(json.dumps(edited))  # by hand: the stamp no longer fits
+    with pytest.raises(runs.MetricsError, match=r"metrics.json: invalid at run: 'cache_key' is a required property"):
+        runs.read_metrics(tmp_path)
+    (tmp_path / "metrics.json").write_text(json.dumps(minimal_metrics(), indent=1))  # valid, written by hand
+    runs.read_metrics(tmp_path)
+    runs.read_metrics(tmp_path)
+    assert len(calls) == 2  # the edited file, then the valid one once: a file that passed is stamped
+
+
 def test_failed_run_requires_an_error_shape(tmp_path):
     failed = minimal_metrics(status="failed", error={"type": "ValueError", "message": "boom", "cell": 3})
     runs.write_metrics(tmp_path, failed)
