@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -269,6 +272,11 @@ def test_a_report_with_nothing_new_renders_nothing_and_any_change_renders_again(
     again = build.build("smoke", run=False, pdf=True, plan_file=workspace["plan"])
     assert again.unchanged and [(p.read_bytes(), p.stat().st_mtime_ns) for p in files] == before
     assert "unchanged since the render of" in capsys.readouterr().out
+    probe = ("import sys; from mame import cli; code = cli.main(['report', '--profile', 'smoke', '--no-run', '--plan', sys.argv[1]]); "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'tensorflow', 'keras'}))")
+    shown = subprocess.run([sys.executable, "-c", probe, str(workspace["plan"])], capture_output=True, text=True, check=True,
+                           env=os.environ).stdout
+    assert "unchanged since the render of" in shown and shown.splitlines()[-1] == "[]"  # nothing heavy imported
     # a new result, an edited plan, a deleted output: rendered again
     run_dir = workspace["runs"] / "classify" / "vgg16"
     metrics = runs.read_metrics(run_dir)
