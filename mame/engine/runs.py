@@ -73,15 +73,19 @@ def _stamped(path: Path, raw: bytes) -> bool:
         return False
 
 
-def _read_json(path: Path, missing: str) -> dict:
-    """The JSON object in ``path``; ``MetricsError`` naming the file (``missing`` says why it matters)."""
+def _read_bytes(path: Path, missing: str) -> bytes:
+    """The bytes of ``path``; ``MetricsError`` naming the file (``missing`` says why it matters)."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise MetricsError(f"{path}: {missing}") from None
     except OSError as exc:
         raise MetricsError(f"{path}: unreadable: {exc}") from None
-    return _parse_json(path, raw)
+
+
+def _read_json(path: Path, missing: str) -> dict:
+    """The JSON object in ``path``; ``MetricsError`` naming the file (``missing`` says why it matters)."""
+    return _parse_json(path, _read_bytes(path, missing))
 
 
 def _parse_json(path: Path, raw: bytes) -> dict:
@@ -98,12 +102,7 @@ def read_metrics(run_dir: Path) -> dict:
     """Read and validate ``run_dir/metrics.json`` (the schema only when these bytes were not validated before:
     module docstring); ``MetricsError`` if absent, corrupt or invalid."""
     path = Path(run_dir) / METRICS_FILE
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise MetricsError(f"{path}: no metrics file") from None
-    except OSError as exc:
-        raise MetricsError(f"{path}: unreadable: {exc}") from None
+    raw = _read_bytes(path, "no metrics file")
     data = _parse_json(path, raw)
     if not _stamped(path, raw):
         validate_metrics(data, source=path)

@@ -118,9 +118,12 @@ def assert_fences_stand_alone(source: str) -> None:
     assert not glued, glued
 
 
-def test_deck_renders_offline_with_a_page_per_slide_and_no_browser_errors(workspace):
+def test_deck_renders_offline_with_a_page_per_slide_and_no_browser_errors(workspace, capsys):
     result = build.build("smoke", run=True, pdf=True, check=True, plan_file=workspace["plan"])
     assert {o.state for o in result.outcomes} == {"cached"}
+    shown = capsys.readouterr().out  # a line per step of the deck build, with its time
+    assert "deck  pandoc (HTML) ..." in shown and "deck  PDF (decktape) ..." in shown
+    assert "deck  figures: features/vgg16 (pca) ..." in shown  # one line per feature set: its projections
     html = result.html.read_text()
     source = result.qmd.read_text()
     assert "{{" not in source and "{%" not in source
@@ -139,6 +142,12 @@ def test_deck_renders_offline_with_a_page_per_slide_and_no_browser_errors(worksp
                     "Reproducibility (1/1)", "References"):
         assert section in source
     assert "synthetic MAMe-shaped data" in source and "randomly initialised VGG16, EfficientNetB0 (no ImageNet weights)" in source
+    # typed again with nothing new: nothing rendered or printed, the files untouched
+    files = [result.qmd, result.html, result.pdf]
+    before = [(p.read_bytes(), p.stat().st_mtime_ns) for p in files]
+    again = build.build("smoke", run=False, pdf=True, plan_file=workspace["plan"])
+    assert again.unchanged and [(p.read_bytes(), p.stat().st_mtime_ns) for p in files] == before
+    assert "unchanged since the render of" in capsys.readouterr().out
 
 
 def test_classification_report_equals_sklearn_on_the_stored_predictions(workspace):
@@ -262,24 +271,15 @@ def test_seeds_on_one_variant_make_a_run_per_seed_and_the_deck_shows_mean_and_st
     assert "classify/vgg16-s0" in source and "classify/vgg16-s1" in source  # the appendix lists each seed's run
 
 
-def test_a_report_with_nothing_new_renders_nothing_and_any_change_renders_again(workspace, capsys):
-    first = build.build("smoke", run=False, pdf=True, plan_file=workspace["plan"])
-    files = [first.qmd, first.html, first.pdf]
-    before = [(p.read_bytes(), p.stat().st_mtime_ns) for p in files]
-    shown = capsys.readouterr().out
-    assert "deck  pandoc (HTML) ..." in shown and "deck  PDF (decktape) ..." in shown
-    assert "deck  figures: features/vgg16 (pca) ..." in shown  # one line per feature set: its projections
-    again = build.build("smoke", run=False, pdf=True, plan_file=workspace["plan"])
-    assert again.unchanged and [(p.read_bytes(), p.stat().st_mtime_ns) for p in files] == before
-    assert "unchanged since the render of" in capsys.readouterr().out
-    probe = ("import sys; from mame import cli; code = cli.main(['report', '--profile', 'smoke', '--no-run', '--plan', sys.argv[1]]); "
-             "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'tensorflow', 'keras'}))")
+def test_a_report_with_nothing_new_renders_nothing_and_any_change_renders_again(workspace):
+    first = build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"])
+    assert not first.unchanged and build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).unchanged
+    probe = ("import sys; from mame import cli; code = cli.main(['report', '--profile', 'smoke', '--no-run', '--no-pdf', "
+             "'--plan', sys.argv[1]]); print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'tensorflow', 'keras'}))")
     shown = subprocess.run([sys.executable, "-c", probe, str(workspace["plan"])], capture_output=True, text=True, check=True,
                            env=os.environ).stdout
     assert "unchanged since the render of" in shown and shown.splitlines()[-1] == "[]"  # nothing heavy imported
-    # without the PDF asked for: rendered again once; then a new result, an edited plan, a deleted output
-    assert not build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).unchanged
-    assert build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).unchanged
+    # a new result, an edited plan, a deleted output: rendered again
     run_dir = workspace["runs"] / "classify" / "vgg16"
     metrics = runs.read_metrics(run_dir)
     metrics["headline"]["value"] += 0.125
