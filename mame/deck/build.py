@@ -64,7 +64,7 @@ def render_source(profile_name: str, *, plan_file: Path | None = None, collected
     """Collect the runs and write the deck source; returns (deck.qmd, status entries). ``collected``: the
     (entries, left out) ``collect`` gave, when the caller already has them; ``steps`` prints a line per step."""
     from mame.deck import templating
-    from mame.deck.context import build_context
+    from mame.deck.context import build_context, by_stage
     from mame.deck.dataset import dataset_figures
     from mame.deck.features import MAX_POINTS_PER_CLASS
     from mame.deck.figures import report_figures, run_figures
@@ -84,7 +84,7 @@ def render_source(profile_name: str, *, plan_file: Path | None = None, collected
         raise ValueError(f"{plan_file or config.plan_path()}: profiles.{profile_name}.report.points_per_class must be "
                          f"a positive integer, got {per_class!r}")
     figures = {}
-    for stage, group in _by_stage(entries).items():
+    for stage, group in by_stage(entries).items():
         if stage == "features":  # one line per feature set: its projections are the slow figures
             for e in group:
                 with steps.step(f"figures: {e.run.id} ({', '.join(options.get('projections') or [])})"):
@@ -106,13 +106,6 @@ def render_source(profile_name: str, *, plan_file: Path | None = None, collected
     with steps.step("Jinja (deck.qmd)"):
         qmd = atomic_write_text(dirs["generated"] / "deck.qmd", templating.render("deck.qmd.j2", context))
     return qmd, entries
-
-
-def _by_stage(entries: list) -> dict[str, list]:
-    grouped: dict[str, list] = {}
-    for e in entries:
-        grouped.setdefault(e.run.stage, []).append(e)
-    return grouped
 
 
 def build(profile_name: str, *, run: bool = True, pdf: bool = True, check: bool = False,
