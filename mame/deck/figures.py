@@ -10,11 +10,12 @@ report's build folder and are redrawn each time (cheap).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from mame import plots
+from mame import config, plots
 from mame.deck import registry
 from mame.engine import cache, runs
 
@@ -22,11 +23,15 @@ FIGURES = "figures"
 CODE_STAMP = ".drawn-by"
 
 
-@lru_cache(maxsize=1)
-def code_stamp() -> str:
-    """A hash of the code that draws the figures: the import closure of this module (every deck stage module
-    the registry lists and ``mame.plots``), hashed as cache keys hash code (syntax trees, no comments)."""
-    return cache.closure_fingerprint({__name__})[:16]
+@lru_cache(maxsize=4)
+def code_stamp(package_dir: Path = config.PACKAGE_DIR) -> str:
+    """A hash of the code that draws the figures, hashed as cache keys hash code (syntax trees, no comments):
+    this module's own code and the import closure of ``mame.plots`` and of every deck stage module the registry
+    lists (their ``run_figures``); not the engine code this module finds and reads runs with, so a change
+    there redraws nothing."""
+    drawing = {"mame.plots"} | {stage.module.__name__ for stage in registry.STAGES}
+    own = cache.module_fingerprint(Path(package_dir) / "deck" / "figures.py")
+    return hashlib.sha256((cache.closure_fingerprint(drawing, package_dir=Path(package_dir)) + own).encode()).hexdigest()[:16]
 
 
 @dataclass

@@ -155,6 +155,12 @@ def closure_fingerprint(modules: set[str], *, package_dir: Path = config.PACKAGE
     return _closure_digest(set(modules), Path(package_dir))[0]
 
 
+def module_fingerprint(path: Path) -> str:
+    """Hash of one module's code as keys count it (syntax tree without docstrings or comments), its imports
+    not followed."""
+    return hashlib.sha256(_parse(Path(path).read_text(encoding="utf-8"), str(path))[1].encode()).hexdigest()
+
+
 def _code_cells(notebook: Path) -> list[tuple[str, bool, str]]:
     """(source, tagged ``parameters``, where) of each code cell of the notebook, in order."""
     cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]

@@ -323,3 +323,29 @@ def test_conclusions_state_the_best_rung_the_ladder_and_the_best_backbone():
                        "validation accuracy.")
     best = max(tuned["comparison"], key=lambda r: r["val"])
     assert said[2].startswith(f"Best fine-tuned backbone: {best['name']} (step #{best['step']})")
+
+
+def test_the_drawing_code_stamp_follows_the_drawing_code_not_the_engine(tmp_path):
+    import shutil
+
+    from mame import config
+    from mame.deck.figures import code_stamp
+
+    package = tmp_path / "mame"
+    shutil.copytree(config.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    base = code_stamp(package)
+
+    def edit(relative: str, old: str, new: str) -> str:
+        path = package / relative
+        text = path.read_text()
+        assert old in text, relative
+        path.write_text(text.replace(old, new, 1))
+        code_stamp.cache_clear()
+        return code_stamp(package)
+
+    assert edit("engine/runs.py", 'VALID_STAMP = ".metrics.json.valid"', 'VALID_STAMP = ".valid"') == base  # reading runs
+    assert edit("deck/figures.py", 'CODE_STAMP = ".drawn-by"', 'CODE_STAMP = ".drawn"') != base
+    base = code_stamp(package)
+    assert edit("plots/curves.py", "capsize=3", "capsize=4") != base
+    base = code_stamp(package)
+    assert edit("deck/classify.py", "def section(", "def section_(") != base
