@@ -10,7 +10,6 @@ no plotting code (the drawing modules are imported where a render starts).
 from __future__ import annotations
 
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -60,9 +59,10 @@ def _relative_values(drawn: dict, start: Path) -> dict:
 
 
 def render_source(profile_name: str, *, plan_file: Path | None = None, collected: tuple | None = None,
-                  steps: freshness.Steps | None = None) -> tuple[Path, list]:
+                  steps: freshness.Steps | None = None, rendered_at: str | None = None) -> tuple[Path, list]:
     """Collect the runs and write the deck source; returns (deck.qmd, status entries). ``collected``: the
-    (entries, left out) ``collect`` gave, when the caller already has them; ``steps`` prints a line per step."""
+    (entries, left out) ``collect`` gave, when the caller already has them; ``steps`` prints a line per step;
+    ``rendered_at``: the time the slides say (default: now)."""
     from mame.deck import templating
     from mame.deck.context import build_context, by_stage
     from mame.deck.dataset import dataset_figures
@@ -92,7 +92,7 @@ def render_source(profile_name: str, *, plan_file: Path | None = None, collected
             continue
         with steps.step(f"figures: {stage} ({len(group)} run{'s' if len(group) > 1 else ''})"):
             figures.update({e.run.id: run_figures(e, options) for e in group})
-    rendered_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    rendered_at = rendered_at or _now()
     changes = history.record(dirs["state"] / "history.json", history.snapshot(entries), rendered_at)
     with steps.step("slides' numbers (context)"):
         context = build_context(entries, profile, list(plan.stages), figures=_relative(figures, dirs["generated"]),
@@ -148,11 +148,13 @@ def build(profile_name: str, *, run: bool = True, pdf: bool = True, check: bool 
 def _render(profile_name, plan_file, collected, files, pdf, steps, outcomes) -> ReportResult:
     from mame.deck.render import render_html
 
-    qmd, entries = render_source(profile_name, plan_file=plan_file, collected=collected, steps=steps)
+    rendered_at = _now()
+    qmd, entries = render_source(profile_name, plan_file=plan_file, collected=collected, steps=steps,
+                                 rendered_at=rendered_at)
     with steps.step("pandoc (HTML)"):
         html = render_html(qmd, files["html"])
     result = ReportResult(qmd=qmd, html=html, pdf=None, outcomes=outcomes, entries=entries,
-                          rendered_at=_rendered_at(qmd))
+                          rendered_at=rendered_at)
     if pdf:
         from mame.deck.pdf import pdf_page_count, render_pdf
 
@@ -170,6 +172,5 @@ def _render(profile_name, plan_file, collected, files, pdf, steps, outcomes) -> 
     return result
 
 
-def _rendered_at(qmd: Path) -> str:
-    found = re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", qmd.read_text(encoding="utf-8"))
-    return found.group(0) if found else ""
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
