@@ -71,6 +71,9 @@ def _executor_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads each run gets when runs go side by side (default: every core, as a run alone gets; "
                              "another count gives other numbers: TensorFlow's CPU results depend on it)")
+    parser.add_argument("--fresh-kernels", action="store_true",
+                        help="start every run's kernel from nothing instead of forking it from a server that has "
+                             "TensorFlow already imported (slower by the import, seconds per run; same results)")
     parser.add_argument("--retries", type=int, default=None,
                         help="times a run whose worker was lost (killed, crashed) is started again (default 1)")
 
@@ -88,7 +91,7 @@ def _run_options(args) -> dict:
     if args.address and args.executor != "ray":
         raise ValueError("--address names a Ray cluster: add --executor ray")
     return {"jobs": args.jobs or default_jobs(args.executor), "executor": args.executor, "address": args.address,
-            "threads": args.threads,
+            "threads": args.threads, "fresh_kernels": args.fresh_kernels,
             "retries": DEFAULT_RETRIES if args.retries is None else args.retries}
 
 

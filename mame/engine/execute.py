@@ -18,26 +18,19 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mame import config
 from mame.engine import provenance, runs
+from mame.engine.kernel_protocol import SERVER_ENV
+from mame.engine.kernels import KERNEL_ARGS, ensure_kernel, forking_kernel_manager, how_started, kernel_environment, peak_memory_mb
 from mame.engine.plan import IDENTITY_KEYS, PlannedRun, Profile, notebook_parameters
 from mame.results import PROGRESS_FILE
 
-KERNEL_NAME = "mame"
-# oneDNN stays on: with TF_ENABLE_ONEDNN_OPTS=0, mixed_bfloat16 training fell back to kernels 30x slower
-# (a 3-block CNN at 48 px: 12.5 instead of 373 images/s on 2 cores); its start-up line goes to kernel.log.
-QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore", "KERAS_BACKEND": "tensorflow",
-             "MPLBACKEND": "Agg"}
 KERNEL_LOG = "kernel.log"
 # Starts of a kernel that lost a port to another kernel starting at the same moment (jupyter picks free ports,
 # frees them, and the kernel binds them a moment later): nothing of the notebook ran, so it starts again.
 START_ATTEMPTS = 3
-# TensorFlow's C++ runtime writes to fd 2 before any log setting applies; with fd capture off, that
-# goes to kernel.log in the run folder instead of the notebook and the terminal.
-KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
 PARTIAL_MARK = ".partial-"
 RESUME_MARK = ".resume-"  # runs/<stage>/.<name>.resume-<cache key>: training checkpoints kept across a kill
 PROGRESS_POLL_S = 0.5
@@ -55,30 +48,13 @@ class RunContext:
     executor: dict | None = None  # how it is executed (mame.engine.executors): recorded in provenance
 
 
-def ensure_kernel() -> str:
-    """Make sure the Jupyter kernel ``mame`` runs this interpreter (installed into sys.prefix if absent)."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    try:
-        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
-        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
-            return KERNEL_NAME
-    except NoSuchKernel:
-        pass
-    from ipykernel.kernelspec import install
-
-    install(kernel_name=KERNEL_NAME, display_name="Python (mame)", prefix=sys.prefix)
-    return KERNEL_NAME
-
-
 @contextmanager
 def kernel_process_state(log_path: Path):
     """What the kernel inherits from this process while it starts and runs, restored afterwards:
     quiet TensorFlow settings, this checkout first on PYTHONPATH (the package whose code the cache
     key hashed), and fd 2 pointed at ``log_path``."""
     saved_env = dict(os.environ)
-    os.environ.update(QUIET_ENV)
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.ROOT), saved_env.get("PYTHONPATH")]))
+    os.environ.update(kernel_environment(saved_env))
     sys.stderr.flush()
     saved_fd = os.dup(2)
     with open(log_path, "ab") as log:
@@ -129,18 +105,21 @@ def execute(run: PlannedRun, ctx: RunContext, final_dir: Path,
     started, t0 = provenance.now_iso(), time.monotonic()
     with _following(work / PROGRESS_FILE, progress):
         error = _run_notebook(run, ctx, work, resume)
+    if ctx.executor is not None:  # how its kernel started: forked from the kernel server, or fresh
+        ctx = replace(ctx, executor={**ctx.executor, "kernel": how_started(work / KERNEL_LOG) or "fresh"})
+    peak = peak_memory_mb(work / KERNEL_LOG)
     result = None
     if error is None:
         try:
             result = runs.load_result(work)
         except runs.MetricsError as exc:
             error = {"type": "MetricsError", "message": str(exc), "cell": None}
-    metrics = build_metrics(run, ctx, result, error, started, time.monotonic() - t0)
+    metrics = build_metrics(run, ctx, result, error, started, time.monotonic() - t0, peak)
     try:
         runs.write_metrics(work, metrics)
     except runs.MetricsError as exc:  # a stage returned something off-schema: record it as a failure
         error = {"type": "MetricsError", "message": str(exc), "cell": None}
-        metrics = build_metrics(run, ctx, None, error, started, time.monotonic() - t0)
+        metrics = build_metrics(run, ctx, None, error, started, time.monotonic() - t0, peak)
         runs.write_metrics(work, metrics)
     swap_into_place(work, final_dir)
     if metrics["run"]["status"] == "done":
@@ -214,6 +193,7 @@ def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path, resume: Path) ->
                       backbone=run.backbone, seed=run.seed, inputs=notebook_inputs(ctx.inputs))
     if "checkpoint_dir" in notebook_parameters(run.notebook):
         parameters["checkpoint_dir"] = str(resume)
+    forking = {"kernel_manager_class": forking_kernel_manager()} if os.environ.get(SERVER_ENV) else {}
     try:
         for attempt in range(1, START_ATTEMPTS + 1):
             logged = (work / KERNEL_LOG).stat().st_size if (work / KERNEL_LOG).exists() else 0
@@ -223,7 +203,7 @@ def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path, resume: Path) ->
                         str(run.notebook), str(work / runs.NOTEBOOK_FILE), parameters=parameters,
                         kernel_name=ensure_kernel(), start_timeout=ctx.profile.start_timeout,
                         execution_timeout=ctx.profile.execution_timeout, progress_bar=False, log_output=False,
-                        cwd=str(work), extra_arguments=KERNEL_ARGS)
+                        cwd=str(work), extra_arguments=KERNEL_ARGS, **forking)
                 break
             except RuntimeError as exc:
                 if attempt == START_ATTEMPTS or not lost_port_race(exc, work / KERNEL_LOG, logged):
@@ -251,7 +231,7 @@ def lost_port_race(exc: Exception, log_path: Path, offset: int = 0) -> bool:
 
 
 def build_metrics(run: PlannedRun, ctx: RunContext, result: dict | None, error: dict | None,
-                  started: str, duration: float) -> dict:
+                  started: str, duration: float, peak_rss_mb: float | None = None) -> dict:
     result = result or {}
     return {
         "schema_version": runs.SCHEMA_VERSION,
@@ -262,6 +242,7 @@ def build_metrics(run: PlannedRun, ctx: RunContext, result: dict | None, error: 
             "versions": provenance.versions(), "device": provenance.device_info(),
             **({"executor": ctx.executor} if ctx.executor else {}),
             "started": started, "ended": provenance.now_iso(), "duration_s": round(duration, 3),
+            **({"peak_rss_mb": peak_rss_mb} if peak_rss_mb is not None else {}),
             "status": "failed" if error else "done", "error": error,
             "depends_on": {s: {"name": i["name"], "cache_key": i["cache_key"]} for s, i in ctx.inputs.items()},
             "test_split_reads": result.get("test_split_reads", []),

@@ -28,6 +28,8 @@ from pathlib import Path
 
 from mame import config
 from mame.engine import execute, runs
+from mame.engine.kernel_protocol import SERVER_ENV
+from mame.engine.kernels import Kernels, kernel_environment, kernel_options
 from mame.engine.plan import PlannedRun
 from mame.engine.provenance import cpu_count
 from mame.engine.worker import PARENT_ENV
@@ -84,10 +86,11 @@ class SerialExecutor:
 
     name = "serial"
 
-    def __init__(self, on_progress: Callable[[str, dict], None]):
+    def __init__(self, on_progress: Callable[[str, dict], None], *, fresh_kernels: bool = False):
         self.capacity = 1
         self.on_progress = on_progress
         self._queued: list[Job] = []
+        self.kernels = Kernels(fresh_kernels or bool(gpu_count()))  # see LocalExecutor
 
     def submit(self, job: Job) -> None:
         info = {"name": self.name, "jobs": 1, "attempt": job.attempt, "threads": threads_of(dict(os.environ)),
@@ -101,12 +104,22 @@ class SerialExecutor:
         if not self._queued:
             return []
         job = self._queued.pop(0)
-        metrics = execute.execute(job.run, job.ctx, job.final_dir,
-                                  progress=lambda line: self.on_progress(job.run.id, line))
+        server = self.kernels.path(kernel_environment(dict(os.environ)), kernel_options())
+        saved = os.environ.get(SERVER_ENV)
+        if server:
+            os.environ[SERVER_ENV] = server
+        try:
+            metrics = execute.execute(job.run, job.ctx, job.final_dir,
+                                      progress=lambda line: self.on_progress(job.run.id, line))
+        finally:
+            os.environ.pop(SERVER_ENV, None)
+            if saved is not None:
+                os.environ[SERVER_ENV] = saved
         return [Ended(job.run.id, metrics)]
 
     def close(self) -> None:
         self._queued.clear()
+        self.kernels.stop()
 
 
 @dataclass
@@ -130,7 +143,7 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, jobs: int, on_progress: Callable[[str, dict], None], *, threads: int | None = None,
-                 out=sys.stdout):
+                 out=sys.stdout, fresh_kernels: bool = False):
         if jobs < 1:
             raise ValueError(f"--jobs must be 1 or more, not {jobs}")
         self.capacity = jobs
@@ -140,6 +153,9 @@ class LocalExecutor:
         self.gpus = gpu_count()
         self._workers: dict[str, _Worker] = {}
         self._events: queue.Queue = queue.Queue()
+        # CUDA cannot be used in a process forked after it started, and TensorFlow may start it at import: where
+        # there are GPUs, kernels start fresh (their runs are long; the seconds of import matter less there)
+        self.kernels = Kernels(fresh_kernels or bool(self.gpus))
 
     def env_for(self, slot: int) -> dict[str, str]:
         env = dict(os.environ, **thread_env(self.threads))
@@ -148,6 +164,10 @@ class LocalExecutor:
             env["CUDA_VISIBLE_DEVICES"] = str(slot % self.gpus)
         # the worker imports this checkout's mame (the code the cache key hashed), wherever it starts
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.ROOT), os.environ.get("PYTHONPATH")]))
+        env.pop(SERVER_ENV, None)
+        server = self.kernels.path(kernel_environment(env), kernel_options())
+        if server:
+            env[SERVER_ENV] = server
         return env
 
     def submit(self, job: Job) -> None:
@@ -223,6 +243,7 @@ class LocalExecutor:
                 worker.proc.wait()
             remove_partials(worker.job.final_dir, worker.proc.pid)
         self._workers.clear()
+        self.kernels.stop()
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

@@ -1,7 +1,5 @@
-"""``python -m mame run``: expand the plan, decide what is stale, execute it, summarise.
-
-Make never decides staleness; this does, so ``make run`` / ``make report`` are always safe to type.
-"""
+"""``python -m mame run``: expand the plan, decide what is stale, execute it, summarise. Make never decides
+staleness; this does, so ``make run`` / ``make report`` are always safe to type."""
 
 from __future__ import annotations
 
@@ -96,11 +94,12 @@ def runner_lock(runs_dir: Path):
 
 def run_plan(profile_name: str, *, only: str | None = None, force: bool = False, plan_file: Path | None = None,
              out=sys.stdout, jobs: int = 1, executor: str = "local", address: str | None = None,
-             retries: int = DEFAULT_RETRIES, threads: int | None = None) -> list[Outcome]:
+             retries: int = DEFAULT_RETRIES, threads: int | None = None, fresh_kernels: bool = False) -> list[Outcome]:
     """Run every stale selected run, up to ``jobs`` at once (``executor``: local worker processes, or Ray at
     ``address``); a run starts once every run it needs or reads is settled. A run whose worker is lost
     (killed, crashed) is started again up to ``retries`` times, then failed with the reason. ``threads``: CPU
-    threads per run when runs go side by side (default: every core, as a run alone gets). Outcomes come back in plan order."""
+    threads per run when runs go side by side (default: every core, as a run alone gets). ``fresh_kernels``: no
+    kernel server (``mame.engine.kernels``). Outcomes come back in plan order."""
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
     everything = expand(plan, profile_name)
@@ -116,7 +115,8 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
         def show(run_id: str, line: dict) -> None:
             print(format_progress(run_id, line), file=out, flush=True)
 
-        pool = make_executor(executor, jobs, show, out=out, address=address, threads=threads)
+        pool = make_executor(executor, jobs, show, out=out, address=address, threads=threads,
+                             fresh_kernels=fresh_kernels)
         try:
             outcomes = _schedule(todo, pool, profile, dataset, keys, runs_dir, force, planned, retries, out)
         finally:
@@ -125,12 +125,12 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
 
 
 def make_executor(kind: str, jobs: int, on_progress: Callable[[str, dict], None], *, out=sys.stdout,
-                  address: str | None = None, threads: int | None = None):
-    """The executor for ``--executor kind --jobs N``: serial for local with one job."""
+                  address: str | None = None, threads: int | None = None, fresh_kernels: bool = False):
+    """The executor for ``--executor kind --jobs N``: serial for local with one job (Ray's kernels start fresh)."""
     if kind == "local" and jobs == 1:
-        return executors.SerialExecutor(on_progress)
+        return executors.SerialExecutor(on_progress, fresh_kernels=fresh_kernels)
     if kind == "local":
-        return executors.LocalExecutor(jobs, on_progress, out=out, threads=threads)
+        return executors.LocalExecutor(jobs, on_progress, out=out, threads=threads, fresh_kernels=fresh_kernels)
     if kind == "ray":
         from mame.engine.ray_executor import RayExecutor
 

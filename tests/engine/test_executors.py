@@ -122,7 +122,7 @@ def test_two_jobs_run_side_by_side_in_dependency_order_and_the_cache_holds(tmp_p
         assert spans[f"second/{backbone}"][0] >= spans[f"first/{backbone}"][1]
     metrics = runs.read_metrics(isolated_runs / "first" / "vgg16")
     threads = cpu_count()  # as a run alone gets: TensorFlow's results depend on the thread count
-    assert metrics["run"]["executor"] == {"name": "local", "jobs": 2, "attempt": 1, "gpu": None,
+    assert metrics["run"]["executor"] == {"name": "local", "jobs": 2, "attempt": 1, "gpu": None, "kernel": "forked",
                                           "threads": {"intra_op": threads, "inter_op": min(2, threads), "blas": threads}}
     assert (metrics["metrics"]["intra"], metrics["metrics"]["blas"]) == (str(threads), str(threads))  # the kernel's
     assert runs.read_metrics(isolated_runs / "second" / "vgg16")["metrics"]["inputs"] == ["first"]

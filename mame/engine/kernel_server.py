@@ -1,0 +1,211 @@
+"""Kernels forked from a server that has already imported TensorFlow, Keras and the other heavy libraries.
+
+A fresh Jupyter kernel spends most of a short run's time before the notebook's own work: interpreter start,
+then ``import tensorflow, keras, sklearn, matplotlib`` (about 4 s of a 5 s run on an AVX-512 machine, 9 s on
+an AVX2 one). The runner starts one server per ``python -m mame run`` (``python -m mame.engine.kernel_server``)
+that imports those libraries once and then waits. Each run's kernel is a ``fork`` of it:
+
+- the kernel manager papermill uses (:class:`ForkingKernelManager`) launches ``mame.engine.kernel_launcher``
+  instead of ``ipykernel_launcher``, with the same arguments;
+- the launcher passes its stdin/stdout/stderr, working folder, environment and ``sys.path`` to the server,
+  which forks; the child takes them over and becomes an ordinary ``ipykernel`` with that connection file,
+  and papermill executes the notebook in it cell by cell, as in any kernel;
+- one fork per run, never reused: the child starts from the server's state after the imports, untouched by
+  any run (a global, a Keras policy, a seed set by one run is gone with its process). Nothing of TensorFlow's
+  runtime exists yet at the fork (no eager context, no thread pool): the child creates it with its own
+  environment (threads, ``CUDA_VISIBLE_DEVICES``), as a fresh process would. numpy's global generator is
+  seeded again from the OS in the child, as in a fresh process;
+- the launcher stays as the process the kernel manager watches: it forwards signals (interrupt, terminate)
+  to the kernel and exits with its exit status; when it is killed, the server kills the kernel.
+
+The server forks only for a kernel whose environment is the one it imported the libraries under (thread
+counts and the like are read at import); any other, or no server at all (``--fresh-kernels``, the Ray
+executor, a notebook opened in Jupyter), gets a fresh kernel exactly as before. The run's ``kernel.log``
+says which, and its metrics record it (``run.executor.kernel``: ``forked`` or ``fresh``).
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import sys
+
+from mame.engine.kernel_protocol import FORKED_MARK, die_with_parent, env_difference, receive_message, send_message
+
+# what a run's notebook imports that costs seconds (imported in this order; one that fails is skipped)
+PRELOAD = ("numpy", "scipy", "pandas", "sklearn", "sklearn.metrics", "sklearn.linear_model", "PIL.Image",
+           "matplotlib.pyplot", "tensorflow", "keras", "IPython", "ipykernel.kernelapp")
+POLL_S = 0.05
+
+
+class Server:
+    """The process that imports once and forks a kernel per request (``python -m mame.engine.kernel_server``)."""
+
+    def __init__(self, path: str, options: list[str]):
+        self.path = path
+        self.options = options  # the interpreter options it was started with (``-X frozen_modules=off``...)
+        self.env = dict(os.environ)  # before anything is imported: what the libraries see at import
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(64)  # clients that come while the imports run wait in the backlog
+        self.selector = selectors.DefaultSelector()
+        self.children: dict[int, socket.socket] = {}
+        self.preloaded: list[str] = []
+        self.failed: dict[str, str] = {}
+
+    def preload(self) -> None:
+        import importlib
+
+        for name in PRELOAD:
+            try:
+                importlib.import_module(name)
+                self.preloaded.append(name)
+            except Exception as exc:  # noqa: BLE001 - the kernel will import it again and show the error there
+                self.failed[name] = f"{type(exc).__name__}: {exc}"
+
+    def serve(self) -> None:
+        self.selector.register(self.listener, selectors.EVENT_READ, None)
+        while True:
+            for key, _ in self.selector.select(timeout=POLL_S):
+                if key.data is None:
+                    conn, _ = self.listener.accept()
+                    self._request(conn)
+                else:  # the launcher of a running kernel closed its end (it was killed): end its kernel
+                    if not key.fileobj.recv(1):
+                        self._kill(key.data)
+            self._reap()
+
+    def _request(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        try:
+            request, fds = receive_message(conn, maxfds=3)
+        except (OSError, ValueError):
+            conn.close()
+            return
+        if request is None or len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            return
+        reason = self._refusal(request)
+        if reason:
+            for fd in fds:
+                os.close(fd)
+            self._reply(conn, {"refused": reason})
+            conn.close()
+            return
+        pid = os.fork()
+        if pid == 0:
+            try:
+                self._become_kernel(request, fds, conn)
+            finally:
+                os._exit(1)
+        for fd in fds:
+            os.close(fd)
+        conn.settimeout(None)
+        self._reply(conn, {"pid": pid, "server": os.getpid(), "preloaded": self.preloaded})
+        self.children[pid] = conn
+        self.selector.register(conn, selectors.EVENT_READ, pid)
+
+    def _refusal(self, request: dict) -> str | None:
+        """Why this server cannot give the kernel asked for (None: it can)."""
+        if request.get("module") != "ipykernel_launcher":
+            return f"it starts {request.get('module')!r}, not ipykernel_launcher"
+        if request.get("options") != self.options:
+            return f"its interpreter options {request.get('options')} are not the server's {self.options}"
+        differ = env_difference(self.env, request["env"])
+        if differ:
+            return "its environment differs from the server's in " + ", ".join(differ[:8])
+        return None
+
+    def _reply(self, conn: socket.socket, message: dict) -> None:
+        try:
+            send_message(conn, message)
+        except OSError:
+            pass
+
+    def _kill(self, pid: int) -> None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.children.pop(pid, None)
+            if conn is not None:
+                self.selector.unregister(conn)
+                # ru_maxrss (kB on Linux) counts the pages shared with the server too, as a fresh kernel's would
+                self._reply(conn, {"exit": os.waitstatus_to_exitcode(status), "peak_rss_mb": usage.ru_maxrss / 1024})
+                conn.close()
+
+    def _become_kernel(self, request: dict, fds: list[int], conn: socket.socket) -> None:
+        """In the forked child: take over the launcher's descriptors, folder and environment; run ipykernel."""
+        server = os.getppid()
+        die_with_parent()
+        if os.getppid() != server:
+            os._exit(1)
+        os.setsid()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        self.selector.close()
+        self.listener.close()
+        for other in self.children.values():
+            other.close()
+        conn.close()
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.path[:] = request["path"]
+        sys.argv = [request["argv0"], *request["args"]]
+        if "numpy" in sys.modules:  # a fresh process seeds numpy's global generator from the OS: so does a fork
+            sys.modules["numpy"].random.seed()
+        print(f"{FORKED_MARK} (pid {server}), with {', '.join(self.preloaded)} already imported",
+              file=sys.stderr, flush=True)
+        from ipykernel import kernelapp
+
+        if sys.path and sys.path[0] == "":  # as ipykernel_launcher does
+            del sys.path[0]
+        # read from the environment when ipykernel is imported (here: in the server, without it); as a fresh
+        # kernel has it, so no banner is printed and the parent is polled
+        parent = int(os.environ.get("JPY_PARENT_PID") or 0)
+        kernelapp.IPKernelApp.launch_instance(argv=request["args"], parent_handle=parent)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    def close(self) -> None:
+        for pid in list(self.children):
+            self._kill(pid)
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def main(argv: list[str]) -> int:
+    die_with_parent(signal.SIGTERM)
+    server = Server(argv[0], argv[1:])
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(0)))
+    try:
+        server.preload()
+        server.serve()
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,140 @@
+"""Kernels forked from the runner's kernel server (TensorFlow already imported): a run gives the metrics a fresh
+kernel gives, sees nothing a run before it left behind, and a kernel the server cannot give starts fresh.
+
+Real papermill, real kernels, real Keras (the smoke profile's runs).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import nbformat
+
+from mame.engine import execute, runs
+from mame.engine.kernel_protocol import FORKED_MARK, FRESH_MARK, SERVER_ENV
+from mame.engine.kernels import Kernels, kernel_environment, kernel_options
+from mame.engine.plan import PlannedRun
+from mame.engine.profiles import Profile
+from mame.engine.runner import run_plan
+from tests.helpers import write_smoke_plan
+
+PARAMS = 'run_dir = "."\ndata_dir = "."\ninputs = {}\nprofile = "smoke"\nbackbone = None\nseed = 0'
+# what a run finds when it starts, then the state it leaves behind (a global, the environment, a Keras policy,
+# every random seed, a module), then what it draws once seeded
+LEAKY = """import builtins, os, random, sys, types
+import numpy as np, keras, tensorflow as tf
+from mame import results
+
+def draws():
+    return {"np": int(np.random.randint(2**31)), "py": random.random(), "tf": float(tf.random.uniform(()))}
+
+seen = {"global": getattr(builtins, "LEFT_BEHIND", None), "env": os.environ.get("MAME_LEFT_BEHIND"),
+        "policy": keras.mixed_precision.global_policy().name, "module": "left_behind" in sys.modules,
+        "draws": draws()}
+builtins.LEFT_BEHIND = backbone
+os.environ["MAME_LEFT_BEHIND"] = backbone
+keras.mixed_precision.set_global_policy("mixed_bfloat16")
+sys.modules["left_behind"] = types.ModuleType("left_behind")
+keras.utils.set_random_seed(123)
+results.save_result(run_dir, {"metrics": {"seen": seen, "seeded": draws(), "pid": os.getpid()}})"""
+STAGES = """
+stages:
+  leaky:
+    notebook: {notebook}
+    backbones: [vgg16, resnet50]
+    variants:
+      default: {{}}
+"""
+TIMES = ("started", "ended", "duration_s", "executor", "peak_rss_mb", "fit_seconds", "predict_seconds", "seconds", "per_s")
+
+
+def leaky_plan(tmp_path: Path) -> Path:
+    notebook = tmp_path / "leaky.ipynb"
+    cells = [nbformat.v4.new_code_cell(PARAMS, metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell(LEAKY)]
+    kernel = {"kernelspec": {"display_name": "Python (mame)", "language": "python", "name": "mame"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=kernel), notebook)
+    return write_smoke_plan(tmp_path / "plan.yaml", STAGES.format(notebook=notebook))
+
+
+def test_a_run_in_a_forked_kernel_sees_nothing_the_run_before_it_left(tmp_path, isolated_runs):
+    plan = leaky_plan(tmp_path)
+    outcomes = run_plan("smoke", plan_file=plan, jobs=1, out=io.StringIO())  # one after the other, one server
+    assert [o.state for o in outcomes] == ["done", "done"]
+    first, second = (runs.read_metrics(isolated_runs / "leaky" / b) for b in ("vgg16", "resnet50"))
+    assert first["run"]["executor"]["kernel"] == second["run"]["executor"]["kernel"] == "forked"
+    assert FORKED_MARK in (isolated_runs / "leaky" / "resnet50" / execute.KERNEL_LOG).read_text()
+    assert first["metrics"]["pid"] != second["metrics"]["pid"]
+    assert first["run"]["peak_rss_mb"] > 200  # TensorFlow and Keras imported: hundreds of MB, as the server reaped it
+    for metrics in (first, second):
+        seen = metrics["metrics"]["seen"]
+        assert (seen["global"], seen["env"], seen["policy"], seen["module"]) == (None, None, "float32", False)
+    # the seeds the first run set are not the second's: its first draws are not the seeded ones...
+    seeded, drawn = first["metrics"]["seeded"], second["metrics"]["seen"]["draws"]
+    assert all(seeded[k] != drawn[k] for k in ("np", "py", "tf")), (seeded, drawn)
+    # ...nor are they the first run's own first draws: each kernel's generators are seeded afresh
+    assert first["metrics"]["seen"]["draws"]["np"] != drawn["np"]
+
+
+def _without_times(value):
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if not any(t in k for t in TIMES)}
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
+
+
+def test_a_forked_kernel_gives_the_metrics_a_fresh_kernel_gives(tmp_path, monkeypatch):
+    """A training run and a prediction run with random (seeded) weights, each once in a forked kernel and once
+    in a fresh one: the same metrics.json, but for times and how the kernel started."""
+    only = "scratch/r1-plain,similarity/vgg16"
+    got = {}
+    for how, fresh in (("forked", False), ("fresh", True)):
+        runs_dir = tmp_path / how
+        monkeypatch.setenv("MAME_RUNS_DIR", str(runs_dir))
+        outcomes = run_plan("smoke", only=only, jobs=1, fresh_kernels=fresh, out=io.StringIO())
+        assert [o.state for o in outcomes] == ["done", "done"], [o.detail for o in outcomes]
+        got[how] = {run: runs.read_metrics(runs_dir / run) for run in only.split(",")}
+        assert {m["run"]["executor"]["kernel"] for m in got[how].values()} == {how}
+        assert all(("peak_rss_mb" in m["run"]) == (how == "forked") for m in got[how].values())
+    for run in only.split(","):
+        forked, fresh = (_without_times(got[how][run]) for how in ("forked", "fresh"))
+        assert json.dumps(forked, sort_keys=True) == json.dumps(fresh, sort_keys=True), run
+
+
+def _tiny_run(tmp_path: Path, name: str) -> tuple[PlannedRun, execute.RunContext]:
+    notebook = tmp_path / "tiny.ipynb"
+    cells = [nbformat.v4.new_code_cell(PARAMS, metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell("from mame import results\nresults.save_result(run_dir, {'metrics': {'x': 1}})")]
+    kernel = {"kernelspec": {"display_name": "Python (mame)", "language": "python", "name": "mame"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=kernel), notebook)
+    profile = Profile("smoke", {}, {}, {}, None, 0, 120, 300)
+    ctx = execute.RunContext(profile, {"source": "synthetic", "path": str(tmp_path), "fingerprint": "b" * 16},
+                             "a" * 16, {}, executor={"name": "serial", "jobs": 1, "attempt": 1, "threads": {}, "gpu": None})
+    return PlannedRun("tiny", None, name, notebook, {}), ctx
+
+
+def test_a_kernel_whose_environment_is_not_the_servers_starts_fresh_and_says_why(tmp_path, monkeypatch):
+    kernels = Kernels()
+    monkeypatch.setenv(SERVER_ENV, kernels.path(kernel_environment(dict(os.environ)), kernel_options()))
+    try:
+        run, ctx = _tiny_run(tmp_path, "same")
+        same = execute.execute(run, ctx, tmp_path / "runs" / "same")
+        monkeypatch.setenv("OMP_NUM_THREADS", "7")  # read when numpy is imported: the server's numpy has another
+        run, ctx = _tiny_run(tmp_path, "other")
+        other = execute.execute(run, ctx, tmp_path / "runs" / "other")
+        server = kernels.server.proc
+    finally:
+        kernels.stop()
+    assert same["run"]["status"] == other["run"]["status"] == "done"
+    assert (same["run"]["executor"]["kernel"], other["run"]["executor"]["kernel"]) == ("forked", "fresh")
+    log = (tmp_path / "runs" / "other" / execute.KERNEL_LOG).read_text()
+    assert f"{FRESH_MARK}: the kernel server refused: its environment differs from the server's in OMP_NUM_THREADS" in log
+    assert server.poll() is not None  # stopped with its executor
+
+
+def test_with_fresh_kernels_no_server_starts(tmp_path):
+    kernels = Kernels(fresh=True)
+    assert kernels.path(dict(os.environ), []) is None and kernels.server is None
