@@ -60,9 +60,10 @@ class Predicted:
 
 
 def build_model(backbone: str, *, image_size: int | None = None, weights: str = "imagenet-if-cached",
-                precision: str = "float32") -> ImagenetModel:
+                precision: str = "float32", seed: int | None = None) -> ImagenetModel:
     """The backbone with its ImageNet top. ImageNet weights need the backbone's default input size
-    (224 px; EfficientNetB3 300 px): ``image_size`` applies to random weights only, and the notes say so."""
+    (224 px; EfficientNetB3 300 px): ``image_size`` applies to random weights only, and the notes say so.
+    ``seed`` seeds random weights (the same run gives the same numbers again)."""
     from mame.models import builders
 
     builders.configure_precision(precision)
@@ -73,6 +74,10 @@ def build_model(backbone: str, *, image_size: int | None = None, weights: str = 
     if choice.used != "random" and size != spec.default_size:
         notes.append(f"image_size {size} ignored: {spec.name}'s ImageNet head takes {spec.default_size} px")
         size = spec.default_size
+    if seed is not None:
+        import keras
+
+        keras.utils.set_random_seed(seed)
     model = builders.build_imagenet_classifier(backbone, image_size=size, weights_choice=choice)
     info = builders.model_info(model)
     info.update({"precision": precision, "image_size": size, "notes": notes})
