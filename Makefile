@@ -112,8 +112,8 @@ docs: $(STAMPS)/python ## Regenerate the README's GPU estimate table from the pl
 bench: $(STAMPS)/python ## Print speed figures (runner overhead with nothing stale)
 	$(PY) -m mame.bench
 
-clean: ## Remove generated data, report outputs and caches (keeps runs/ and the venv)
-	rm -rf data/synthetic report/_generated report/_output .pytest_cache
+clean: ## Remove generated data, the decoded-image cache, report outputs and caches (keeps runs/ and the venv)
+	rm -rf data/synthetic data/cache report/_generated report/_output .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
 
 distclean: clean ## Also remove runs/, the venv, node_modules and setup stamps

@@ -11,6 +11,8 @@ from tests.helpers import TEST_DATA_HOME, unpack_official_metadata
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# one decoded-image cache for the session (the smoke runs of many tests share their images), outside data/
+os.environ.setdefault("MAME_IMAGE_CACHE", str(TEST_DATA_HOME / "image-cache"))
 
 
 @pytest.fixture(scope="session")

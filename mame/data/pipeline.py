@@ -58,7 +58,7 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
                  image_size: int | None = None, crop_size: int | None = None,
                  target_pixels: int | None = None, batch_size: int = 32, shuffle: bool = False,
                  seed: int = 0, augment: bool = False, repeat: bool = False, first_epoch: int = 0,
-                 with_paths: bool = False, allow_test: bool = False) -> tf.data.Dataset:
+                 with_paths: bool = False, allow_test: bool = False, cache: bool = True) -> tf.data.Dataset:
     """Batches of ``(images, labels)`` (``(images, labels, paths)`` with ``with_paths``).
 
     Fixed shape: ``image_size`` (square resize) then an optional central ``crop_size`` crop.
@@ -68,6 +68,11 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
     never straddle two epochs (the last batch of an epoch may be short). ``first_epoch`` starts the
     stream at that epoch, so a resumed training run sees exactly the batches of an uninterrupted one.
     Test-split records are refused unless ``allow_test`` (only the evaluate stage passes it).
+
+    Fixed-shape images are decoded once into the decoded-image cache (``mame.data.image_cache``; ``cache``
+    False, or ``MAME_IMAGE_CACHE=off``, decodes them at each pass): a corrupt image then fails here, before
+    anything trains, with a ``DataError`` naming it. Either way the pixels are the resized ones rounded to
+    integers, bit for bit the same.
     """
     _check_sizes(image_size, crop_size, target_pixels, batch_size)
     if not records:
@@ -81,13 +86,16 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
     path_table = tf.constant(paths)
     label_table = tf.constant([r.label for r in records], dtype=tf.int32)
 
+    read = _cached_reader(paths, image_dir, image_size, crop_size) if cache and target_pixels is None else None
+
     def load(position: tf.Tensor, index: tf.Tensor):
         path = tf.gather(path_table, index)
-        image = decode_checked(path)
-        if target_pixels is None:
-            image = resize_fixed(image, image_size, crop_size)
+        if read is not None:
+            image = read(index)
+        elif target_pixels is None:
+            image = tf.round(resize_fixed(decode_checked(path), image_size, crop_size))
         else:
-            image = resize_variable(image, target_pixels)
+            image = resize_variable(decode_checked(path), target_pixels)
         if augment:
             image = augment_image(image, tf.stack([tf.constant(seed, tf.int64), position]))
         return image, tf.gather(label_table, index), path
@@ -107,6 +115,44 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     _FILES[dataset] = paths
     return dataset
+
+
+def _cached_reader(paths: list[str], image_dir, image_size: int, crop_size: int | None):
+    """A graph function from a record index to its cached image (float32), or None without a cache."""
+    from mame.data import image_cache
+
+    root = image_cache.cache_root()
+    if root is None:
+        return None
+    stamp = image_cache.code_stamp(decode_checked, _structure_problem, resize_fixed, decode_fixed)
+    store = image_cache.ImageCache(root, Path(image_dir), image_size, crop_size, stamp)
+    rows = store.fill(paths, lambda missing: _decoded_batches(missing, image_size, crop_size))
+    if rows is None:
+        return None
+    row_table, read_row, shape = tf.constant(rows), store.reader(), store.shape
+
+    def read(index: tf.Tensor) -> tf.Tensor:
+        image = tf.numpy_function(read_row, [tf.gather(row_table, index)], tf.uint8, stateful=False)
+        image.set_shape(shape)
+        return tf.cast(image, tf.float32)
+
+    return read
+
+
+def decode_fixed(path: tf.Tensor, image_size: int, crop_size: int | None) -> tf.Tensor:
+    """One image as the cache keeps it: decoded, resized (and cropped), rounded to uint8."""
+    return tf.cast(tf.round(resize_fixed(decode_checked(path), image_size, crop_size)), tf.uint8)
+
+
+def _decoded_batches(paths: list[str], image_size: int, crop_size: int | None) -> Iterator[np.ndarray]:
+    """uint8 batches of ``paths`` in order, decoded side by side (``DataError`` naming a corrupt file)."""
+    from mame.data.image_cache import FILL_BATCH
+
+    dataset = tf.data.Dataset.from_tensor_slices(paths).map(
+        lambda path: (decode_fixed(path, image_size, crop_size),), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True).batch(FILL_BATCH).prefetch(1)
+    for (batch,) in iterate_numpy(dataset, files=paths):
+        yield batch
 
 
 def _check_sizes(image_size: int | None, crop_size: int | None, target_pixels: int | None,
