@@ -1,5 +1,14 @@
-"""``make bench``: speed figures measured in one process, printed (never asserted).
+"""``make bench``: speed figures measured in one process, printed as they come and as one table at the end
+(never asserted), and written as JSON to ``runs/bench/bench-<time>.json`` with the CPU flags they ran on.
 
+- runs: the runner's per-run fixed cost, kernels forked from the kernel server against fresh ones
+  (``mame.bench.runs``);
+- images: decode-only images/s at 224 px, cold and from the decoded-image cache; per backbone, images/s of
+  ``model.predict`` on in-memory arrays (the ceiling) and through our pipeline cold and warm, fp32 and bf16
+  where the hardware has it; VGG16 fine-tuning train steps (``mame.bench.models``);
+- memory: peak RSS of the feature and fine-tuning stages;
+- report: ``make report`` with nothing new, and a forced render split into collect / figures / Jinja /
+  pandoc / PDF (with a demo deck at hand);
 - runner: the smoke plan from nothing, then again with nothing stale (the ratio the cache must keep
   under 1/10), in a private runs folder;
 - data: reading the official metadata CSV and fingerprinting a dataset, when the files are at hand.
@@ -23,7 +32,7 @@ def _timed(fn, *args, **kwargs):
     return time.perf_counter() - start, result
 
 
-def bench_runner(profile: str = "smoke") -> None:
+def bench_runner(profile: str = "smoke") -> dict:
     from mame.engine.runner import run_plan
 
     with tempfile.TemporaryDirectory(prefix="mame-bench-") as tmp:
@@ -35,6 +44,8 @@ def bench_runner(profile: str = "smoke") -> None:
     print(f"runner  {profile}: first run {first:7.1f} s ({executed} notebooks executed)")
     print(f"runner  {profile}: rerun     {again:7.2f} s ({skipped} cached, "
           f"{len(cached) - skipped} executed)  ratio {again / first:.4f}")
+    return {"profile": profile, "first_s": round(first, 1), "executed": executed, "rerun_s": round(again, 2),
+            "cached": skipped, "ratio": round(again / first, 4)}
 
 
 def bench_data() -> None:
@@ -53,12 +64,76 @@ def bench_data() -> None:
         print(f"data    dataset_fingerprint smoke synthetic set: {seconds * 1000:.1f} ms")
 
 
+def cpu_flags() -> list[str]:
+    """The CPU's vector and matrix flags that decide TensorFlow's speed here (AVX2, AVX-512, AMX)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
+
+
+def table(found: dict) -> str:
+    """The figures that answer the speed targets, one per line."""
+    lines = ["", "what                                               figure"]
+    fixed = found["fixed_cost"]
+    lines.append(f"per-run fixed cost, forked kernel (median)         {fixed['forked']['median_s']:.2f} s")
+    lines.append(f"per-run fixed cost, fresh kernel (median)          {fixed['fresh']['median_s']:.2f} s "
+                 f"({fixed['fresh_over_forked']}x)")
+    decode = found["images"]["decode"]
+    lines.append(f"decode-only 224 px, cold -> cached                 {decode['cold_per_s']:,.0f} -> "
+                 f"{decode['warm_per_s']:,.0f} images/s ({decode['warm_over_cold']}x)")
+    for rates in found["images"]["backbones"]:
+        name = f"{rates['backbone']} {rates['precision']}"
+        lines.append(f"{name:<35} ceiling {rates['in_memory_per_s']:7.1f}  cold {rates['pipeline_cold_per_s']:7.1f}  "
+                     f"warm {rates['pipeline_warm_per_s']:7.1f} images/s  warm/ceiling {rates['warm_over_ceiling']:.2f}")
+    for rate in found["images"]["finetune"]:
+        lines.append(f"fine-tuning train steps {rate['precision']:<26} {rate['train_per_s']:.1f} images/s "
+                     f"(VGG16 {rate['size']} px, batch {rate['batch']})")
+    for where, values in found["memory"].items():
+        for run_id, mb in values.items():
+            lines.append(f"peak RSS {where} {run_id:<40} {mb:,.0f} MB")
+    report = found.get("report")
+    if report:
+        split = ", ".join(f"{k} {v:.1f}" for k, v in report["rerender_split_s"].items())
+        lines.append(f"warm make report (nothing new)                     {report['nothing_new_s']:.2f} s")
+        lines.append(f"forced render {report['rerender_s']:.1f} s                           {split} s")
+    runner = found.get("runner")
+    if runner:
+        lines.append(f"smoke plan from nothing / again                    {runner['first_s']:.1f} s / "
+                     f"{runner['rerun_s']:.2f} s (ratio {runner['ratio']})")
+    return "\n".join(lines)
+
+
 def main() -> int:
-    print(f"machine: {os.cpu_count()} cores")
-    bench_runner()
+    import json
+    import platform
+    import sys
+
+    from mame.bench import models, runs
+    from mame.engine.provenance import cpu_count, device_info, now_iso
+
+    started, t0 = now_iso(), time.perf_counter()
+    flags = cpu_flags()
+    print(f"machine: {device_info()['name']}, {cpu_count()} cores; flags: {' '.join(flags)}", flush=True)
+    found: dict = {"started": started, "machine": device_info(), "cores": cpu_count(), "cpu_flags": flags,
+                   "python": platform.python_version()}
+    found["fixed_cost"] = runs.fixed_cost()
+    fixed = found["fixed_cost"]
+    print(f"runs    per-run fixed cost: forked {fixed['forked']['median_s']:.2f} s, fresh "
+          f"{fixed['fresh']['median_s']:.2f} s (median of {fixed['forked']['runs'] - 1})", flush=True)
+    found["images"] = models.measure(sys.stdout)
+    found["memory"] = runs.peak_memory(sys.stdout)
+    found["report"] = runs.report_split(sys.stdout)
+    found["runner"] = bench_runner()
     bench_data()
+    found["total_s"] = round(time.perf_counter() - t0, 1)
+    print(table(found))
+    out_dir = config.runs_dir() / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"bench-{started.replace(':', '').replace('+0000', 'Z')}.json"
+    path.write_text(json.dumps(found, indent=1))
+    print(f"\nbench: {found['total_s']:.0f} s; written to {path}")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""Figures about runs and the deck: the runner's per-run fixed cost (forked kernels against fresh ones), peak
+memory of the feature and fine-tuning stages, and a warm ``make report`` split into its steps."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from mame import config
+
+PARAMS = 'run_dir = "."\ndata_dir = "."\ninputs = {}\nprofile = "smoke"\nbackbone = None\nseed = 0'
+# what every stage's notebook does before its own work: import the stage (TensorFlow, Keras) and save a result
+BODY = ("import tensorflow, keras\nfrom mame.stages import features, finetune, scratch\nfrom mame import results\n"
+        "results.save_result(run_dir, {'metrics': {'x': 1}})")
+STEP_LINE = re.compile(r"^deck  (.*?) \.{2,} +([0-9.]+) s$")
+
+
+def _notebook(path: Path) -> Path:
+    cells = [nbformat.v4.new_code_cell(PARAMS, metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell(BODY)]
+    kernel = {"kernelspec": {"display_name": "Python (mame)", "language": "python", "name": "mame"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=kernel), path)
+    return path
+
+
+def fixed_cost(repeats: int = 4) -> dict:
+    """Seconds per run of a notebook that only imports a stage and saves a result, through the default
+    executor (a worker process per run), with kernels forked from the kernel server and with fresh ones. The
+    first forked run also waits for the server's own imports: the median is of the later ones."""
+    from mame.engine import execute, executors
+    from mame.engine.plan import PlannedRun
+    from mame.engine.profiles import Profile
+
+    found = {}
+    with tempfile.TemporaryDirectory(prefix="mame-bench-runs-") as tmp:
+        notebook = _notebook(Path(tmp) / "fixed.ipynb")
+        profile = Profile("smoke", {}, {}, {}, None, 0, 120, 300)
+        dataset = {"source": "synthetic", "path": tmp, "fingerprint": "0" * 16}
+        for how, fresh in (("forked", False), ("fresh", True)):
+            pool = executors.LocalExecutor(1, lambda *_: None, fresh_kernels=fresh, out=io.StringIO())
+            seconds = []
+            try:
+                for i in range(repeats):
+                    run = PlannedRun("bench", None, f"{how}{i}", notebook, {})
+                    ctx = execute.RunContext(profile, dataset, "0" * 16, {})
+                    start = time.perf_counter()
+                    pool.submit(executors.Job(run, ctx, Path(tmp) / "runs" / how / str(i)))
+                    ended = []
+                    while not ended:
+                        ended = pool.wait(1.0)
+                    if ended[0].metrics is None or ended[0].metrics["run"]["status"] != "done":
+                        raise RuntimeError(f"the fixed-cost notebook failed ({how}): {ended[0]}")
+                    seconds.append(time.perf_counter() - start)
+            finally:
+                pool.close()
+            found[how] = {"median_s": round(statistics.median(seconds[1:]), 2), "first_s": round(seconds[0], 2),
+                          "runs": len(seconds)}
+    found["fresh_over_forked"] = round(found["fresh"]["median_s"] / found["forked"]["median_s"], 1)
+    return found
+
+
+def peak_memory(out) -> dict:
+    """Peak resident memory of the smoke profile's feature and fine-tuning runs (a private runs folder), and of
+    the runs of that kind in ``runs/`` that recorded it (the demo's, after ``make report``)."""
+    from mame.engine import runs
+    from mame.engine.runner import run_plan
+
+    found: dict = {"smoke": {}, "runs": {}}
+    with tempfile.TemporaryDirectory(prefix="mame-bench-rss-") as tmp:
+        saved = os.environ.get("MAME_RUNS_DIR")
+        os.environ["MAME_RUNS_DIR"] = str(Path(tmp) / "runs")
+        try:
+            only = "features/vgg16,finetune/vgg16-step1"
+            for outcome in run_plan("smoke", only=only, jobs=1, out=io.StringIO()):
+                metrics = runs.try_read_metrics(Path(tmp) / "runs" / outcome.run.id)
+                if metrics and "peak_rss_mb" in metrics["run"]:
+                    found["smoke"][outcome.run.id] = metrics["run"]["peak_rss_mb"]
+        finally:
+            os.environ.pop("MAME_RUNS_DIR", None)
+            if saved is not None:
+                os.environ["MAME_RUNS_DIR"] = saved
+    for stage in ("features", "finetune"):
+        for path in sorted((config.runs_dir() / stage).glob("*/metrics.json")):
+            metrics = runs.try_read_metrics(path.parent)
+            if metrics and "peak_rss_mb" in metrics["run"]:
+                found["runs"][f"{stage}/{path.parent.name}"] = metrics["run"]["peak_rss_mb"]
+    for where, values in found.items():
+        for run_id, mb in values.items():
+            print(f"memory  {where:<5} {run_id:<32} peak RSS {mb:7.0f} MB", file=out, flush=True)
+    return found
+
+
+def report_split(out, profile: str = "demo") -> dict | None:
+    """``make report`` with nothing new (the deck left as it is), and a forced render of the same deck in a
+    private copy of the build folders (figures kept, as after a run), split into its steps. None without a
+    deck of ``profile`` to render (run ``make report`` first)."""
+    from mame.deck.build import build, build_dirs
+
+    dirs = build_dirs()
+    if not (dirs["output"] / "deck.html").is_file() or not config.runs_dir().is_dir():
+        print(f"report  no {profile} deck yet (make report first): skipped", file=out, flush=True)
+        return None
+    start = time.perf_counter()
+    build(profile, out=io.StringIO())
+    warm = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="mame-bench-deck-") as tmp:
+        for name, path in dirs.items():
+            if path.is_dir():
+                shutil.copytree(path, Path(tmp) / path.name, symlinks=True)
+        saved = os.environ.get("MAME_REPORT_BUILD")
+        os.environ["MAME_REPORT_BUILD"] = tmp
+        printed = io.StringIO()
+        try:
+            start = time.perf_counter()
+            build(profile, out=printed, rerender=True)
+            total = time.perf_counter() - start
+        finally:
+            os.environ.pop("MAME_REPORT_BUILD", None)
+            if saved is not None:
+                os.environ["MAME_REPORT_BUILD"] = saved
+    split = {"collect": 0.0, "figures": 0.0, "jinja": 0.0, "pandoc": 0.0, "pdf": 0.0, "check": 0.0}
+    for line in printed.getvalue().splitlines():
+        match = STEP_LINE.match(line.strip())
+        if match:
+            split[_step_kind(match.group(1))] += float(match.group(2))
+    found = {"nothing_new_s": round(warm, 2), "rerender_s": round(total, 1),
+             "rerender_split_s": {k: round(v, 1) for k, v in split.items()}}
+    print(f"report  nothing new: {warm:.2f} s; forced render {total:.1f} s = "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in found["rerender_split_s"].items()), file=out, flush=True)
+    return found
+
+
+def _step_kind(step: str) -> str:
+    """The part of the split a build step belongs to (the context is computed for Jinja)."""
+    lowered = step.lower()
+    for word, kind in (("collect", "collect"), ("context", "jinja"), ("jinja", "jinja"), ("pandoc", "pandoc"),
+                       ("pdf", "pdf"), ("browser", "check")):
+        if word in lowered:
+            return kind
+    return "figures"
