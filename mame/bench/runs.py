@@ -127,8 +127,8 @@ def report_split(out, profile: str = "demo") -> dict | None:
                 os.environ["MAME_REPORT_BUILD"] = saved
     split = {"collect": 0.0, "figures": 0.0, "jinja": 0.0, "pandoc": 0.0, "pdf": 0.0, "check": 0.0}
     for line in printed.getvalue().splitlines():
-        match = STEP_LINE.match(line.strip())
-        if match:
+        match = STEP_LINE.match(line.rstrip())
+        if match and not match.group(1).startswith(" "):  # an indented line is part of the step above it
             split[_step_kind(match.group(1))] += float(match.group(2))
     found = {"nothing_new_s": round(warm, 2), "rerender_s": round(total, 1),
              "rerender_split_s": {k: round(v, 1) for k, v in split.items()}}
