@@ -109,7 +109,7 @@ mutation: $(STAMPS)/python ## Mutation testing of mame/engine, mame/stages and m
 docs: $(STAMPS)/python ## Regenerate the README's GPU estimate table from the plan (profile full)
 	$(PY) -m mame estimate --profile full --markdown --readme README.md >/dev/null
 
-bench: $(STAMPS)/python ## Print speed figures (runner overhead with nothing stale)
+bench: $(STAMPS)/python ## Speed figures (per-run fixed cost, decode and model images/s cold/warm, fp32/bf16, peak RSS, warm report split), table + runs/bench/*.json; ~6 min
 	$(PY) -m mame.bench
 
 clean: ## Remove generated data, the decoded-image cache, report outputs and caches (keeps runs/ and the venv)

@@ -35,10 +35,16 @@ def _timed(fn, *args, **kwargs):
 def bench_runner(profile: str = "smoke") -> dict:
     from mame.engine.runner import run_plan
 
+    saved = os.environ.get("MAME_RUNS_DIR")
     with tempfile.TemporaryDirectory(prefix="mame-bench-") as tmp:
         os.environ["MAME_RUNS_DIR"] = str(Path(tmp) / "runs")
-        first, outcomes = _timed(run_plan, profile, out=io.StringIO())
-        again, cached = _timed(run_plan, profile, out=io.StringIO())
+        try:
+            first, outcomes = _timed(run_plan, profile, out=io.StringIO())
+            again, cached = _timed(run_plan, profile, out=io.StringIO())
+        finally:
+            os.environ.pop("MAME_RUNS_DIR", None)
+            if saved is not None:
+                os.environ["MAME_RUNS_DIR"] = saved
     executed = sum(o.state == "done" for o in outcomes)
     skipped = sum(o.state == "cached" for o in cached)
     print(f"runner  {profile}: first run {first:7.1f} s ({executed} notebooks executed)")
@@ -115,6 +121,7 @@ def main() -> int:
     from mame.engine.provenance import cpu_count, device_info, now_iso
 
     started, t0 = now_iso(), time.perf_counter()
+    out_dir = config.runs_dir() / "bench"  # the user's runs folder (the runner part uses a private one)
     flags = cpu_flags()
     print(f"machine: {device_info()['name']}, {cpu_count()} cores; flags: {' '.join(flags)}", flush=True)
     found: dict = {"started": started, "machine": device_info(), "cores": cpu_count(), "cpu_flags": flags,
@@ -130,7 +137,6 @@ def main() -> int:
     bench_data()
     found["total_s"] = round(time.perf_counter() - t0, 1)
     print(table(found))
-    out_dir = config.runs_dir() / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"bench-{started.replace(':', '').replace('+0000', 'Z')}.json"
     path.write_text(json.dumps(found, indent=1))
