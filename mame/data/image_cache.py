@@ -178,12 +178,13 @@ class ImageCache:
         return True
 
     def reader(self) -> Callable[[np.ndarray], np.ndarray]:
-        """A function from a row number to that image (uint8), through a read-only memory map."""
+        """A function from row numbers to those images, uint8 ``(n, side, side, 3)``, read through a read-only
+        memory map (only the rows asked for are touched)."""
         rows = (self.folder / PIXELS).stat().st_size // self.row_bytes
-        pixels = np.memmap(self.folder / PIXELS, dtype=np.uint8, mode="r", shape=(rows, *self.shape))
+        pixels = np.asarray(np.memmap(self.folder / PIXELS, dtype=np.uint8, mode="r", shape=(rows, *self.shape)))
 
-        def read(row: np.ndarray) -> np.ndarray:
-            return np.array(pixels[int(row)])
+        def read(wanted: np.ndarray) -> np.ndarray:
+            return pixels[np.asarray(wanted, dtype=np.int64)]
 
         return read
 

@@ -90,9 +90,7 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
 
     def load(position: tf.Tensor, index: tf.Tensor):
         path = tf.gather(path_table, index)
-        if read is not None:
-            image = read(index)
-        elif target_pixels is None:
+        if target_pixels is None:
             image = tf.round(resize_fixed(decode_checked(path), image_size, crop_size))
         else:
             image = resize_variable(decode_checked(path), target_pixels)
@@ -100,8 +98,19 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
             image = augment_image(image, tf.stack([tf.constant(seed, tf.int64), position]))
         return image, tf.gather(label_table, index), path
 
+    def load_batch(positions: tf.Tensor, indices: tf.Tensor):
+        # cached: one memory-map read per batch (a read per image costs more than the copy itself)
+        images = read(indices)
+        if augment:
+            seeds = tf.stack([tf.fill(tf.shape(positions), tf.constant(seed, tf.int64)), positions], axis=1)
+            images = tf.map_fn(lambda pair: augment_image(pair[0], pair[1]), (images, seeds),
+                               fn_output_signature=tf.float32)
+        return images, tf.gather(label_table, indices), tf.gather(path_table, indices)
+
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         dataset = _epoch_positions(len(paths), epoch, shuffle=shuffle, seed=seed)
+        if read is not None:
+            return dataset.batch(batch_size).map(load_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if target_pixels is None:
             return dataset.batch(batch_size)
@@ -118,7 +127,8 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
 
 
 def _cached_reader(paths: list[str], image_dir, image_size: int, crop_size: int | None):
-    """A graph function from a record index to its cached image (float32), or None without a cache."""
+    """A graph function from a batch of record indices to their cached images (float32), or None without a
+    cache."""
     from mame.data import image_cache
 
     root = image_cache.cache_root()
@@ -129,12 +139,13 @@ def _cached_reader(paths: list[str], image_dir, image_size: int, crop_size: int 
     rows = store.fill(paths, lambda missing: _decoded_batches(missing, image_size, crop_size))
     if rows is None:
         return None
-    row_table, read_row, shape = tf.constant(rows), store.reader(), store.shape
+    row_table, read_rows, shape = tf.constant(rows), store.reader(), store.shape
 
-    def read(index: tf.Tensor) -> tf.Tensor:
-        image = tf.numpy_function(read_row, [tf.gather(row_table, index)], tf.uint8, stateful=False)
-        image.set_shape(shape)
-        return tf.cast(image, tf.float32)
+    def read(indices: tf.Tensor) -> tf.Tensor:
+        # uint8 across the Python boundary (a quarter of float32's bytes), cast by TensorFlow's threads
+        images = tf.numpy_function(read_rows, [tf.gather(row_table, indices)], tf.uint8, stateful=False)
+        images.set_shape((None, *shape))
+        return tf.cast(images, tf.float32)
 
     return read
 

@@ -67,7 +67,7 @@ def render_source(profile_name: str, *, plan_file: Path | None = None, collected
     from mame.deck.context import build_context, by_stage
     from mame.deck.dataset import dataset_figures
     from mame.deck.features import MAX_POINTS_PER_CLASS
-    from mame.deck.figures import report_figures, run_figures
+    from mame.deck.figures import report_figures, run_figures, side_by_side_figures
 
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
@@ -86,9 +86,7 @@ def render_source(profile_name: str, *, plan_file: Path | None = None, collected
     figures = {}
     for stage, group in by_stage(entries).items():
         if stage == "features":  # one line per feature set: its projections are the slow figures
-            for e in group:
-                with steps.step(f"figures: {e.run.id} ({', '.join(options.get('projections') or [])})"):
-                    figures[e.run.id] = run_figures(e, options)
+            figures.update(side_by_side_figures(group, options, steps))
             continue
         with steps.step(f"figures: {stage} ({len(group)} run{'s' if len(group) > 1 else ''})"):
             figures.update({e.run.id: run_figures(e, options) for e in group})

@@ -11,6 +11,10 @@ report's build folder and are redrawn each time (cheap).
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -93,3 +97,47 @@ def report_figures(context: dict, out_dir: Path) -> dict[str, dict]:
         if hook:
             drawn[stage.stage] = hook(context[stage.stage], out_dir)
     return drawn
+
+
+def side_by_side_figures(entries: list, options: dict, steps, workers: int | None = None) -> dict[str, dict[str, Path]]:
+    """``run_figures`` of each entry, a line per run on ``steps`` as it finishes: in ``workers`` forked processes
+    (default: one per core, at most one per run) when more than one run has figures to draw, else here. The
+    children are forks of this process (same code, same matplotlib settings), so a figure drawn there is the one
+    drawn here, byte for byte (a test compares them)."""
+    def line(entry, seconds: float) -> None:
+        projections = ", ".join(options.get("projections") or [])
+        what = f"figures: {entry.run.id}" + (f" ({projections})" if projections else "")
+        steps.say(f"{what} {'.' * max(2, 56 - len(what))} {seconds:5.1f} s")
+
+    workers = workers or min(len(entries), _cores())
+    drawn: dict[str, dict[str, Path]] = {}
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        for entry in entries:
+            drawn[entry.run.id], seconds = _timed_run_figures(entry, options)
+            line(entry, seconds)
+        return drawn
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {pool.submit(_timed_run_figures, entry, options): entry for entry in entries}
+        for future in as_completed(futures):
+            found, seconds = future.result()
+            drawn[futures[future].run.id] = found
+            line(futures[future], seconds)
+    return {entry.run.id: drawn[entry.run.id] for entry in entries}
+
+
+def _timed_run_figures(entry, options: dict) -> tuple[dict[str, Path], float]:
+    """One run's figures on one thread (BLAS, OpenMP), wherever they are drawn: runs go side by side on the
+    cores instead, and a figure does not depend on how many threads computed it."""
+    from threadpoolctl import threadpool_limits
+
+    start = time.perf_counter()
+    with threadpool_limits(limits=1):
+        found = run_figures(entry, options)
+    return found, time.perf_counter() - start
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1

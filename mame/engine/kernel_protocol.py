@@ -11,6 +11,7 @@ import socket
 import struct
 
 SERVER_ENV = "MAME_KERNEL_SERVER"
+FOLDER_PREFIX = "mame-kernels-"  # the server's temporary folder (socket, log): it removes it when it ends
 # set per kernel by jupyter_client or the executor (read by no library at import): may differ from the server's
 PER_KERNEL_ENV = frozenset({"JPY_PARENT_PID", "JPY_SESSION_NAME", "CUDA_VISIBLE_DEVICES", SERVER_ENV,
                             "PYDEVD_DISABLE_FILE_VALIDATION", "PWD", "OLDPWD", "_"})

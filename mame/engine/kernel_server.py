@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import os
 import selectors
+import shutil
 import signal
 import socket
 import sys
 
-from mame.engine.kernel_protocol import FORKED_MARK, die_with_parent, env_difference, receive_message, send_message
+from mame.engine.kernel_protocol import FOLDER_PREFIX, FORKED_MARK, die_with_parent, env_difference, receive_message, send_message
 
 # what a run's notebook imports that costs seconds (imported in this order; one that fails is skipped)
 PRELOAD = ("numpy", "scipy", "pandas", "sklearn", "sklearn.metrics", "sklearn.linear_model", "PIL.Image",
@@ -187,12 +188,18 @@ class Server:
         os._exit(0)
 
     def close(self) -> None:
+        """End the kernels still running and remove the socket, and the server's own temporary folder with it (a
+        runner that was killed cannot)."""
         for pid in list(self.children):
             self._kill(pid)
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        folder = os.path.dirname(self.path)
+        if os.path.basename(folder).startswith(FOLDER_PREFIX):
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from mame import config
-from mame.engine.kernel_protocol import ENDED_RE, FORKED_MARK, FRESH_MARK, PER_KERNEL_ENV
+from mame.engine.kernel_protocol import ENDED_RE, FOLDER_PREFIX, FORKED_MARK, FRESH_MARK, PER_KERNEL_ENV
 
 KERNEL_NAME = "mame"
 # oneDNN stays on: with TF_ENABLE_ONEDNN_OPTS=0, mixed_bfloat16 training fell back to kernels 30x slower
@@ -77,7 +77,7 @@ class KernelServer:
     """The server process, started for one runner (:func:`start`) and stopped when it ends (:meth:`stop`)."""
 
     def __init__(self, env: dict, options: list[str]):
-        self.folder = Path(tempfile.mkdtemp(prefix="mame-kernels-"))
+        self.folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
         self.path = str(self.folder / "server.sock")
         self.log = self.folder / "server.log"
         with open(self.log, "wb") as log:

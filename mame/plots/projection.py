@@ -16,6 +16,7 @@ METHODS = ("pca", "umap", "tsne")
 METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 LEGENDS = ("outside", "centroids", "none")
 CENTROID_FONT = 8.0
+LABEL_STEPS = 150  # adjust_text iterations for the class names (deterministic, unlike a time limit)
 
 
 def project_features(features: np.ndarray, labels: np.ndarray, *, method: str = "pca",
@@ -152,9 +153,10 @@ def _class_legend(ax: Axes, coords: np.ndarray, labels: np.ndarray, class_names:
             texts.append(ax.text(centre[0], centre[1], class_names[index], fontsize=CENTROID_FONT, ha="center",
                                  va="center", color=_darker(class_colors(len(class_names))[index]),
                                  bbox={"boxstyle": "round,pad=0.12", "fc": "white", "alpha": 0.75, "lw": 0}))
-        # move overlapping names apart (a thin line back to the class's median point when moved far)
+        # move overlapping names apart (a thin line back to the class's median point when moved far); 150 steps
+        # place 29 names as well as its default 500 (compared by eye on the demo's t-SNE) in a third of the time
         adjust_text(texts, ax=ax, expand=(1.05, 1.15), max_move=(30, 30), ensure_inside_axes=True,
-                    arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.45"})
+                    iter_lim=LABEL_STEPS, arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.45"})
 
 
 def _darker(colour) -> tuple[float, float, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from mame.deck.pdf import pdf_page_count
 from mame.deck.render import remote_references
 from mame.engine import runs
 from mame.engine.runner import run_plan
+from mame.engine.status import collect
 from tests.helpers import TEST_DATA_HOME, write_smoke_plan
 
 pytestmark = pytest.mark.slow
@@ -291,3 +293,21 @@ def test_a_report_with_nothing_new_renders_nothing_and_any_change_renders_again(
     first.html.unlink()
     assert not build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).unchanged and first.html.is_file()
     assert build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"], rerender=True).unchanged is False
+
+
+def test_feature_figures_drawn_side_by_side_are_the_ones_drawn_here_byte_for_byte(workspace):
+    from mame.deck.figures import side_by_side_figures
+    from mame.deck.freshness import Steps
+
+    entries = [e for e in collect("smoke", workspace["plan"]) if e.run.stage == "features"]
+    options = {"projections": ["pca", "tsne"], "projections_3d": ["pca"], "points_per_class": 3}
+    drawn = {}
+    for workers in (2, 1):
+        for png in workspace["runs"].glob("features/*/figures/*"):
+            png.unlink()
+        lines = io.StringIO()
+        found = side_by_side_figures(entries, options, Steps(lines), workers=workers)
+        assert list(found) == [e.run.id for e in entries] and len(entries) == 2  # in the order given
+        assert all(f"figures: {e.run.id} (pca, tsne)" in lines.getvalue() for e in entries)
+        drawn[workers] = {f"{run}/{kind}": Path(path).read_bytes() for run, figs in found.items() for kind, path in figs.items()}
+    assert len(drawn[1]) >= 8 and drawn[2] == drawn[1]

@@ -22,6 +22,7 @@ import pytest
 from mame import config
 from mame.engine import execute, runs
 from mame.engine.executors import cpu_count, describe_exit
+from mame.engine.kernel_protocol import FOLDER_PREFIX
 from mame.engine.runner import run_plan
 from mame.engine.status import collect
 from tests.helpers import write_smoke_plan
@@ -201,8 +202,11 @@ def test_a_killed_runner_takes_its_workers_and_kernels_with_it_and_nothing_else(
     marker = tmp_path / "holding"
     plan = write_plan(tmp_path, hold=60, marker=str(marker))
     bystander = subprocess.Popen(["sleep", "120"])  # an unrelated process of the same user
+    scratch = tmp_path / "tmp"  # the runner's temporary folders (its kernel server's) go here
+    scratch.mkdir()
     driver = subprocess.Popen([sys.executable, "-m", "mame", "run", "--profile", "smoke", "--plan", str(plan), "--jobs", "2"],
-                              cwd=config.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                              cwd=config.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                              env={**os.environ, "TMPDIR": str(scratch)})
     try:
         wait_for(lambda: len(list(tmp_path.glob("holding-*"))) == 2, 120, "two notebooks to start holding")
         workers = [int(p.name.rsplit("-", 1)[1]) for p in isolated_runs.glob(f"*/.*{execute.PARTIAL_MARK}*")]
@@ -211,6 +215,7 @@ def test_a_killed_runner_takes_its_workers_and_kernels_with_it_and_nothing_else(
         driver.wait(timeout=30)
         wait_for(lambda: not any(alive(pid) for pid in workers), 15, "the workers to die with the runner")
         wait_for(lambda: not processes_in(isolated_runs), 15, "their kernels to end")
+        wait_for(lambda: not list(scratch.glob(f"{FOLDER_PREFIX}*")), 15, "the kernel server's folder to go")
         assert bystander.poll() is None  # nothing unrelated was killed
     finally:
         bystander.kill()
