@@ -100,11 +100,9 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
 
     def load_batch(positions: tf.Tensor, indices: tf.Tensor):
         # cached: one memory-map read per batch (a read per image costs more than the copy itself)
-        images = read(indices)
+        images, seeds = read(indices), tf.stack([tf.fill(tf.shape(positions), tf.constant(seed, tf.int64)), positions], 1)
         if augment:
-            seeds = tf.stack([tf.fill(tf.shape(positions), tf.constant(seed, tf.int64)), positions], axis=1)
-            images = tf.map_fn(lambda pair: augment_image(pair[0], pair[1]), (images, seeds),
-                               fn_output_signature=tf.float32)
+            images = tf.map_fn(lambda pair: augment_image(*pair), (images, seeds), fn_output_signature=tf.float32)
         return images, tf.gather(label_table, indices), tf.gather(path_table, indices)
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
@@ -116,8 +114,7 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
             return dataset.batch(batch_size)
         return dataset.padded_batch(batch_size, padded_shapes=([None, None, 3], [], []))
 
-    epochs = (tf.data.Dataset.counter(start=first_epoch) if repeat
-              else tf.data.Dataset.range(first_epoch, first_epoch + 1))
+    epochs = tf.data.Dataset.counter(start=first_epoch) if repeat else tf.data.Dataset.range(first_epoch, first_epoch + 1)
     dataset = epochs.flat_map(one_epoch)
     if not with_paths:
         dataset = dataset.map(lambda images, labels, _: (images, labels))
@@ -127,8 +124,7 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
 
 
 def _cached_reader(paths: list[str], image_dir, image_size: int, crop_size: int | None):
-    """A graph function from a batch of record indices to their cached images (float32), or None without a
-    cache."""
+    """A graph function from record indices to their cached images (float32), or None without a cache."""
     from mame.data import image_cache
 
     root = image_cache.cache_root()
@@ -142,7 +138,7 @@ def _cached_reader(paths: list[str], image_dir, image_size: int, crop_size: int 
     row_table, read_rows, shape = tf.constant(rows), store.reader(), store.shape
 
     def read(indices: tf.Tensor) -> tf.Tensor:
-        # uint8 across the Python boundary (a quarter of float32's bytes), cast by TensorFlow's threads
+        # uint8 across the Python boundary (a quarter of float32's bytes), cast by TensorFlow
         images = tf.numpy_function(read_rows, [tf.gather(row_table, indices)], tf.uint8, stateful=False)
         images.set_shape((None, *shape))
         return tf.cast(images, tf.float32)

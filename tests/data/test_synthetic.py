@@ -177,6 +177,18 @@ def test_killed_generation_leaves_no_out_dir(tmp_path):
     assert (out / "synth.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["big"]
 
 
+def test_processes_asking_at_once_generate_once_and_none_sees_its_folder_swapped(tmp_path):
+    go, out = tmp_path / "go", tmp_path / "tiny"
+    code = ("import os, sys, time; from pathlib import Path; from mame.data.synthetic.generator import *\n"
+            f"while not Path({str(go)!r}).exists(): time.sleep(0.005)\n"
+            f"print(os.stat(ensure(Path({str(out)!r}), {TINY!r})).st_ino)")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    time.sleep(2)  # all three started and waiting
+    go.touch()
+    seen = {proc.communicate(timeout=120)[0].strip() for proc in procs}
+    assert seen == {str(out.stat().st_ino)}  # one folder, made once: nobody's was replaced after it returned
+
+
 def test_temp_folders_of_a_running_writer_are_left_alone(tmp_path):
     running = tmp_path / f".tiny.partial-{os.getppid()}-0123abcd"
     running.mkdir()

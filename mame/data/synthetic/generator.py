@@ -266,10 +266,24 @@ def generate(out_dir: Path, spec: SynthSpec) -> Path:
 
 
 def ensure(out_dir: Path, spec: SynthSpec) -> Path:
-    """Return ``out_dir`` at once if its manifest matches ``spec`` and ``GENERATOR_VERSION``; else generate."""
+    """Return ``out_dir`` at once if its manifest matches ``spec`` and ``GENERATOR_VERSION``; else generate. Processes
+    asking at once take turns (a lock on the parent folder): one generates, the others find it made instead of
+    swapping another copy in under a reader."""
+    import fcntl
+
     out_dir = Path(out_dir).expanduser().absolute()
-    manifest = read_manifest(out_dir)
-    if (manifest is not None and manifest.get("generator_version") == GENERATOR_VERSION
-            and manifest.get("spec") == spec.to_dict() and (out_dir / METADATA_CSV).is_file()):
+    if _current(out_dir, spec):
         return out_dir
-    return generate(out_dir, spec)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    parent = os.open(out_dir.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(parent, fcntl.LOCK_EX)
+        return out_dir if _current(out_dir, spec) else generate(out_dir, spec)
+    finally:
+        os.close(parent)  # releases the lock
+
+
+def _current(out_dir: Path, spec: SynthSpec) -> bool:
+    manifest = read_manifest(out_dir)
+    return (manifest is not None and manifest.get("generator_version") == GENERATOR_VERSION
+            and manifest.get("spec") == spec.to_dict() and (out_dir / METADATA_CSV).is_file())
