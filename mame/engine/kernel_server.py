@@ -44,8 +44,8 @@ POLL_S = 0.05
 class Server:
     """The process that imports once and forks a kernel per request (``python -m mame.engine.kernel_server``)."""
 
-    def __init__(self, path: str, options: list[str]):
-        self.path = path
+    def __init__(self, path: str, options: list[str], parent: int):
+        self.path, self.parent = path, parent
         self.options = options  # the interpreter options it was started with (``-X frozen_modules=off``...)
         self.env = dict(os.environ)  # before anything is imported: what the libraries see at import
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -60,6 +60,8 @@ class Server:
         import importlib
 
         for name in PRELOAD:
+            if self.orphaned():
+                return
             try:
                 importlib.import_module(name)
                 self.preloaded.append(name)
@@ -68,7 +70,7 @@ class Server:
 
     def serve(self) -> None:
         self.selector.register(self.listener, selectors.EVENT_READ, None)
-        while True:
+        while not self.orphaned():
             for key, _ in self.selector.select(timeout=POLL_S):
                 if key.data is None:
                     conn, _ = self.listener.accept()
@@ -77,6 +79,11 @@ class Server:
                     if not key.fileobj.recv(1):
                         self._kill(key.data)
             self._reap()
+
+    def orphaned(self) -> bool:
+        """The runner that started it has ended (its death signal may have been lost in an import that caught
+        everything, or come before the handler was set): time to go."""
+        return os.getppid() != self.parent
 
     def _request(self, conn: socket.socket) -> None:
         conn.settimeout(10)
@@ -203,8 +210,9 @@ class Server:
 
 
 def main(argv: list[str]) -> int:
+    parent = os.getppid()
     die_with_parent(signal.SIGTERM)
-    server = Server(argv[0], argv[1:])
+    server = Server(argv[0], argv[1:], parent)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(0)))
     try:
         server.preload()

@@ -73,11 +73,24 @@ def forking_kernel_manager() -> type:
     return ForkingKernelManager
 
 
+SOCKET_PATH_MAX = 100  # bytes: a Unix socket's path holds at most 107 on Linux (108 with its NUL)
+
+
+def server_folder() -> Path:
+    """A new temporary folder for the server's socket and log: under TMPDIR, or under /tmp where TMPDIR's path
+    is too long for a socket (binding would fail: "AF_UNIX path too long")."""
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+    if len(os.fsencode(folder / "server.sock")) <= SOCKET_PATH_MAX or not os.path.isdir("/tmp"):
+        return folder
+    folder.rmdir()
+    return Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir="/tmp"))
+
+
 class KernelServer:
     """The server process, started for one runner (:func:`start`) and stopped when it ends (:meth:`stop`)."""
 
     def __init__(self, env: dict, options: list[str]):
-        self.folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+        self.folder = server_folder()
         self.path = str(self.folder / "server.sock")
         self.log = self.folder / "server.log"
         with open(self.log, "wb") as log:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -202,8 +204,7 @@ def test_a_killed_runner_takes_its_workers_and_kernels_with_it_and_nothing_else(
     marker = tmp_path / "holding"
     plan = write_plan(tmp_path, hold=60, marker=str(marker))
     bystander = subprocess.Popen(["sleep", "120"])  # an unrelated process of the same user
-    scratch = tmp_path / "tmp"  # the runner's temporary folders (its kernel server's) go here
-    scratch.mkdir()
+    scratch = Path(tempfile.mkdtemp(dir="/tmp"))  # the runner's temporary folders (its kernel server's) go here
     driver = subprocess.Popen([sys.executable, "-m", "mame", "run", "--profile", "smoke", "--plan", str(plan), "--jobs", "2"],
                               cwd=config.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                               env={**os.environ, "TMPDIR": str(scratch)})
@@ -220,6 +221,7 @@ def test_a_killed_runner_takes_its_workers_and_kernels_with_it_and_nothing_else(
         assert bystander.poll() is None  # nothing unrelated was killed
     finally:
         bystander.kill()
+        shutil.rmtree(scratch, ignore_errors=True)
     assert {e.state for e in collect("smoke", plan)} == {"missing"}  # nothing looks done
     for backbone in ("vgg16", "resnet50", "efficientnetb0"):
         Path(f"{marker}-{backbone}").touch()  # no more holding

@@ -9,13 +9,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import nbformat
 
 from mame.engine import execute, runs
 from mame.engine.kernel_protocol import FORKED_MARK, FRESH_MARK, SERVER_ENV
-from mame.engine.kernels import Kernels, kernel_environment, kernel_options
+from mame.engine.kernels import SOCKET_PATH_MAX, Kernels, kernel_environment, kernel_options
 from mame.engine.plan import PlannedRun
 from mame.engine.profiles import Profile
 from mame.engine.runner import run_plan
@@ -138,3 +139,19 @@ def test_a_kernel_whose_environment_is_not_the_servers_starts_fresh_and_says_why
 def test_with_fresh_kernels_no_server_starts(tmp_path):
     kernels = Kernels(fresh=True)
     assert kernels.path(dict(os.environ), []) is None and kernels.server is None
+
+
+def test_a_temp_folder_too_deep_for_a_socket_still_gets_forked_kernels(tmp_path, monkeypatch):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)  # the socket's path would pass the 107 bytes a Unix socket holds
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    kernels = Kernels()
+    monkeypatch.setenv(SERVER_ENV, kernels.path(kernel_environment(dict(os.environ)), kernel_options()))
+    try:
+        run, ctx = _tiny_run(tmp_path, "deep")
+        metrics = execute.execute(run, ctx, tmp_path / "runs" / "deep")
+        folder = kernels.server.folder
+    finally:
+        kernels.stop()
+    assert metrics["run"]["executor"]["kernel"] == "forked"
+    assert len(os.fsencode(folder / "server.sock")) <= SOCKET_PATH_MAX and not folder.exists()
