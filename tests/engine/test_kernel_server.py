@@ -10,6 +10,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import nbformat
@@ -155,3 +156,20 @@ def test_a_temp_folder_too_deep_for_a_socket_still_gets_forked_kernels(tmp_path,
         kernels.stop()
     assert metrics["run"]["executor"]["kernel"] == "forked"
     assert len(os.fsencode(folder / "server.sock")) <= SOCKET_PATH_MAX and not folder.exists()
+
+
+def test_a_server_whose_runner_is_gone_stops_serving_and_removes_its_folder(tmp_path):
+    from mame.engine.kernel_protocol import FOLDER_PREFIX
+    from mame.engine.kernel_server import Server
+
+    folder = tmp_path / f"{FOLDER_PREFIX}x"
+    folder.mkdir()
+    server = Server(str(folder / "s.sock"), [], parent=os.getppid() + 1)  # not its parent: as if reparented
+    server.preload()
+    assert server.preloaded == []  # nothing imported for a runner that has ended
+    done = threading.Thread(target=server.serve, daemon=True)
+    done.start()
+    done.join(timeout=10)
+    assert not done.is_alive()  # it stopped serving by itself
+    server.close()
+    assert not folder.exists()
