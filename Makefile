@@ -33,7 +33,7 @@ TEST_WORKERS ?= 2
 
 # percent of the mutants `make mutation` runs (a fixed sample, the same mutants every run; 100: all)
 MUTATION_SAMPLE ?= 5
-.PHONY: help setup run status report test lint docs bench mutation clean distclean python-check
+.PHONY: help setup run status report share test lint docs bench mutation clean distclean python-check
 
 help: ## List the targets (the default)
 	@echo "MAMe transfer-learning study. Variables: PROFILE=smoke|demo|full (default demo), ONLY=stage[/backbone], FORCE=1,"
@@ -89,6 +89,9 @@ status: $(STAMPS)/python ## Show each plan entry as done / stale / failed / miss
 
 report: setup ## Run what is stale on PROFILE (default demo), then render report/_output/deck.html and deck.pdf
 	$(PY) -m mame report --profile $(PROFILE) $(EXEC_ARGS) $(if $(CHECK),--check)
+
+share: setup ## Package the deck (brought up to date, no runs), its PDF and every run's metrics.json: report/_output/share/*.zip (SITE=DIR: a static folder; NOTEBOOKS=1, MODELS=1 add those)
+	$(PY) -m mame share --profile $(PROFILE) $(if $(SITE),--site $(SITE)) $(if $(NOTEBOOKS),--with-notebooks) $(if $(MODELS),--with-models)
 
 test: setup lint ## Lint, then run the test suite (smoke profile, real papermill/Keras/pandoc/chromium; TEST_WORKERS=N processes)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile

@@ -1,4 +1,4 @@
-"""Command line: ``python -m mame {run,report,status,data}``. Errors print one line, never a traceback."""
+"""Command line: ``python -m mame {run,report,share,status,estimate,data}``. Errors print one line, never a traceback."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="render the deck even when nothing it is made from changed since the last render")
     report.add_argument("--check", action="store_true",
                         help="open the deck in headless Chromium: JS errors, overflowing slides, screenshots")
+
+    share = sub.add_parser("share", help="package the deck, its PDF and every run's metrics.json in one zip (or a static site)")
+    _profile_args(share)
+    share.add_argument("--with-notebooks", action="store_true", help="add each run's executed notebook")
+    share.add_argument("--with-models", action="store_true", help="add each run's model.keras")
+    share.add_argument("--site", type=Path, default=None,
+                       help="write a static folder here instead (index.html = the deck, the PDF, the metrics, an index of runs)")
 
     status = sub.add_parser("status", help="show every plan entry as done / stale / failed / missing")
     _profile_args(status)
@@ -121,6 +128,12 @@ def _dispatch(args) -> int:
         return 1 if any(o.state in ("failed", "skipped") for o in outcomes) else 0
     if args.command == "report":
         return _report(args)
+    if args.command == "share":
+        from mame.deck.share import share
+
+        share(args.profile, plan_file=args.plan, with_notebooks=args.with_notebooks, with_models=args.with_models,
+              site=args.site)
+        return 0
     if args.command == "status":
         from mame.engine.status import collect, format_status
 

@@ -1,0 +1,206 @@
+"""``python -m mame share`` / ``make share``: the study's results packaged to send or publish.
+
+One zip, ``report/_output/share/mame-<profile>-<date>-<commit>.zip``: ``deck.html`` (self-contained), ``deck.pdf``,
+``runs/<stage>/<run>/metrics.json`` of every run the deck shows, the plan file and the profile used
+(``plan.yaml``, ``profile.yaml``), ``references.yaml`` and a ``README.md`` that says how it was produced (commit
+and dirty flag, dataset fingerprints, the weights each backbone used, versions, devices) and how to produce it
+again. ``--with-notebooks`` adds each run's executed ``notebook.ipynb``, ``--with-models`` its ``model.keras``.
+``--site DIR`` writes the same as a static folder instead: ``index.html`` is the deck, and ``runs.html`` /
+``runs.json`` index the runs. The deck is brought up to date first (rendered only when a run changed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+
+import yaml
+
+from mame import config
+from mame.deck.setup import weights_table
+from mame.engine import runs
+from mame.engine.provenance import git_info
+
+NOTEBOOK, MODEL = "notebook.ipynb", "model.keras"
+SHOWN = ("done", "stale")
+
+
+@dataclass
+class Shared:
+    path: Path           # the zip, or the site folder
+    members: list[str]   # the files in it, relative
+    size: int            # bytes (the zip's, or the folder's files together)
+
+
+def share(profile_name: str, *, plan_file: Path | None = None, with_notebooks: bool = False,
+          with_models: bool = False, site: Path | None = None, out=None) -> Shared:
+    """Bring the deck up to date (no runs started), then package it with the runs it shows."""
+    from mame.deck.build import build, build_dirs
+
+    out = out or sys.stdout
+    result = build(profile_name, run=False, pdf=True, plan_file=plan_file, out=out)
+    entries = [e for e in result.entries if e.state in SHOWN and e.metrics is not None]
+    plan_path = Path(plan_file or config.plan_path())
+    files = {"deck.html": result.html, "deck.pdf": result.pdf, "plan.yaml": plan_path,
+             "references.yaml": config.ROOT / "report" / "references.yaml"}
+    for entry in entries:
+        base = f"runs/{entry.run.id}"
+        files[f"{base}/{runs.METRICS_FILE}"] = entry.path / runs.METRICS_FILE
+        for wanted, name in ((with_notebooks, NOTEBOOK), (with_models, MODEL)):
+            if wanted and (entry.path / name).is_file():
+                files[f"{base}/{name}"] = entry.path / name
+    git = git_info()
+    texts = {"profile.yaml": profile_text(plan_path, profile_name),
+             "README.md": readme(profile_name, entries, git, result.rendered_at or "")}
+    if site is not None:
+        texts["runs.json"] = json.dumps(run_index(entries), indent=1) + "\n"
+        texts["runs.html"] = runs_page(profile_name, entries)
+        files["index.html"] = files.pop("deck.html")
+        shared = _write_site(Path(site), files, texts)
+        print(f"share: site of {len(entries)} runs in {shared.path} ({_human(shared.size)})", file=out)
+        return shared
+    name = f"mame-{profile_name}-{datetime.now(timezone.utc):%Y%m%d}-{_commit_tag(git)}.zip"
+    shared = _write_zip(build_dirs()["output"] / "share" / name, files, texts)
+    print(f"share: {shared.path} ({_human(shared.size)}, {len(shared.members)} files, {len(entries)} runs)", file=out)
+    return shared
+
+
+def _commit_tag(git: dict) -> str:
+    commit = (git.get("commit") or "nogit")[:7]
+    return f"{commit}-dirty" if git.get("dirty") else commit
+
+
+def _write_zip(path: Path, files: dict[str, Path], texts: dict[str, str]) -> Shared:
+    """The archive, written beside its place and renamed into it: never a half-written zip under its name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for member, source in files.items():
+                archive.write(source, member)
+            for member, text in texts.items():
+                archive.writestr(member, text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Shared(path, sorted([*files, *texts]), path.stat().st_size)
+
+
+def _write_site(folder: Path, files: dict[str, Path], texts: dict[str, str]) -> Shared:
+    """The site, built in a sibling folder and swapped into place (an earlier site there is replaced whole)."""
+    folder = folder.resolve()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for member, source in files.items():
+            (build / member).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, build / member)
+        for member, text in texts.items():
+            (build / member).write_text(text, encoding="utf-8")
+        build.chmod(0o755)
+        old = folder.with_name(f".{folder.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if folder.exists():
+            folder.rename(old)
+        build.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    members = sorted([*files, *texts])
+    return Shared(folder, members, sum((folder / m).stat().st_size for m in members))
+
+
+def profile_text(plan_path: Path, profile_name: str) -> str:
+    """The profile's block of the plan, as written there."""
+    raw = yaml.safe_load(plan_path.read_text(encoding="utf-8")) or {}
+    block = (raw.get("profiles") or {}).get(profile_name)
+    return yaml.safe_dump({"profiles": {profile_name: block}}, sort_keys=False, allow_unicode=True)
+
+
+def run_index(entries: list) -> list[dict]:
+    """One row per run: id, stage, state, headline, where its metrics.json is, and how it ran."""
+    rows = []
+    for e in entries:
+        headline, run = e.metrics.get("headline") or {}, e.metrics["run"]
+        rows.append({"run": e.run.id, "stage": e.run.stage, "backbone": e.run.backbone, "state": e.state,
+                     "headline": {"metric": headline.get("name"), "value": headline.get("value"), "split": headline.get("split")}
+                     if headline else None,
+                     "metrics": f"runs/{e.run.id}/{runs.METRICS_FILE}", "commit": (run.get("git") or {}).get("commit"),
+                     "dataset": (run.get("dataset") or {}).get("fingerprint"), "ended": run.get("ended")})
+    return rows
+
+
+def runs_page(profile_name: str, entries: list) -> str:
+    """A small HTML index of the runs, each linking its metrics.json."""
+    cells = []
+    for row in run_index(entries):
+        value = row["headline"]["value"] if row["headline"] else None
+        headline = f"{escape(str(row['headline']['metric']))} {value:.3f}" if isinstance(value, (int, float)) else ""
+        cells.append(f"<tr><td><a href=\"{escape(row['metrics'])}\">{escape(row['run'])}</a></td>"
+                     f"<td>{escape(row['state'])}</td><td>{headline}</td><td>{escape(row['ended'] or '')}</td></tr>")
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>MAMe study runs "
+            f"({escape(profile_name)})</title></head>\n<body><h1>Runs of the {escape(profile_name)} profile</h1>\n"
+            "<p><a href=\"index.html\">The deck</a> · <a href=\"deck.pdf\">PDF</a> · <a href=\"runs.json\">runs.json</a></p>\n"
+            "<table><tr><th>run (metrics.json)</th><th>state</th><th>headline</th><th>ended</th></tr>\n"
+            + "\n".join(cells) + "\n</table></body></html>\n")
+
+
+def readme(profile_name: str, entries: list, git: dict, rendered_at: str) -> str:
+    """How these results were produced, and how to produce them again."""
+    datasets = sorted({(r["dataset"].get("source", "?"), r["dataset"].get("fingerprint", "?"))
+                       for r in (e.metrics["run"] for e in entries) if r.get("dataset")})
+    commits = sorted({(r.get("git") or {}).get("commit") or "?" for r in (e.metrics["run"] for e in entries)})
+    devices = sorted({(r.get("device") or {}).get("name", "?") for r in (e.metrics["run"] for e in entries)})
+    dirty = git.get("dirty")
+    lines = [f"# MAMe transfer-learning study: results of the `{profile_name}` profile", "",
+             f"Packaged {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; the deck was rendered {rendered_at or 'earlier'}.", "",
+             "- `deck.html`: the slides (self-contained: opens offline in any browser); `deck.pdf`: one page per slide.",
+             "- `runs/<stage>/<run>/metrics.json`: every run the deck shows (schema: `mame/engine/schema/` in the project).",
+             "- `plan.yaml`: the experiment plan; `profile.yaml`: the profile used; `references.yaml`: the cited numbers.",
+             "", "## How it was produced", "",
+             f"- Commit `{git.get('commit') or 'unknown'}`" + (" with uncommitted changes (dirty): the commit alone may not "
+                                                            "reproduce these numbers" if dirty else ", clean working tree"),
+             f"- Runs made at commit(s): {', '.join(f'`{c[:12]}`' for c in commits)}",
+             "- Data: " + "; ".join(f"{source}, fingerprint `{fp[:16]}`" for source, fp in datasets),
+             f"- Devices: {', '.join(devices)}",
+             "- Versions the runs recorded: " + ", ".join(f"{k} {' / '.join(v)}" for k, v in run_versions(entries).items()), "",
+             "Weights each backbone used:", "", "| backbone | weights | stages | why |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['backbone']} | {r['used']} | {', '.join(r['stages'])} | {r['reason']} |" for r in weights_table(entries)]
+    lines += ["", f"Runs ({len(entries)}):", "", "| run | state | headline |", "| --- | --- | --- |"]
+    for row in run_index(entries):
+        value = (row["headline"] or {}).get("value")
+        lines.append(f"| {row['run']} | {row['state']} | "
+                     + (f"{row['headline']['metric']} {value:.3f}" if isinstance(value, (int, float)) else "") + " |")
+    lines += ["", "## How to produce it again", "", "```bash",
+              f"git checkout {git.get('commit') or '<commit>'}",
+              f"make report PROFILE={profile_name}   # installs what it needs, runs what is stale, renders the deck",
+              "```", "", "With the same data (the fingerprints above), weights and versions the runs give these "
+              "metrics again; TensorFlow on CPU can differ in the last digits with another thread count or CPU."]
+    return "\n".join(lines) + "\n"
+
+
+def run_versions(entries: list) -> dict[str, list[str]]:
+    """Each package's versions over the runs (one, unless runs were made with different ones)."""
+    found: dict[str, set] = {}
+    for e in entries:
+        for name, version in (e.metrics["run"].get("versions") or {}).items():
+            found.setdefault(name, set()).add(str(version))
+    return {name: sorted(values) for name, values in found.items()}
+
+
+def _human(count: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:,.1f} {unit}"
+    return f"{count:.0f} B"

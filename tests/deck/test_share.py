@@ -1,0 +1,93 @@
+"""``python -m mame share``: the archive and the static site open on their own, offline, and hold every run's
+valid metrics.json; real runs, real pandoc, decktape and Chromium."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mame.deck.browser import check_deck
+from mame.deck.share import share
+from mame.engine import runs
+from mame.engine.provenance import git_info
+from mame.engine.runner import run_plan
+from tests.helpers import TEST_DATA_HOME, write_smoke_plan
+
+pytestmark = pytest.mark.slow
+
+STAGES = """
+stages:
+  features:
+    notebook: 02_features.ipynb
+    backbones: [vgg16]
+  classify:
+    notebook: 04_classify.ipynb
+    needs: [features]
+    backbones: [vgg16]
+"""
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> dict:
+    """Two smoke runs and a private report build folder."""
+    root = tmp_path_factory.mktemp("share")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MAME_RUNS_DIR", str(root / "runs"))
+    mp.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
+    mp.setenv("MAME_REPORT_BUILD", str(root / "report"))
+    plan = write_smoke_plan(root / "plan.yaml", STAGES)
+    outcomes = run_plan("smoke", plan_file=plan, jobs=1, out=io.StringIO())
+    assert {o.state for o in outcomes} == {"done"}
+    yield {"root": root, "plan": plan, "runs": ["features/vgg16", "classify/vgg16"]}
+    mp.undo()
+
+
+def opens_offline_with_valid_metrics(folder: Path, deck: str, run_ids: list[str]) -> None:
+    check = check_deck(folder / deck)  # every slide, network requests blocked and recorded
+    assert check.total_slides > 5 and not check.network_requests and not check.js_errors, check.summary()
+    found = sorted(str(p.parent.relative_to(folder / "runs")) for p in folder.glob(f"runs/*/*/{runs.METRICS_FILE}"))
+    assert found == sorted(run_ids)
+    for run_id in run_ids:
+        runs.validate_metrics(json.loads((folder / "runs" / run_id / runs.METRICS_FILE).read_text()), source=run_id)
+
+
+def test_the_archive_opens_alone_offline_and_says_how_it_was_made(study, tmp_path):
+    printed = io.StringIO()
+    shared = share("smoke", plan_file=study["plan"], with_notebooks=True, out=printed)
+    git = git_info()
+    tag = (git["commit"] or "nogit")[:7] + ("-dirty" if git["dirty"] else "")  # (a checkout without git: "nogit")
+    assert re.fullmatch(rf"mame-smoke-\d{{8}}-{tag}\.zip", shared.path.name), shared.path.name
+    assert shared.path.parent == study["root"] / "report" / "_output" / "share"
+    assert f"share: {shared.path} (" in printed.getvalue() and shared.size == shared.path.stat().st_size
+    elsewhere = tmp_path / "unpacked"  # no project beside it
+    with zipfile.ZipFile(shared.path) as archive:
+        archive.extractall(elsewhere)
+    assert {"deck.html", "deck.pdf", "plan.yaml", "profile.yaml", "references.yaml", "README.md"} <= {
+        p.name for p in elsewhere.iterdir()}
+    assert (elsewhere / "deck.pdf").read_bytes().startswith(b"%PDF")
+    opens_offline_with_valid_metrics(elsewhere, "deck.html", study["runs"])
+    assert all((elsewhere / "runs" / r / "notebook.ipynb").is_file() for r in study["runs"])  # --with-notebooks
+    readme = (elsewhere / "README.md").read_text()
+    fingerprint = json.loads((elsewhere / "runs/features/vgg16/metrics.json").read_text())["run"]["dataset"]["fingerprint"]
+    assert f"Commit `{git['commit'] or 'unknown'}`" in readme and fingerprint[:16] in readme
+    assert "| VGG16 | random init | features |" in readme and "| classify/vgg16 | done | best_val_accuracy" in readme
+    assert "make report PROFILE=smoke" in readme and "smoke:" in (elsewhere / "profile.yaml").read_text()
+
+
+def test_the_site_folder_opens_offline_and_indexes_every_run(study, tmp_path):
+    shared = share("smoke", plan_file=study["plan"], site=tmp_path / "site", out=io.StringIO())
+    site = shared.path
+    assert (site / "index.html").is_file() and (site / "deck.pdf").is_file() and not (site / "deck.html").exists()
+    opens_offline_with_valid_metrics(site, "index.html", study["runs"])
+    index = json.loads((site / "runs.json").read_text())
+    assert [row["run"] for row in index] == study["runs"]
+    page = (site / "runs.html").read_text()
+    assert all(f'href="runs/{r}/metrics.json"' in page and (site / "runs" / r / "metrics.json").is_file()
+               for r in study["runs"])
+    again = share("smoke", plan_file=study["plan"], site=site, out=io.StringIO())  # replaced whole, nothing left over
+    assert again.members == shared.members and sorted(p.name for p in site.parent.iterdir()) == ["site"]
