@@ -71,8 +71,8 @@ def _iterate(dataset) -> float:
 
 def decode_rates(records, image_dir: Path, size: int = 224) -> dict:
     """Decode + resize only (no model), images/s: without the cache (every pass decodes, as before it), filling
-    the cache (decoding side by side), and from the cache; each pass delivers the float32 batches the models
-    take (median pass: the warm one is bound by memory traffic, noisy on shared machines)."""
+    the cache (decoding side by side), and from the cache; each pass delivers the batches the models take (uint8
+    pixels, cast by Keras at the model's input; median pass: the warm one is memory traffic, noisy when shared)."""
     from mame.data import image_cache, pipeline
 
     _iterate(pipeline.make_dataset(records[:8], image_dir, image_size=size, cache=False))  # TensorFlow warmed up
@@ -81,7 +81,7 @@ def decode_rates(records, image_dir: Path, size: int = 224) -> dict:
     start = time.perf_counter()
     cached = pipeline.make_dataset(records, image_dir, image_size=size, batch_size=64)
     fill = time.perf_counter() - start
-    warm = sorted(_iterate(cached) for _ in range(WARM_PASSES))[WARM_PASSES // 2]  # median: memory-bound, noisy
+    warm = sorted(_iterate(cached) for _ in range(WARM_PASSES))[WARM_PASSES // 2]
     return {"images": len(records), "size": size, "cold_per_s": _rate(len(records), cold),
             "fill_per_s": _rate(len(records), fill), "warm_per_s": _rate(len(records), warm),
             "warm_over_cold": round(cold / warm, 1), "cache": image_cache.describe_use(image_cache.cache_root())}

@@ -1,6 +1,8 @@
 """tf.data pipelines over MAMe records: decode, resize (fixed or variable shape), augment, batch.
 
-Images come out as float32 in 0-255 (what the backbones' own preprocessing expects), labels int32.
+Fixed-shape images come out as uint8 (the resized pixels rounded: exact, a quarter of float32's bytes to move
+and, on a GPU, to copy to it; Keras casts them to the model's float32 input), augmented and variable-shape
+ones as float32 in 0-255 (what the backbones' own preprocessing expects); labels int32.
 
 Corrupt images. Each file is checked in the graph before decoding (empty, unknown format, JPEG
 without its end marker, PNG without ``IEND``): such a file fails with an error whose message
@@ -91,7 +93,7 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
     def load(position: tf.Tensor, index: tf.Tensor):
         path = tf.gather(path_table, index)
         if target_pixels is None:
-            image = tf.round(resize_fixed(decode_checked(path), image_size, crop_size))
+            image = decode_fixed(path, image_size, crop_size)
         else:
             image = resize_variable(decode_checked(path), target_pixels)
         if augment:
@@ -124,7 +126,7 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
 
 
 def _cached_reader(paths: list[str], image_dir, image_size: int, crop_size: int | None):
-    """A graph function from record indices to their cached images (float32), or None without a cache."""
+    """A graph function from record indices to their cached images (uint8), or None without a cache."""
     from mame.data import image_cache
 
     root = image_cache.cache_root()
@@ -138,10 +140,9 @@ def _cached_reader(paths: list[str], image_dir, image_size: int, crop_size: int 
     row_table, read_rows, shape = tf.constant(rows), store.reader(), store.shape
 
     def read(indices: tf.Tensor) -> tf.Tensor:
-        # uint8 across the Python boundary (a quarter of float32's bytes), cast by TensorFlow
         images = tf.numpy_function(read_rows, [tf.gather(row_table, indices)], tf.uint8, stateful=False)
         images.set_shape((None, *shape))
-        return tf.cast(images, tf.float32)
+        return images
 
     return read
 
@@ -234,7 +235,7 @@ def resize_variable(image: tf.Tensor, target_pixels: int) -> tf.Tensor:
 
 def augment_image(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Seeded random flip, zoom (crop 85-100 % and resize back), brightness and contrast."""
-    static_shape = image.shape
+    static_shape, image = image.shape, tf.cast(image, tf.float32)
     seeds = tf.random.experimental.stateless_split(seed, num=5)
     image = tf.image.stateless_random_flip_left_right(image, seed=seeds[0])
     shape = tf.shape(image)
@@ -290,11 +291,10 @@ def _as_data_error(error: tf.errors.OpError, files: Sequence[str] | None) -> Dat
 def load_arrays(records: Sequence[Record], image_dir: str | os.PathLike, *, image_size: int,
                 crop_size: int | None = None, batch_size: int = 64,
                 augment: bool = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """All images of a small set as one float32 array ``(N, H, W, 3)`` plus int32 labels, in
-    record order."""
+    """All images of a small set as one float32 array ``(N, H, W, 3)`` plus int32 labels, in record order."""
     dataset = make_dataset(records, image_dir, image_size=image_size, crop_size=crop_size,
                            batch_size=batch_size, augment=augment, seed=seed)
     batches = list(iterate_numpy(dataset))
-    images = np.concatenate([b[0] for b in batches])
+    images = np.concatenate([b[0] for b in batches]).astype(np.float32, copy=False)
     labels = np.concatenate([b[1] for b in batches])
     return images, labels

@@ -53,7 +53,7 @@ def test_fixed_shape_with_central_crop(tiny):
     assert [b[0].shape for b in result] == [(3, 24, 24, 3)] * 2 + [(2, 24, 24, 3)]
     x = np.concatenate([b[0] for b in result])
     y = np.concatenate([b[1] for b in result])
-    assert x.dtype == np.float32 and y.dtype == np.int32
+    assert x.dtype == np.uint8 and y.dtype == np.int32  # exact pixels; the model casts them to its float input
     assert y.tolist() == [3 * i for i in range(8)]
     # flat images stay flat: image i has value 20 * i + 10 plus a small offset
     assert np.allclose(x.mean(axis=(1, 2, 3)), [20 * i + 25 for i in range(8)], atol=17)

@@ -68,6 +68,14 @@ def test_extractor_gives_features_of_backbone_dim(extractors, key):
     assert info["weights"] == "random" and info["n_params_conv"] == NOTOP_PARAMS[key]
 
 
+@pytest.mark.parametrize("key", list(DIMS))
+def test_the_pipelines_uint8_pixels_give_the_features_their_float32_values_give(extractors, key):
+    pixels = np.round(_images(4)).astype(np.uint8)  # what the fixed-shape pipeline yields; Keras casts at the input
+    as_uint8 = extractors[key].predict(tf.data.Dataset.from_tensor_slices(pixels).batch(2), verbose=0)
+    as_float = extractors[key].predict(tf.data.Dataset.from_tensor_slices(pixels.astype(np.float32)).batch(2), verbose=0)
+    assert np.array_equal(as_uint8, as_float) and np.array_equal(extractors[key].predict_on_batch(pixels), as_float[:4])
+
+
 @pytest.mark.parametrize("key,module", [("vgg16", keras.applications.vgg16),
                                         ("resnet50", keras.applications.resnet50)])
 def test_caffe_preprocessing_is_the_first_layer(extractors, key, module):
