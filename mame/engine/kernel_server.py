@@ -32,6 +32,7 @@ import shutil
 import signal
 import socket
 import sys
+import traceback
 
 from mame.engine.kernel_protocol import FOLDER_PREFIX, FORKED_MARK, die_with_parent, env_difference, receive_message, send_message
 
@@ -108,6 +109,9 @@ class Server:
         if pid == 0:
             try:
                 self._become_kernel(request, fds, conn)
+            except BaseException:  # into the kernel's stderr (its run's kernel.log): e.g. a port lost at start-up,
+                traceback.print_exc()  # which the runner recognises there and starts the kernel again
+                sys.stderr.flush()
             finally:
                 os._exit(1)
         for fd in fds:

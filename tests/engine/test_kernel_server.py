@@ -173,3 +173,39 @@ def test_a_server_whose_runner_is_gone_stops_serving_and_removes_its_folder(tmp_
     assert not done.is_alive()  # it stopped serving by itself
     server.close()
     assert not folder.exists()
+
+
+def test_a_forked_kernel_that_cannot_bind_its_port_says_so_in_its_log_and_the_runner_starts_it_again(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from mame.engine.execute import lost_port_race
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))  # another process holds the port jupyter picked for the kernel
+    taken.listen()
+    free = []
+    for _ in range(4):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free.append(probe.getsockname()[1])
+    ports = dict(zip(("control_port", "hb_port", "iopub_port", "stdin_port"), free), shell_port=taken.getsockname()[1])
+    connection = tmp_path / "kernel.json"
+    connection.write_text(json.dumps({**ports, "ip": "127.0.0.1", "transport": "tcp", "key": "k",
+                                      "signature_scheme": "hmac-sha256", "kernel_name": "mame"}))
+    kernels = Kernels()
+    env = kernel_environment(dict(os.environ))
+    try:
+        env[SERVER_ENV] = kernels.path(env, kernel_options())
+        with open(tmp_path / "kernel.log", "wb") as log:
+            # as the kernel manager starts it: the launcher in front of the kernel's own command
+            ended = subprocess.run([sys.executable, "-m", "mame.engine.kernel_launcher", *kernel_options(), "-m",
+                                    "ipykernel_launcher", "-f", str(connection)], env=env, stdout=log, stderr=log,
+                                   stdin=subprocess.DEVNULL, timeout=120)
+    finally:
+        kernels.stop()
+        taken.close()
+    text = (tmp_path / "kernel.log").read_text()
+    assert ended.returncode != 0 and FORKED_MARK in text and "Address already in use" in text, text[-2000:]
+    assert lost_port_race(RuntimeError("Kernel died before replying to kernel_info"), tmp_path / "kernel.log")
