@@ -113,3 +113,16 @@ def render_deck(entries: list, out: Path, plan=("scratch", "finetune", "evaluate
 def slide(source: str, heading: str) -> str:
     """The markdown of the slide titled ``heading`` in a deck source."""
     return source.split(f"\n## {heading}", 1)[1].split("\n## ", 1)[0].split("\n# ", 1)[0]
+
+
+def smoke_study_env(root: Path, **more: str):
+    """A MonkeyPatch pointing the runs at ``root/runs`` and the data at the shared smoke data (plus ``more``
+    variables); the caller undoes it."""
+    import pytest
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MAME_RUNS_DIR", str(root / "runs"))
+    mp.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
+    for name, value in more.items():
+        mp.setenv(name, value)
+    return mp

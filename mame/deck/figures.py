@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 from mame import config, plots
 from mame.deck import registry
 from mame.engine import cache, runs
+from mame.engine.provenance import cpu_count
 
 FIGURES = "figures"
 CODE_STAMP = ".drawn-by"
@@ -101,7 +101,7 @@ def report_figures(context: dict, out_dir: Path) -> dict[str, dict]:
 
 def side_by_side_figures(entries: list, options: dict, steps, workers: int | None = None) -> dict[str, dict[str, Path]]:
     """``run_figures`` of each entry, a line per run on ``steps`` as it finishes: in ``workers`` forked processes
-    (default: one per core, at most one per run) when more than one run has figures to draw, else here. The
+    (default: one per core, at most one per run; figures already drawn are kept there as here), else here. The
     children are forks of this process (same code, same matplotlib settings), so a figure drawn there is the one
     drawn here, byte for byte (a test compares them)."""
     def line(entry, seconds: float) -> None:
@@ -109,7 +109,7 @@ def side_by_side_figures(entries: list, options: dict, steps, workers: int | Non
         what = f"figures: {entry.run.id}" + (f" ({projections})" if projections else "")
         steps.say(f"{what} {'.' * max(2, 56 - len(what))} {seconds:5.1f} s")
 
-    workers = workers or min(len(entries), _cores())
+    workers = workers or min(len(entries), cpu_count())
     drawn: dict[str, dict[str, Path]] = {}
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         for entry in entries:
@@ -134,10 +134,3 @@ def _timed_run_figures(entry, options: dict) -> tuple[dict[str, Path], float]:
     with threadpool_limits(limits=1):
         found = run_figures(entry, options)
     return found, time.perf_counter() - start
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1

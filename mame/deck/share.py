@@ -4,7 +4,8 @@ One zip, ``report/_output/share/mame-<profile>-<date>-<commit>.zip``: ``deck.htm
 ``runs/<stage>/<run>/metrics.json`` of every run the deck shows, the plan file and the profile used
 (``plan.yaml``, ``profile.yaml``), ``references.yaml`` and a ``README.md`` that says how it was produced (commit
 and dirty flag, dataset fingerprints, the weights each backbone used, versions, devices) and how to produce it
-again. ``--with-notebooks`` adds each run's executed ``notebook.ipynb``, ``--with-models`` its ``model.keras``.
+again. ``--with-notebooks`` adds each run's executed notebook, ``--with-models`` its ``model.keras`` (as its
+metrics.json names them).
 ``--site DIR`` writes the same as a static folder instead: ``index.html`` is the deck, and ``runs.html`` /
 ``runs.json`` index the runs. The deck is brought up to date first (rendered only when a run changed).
 """
@@ -25,11 +26,11 @@ from pathlib import Path
 import yaml
 
 from mame import config
+from mame.data.image_cache import human_bytes
 from mame.deck.setup import weights_table
 from mame.engine import runs
 from mame.engine.provenance import git_info
 
-NOTEBOOK, MODEL = "notebook.ipynb", "model.keras"
 SHOWN = ("done", "stale")
 
 
@@ -54,8 +55,9 @@ def share(profile_name: str, *, plan_file: Path | None = None, with_notebooks: b
     for entry in entries:
         base = f"runs/{entry.run.id}"
         files[f"{base}/{runs.METRICS_FILE}"] = entry.path / runs.METRICS_FILE
-        for wanted, name in ((with_notebooks, NOTEBOOK), (with_models, MODEL)):
-            if wanted and (entry.path / name).is_file():
+        for wanted, artifact in ((with_notebooks, "notebook"), (with_models, "model")):
+            name = (entry.metrics.get("artifacts") or {}).get(artifact)  # as the run recorded it
+            if wanted and name and (entry.path / name).is_file():
                 files[f"{base}/{name}"] = entry.path / name
     git = git_info()
     texts = {"profile.yaml": profile_text(plan_path, profile_name),
@@ -65,11 +67,11 @@ def share(profile_name: str, *, plan_file: Path | None = None, with_notebooks: b
         texts["runs.html"] = runs_page(profile_name, entries)
         files["index.html"] = files.pop("deck.html")
         shared = _write_site(Path(site), files, texts)
-        print(f"share: site of {len(entries)} runs in {shared.path} ({_human(shared.size)})", file=out)
+        print(f"share: site of {len(entries)} runs in {shared.path} ({human_bytes(shared.size)})", file=out)
         return shared
     name = f"mame-{profile_name}-{datetime.now(timezone.utc):%Y%m%d}-{_commit_tag(git)}.zip"
     shared = _write_zip(build_dirs()["output"] / "share" / name, files, texts)
-    print(f"share: {shared.path} ({_human(shared.size)}, {len(shared.members)} files, {len(entries)} runs)", file=out)
+    print(f"share: {shared.path} ({human_bytes(shared.size)}, {len(shared.members)} files, {len(entries)} runs)", file=out)
     return shared
 
 
@@ -197,10 +199,3 @@ def run_versions(entries: list) -> dict[str, list[str]]:
         for name, version in (e.metrics["run"].get("versions") or {}).items():
             found.setdefault(name, set()).add(str(version))
     return {name: sorted(values) for name, values in found.items()}
-
-
-def _human(count: float) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if count >= scale:
-            return f"{count / scale:,.1f} {unit}"
-    return f"{count:.0f} B"

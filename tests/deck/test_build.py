@@ -22,7 +22,7 @@ from mame.deck.render import remote_references
 from mame.engine import runs
 from mame.engine.runner import run_plan
 from mame.engine.status import collect
-from tests.helpers import TEST_DATA_HOME, write_smoke_plan
+from tests.helpers import TEST_DATA_HOME, smoke_study_env, write_smoke_plan
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +46,7 @@ def write_plan(path: Path, backbones: str = "vgg16, efficientnetb0") -> Path:
 def smoke_runs(tmp_path_factory) -> Path:
     """Runs of a two-backbone smoke plan, executed once; tests copy them before changing anything."""
     root = tmp_path_factory.mktemp("report-runs")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MAME_RUNS_DIR", str(root / "runs"))
-    mp.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
+    mp = smoke_study_env(root)
     outcomes = run_plan("smoke", plan_file=write_plan(root / "plan.yaml"), jobs=2)  # as `make report` runs them
     mp.undo()
     assert {o.state for o in outcomes} == {"done"}

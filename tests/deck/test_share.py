@@ -16,7 +16,7 @@ from mame.deck.share import share
 from mame.engine import runs
 from mame.engine.provenance import git_info
 from mame.engine.runner import run_plan
-from tests.helpers import TEST_DATA_HOME, write_smoke_plan
+from tests.helpers import smoke_study_env, write_smoke_plan
 
 pytestmark = pytest.mark.slow
 
@@ -36,10 +36,7 @@ stages:
 def study(tmp_path_factory) -> dict:
     """Two smoke runs and a private report build folder."""
     root = tmp_path_factory.mktemp("share")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MAME_RUNS_DIR", str(root / "runs"))
-    mp.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
-    mp.setenv("MAME_REPORT_BUILD", str(root / "report"))
+    mp = smoke_study_env(root, MAME_REPORT_BUILD=str(root / "report"))
     plan = write_smoke_plan(root / "plan.yaml", STAGES)
     outcomes = run_plan("smoke", plan_file=plan, jobs=1, out=io.StringIO())
     assert {o.state for o in outcomes} == {"done"}
