@@ -22,7 +22,7 @@ from mame.deck.render import remote_references
 from mame.engine import runs
 from mame.engine.runner import run_plan
 from mame.engine.status import collect
-from tests.helpers import TEST_DATA_HOME, smoke_study_env, write_smoke_plan
+from tests.helpers import REPO, TEST_DATA_HOME, smoke_study_env, write_smoke_plan
 
 pytestmark = pytest.mark.slow
 
@@ -309,3 +309,19 @@ def test_feature_figures_drawn_side_by_side_are_the_ones_drawn_here_byte_for_byt
         assert all(f"figures: {e.run.id} (pca, tsne)" in lines.getvalue() for e in entries)
         drawn[workers] = {f"{run}/{kind}": Path(path).read_bytes() for run, figs in found.items() for kind, path in figs.items()}
     assert len(drawn[1]) >= 8 and drawn[2] == drawn[1]
+
+
+def test_figures_drawn_on_one_thread_limit_the_thread_pools_scikit_learn_loads_on_first_import():
+    # A fresh interpreter: scikit-learn's OpenMP and SciPy's OpenBLAS are not loaded yet when the limit is entered
+    # (threadpoolctl limits only what is loaded then), as in a deck build's forked figure process.
+    code = ("from mame.deck.figures import one_thread\n"
+            "from threadpoolctl import threadpool_info\n"
+            "with one_thread():\n"
+            "    from sklearn.manifold import TSNE\n"
+            "    import json; print(json.dumps([(i['internal_api'], i['num_threads']) for i in threadpool_info()]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pools = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"openmp", "openblas"} <= {api for api, _ in pools}, pools
+    assert all(threads == 1 for _, threads in pools), pools
