@@ -33,7 +33,7 @@ TEST_WORKERS ?= 2
 
 # percent of the mutants `make mutation` runs (a fixed sample, the same mutants every run; 100: all)
 MUTATION_SAMPLE ?= 5
-.PHONY: help setup run status report share test lint docs bench mutation clean distclean python-check
+.PHONY: help setup run status report watch share test lint docs bench mutation clean distclean python-check
 
 help: ## List the targets (the default)
 	@echo "MAMe transfer-learning study. Variables: PROFILE=smoke|demo|full (default demo), ONLY=stage[/backbone], FORCE=1,"
@@ -89,6 +89,9 @@ status: $(STAMPS)/python ## Show each plan entry as done / stale / failed / miss
 
 report: setup ## Run what is stale on PROFILE (default demo), then render report/_output/deck.html and deck.pdf
 	$(PY) -m mame report --profile $(PROFILE) $(EXEC_ARGS) $(if $(CHECK),--check)
+
+watch: setup ## Serve the deck live on http://127.0.0.1:8765 (PORT=, HOST=): re-rendered as runs finish or templates change; stale runs start beside it (NO_RUN=1: none)
+	$(PY) -m mame report --watch --profile $(PROFILE) $(EXEC_ARGS) $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST)) $(if $(NO_RUN),--no-run)
 
 share: setup ## Package the deck (brought up to date, no runs), its PDF and every run's metrics.json: report/_output/share/*.zip (SITE=DIR: a static folder; NOTEBOOKS=1, MODELS=1 add those)
 	$(PY) -m mame share --profile $(PROFILE) $(if $(SITE),--site $(SITE)) $(if $(NOTEBOOKS),--with-notebooks) $(if $(MODELS),--with-models)

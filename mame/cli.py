@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="render the deck even when nothing it is made from changed since the last render")
     report.add_argument("--check", action="store_true",
                         help="open the deck in headless Chromium: JS errors, overflowing slides, screenshots")
+    report.add_argument("--watch", action="store_true",
+                        help="serve the deck live and render it again as runs finish or the plan, templates or styles "
+                             "change (the page reloads itself); the stale runs start beside it unless --no-run")
+    report.add_argument("--host", default="127.0.0.1", help="with --watch: the address to serve on (default 127.0.0.1)")
+    report.add_argument("--port", type=int, default=None,
+                        help="with --watch: the port (default 8765, or a free one when it is taken; 0: any free one)")
 
     share = sub.add_parser("share", help="package the deck, its PDF and every run's metrics.json in one zip (or a static site)")
     _profile_args(share)
@@ -171,8 +177,25 @@ def _dispatch(args) -> int:
     return _data(args)
 
 
+def _executor_argv(args) -> list[str]:
+    """The executor options as ``mame run`` takes them (the live deck starts the runs in a process of their own)."""
+    argv = ["--executor", args.executor] + (["--address", args.address] if args.address else [])
+    for flag, value in (("--jobs", args.jobs), ("--threads", args.threads), ("--retries", args.retries)):
+        argv += [flag, str(value)] if value is not None else []
+    return argv + (["--fresh-kernels"] if args.fresh_kernels else [])
+
+
 def _report(args) -> int:
     from mame.deck.build import build
+
+    if args.watch:
+        from mame.deck.live import serve
+
+        _run_options(args)  # the same checks of the executor options as a run gets
+        if args.check:
+            raise ValueError("--check opens the deck once; with --watch open the page the server prints")
+        return serve(args.profile, plan_file=args.plan, host=args.host, port=args.port,
+                     run_args=None if args.no_run else _executor_argv(args))
     from mame.engine.runner import summary_table
 
     result = build(args.profile, run=not args.no_run, pdf=not args.no_pdf, check=args.check, plan_file=args.plan,

@@ -68,3 +68,17 @@ def test_status_on_real_metadata_without_runs_lists_every_entry_missing(official
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("features/", "classify/"))]
     assert len(rows) == 13 and all(" missing " in row for row in rows)  # 5 + VGG16 fine-tuned; 5 + dense head + fine-tuned
+
+
+def test_watch_on_a_port_in_use_is_a_one_line_error_naming_it():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = mame("report", "--watch", "--no-run", "--profile", "smoke", "--port", str(port))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith(f"error: cannot serve on 127.0.0.1:{port}: ") and "--port" in proc.stderr
+    proc = mame("report", "--watch", "--check")
+    assert proc.returncode == 2 and "--check" in proc.stderr and "Traceback" not in proc.stderr

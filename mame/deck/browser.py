@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,29 +158,37 @@ def _walk(page, check: DeckCheck, screenshot_dir: Path | None) -> None:
             check.screenshots.append(path)
 
 
-def _inspect(port: int, html: Path, check: DeckCheck, screenshot_dir: Path | None) -> None:
+@contextmanager
+def browser_page(*, chromium: str | None = None, timeout_s: float = 120, block_network: list | None = None,
+                 on_timeout=None):
+    """A Playwright page (slide-sized viewport) in a headless Chromium started here with a fresh profile; the
+    browser is killed whole on leaving, or after ``timeout_s`` (then ``on_timeout()`` is called). With
+    ``block_network`` (a list) every request to the network is aborted and its URL appended to it."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
         raise RenderError("playwright not installed; run `pip install playwright` (no browser download needed)") from exc
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.connect_over_cdp(f"http://127.0.0.1:{port}", timeout=STEP_TIMEOUT_MS)
-        try:
-            context = browser.new_context(viewport={"width": SLIDE_WIDTH, "height": SLIDE_HEIGHT})
-            context.route(_NETWORK, lambda route: (check.network_requests.append(route.request.url),
-                                                   route.abort()))
-            page = context.new_page()
-            page.set_default_timeout(STEP_TIMEOUT_MS)
-            page.on("pageerror", lambda exc: check.js_errors.append(f"uncaught: {exc}"))
-            page.on("console", lambda msg: check.js_errors.append(f"console: {msg.text}")
-                    if msg.type == "error" else None)
-            page.goto(html.as_uri(), wait_until="load")
-            page.wait_for_function("() => window.Reveal && Reveal.isReady && Reveal.isReady()")
-            page.evaluate("Reveal.configure({transition: 'none', backgroundTransition: 'none'})")
-            _walk(page, check, screenshot_dir)
-        finally:
-            browser.close()
+    tmp = Path(tempfile.mkdtemp(prefix="deckcheck-"))
+    proc, port = _start_chromium(find_chromium(chromium), tmp / "profile")
+    watchdog = threading.Timer(timeout_s, lambda: (on_timeout and on_timeout(), _stop(proc)))
+    watchdog.start()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.connect_over_cdp(f"http://127.0.0.1:{port}", timeout=STEP_TIMEOUT_MS)
+            try:
+                context = browser.new_context(viewport={"width": SLIDE_WIDTH, "height": SLIDE_HEIGHT})
+                if block_network is not None:
+                    context.route(_NETWORK, lambda route: (block_network.append(route.request.url), route.abort()))
+                page = context.new_page()
+                page.set_default_timeout(STEP_TIMEOUT_MS)
+                yield page
+            finally:
+                browser.close()
+    finally:
+        watchdog.cancel()
+        _stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def check_deck(html: Path, *, screenshot_dir: Path | None = None, chromium: str | None = None,
@@ -194,23 +203,22 @@ def check_deck(html: Path, *, screenshot_dir: Path | None = None, chromium: str 
     if screenshot_dir is not None:
         screenshot_dir = Path(screenshot_dir)
         screenshot_dir.mkdir(parents=True, exist_ok=True)
-    browser, check, start = find_chromium(chromium), DeckCheck(total_slides=0), time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix="deckcheck-"))
-    proc, port = _start_chromium(browser, tmp / "profile")
-    expired = threading.Event()
-    watchdog = threading.Timer(timeout_s, lambda: (expired.set(), _stop(proc)))
-    watchdog.start()
+    check, start, expired = DeckCheck(total_slides=0), time.monotonic(), threading.Event()
     try:
-        _inspect(port, html, check, screenshot_dir)
+        with browser_page(chromium=chromium, timeout_s=timeout_s, block_network=check.network_requests,
+                          on_timeout=expired.set) as page:
+            page.on("pageerror", lambda exc: check.js_errors.append(f"uncaught: {exc}"))
+            page.on("console", lambda msg: check.js_errors.append(f"console: {msg.text}")
+                    if msg.type == "error" else None)
+            page.goto(html.as_uri(), wait_until="load")
+            page.wait_for_function("() => window.Reveal && Reveal.isReady && Reveal.isReady()")
+            page.evaluate("Reveal.configure({transition: 'none', backgroundTransition: 'none'})")
+            _walk(page, check, screenshot_dir)
     except RenderError:
         raise
     except Exception as exc:  # Playwright raises its own Error types; all mean the check failed
         why = f"timed out after {timeout_s:.0f} s" if expired.is_set() else str(exc).splitlines()[0]
         errors = f" (page errors: {check.js_errors[:2]})" if check.js_errors else ""
         raise RenderError(f"deck check of {html} failed: {why}{errors}") from exc
-    finally:
-        watchdog.cancel()
-        _stop(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
     check.seconds = round(time.monotonic() - start, 2)
     return check

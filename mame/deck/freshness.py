@@ -50,7 +50,7 @@ def inputs_fingerprint(entries: list, left_out: list, profile, plan_file: Path |
         "left_out": [[d.id, d.reason] for d in left_out],
         "plan": _digest([Path(plan_file or config.plan_path())]),
         "profile": [profile.name, json.dumps(profile.report, sort_keys=True, default=str)],
-        "templates": _digest(p for p in config.TEMPLATES_DIR.rglob("*") if p.is_file()),
+        "templates": _digest(p for p in config.templates_dir().rglob("*") if p.is_file()),
         "report": _digest(report_files),
         "packages": _digest([p for p in [config.ROOT / "requirements.lock"] if p.is_file()]),
         "code": cache.closure_fingerprint(DECK_MODULES),
@@ -85,6 +85,13 @@ def record(state_dir: Path, fingerprint: str, outputs: dict[str, Path], rendered
     """Note a finished render: its inputs, its outputs' size and time, and the HTML the PDF was printed from."""
     atomic_write_json(_state_path(state_dir), {"inputs": fingerprint, "rendered_at": rendered_at, "pdf_of": pdf_of,
                                                "outputs": {k: _file_sig(p) for k, p in outputs.items()}})
+
+
+def note_pdf(state_dir: Path, pdf_of: str) -> None:
+    """Note a PDF printed outside a render (the live deck's, on demand) from the HTML whose digest is ``pdf_of``."""
+    last = recorded(state_dir)
+    if last:
+        atomic_write_json(_state_path(state_dir), {**last, "pdf_of": pdf_of})
 
 
 def html_digest(html: Path) -> str:

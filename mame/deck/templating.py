@@ -70,14 +70,15 @@ def points(value, digits: int = 1, seeds: str = "n") -> str:
     return "—" if value is None else _spread(value, lambda v: f"{100 * float(v):+.{digits}f}", " points", seeds)
 
 
-def environment(templates_dir: Path = config.TEMPLATES_DIR) -> Environment:
-    env = Environment(loader=FileSystemLoader(str(templates_dir)), undefined=StrictUndefined,
+def environment(templates_dir: Path | None = None) -> Environment:
+    """Jinja over ``templates_dir`` (default ``config.templates_dir()``: ``templates/`` or ``MAME_TEMPLATES``)."""
+    env = Environment(loader=FileSystemLoader(str(templates_dir or config.templates_dir())), undefined=StrictUndefined,
                       autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(md=md, num=num, pct=pct, thousands=thousands, signed=signed, points=points)
     return env
 
 
-def render(name: str, context: dict, *, templates_dir: Path = config.TEMPLATES_DIR) -> str:
+def render(name: str, context: dict, *, templates_dir: Path | None = None) -> str:
     """Render template ``name``; refuse output in which ``{{`` or ``{%`` survived."""
     text = environment(templates_dir).get_template(name).render(**context)
     for marker in ("{{", "{%", "{#"):
