@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
 import psutil
 
@@ -64,7 +65,15 @@ def stop_tree(pid: int, *, interrupt_first: bool = False) -> None:
                 proc.send_signal(sig)
             except psutil.NoSuchProcess:
                 pass
-        psutil.wait_procs(targets, timeout=grace)
+        _wait_gone(targets, grace)
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> None:
+    """Poll until none of ``procs`` runs (a zombie counts as gone: it is left for asyncio to reap, which a
+    ``psutil.wait_procs`` would do first, and asyncio would then report a lost child)."""
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _alive(proc: psutil.Process) -> bool:

@@ -20,19 +20,27 @@ import pytest
 
 from mame import config
 from mame.deck.browser import browser_page
-from tests.helpers import REPO, smoke_study_env
+from tests.helpers import REPO, smoke_study_env, write_smoke_plan
 
 pytestmark = pytest.mark.slow
 
+TWO_RUNS = """
+stages:
+  scratch:
+    notebook: 01_scratch.ipynb
+    variants:
+      r1-plain: {epochs: 1, patience: null, batch_size: 32}
+      r2-deeper: {epochs: 200, patience: null, batch_size: 32, filters: [32, 64, 128], convs_per_block: 2}
+"""
 SERVING = re.compile(r"at (http://([^/\s]+):(\d+)/)")
 
 
 class LiveServer:
     """``python -m mame report --watch --no-run`` in a process of its own; its output is collected."""
 
-    def __init__(self, env: dict):
-        self.proc = subprocess.Popen([sys.executable, "-m", "mame", "report", "--watch", "--no-run", "--profile", "smoke",
-                                      "--port", "0"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+    def __init__(self, env: dict, *args: str):
+        self.proc = subprocess.Popen([sys.executable, "-m", "mame", "report", "--watch", "--profile", "smoke", "--port", "0",
+                                      *(args or ["--no-run"])], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.lines: list[str] = []
         self.url, self.host, self.port = None, None, None
@@ -218,3 +226,41 @@ def test_ctrl_c_stops_the_server_with_the_pdf_it_was_printing_and_its_chromium(s
     assert not left, f"left running: {[p.cmdline()[:2] for p in left]}"
     assert "stopped" in server.output()
     assert first.proc.poll() is None  # the other server goes on
+
+
+def _tree(pid: int) -> list:
+    return [p for p in psutil.Process(pid).children(recursive=True) if p.is_running()]
+
+
+def test_with_runs_beside_it_the_deck_fills_in_as_they_finish_and_ctrl_c_stops_them(tmp_path):
+    plan = write_smoke_plan(tmp_path / "plan.yaml", TWO_RUNS)
+    runs = tmp_path / "runs"
+    mp = smoke_study_env(tmp_path, MAME_REPORT_BUILD=str(tmp_path / "report"))
+    try:
+        server = LiveServer(dict(os.environ), "--plan", str(plan), "--jobs", "1")
+    finally:
+        mp.undo()
+    try:
+        deadline = time.monotonic() + 300
+        while not (runs / "scratch" / "r1-plain" / "metrics.json").is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        key = json.loads((runs / "scratch" / "r1-plain" / "metrics.json").read_text())["run"]["cache_key"]
+        deadline = time.monotonic() + 60
+        while not re.search(rf"<td[^>]*>{key}</td>".encode(), server.get("/")[1]) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert re.search(rf"<td[^>]*>{key}</td>".encode(), server.get("/")[1]), server.output()
+        deadline = time.monotonic() + 120  # the second run under way: its kernel started, its .partial folder there
+        while not list((runs / "scratch").glob(".r2-deeper.partial-*")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not (runs / "scratch" / "r2-deeper").exists(), f"the second run ended before it could be stopped:\n{server.output()}"
+        tree = _tree(server.proc.pid)
+        assert any("ipykernel" in " ".join(p.cmdline()) or "kernel" in " ".join(p.cmdline()) for p in tree), tree
+        os.killpg(server.proc.pid, signal.SIGINT)
+        assert server.proc.wait(timeout=60) == 0, server.output()
+    finally:
+        if server.proc.poll() is None:
+            os.killpg(server.proc.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    left = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"left running: {[p.cmdline()[:3] for p in left]}"
+    assert "starting the stale runs" in server.output() and "stopped" in server.output()
