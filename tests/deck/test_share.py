@@ -22,6 +22,10 @@ pytestmark = pytest.mark.slow
 
 STAGES = """
 stages:
+  scratch:
+    notebook: 01_scratch.ipynb
+    variants:
+      r1-plain: {epochs: 1, patience: null, batch_size: 32}
   features:
     notebook: 02_features.ipynb
     backbones: [vgg16]
@@ -34,13 +38,13 @@ stages:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> dict:
-    """Two smoke runs and a private report build folder."""
+    """Three smoke runs (one with a model.keras) and a private report build folder."""
     root = tmp_path_factory.mktemp("share")
     mp = smoke_study_env(root, MAME_REPORT_BUILD=str(root / "report"))
     plan = write_smoke_plan(root / "plan.yaml", STAGES)
     outcomes = run_plan("smoke", plan_file=plan, jobs=1, out=io.StringIO())
     assert {o.state for o in outcomes} == {"done"}
-    yield {"root": root, "plan": plan, "runs": ["features/vgg16", "classify/vgg16"]}
+    yield {"root": root, "plan": plan, "runs": ["scratch/r1-plain", "features/vgg16", "classify/vgg16"]}
     mp.undo()
 
 
@@ -69,6 +73,7 @@ def test_the_archive_opens_alone_offline_and_says_how_it_was_made(study, tmp_pat
     assert (elsewhere / "deck.pdf").read_bytes().startswith(b"%PDF")
     opens_offline_with_valid_metrics(elsewhere, "deck.html", study["runs"])
     assert all((elsewhere / "runs" / r / "notebook.ipynb").is_file() for r in study["runs"])  # --with-notebooks
+    assert not list(elsewhere.rglob("*.keras"))  # no --with-models
     readme = (elsewhere / "README.md").read_text()
     fingerprint = json.loads((elsewhere / "runs/features/vgg16/metrics.json").read_text())["run"]["dataset"]["fingerprint"]
     assert f"Commit `{git['commit'] or 'unknown'}`" in readme and fingerprint[:16] in readme
@@ -88,3 +93,12 @@ def test_the_site_folder_opens_offline_and_indexes_every_run(study, tmp_path):
                for r in study["runs"])
     again = share("smoke", plan_file=study["plan"], site=site, out=io.StringIO())  # replaced whole, nothing left over
     assert again.members == shared.members and sorted(p.name for p in site.parent.iterdir()) == ["site"]
+
+
+def test_with_models_adds_each_runs_model_keras_as_the_run_left_it(study):
+    shared = share("smoke", plan_file=study["plan"], with_models=True, out=io.StringIO())
+    model = study["root"] / "runs" / "scratch" / "r1-plain" / "model.keras"
+    with zipfile.ZipFile(shared.path) as archive:
+        models = [name for name in archive.namelist() if name.endswith(".keras")]
+        assert models == ["runs/scratch/r1-plain/model.keras"]  # the features and classify runs keep no model
+        assert archive.read(models[0]) == model.read_bytes()
