@@ -7,7 +7,6 @@ Environment overrides (all optional):
 - ``MAME_DIR``       the real MAMe dataset folder (``MAMe_dataset.csv`` plus ``data_256/`` or ``data/``)
 - ``MAME_PLAN``      an alternative plan file (default ``experiments/plan.yaml``)
 - ``MAME_REPORT_BUILD`` where the deck is built (default ``<repo>/report``)
-- ``MAME_TEMPLATES`` the deck's Jinja templates (default ``<repo>/templates``): a copy to edit
 """
 
 from __future__ import annotations
@@ -43,10 +42,6 @@ def data_home() -> Path:
 
 def plan_path() -> Path:
     return _env_path("MAME_PLAN", EXPERIMENTS_DIR / "plan.yaml")
-
-
-def templates_dir() -> Path:
-    return _env_path("MAME_TEMPLATES", TEMPLATES_DIR)
 
 
 def real_data_dir() -> Path | None:

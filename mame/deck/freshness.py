@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mame import config
+from mame.deck import templating
 from mame.engine import cache
 from mame.results import atomic_write_json
 
@@ -50,7 +51,7 @@ def inputs_fingerprint(entries: list, left_out: list, profile, plan_file: Path |
         "left_out": [[d.id, d.reason] for d in left_out],
         "plan": _digest([Path(plan_file or config.plan_path())]),
         "profile": [profile.name, json.dumps(profile.report, sort_keys=True, default=str)],
-        "templates": _digest(p for p in config.templates_dir().rglob("*") if p.is_file()),
+        "templates": _digest(p for p in templating.templates_folder().rglob("*") if p.is_file()),
         "report": _digest(report_files),
         "packages": _digest([p for p in [config.ROOT / "requirements.lock"] if p.is_file()]),
         "code": cache.closure_fingerprint(DECK_MODULES),

@@ -30,7 +30,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from mame import config
-from mame.deck import live_page
+from mame.deck import live_page, templating
 from mame.deck.build import build_dirs
 from mame.deck.figures import FIGURES
 from mame.deck.live_procs import Children
@@ -135,7 +135,7 @@ def _visible(path: Path, root: Path) -> bool:
 def watched(plan_file: Path | None) -> tuple[list[Path], object, list[Path], object]:
     """The folders watched recursively (runs, templates) and flat (the report's own files, the plan's folder),
     each with its filter of relevant paths."""
-    runs, templates = config.runs_dir(), config.templates_dir()
+    runs, templates = config.runs_dir(), templating.templates_folder()
     report, plan = config.REPORT_DIR, Path(plan_file or config.plan_path()).resolve()
     runs.mkdir(parents=True, exist_ok=True)
     own = lambda p: p.is_relative_to(runs) and FIGURES in p.relative_to(runs).parts[2:3]  # the deck's figures

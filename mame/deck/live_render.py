@@ -21,8 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
-from mame import config
-from mame.deck import freshness
+from mame.deck import freshness, templating
 from mame.results import atomic_write_json
 
 TRACEBACK_LINES = 12
@@ -33,7 +32,7 @@ def template_frame(exc: BaseException) -> dict | None:
     puts the template's own lines into the traceback (and syntax errors carry them)."""
     from jinja2 import TemplateSyntaxError
 
-    templates = config.templates_dir().resolve()
+    templates = templating.templates_folder().resolve()
     where = None
     if isinstance(exc, TemplateSyntaxError) and exc.filename:
         where = (Path(exc.filename), exc.lineno)

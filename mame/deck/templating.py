@@ -8,6 +8,7 @@ break a pipe table nor inject HTML.
 from __future__ import annotations
 
 import html
+import os
 import re
 from pathlib import Path
 
@@ -70,9 +71,16 @@ def points(value, digits: int = 1, seeds: str = "n") -> str:
     return "—" if value is None else _spread(value, lambda v: f"{100 * float(v):+.{digits}f}", " points", seeds)
 
 
+def templates_folder() -> Path:
+    """The deck's templates: ``MAME_TEMPLATES`` (a copy to edit) or ``templates/``. Here, not in ``mame.config``:
+    every run's cache key hashes ``mame.config``, and where the deck's templates live is no run's business."""
+    value = os.environ.get("MAME_TEMPLATES")
+    return Path(value).expanduser().resolve() if value else config.TEMPLATES_DIR
+
+
 def environment(templates_dir: Path | None = None) -> Environment:
-    """Jinja over ``templates_dir`` (default ``config.templates_dir()``: ``templates/`` or ``MAME_TEMPLATES``)."""
-    env = Environment(loader=FileSystemLoader(str(templates_dir or config.templates_dir())), undefined=StrictUndefined,
+    """Jinja over ``templates_dir`` (default ``templates_folder()``)."""
+    env = Environment(loader=FileSystemLoader(str(templates_dir or templates_folder())), undefined=StrictUndefined,
                       autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(md=md, num=num, pct=pct, thousands=thousands, signed=signed, points=points)
     return env
