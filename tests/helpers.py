@@ -36,6 +36,17 @@ profiles:
 """
 
 
+# The `stages:` block of a plan with one scratch run of one epoch (a run with a model.keras, in seconds); a test adds
+# its own lines after it (more variants, more stages).
+ONE_EPOCH_SCRATCH = """
+stages:
+  scratch:
+    notebook: 01_scratch.ipynb
+    variants:
+      r1-plain: {epochs: 1, patience: null, batch_size: 32}
+"""
+
+
 def write_smoke_plan(path: Path, stages: str) -> Path:
     """A plan file with the given ``stages:`` block and a small smoke profile."""
     path.write_text(stages + SMOKE_PROFILE)

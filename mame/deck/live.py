@@ -48,7 +48,7 @@ class LiveDeck:
         self.profile, self.plan_file, self.run_args, self.out = profile, plan_file, run_args, out
         self.output = build_dirs()["output"]
         self.version, self.status, self.error, self.rendered_at = 0, "starting", None, ""
-        self.renders, self.pdf_error = 0, None
+        self.renders, self.jobs_started = 0, 0
         self.dirty, self.stop = asyncio.Event(), asyncio.Event()
         self.jobs_lock = asyncio.Lock()   # one render or PDF at a time: a PDF never prints a deck being replaced
         self.children = Children()
@@ -58,7 +58,8 @@ class LiveDeck:
         print(f"live  {text}", file=self.out, flush=True)
 
     async def job(self, kind: str) -> dict:
-        result = self.work / f"{kind}-{self.renders}.json"
+        self.jobs_started += 1
+        result = self.work / f"{kind}-{self.jobs_started}.json"  # its own name: a lost job reads no other's result
         cmd = [sys.executable, "-m", "mame.deck.live_render", kind, "--profile", self.profile, "--result", str(result)]
         if self.plan_file:
             cmd += ["--plan", str(self.plan_file)]
@@ -77,6 +78,8 @@ class LiveDeck:
                 before, self.status = self.status, "rendering"
                 self.renders += 1
                 outcome = await self.job("deck")
+            if self.stop.is_set():  # killed by the stop: nothing to report
+                return
             if outcome["ok"]:
                 self.status, self.error = "ok", None
                 self.rendered_at = outcome.get("rendered_at", "")

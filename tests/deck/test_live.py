@@ -20,16 +20,11 @@ import pytest
 
 from mame import config
 from mame.deck.browser import browser_page
-from tests.helpers import REPO, smoke_study_env, write_smoke_plan
+from tests.helpers import ONE_EPOCH_SCRATCH, REPO, smoke_study_env, write_smoke_plan
 
 pytestmark = pytest.mark.slow
 
-TWO_RUNS = """
-stages:
-  scratch:
-    notebook: 01_scratch.ipynb
-    variants:
-      r1-plain: {epochs: 1, patience: null, batch_size: 32}
+TWO_RUNS = ONE_EPOCH_SCRATCH + """\
       r2-deeper: {epochs: 200, patience: null, batch_size: 32, filters: [32, 64, 128], convs_per_block: 2}
 """
 SERVING = re.compile(r"at (http://([^/\s]+):(\d+)/)")

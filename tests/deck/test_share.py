@@ -16,16 +16,11 @@ from mame.deck.share import share
 from mame.engine import runs
 from mame.engine.provenance import git_info
 from mame.engine.runner import run_plan
-from tests.helpers import smoke_study_env, write_smoke_plan
+from tests.helpers import ONE_EPOCH_SCRATCH, smoke_study_env, write_smoke_plan
 
 pytestmark = pytest.mark.slow
 
-STAGES = """
-stages:
-  scratch:
-    notebook: 01_scratch.ipynb
-    variants:
-      r1-plain: {epochs: 1, patience: null, batch_size: 32}
+STAGES = ONE_EPOCH_SCRATCH + """\
   features:
     notebook: 02_features.ipynb
     backbones: [vgg16]
