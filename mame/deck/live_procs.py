@@ -54,7 +54,7 @@ def stop_tree(pid: int, *, interrupt_first: bool = False) -> None:
                                                                                 (signal.SIGKILL, TERM_GRACE_S)]
     seen: dict[int, psutil.Process] = {}
     for sig, grace in rounds:
-        for proc in _tree(pid) if sig == signal.SIGINT else _tree(pid) + [p for p in seen.values()]:
+        for proc in _tree(pid):  # those seen before stay: a parent gone leaves its children to init
             seen.setdefault(proc.pid, proc)
         alive = [p for p in seen.values() if _alive(p)]
         if not alive:
