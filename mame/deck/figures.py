@@ -68,10 +68,15 @@ def _same_code(out: Path) -> bool:
     return stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == code_stamp()
 
 
+def drawable(entry) -> bool:
+    """A run with figures: done or stale, with its metrics."""
+    return entry.metrics is not None and entry.state in ("done", "stale")
+
+
 def run_figures(entry, options: dict | None = None) -> dict[str, Path]:
     """Figures of one usable (done or stale) run, keyed by kind; ``options``: the profile's ``report:``
     settings (``projections``, ``projections_3d``, ``points_per_class``)."""
-    if entry.metrics is None or entry.state not in ("done", "stale"):
+    if not drawable(entry):
         return {}
     out, metrics = entry.path / FIGURES, entry.metrics
     drawer = Drawer(out, entry.path / runs.METRICS_FILE, _same_code(out), dict(options or {}))
@@ -110,8 +115,11 @@ def side_by_side_figures(entries: list, options: dict, steps, workers: int | Non
         what = f"figures: {entry.run.id}" + (f" ({projections})" if projections else "")
         steps.say(f"{what} {'.' * max(2, 56 - len(what))} {seconds:5.1f} s")
 
+    drawn: dict[str, dict[str, Path]] = {entry.run.id: {} for entry in entries}  # in the order given
+    entries = [entry for entry in entries if drawable(entry)]  # a run without figures gets no line
     workers = workers or min(len(entries), cpu_count())
-    drawn: dict[str, dict[str, Path]] = {}
+    if not entries:
+        return drawn
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         for entry in entries:
             drawn[entry.run.id], seconds = _timed_run_figures(entry, options)
@@ -123,7 +131,7 @@ def side_by_side_figures(entries: list, options: dict, steps, workers: int | Non
             found, seconds = future.result()
             drawn[futures[future].run.id] = found
             line(futures[future], seconds)
-    return {entry.run.id: drawn[entry.run.id] for entry in entries}
+    return drawn
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -298,14 +299,17 @@ def test_feature_figures_drawn_side_by_side_are_the_ones_drawn_here_byte_for_byt
     from mame.deck.freshness import Steps
 
     entries = [e for e in collect("smoke", workspace["plan"]) if e.run.stage == "features"]
+    ghost = dataclasses.replace(entries[0], run=dataclasses.replace(entries[0].run, variant="ghost"), state="missing",
+                                metrics=None)  # a run not there yet: no figures, and no line saying it drew some
     options = {"projections": ["pca", "tsne"], "projections_3d": ["pca"], "points_per_class": 3}
     drawn = {}
     for workers in (2, 1):
         for png in workspace["runs"].glob("features/*/figures/*"):
             png.unlink()
         lines = io.StringIO()
-        found = side_by_side_figures(entries, options, Steps(lines), workers=workers)
-        assert list(found) == [e.run.id for e in entries] and len(entries) == 2  # in the order given
+        found = side_by_side_figures([*entries, ghost], options, Steps(lines), workers=workers)
+        assert list(found) == [e.run.id for e in [*entries, ghost]] and len(entries) == 2  # in the order given
+        assert found[ghost.run.id] == {} and ghost.run.id not in lines.getvalue() and ghost.run.id != entries[0].run.id
         assert all(f"figures: {e.run.id} (pca, tsne)" in lines.getvalue() for e in entries)
         drawn[workers] = {f"{run}/{kind}": Path(path).read_bytes() for run, figs in found.items() for kind, path in figs.items()}
     assert len(drawn[1]) >= 8 and drawn[2] == drawn[1]
