@@ -18,6 +18,11 @@ that imports those libraries once and then waits. Each run's kernel is a ``fork`
 - the launcher stays as the process the kernel manager watches: it forwards signals (interrupt, terminate)
   to the kernel and exits with its exit status; when it is killed, the server kills the kernel.
 
+When the runner is killed the server ends on its death signal and removes its temporary folder. A small
+process forked before the imports (``mame.engine.kernel_reaper``) makes sure of it: a server still there
+a few seconds after its runner ended (stopped, or hung in an import) is killed, its kernels with it, and
+its folder removed.
+
 The server forks only for a kernel whose environment is the one it imported the libraries under (thread
 counts and the like are read at import); any other, or no server at all (``--fresh-kernels``, the Ray
 executor, a notebook opened in Jupyter), gets a fresh kernel exactly as before. The run's ``kernel.log``
@@ -28,13 +33,13 @@ from __future__ import annotations
 
 import os
 import selectors
-import shutil
 import signal
 import socket
 import sys
 import traceback
 
-from mame.engine.kernel_protocol import FOLDER_PREFIX, FORKED_MARK, die_with_parent, env_difference, receive_message, send_message
+from mame.engine.kernel_protocol import FORKED_MARK, die_with_parent, env_difference, receive_message, send_message
+from mame.engine.kernel_reaper import remove_socket, start_reaper
 
 # what a run's notebook imports that costs seconds (imported in this order; one that fails is skipped)
 PRELOAD = ("numpy", "scipy", "pandas", "sklearn", "sklearn.metrics", "sklearn.linear_model", "PIL.Image",
@@ -203,26 +208,24 @@ class Server:
         runner that was killed cannot)."""
         for pid in list(self.children):
             self._kill(pid)
-        folder = os.path.dirname(self.path)
-        if os.path.basename(folder).startswith(FOLDER_PREFIX):
-            shutil.rmtree(folder, ignore_errors=True)
-        else:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
+        remove_socket(self.path)
 
 
 def main(argv: list[str]) -> int:
     parent = os.getppid()
+    start_reaper(parent, argv[0])
     die_with_parent(signal.SIGTERM)
-    server = Server(argv[0], argv[1:], parent)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(0)))
+    server = None
     try:
+        server = Server(argv[0], argv[1:], parent)
         server.preload()
         server.serve()
     finally:
-        server.close()
+        if server is not None:
+            server.close()
+        else:  # it could not listen: nothing to serve, nothing left behind
+            remove_socket(argv[0])
     return 0
 
 

@@ -25,6 +25,7 @@ from mame import config
 from mame.engine import execute, runs
 from mame.engine.executors import cpu_count, describe_exit
 from mame.engine.kernel_protocol import FOLDER_PREFIX
+from mame.engine.kernel_reaper import REAPER_GRACE_S
 from mame.engine.runner import run_plan
 from mame.engine.status import collect
 from tests.helpers import write_smoke_plan
@@ -216,8 +217,12 @@ def test_a_killed_runner_takes_its_workers_and_kernels_with_it_and_nothing_else(
         driver.wait(timeout=30)
         wait_for(lambda: not any(alive(pid) for pid in workers), 15, "the workers to die with the runner")
         wait_for(lambda: not processes_in(isolated_runs), 15, "their kernels to end")
-        # the server removes it when its death signal arrives (after an import it may be in: up to a minute under load)
-        wait_for(lambda: not list(scratch.glob(f"{FOLDER_PREFIX}*")), 60, "the kernel server's folder to go")
+        # the server removes it when its death signal arrives; its reaper, when the server has not REAPER_GRACE_S later
+        try:
+            wait_for(lambda: not list(scratch.glob(f"{FOLDER_PREFIX}*")), REAPER_GRACE_S + 25, "the kernel server's folder to go")
+        except AssertionError as exc:
+            logs = {str(log): log.read_text(errors="replace")[-3000:] for log in scratch.glob(f"{FOLDER_PREFIX}*/*.log")}
+            raise AssertionError(f"{exc}; what is left: {sorted(map(str, scratch.rglob('*')))}; its logs: {logs}") from None
         assert bystander.poll() is None  # nothing unrelated was killed
     finally:
         bystander.kill()

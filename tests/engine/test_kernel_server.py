@@ -209,3 +209,77 @@ def test_a_forked_kernel_that_cannot_bind_its_port_says_so_in_its_log_and_the_ru
     text = (tmp_path / "kernel.log").read_text()
     assert ended.returncode != 0 and FORKED_MARK in text and "Address already in use" in text, text[-2000:]
     assert lost_port_race(RuntimeError("Kernel died before replying to kernel_info"), tmp_path / "kernel.log")
+
+
+# a runner in miniature: starts the kernel server on the socket given, prints its pid, waits to be killed
+RUNNER = """import subprocess, sys, time
+server = subprocess.Popen([sys.executable, "-m", "mame.engine.kernel_server", sys.argv[1]], start_new_session=True)
+print(server.pid, flush=True)
+time.sleep(600)"""
+
+
+def _server_of_a_runner(tmp_path: Path):
+    """A runner process and its kernel server, listening: (runner, server, the server's reaper, its folder)."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from mame import config
+    from mame.engine.kernel_protocol import FOLDER_PREFIX
+
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=tmp_path))
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(folder / "server.sock")], cwd=config.ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    server = psutil.Process(int(runner.stdout.readline()))
+    _wait_for(lambda: (folder / "server.sock").exists(), 30, "the server to listen")
+    reapers = server.children()
+    assert len(reapers) == 1, reapers  # forked before the imports, before any kernel
+    return runner, server, reapers[0], folder
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.05)
+
+
+def _gone(process) -> bool:
+    import psutil
+
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_server_stopped_by_its_runner_takes_its_reaper_with_it(tmp_path):
+    runner, server, reaper, folder = _server_of_a_runner(tmp_path)
+    try:
+        server.terminate()  # as the runner stops it at its end
+        _wait_for(lambda: _gone(server) and _gone(reaper), 30, "the server and its reaper to end")
+        assert not folder.exists()
+    finally:
+        runner.kill()
+        runner.wait()
+
+
+def test_a_stuck_server_whose_runner_is_killed_is_ended_and_its_folder_removed(tmp_path):
+    import signal
+
+    from mame.engine.kernel_reaper import REAPER_GRACE_S
+
+    runner, server, reaper, folder = _server_of_a_runner(tmp_path)
+    try:
+        server.send_signal(signal.SIGSTOP)  # stuck: its death signal cannot be handled
+        runner.kill()
+        runner.wait()
+        _wait_for(lambda: _gone(server), REAPER_GRACE_S + 20, "the stuck server to be ended")
+        assert not folder.exists()
+        _wait_for(lambda: _gone(reaper), 10, "the reaper to end with it")
+    finally:
+        if not _gone(server):
+            server.kill()
