@@ -1,10 +1,10 @@
 """The kernel server's reaper: a small process forked from the server (``mame.engine.kernel_server``) before it
 imports anything, which ends the server and removes its socket's folder when the server has not done so itself
-``REAPER_GRACE_S`` after its runner ended.
+``REAPER_GRACE_S`` after its runner ended, and removes the folder of a server that was killed.
 
 The server ends on its runner's death signal by itself; the reaper covers a server that cannot: stopped,
-or stuck in a library's import or code that swallowed the signal. It dies with the server (its own death
-signal), so in the normal case it goes when the server goes. Standard library only.
+or stuck in a library's import or code that swallowed the signal, and a server killed outright (which
+cannot remove its folder). It ends when the server ends. Standard library only.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import shutil
 import signal
 import time
 
-from mame.engine.kernel_protocol import FOLDER_PREFIX, die_with_parent
+from mame.engine.kernel_protocol import FOLDER_PREFIX
 
 REAPER_GRACE_S = 5.0  # how long a server whose runner ended has to end by itself before it is killed
 
@@ -39,41 +39,60 @@ def remove_socket(path: str) -> None:
 
 
 def start_reaper(runner: int, path: str) -> None:
-    """Fork the process that ends this server and removes its socket when the server has not done so itself
-    ``REAPER_GRACE_S`` after its runner ``runner`` ended (the server was stopped, or is stuck in a library's
-    import or code that swallowed its death signal). It dies with the server: in the normal case the server
-    ends first, and it with it. Called before anything is imported or any thread started."""
+    """Fork the process that watches this server and its runner ``runner``: when the server ends it removes
+    the socket (a server killed outright cannot); when the runner ends first it gives the server
+    ``REAPER_GRACE_S`` to end by itself (its death signal), then removes the socket and kills it (stopped, or
+    stuck in a library's import or code that swallowed the signal). Called before anything is imported or any
+    thread started."""
     server = os.getpid()
-    try:
-        watch = os.pidfd_open(runner)  # readable when the runner has ended (Linux 5.3 and later)
-    except (AttributeError, OSError):
-        watch = None
     if os.fork():
-        if watch is not None:
-            os.close(watch)
         return
     try:
-        die_with_parent()
-        if os.getppid() == server:
-            _reap_when_gone(runner, watch, server, path)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's business: a Ctrl-C it gets is not for this one
+        if server not in wait_for_end([runner, server]):
+            wait_for_end([server], REAPER_GRACE_S)
+        remove_socket(path)
+        if os.getppid() == server:  # still there: its kernels die with it (their death signal)
+            os.kill(server, signal.SIGKILL)
     finally:
         os._exit(0)
 
 
-def _reap_when_gone(runner: int, watch: int | None, server: int, path: str) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's business: a Ctrl-C it gets is not for this one
-    if watch is not None:
-        select.select([watch], [], [])
+def wait_for_end(pids: list[int], timeout: float | None = None) -> set[int]:
+    """Wait until one of ``pids`` has ended (or ``timeout`` seconds): those that have."""
+    watches = {}
+    for pid in pids:
+        try:
+            watches[os.pidfd_open(pid)] = pid  # readable once the process has ended (Linux 5.3 and later)
+        except ProcessLookupError:
+            return {pid}
+        except (AttributeError, OSError):  # no pidfd here: poll
+            break
     else:
-        while _alive(runner):
-            time.sleep(0.5)
-    time.sleep(REAPER_GRACE_S)  # the server ends by itself, and this process with it
-    remove_socket(path)
-    if os.getppid() == server:
-        os.kill(server, signal.SIGKILL)  # its kernels die with it (their death signal)
+        try:
+            readable, _, _ = select.select(list(watches), [], [], timeout)
+            return {watches[fd] for fd in readable}
+        finally:
+            for fd in watches:
+                os.close(fd)
+    for fd in watches:
+        os.close(fd)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while deadline is None or time.monotonic() < deadline:
+        ended = {pid for pid in pids if not _alive(pid)}
+        if ended:
+            return ended
+        time.sleep(0.2)
+    return set()
 
 
 def _alive(pid: int) -> bool:
+    """Running (not ended, nor ended and waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

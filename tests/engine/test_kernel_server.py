@@ -267,6 +267,18 @@ def test_a_server_stopped_by_its_runner_takes_its_reaper_with_it(tmp_path):
         runner.wait()
 
 
+def test_a_server_killed_outright_has_its_folder_removed_by_its_reaper(tmp_path):
+    runner, server, reaper, folder = _server_of_a_runner(tmp_path)
+    try:
+        server.kill()  # as the out-of-memory killer would: no chance to clean up
+        _wait_for(lambda: not folder.exists(), 15, "the killed server's folder to go")
+        _wait_for(lambda: _gone(reaper), 10, "the reaper to end")
+        assert runner.poll() is None  # the runner is not the reaper's business
+    finally:
+        runner.kill()
+        runner.wait()
+
+
 def test_a_stuck_server_whose_runner_is_killed_is_ended_and_its_folder_removed(tmp_path):
     import signal
 
@@ -283,3 +295,24 @@ def test_a_stuck_server_whose_runner_is_killed_is_ended_and_its_folder_removed(t
     finally:
         if not _gone(server):
             server.kill()
+
+
+def test_the_reaper_sees_a_process_end_with_or_without_pidfds(monkeypatch):
+    import subprocess
+    import time
+
+    from mame.engine.kernel_reaper import wait_for_end
+
+    for pidfds in (True, False):
+        if not pidfds:
+            monkeypatch.delattr(os, "pidfd_open")  # Linux before 5.3: it polls
+        short, long = subprocess.Popen(["sleep", "0.3"]), subprocess.Popen(["sleep", "60"])
+        try:
+            assert wait_for_end([long.pid], timeout=0.2) == set()
+            started = time.monotonic()
+            assert wait_for_end([long.pid, short.pid], timeout=20) == {short.pid}  # ended, not yet reaped
+            assert time.monotonic() - started < 5
+        finally:
+            long.kill()
+            long.wait()
+            short.wait()
