@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -137,3 +138,14 @@ def smoke_study_env(root: Path, **more: str):
     for name, value in more.items():
         mp.setenv(name, value)
     return mp
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """``predicate()``'s first true value, polled every 50 ms; an AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"waited {timeout} s for {what}")

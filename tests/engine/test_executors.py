@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import nbformat
@@ -28,7 +27,7 @@ from mame.engine.kernel_protocol import FOLDER_PREFIX
 from mame.engine.kernel_reaper import REAPER_GRACE_S
 from mame.engine.runner import run_plan
 from mame.engine.status import collect
-from tests.helpers import write_smoke_plan
+from tests.helpers import wait_for, write_smoke_plan
 
 PARAMS = 'run_dir = "."\ndata_dir = "."\ninputs = {}\nprofile = "smoke"\nbackbone = None\nseed = 0\nhold = 0.0\nmarker = ""'
 # holds ``hold`` seconds; with a ``marker``, only the first time for its backbone (a retry goes straight through)
@@ -97,16 +96,6 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").is_file() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"waited {timeout} s for {what}")
 
 
 def test_two_jobs_run_side_by_side_in_dependency_order_and_the_cache_holds(tmp_path, isolated_runs):

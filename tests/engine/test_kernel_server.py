@@ -9,19 +9,27 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import nbformat
+import psutil
+import pytest
 
+from mame import config
 from mame.engine import execute, runs
-from mame.engine.kernel_protocol import FORKED_MARK, FRESH_MARK, SERVER_ENV
+from mame.engine.kernel_protocol import FOLDER_PREFIX, FORKED_MARK, FRESH_MARK, SERVER_ENV
+from mame.engine.kernel_reaper import REAPER_GRACE_S, wait_for_end
 from mame.engine.kernels import SOCKET_PATH_MAX, Kernels, kernel_environment, kernel_options
 from mame.engine.plan import PlannedRun
 from mame.engine.profiles import Profile
 from mame.engine.runner import run_plan
-from tests.helpers import write_smoke_plan
+from tests.helpers import wait_for, write_smoke_plan
 
 PARAMS = 'run_dir = "."\ndata_dir = "."\ninputs = {}\nprofile = "smoke"\nbackbone = None\nseed = 0'
 # what a run finds when it starts, then the state it leaves behind (a global, the environment, a Keras policy,
@@ -218,91 +226,58 @@ print(server.pid, flush=True)
 time.sleep(600)"""
 
 
-def _server_of_a_runner(tmp_path: Path):
+@pytest.fixture
+def runner_and_server(tmp_path):
     """A runner process and its kernel server, listening: (runner, server, the server's reaper, its folder)."""
-    import subprocess
-    import sys
-
-    import psutil
-
-    from mame import config
-    from mame.engine.kernel_protocol import FOLDER_PREFIX
-
     folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=tmp_path))
     runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(folder / "server.sock")], cwd=config.ROOT,
                               stdout=subprocess.PIPE, text=True)
     server = psutil.Process(int(runner.stdout.readline()))
-    _wait_for(lambda: (folder / "server.sock").exists(), 30, "the server to listen")
-    reapers = server.children()
-    assert len(reapers) == 1, reapers  # forked before the imports, before any kernel
-    return runner, server, reapers[0], folder
+    try:
+        wait_for(lambda: (folder / "server.sock").exists(), 30, "the server to listen")
+        reapers = server.children()
+        assert len(reapers) == 1, reapers  # forked before the imports, before any kernel
+        yield runner, server, reapers[0], folder
+    finally:
+        runner.kill()
+        runner.wait()
+        if not gone(server):
+            server.kill()
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
-        time.sleep(0.05)
-
-
-def _gone(process) -> bool:
-    import psutil
-
+def gone(process: psutil.Process) -> bool:
     try:
         return process.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
 
 
-def test_a_server_stopped_by_its_runner_takes_its_reaper_with_it(tmp_path):
-    runner, server, reaper, folder = _server_of_a_runner(tmp_path)
-    try:
-        server.terminate()  # as the runner stops it at its end
-        _wait_for(lambda: _gone(server) and _gone(reaper), 30, "the server and its reaper to end")
-        assert not folder.exists()
-    finally:
-        runner.kill()
-        runner.wait()
+def test_a_server_stopped_by_its_runner_takes_its_reaper_with_it(runner_and_server):
+    runner, server, reaper, folder = runner_and_server
+    server.terminate()  # as the runner stops it at its end
+    wait_for(lambda: gone(server) and gone(reaper), 30, "the server and its reaper to end")
+    assert not folder.exists()
 
 
-def test_a_server_killed_outright_has_its_folder_removed_by_its_reaper(tmp_path):
-    runner, server, reaper, folder = _server_of_a_runner(tmp_path)
-    try:
-        server.kill()  # as the out-of-memory killer would: no chance to clean up
-        _wait_for(lambda: not folder.exists(), 15, "the killed server's folder to go")
-        _wait_for(lambda: _gone(reaper), 10, "the reaper to end")
-        assert runner.poll() is None  # the runner is not the reaper's business
-    finally:
-        runner.kill()
-        runner.wait()
+def test_a_server_killed_outright_has_its_folder_removed_by_its_reaper(runner_and_server):
+    runner, server, reaper, folder = runner_and_server
+    server.kill()  # as the out-of-memory killer would: no chance to clean up
+    wait_for(lambda: not folder.exists(), 15, "the killed server's folder to go")
+    wait_for(lambda: gone(reaper), 10, "the reaper to end")
+    assert runner.poll() is None  # the runner is not the reaper's business
 
 
-def test_a_stuck_server_whose_runner_is_killed_is_ended_and_its_folder_removed(tmp_path):
-    import signal
-
-    from mame.engine.kernel_reaper import REAPER_GRACE_S
-
-    runner, server, reaper, folder = _server_of_a_runner(tmp_path)
-    try:
-        server.send_signal(signal.SIGSTOP)  # stuck: its death signal cannot be handled
-        runner.kill()
-        runner.wait()
-        _wait_for(lambda: _gone(server), REAPER_GRACE_S + 20, "the stuck server to be ended")
-        assert not folder.exists()
-        _wait_for(lambda: _gone(reaper), 10, "the reaper to end with it")
-    finally:
-        if not _gone(server):
-            server.kill()
+def test_a_stuck_server_whose_runner_is_killed_is_ended_and_its_folder_removed(runner_and_server):
+    runner, server, reaper, folder = runner_and_server
+    server.send_signal(signal.SIGSTOP)  # stuck: its death signal cannot be handled
+    runner.kill()
+    runner.wait()
+    wait_for(lambda: gone(server), REAPER_GRACE_S + 20, "the stuck server to be ended")
+    assert not folder.exists()
+    wait_for(lambda: gone(reaper), 10, "the reaper to end with it")
 
 
 def test_the_reaper_sees_a_process_end_with_or_without_pidfds(monkeypatch):
-    import subprocess
-    import time
-
-    from mame.engine.kernel_reaper import wait_for_end
-
     for pidfds in (True, False):
         if not pidfds:
             monkeypatch.delattr(os, "pidfd_open")  # Linux before 5.3: it polls
