@@ -20,16 +20,10 @@ from mame.engine.kernel_protocol import FOLDER_PREFIX
 REAPER_GRACE_S = 5.0  # how long a server whose runner ended has to end by itself before it is killed
 
 
-def own_folder(path: str) -> str | None:
-    """The server's own temporary folder (the socket's, when the runner made it for the server), else None."""
-    folder = os.path.dirname(path)
-    return folder if os.path.basename(folder).startswith(FOLDER_PREFIX) else None
-
-
 def remove_socket(path: str) -> None:
-    """Remove the socket, and the server's temporary folder with it when it has one."""
-    folder = own_folder(path)
-    if folder:
+    """Remove the socket, and with it the server's own temporary folder when the runner made one for it."""
+    folder = os.path.dirname(path)
+    if os.path.basename(folder).startswith(FOLDER_PREFIX):
         shutil.rmtree(folder, ignore_errors=True)
         return
     try:
@@ -60,23 +54,20 @@ def start_reaper(runner: int, path: str) -> None:
 
 def wait_for_end(pids: list[int], timeout: float | None = None) -> set[int]:
     """Wait until one of ``pids`` has ended (or ``timeout`` seconds): those that have."""
-    watches = {}
-    for pid in pids:
-        try:
-            watches[os.pidfd_open(pid)] = pid  # readable once the process has ended (Linux 5.3 and later)
-        except ProcessLookupError:
-            return {pid}
-        except (AttributeError, OSError):  # no pidfd here: poll
-            break
-    else:
-        try:
-            readable, _, _ = select.select(list(watches), [], [], timeout)
-            return {watches[fd] for fd in readable}
-        finally:
-            for fd in watches:
-                os.close(fd)
-    for fd in watches:
-        os.close(fd)
+    watches: dict[int, int] = {}
+    try:
+        for pid in pids:
+            try:
+                watches[os.pidfd_open(pid)] = pid  # readable once the process has ended (Linux 5.3 and later)
+            except ProcessLookupError:  # already ended
+                return {pid}
+        readable, _, _ = select.select(list(watches), [], [], timeout)
+        return {watches[fd] for fd in readable}
+    except (AttributeError, OSError):  # no pidfd here: poll
+        pass
+    finally:
+        for fd in watches:
+            os.close(fd)
     deadline = None if timeout is None else time.monotonic() + timeout
     while deadline is None or time.monotonic() < deadline:
         ended = {pid for pid in pids if not _alive(pid)}

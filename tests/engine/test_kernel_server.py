@@ -291,3 +291,4 @@ def test_the_reaper_sees_a_process_end_with_or_without_pidfds(monkeypatch):
             long.kill()
             long.wait()
             short.wait()
+        assert wait_for_end([short.pid], timeout=5) == {short.pid}  # ended and reaped before the call
