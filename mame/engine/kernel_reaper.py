@@ -3,8 +3,8 @@ imports anything, which ends the server and removes its socket's folder when the
 ``REAPER_GRACE_S`` after its runner ended, and removes the folder of a server that was killed.
 
 The server ends on its runner's death signal by itself; the reaper covers a server that cannot: stopped,
-or stuck in a library's import or code that swallowed the signal, and a server killed outright (which
-cannot remove its folder). It ends when the server ends. Standard library only.
+or hung in a long call, and a server killed outright (which cannot remove its folder). It ends when the
+server ends. Standard library only.
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ def start_reaper(runner: int, path: str) -> None:
     """Fork the process that watches this server and its runner ``runner``: when the server ends it removes
     the socket (a server killed outright cannot); when the runner ends first it gives the server
     ``REAPER_GRACE_S`` to end by itself (its death signal), then removes the socket and kills it (stopped, or
-    stuck in a library's import or code that swallowed the signal). Called before anything is imported or any
-    thread started."""
+    hung in a long call). Called before anything is imported or any thread started."""
     server = os.getpid()
     if os.fork():
         return

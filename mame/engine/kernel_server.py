@@ -61,12 +61,13 @@ class Server:
         self.children: dict[int, socket.socket] = {}
         self.preloaded: list[str] = []
         self.failed: dict[str, str] = {}
+        self.stop_asked = False
 
     def preload(self) -> None:
         import importlib
 
         for name in PRELOAD:
-            if self.orphaned():
+            if self.done():
                 return
             try:
                 importlib.import_module(name)
@@ -76,7 +77,7 @@ class Server:
 
     def serve(self) -> None:
         self.selector.register(self.listener, selectors.EVENT_READ, None)
-        while not self.orphaned():
+        while not self.done():
             for key, _ in self.selector.select(timeout=POLL_S):
                 if key.data is None:
                     conn, _ = self.listener.accept()
@@ -86,10 +87,17 @@ class Server:
                         self._kill(key.data)
             self._reap()
 
-    def orphaned(self) -> bool:
-        """The runner that started it has ended (its death signal may have been lost in an import that caught
-        everything, or come before the handler was set): time to go."""
-        return os.getppid() != self.parent
+    def stop(self, *_) -> None:
+        """SIGTERM's handler (the runner stopping it, or the runner's death signal): unwind now. The flag stays
+        where the exception does not get through: the libraries imported while it came may swallow it (3 of 15
+        stops sent at the start of the preload were lost so, the server serving on)."""
+        self.stop_asked = True
+        raise SystemExit(0)
+
+    def done(self) -> bool:
+        """Asked to stop, or the runner that started it has ended (its death signal may have come before the
+        handler was set): time to go."""
+        return self.stop_asked or os.getppid() != self.parent
 
     def _request(self, conn: socket.socket) -> None:
         conn.settimeout(10)
@@ -214,11 +222,11 @@ class Server:
 def main(argv: list[str]) -> int:
     parent = os.getppid()
     start_reaper(parent, argv[0])
-    die_with_parent(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(0)))
+    die_with_parent(signal.SIGTERM)  # before the handler: the default action ends it, and its reaper cleans up
     server = None
     try:
         server = Server(argv[0], argv[1:], parent)
+        signal.signal(signal.SIGTERM, server.stop)
         server.preload()
         server.serve()
     finally:

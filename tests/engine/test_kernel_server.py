@@ -162,7 +162,8 @@ def test_a_temp_folder_too_deep_for_a_socket_still_gets_forked_kernels(tmp_path,
         folder = kernels.server.folder
     finally:
         kernels.stop()
-    assert metrics["run"]["executor"]["kernel"] == "forked"
+    log = tmp_path / "runs" / "deep" / execute.KERNEL_LOG
+    assert metrics["run"]["executor"]["kernel"] == "forked", log.read_text()[-3000:] if log.is_file() else "no kernel.log"
     assert len(os.fsencode(folder / "server.sock")) <= SOCKET_PATH_MAX and not folder.exists()
 
 
@@ -179,6 +180,39 @@ def test_a_server_whose_runner_is_gone_stops_serving_and_removes_its_folder(tmp_
     done.start()
     done.join(timeout=10)
     assert not done.is_alive()  # it stopped serving by itself
+    server.close()
+    assert not folder.exists()
+
+
+# a library whose import catches everything, the SystemExit of a stop that comes during it too
+SWALLOWS = """import os, signal, time
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+except BaseException:
+    pass
+"""
+
+
+def test_a_stop_that_an_import_swallows_still_stops_the_preload_and_the_serving(tmp_path, monkeypatch):
+    from mame.engine import kernel_server
+
+    (tmp_path / "swallows_the_stop.py").write_text(SWALLOWS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(kernel_server, "PRELOAD", ("swallows_the_stop", "this_is_never_imported"))
+    folder = tmp_path / f"{FOLDER_PREFIX}x"
+    folder.mkdir()
+    server = kernel_server.Server(str(folder / "s.sock"), [], parent=os.getppid())
+    previous = signal.signal(signal.SIGTERM, server.stop)
+    try:
+        server.preload()  # the stop comes during the first import, which swallows its SystemExit
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert server.preloaded == ["swallows_the_stop"] and not server.failed  # nothing imported after it
+    serving = threading.Thread(target=server.serve, daemon=True)
+    serving.start()
+    serving.join(timeout=10)
+    assert not serving.is_alive()  # it serves no one
     server.close()
     assert not folder.exists()
 
