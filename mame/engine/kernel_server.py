@@ -223,17 +223,13 @@ def main(argv: list[str]) -> int:
     parent = os.getppid()
     start_reaper(parent, argv[0])
     die_with_parent(signal.SIGTERM)  # before the handler: the default action ends it, and its reaper cleans up
-    server = None
+    server = Server(argv[0], argv[1:], parent)  # one that cannot listen ends here (its reaper cleans up)
+    signal.signal(signal.SIGTERM, server.stop)
     try:
-        server = Server(argv[0], argv[1:], parent)
-        signal.signal(signal.SIGTERM, server.stop)
         server.preload()
         server.serve()
     finally:
-        if server is not None:
-            server.close()
-        else:  # it could not listen: nothing to serve, nothing left behind
-            remove_socket(argv[0])
+        server.close()
     return 0
 
 

@@ -301,6 +301,15 @@ def test_a_server_killed_outright_has_its_folder_removed_by_its_reaper(runner_an
     assert runner.poll() is None  # the runner is not the reaper's business
 
 
+def test_a_server_that_cannot_listen_leaves_no_folder(tmp_path):
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=tmp_path))
+    (folder / "server.sock").mkdir()  # the socket's name is taken: binding fails
+    ended = subprocess.run([sys.executable, "-m", "mame.engine.kernel_server", str(folder / "server.sock")],
+                           cwd=config.ROOT, capture_output=True, text=True, timeout=60)
+    assert ended.returncode != 0 and "Address already in use" in ended.stderr, ended.stderr[-2000:]
+    wait_for(lambda: not folder.exists(), 10, "its reaper to remove the folder")
+
+
 def test_a_stuck_server_whose_runner_is_killed_is_ended_and_its_folder_removed(runner_and_server):
     runner, server, reaper, folder = runner_and_server
     server.send_signal(signal.SIGSTOP)  # stuck: its death signal cannot be handled
