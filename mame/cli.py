@@ -1,4 +1,4 @@
-"""Command line: ``python -m mame {run,report,share,status,estimate,data}``. Errors print one line, never a traceback."""
+"""Command line: ``python -m mame {run,report,share,check,status,estimate,data}``. Errors print one line, never a traceback."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--watch", action="store_true",
                         help="serve the deck live and render it again as runs finish or the plan, templates or styles "
                              "change (the page reloads itself); the stale runs start beside it unless --no-run")
-    report.add_argument("--host", default="127.0.0.1", help="with --watch: the address to serve on (default 127.0.0.1)")
+    report.add_argument("--host", default=None,
+                        help="with --watch: the address to serve on (default 127.0.0.1: this machine only); the server "
+                             "answers loopback names and this one; beyond loopback (0.0.0.0) anyone on the network can read the deck")
     report.add_argument("--port", type=int, default=None,
                         help="with --watch: the port (default 8765, or a free one when it is taken; 0: any free one)")
 
@@ -42,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     share.add_argument("--with-notebooks", action="store_true", help="add each run's executed notebook")
     share.add_argument("--with-models", action="store_true", help="add each run's model.keras")
     share.add_argument("--site", type=Path, default=None,
-                       help="write a static folder here instead (index.html = the deck, the PDF, the metrics, an index of runs)")
+                       help="write a static folder here instead (index.html = the deck, the PDF, the metrics, an index of runs): "
+                            "a new or empty folder, or one an earlier --site made (replaced whole); any other is refused")
+
+    check = sub.add_parser("check", help="check the plan file (schema, names, notebook parameters, every profile); runs nothing")
+    check.add_argument("--plan", type=Path, default=None, help="plan file (default: experiments/plan.yaml)")
 
     status = sub.add_parser("status", help="show every plan entry as done / stale / failed / missing")
     _profile_args(status)
@@ -121,11 +127,16 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (ValueError, RuntimeError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:  # a plan's problems: one line each
+            print(f"error: {line}", file=sys.stderr)
         return 2
 
 
 def _dispatch(args) -> int:
+    if args.command != "check" and hasattr(args, "plan"):  # a plan with a mistake stops every command before it starts
+        from mame.engine.plan import load_plan
+
+        load_plan(args.plan).profile(args.profile)
     if args.command == "run":
         from mame.engine.runner import run_plan, summary_table
 
@@ -139,6 +150,11 @@ def _dispatch(args) -> int:
 
         share(args.profile, plan_file=args.plan, with_notebooks=args.with_notebooks, with_models=args.with_models,
               site=args.site)
+        return 0
+    if args.command == "check":
+        from mame.engine.plan import check_plan
+
+        print(check_plan(args.plan))
         return 0
     if args.command == "status":
         from mame.engine.status import collect, format_status

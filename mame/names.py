@@ -4,7 +4,7 @@ Everything a user writes (a stage, a variant, a backbone, a profile name in ``pl
 back from a ``metrics.json`` (an artifact's file name) can end up joined onto a folder. Two rules keep such a
 join from reaching anything that is not ours:
 
-- a name is one safe path part: ``[A-Za-z0-9][A-Za-z0-9._-]*`` (no ``/``, no ``..``, no leading dot or dash);
+- a name is one safe path part: ``[A-Za-z0-9][A-Za-z0-9._-]*`` (no ``/``, never ``.`` or ``..``, no leading dot or dash);
 - a path built from names or fields is resolved (symlinks followed) and checked to stay inside its root before
   anything reads, writes, packs or removes it.
 """
@@ -24,14 +24,14 @@ class UnsafePathError(ValueError):
 
 
 def is_safe_name(name: object) -> bool:
-    return isinstance(name, str) and len(name) <= MAX_NAME_LENGTH and bool(_NAME.match(name)) and ".." not in name
+    return isinstance(name, str) and len(name) <= MAX_NAME_LENGTH and bool(_NAME.match(name))
 
 
 def check_name(name: object, what: str) -> str:
     """``name`` if it is one safe path part, else an ``UnsafePathError`` saying ``what`` it is and why."""
     if not is_safe_name(name):
         raise UnsafePathError(f"{what}: {name!r} is not a safe name (letters, digits, '.', '_' and '-', starting "
-                              f"with a letter or digit, no '..', at most {MAX_NAME_LENGTH} characters)")
+                              f"with a letter or digit, at most {MAX_NAME_LENGTH} characters)")
     return name
 
 

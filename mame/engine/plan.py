@@ -9,15 +9,15 @@ settings on top of its own for runs whose backbone starts from ImageNet weights 
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
 from mame import config
-from mame.engine.profiles import RUNNER_PARAMS, PlanError, Profile, check_profile_stage, check_seeds, parse_profile, resolve_params
+from mame.engine.plan_check import schema_errors
+from mame.engine.plan_rules import notebook_parameters, notebook_path, plan_problems
+from mame.engine.profiles import RUNNER_PARAMS, PlanError, Profile, parse_profile, resolve_params  # noqa: F401  (re-exported)
 from mame.engine.seeds import expand_seeds
 from mame.engine.weights_rules import LeftOut, leave_out_dependants, weights_outlook
 
@@ -93,54 +93,45 @@ class Plan:
 
 
 def load_plan(path: Path | None = None) -> Plan:
+    """The plan in ``path`` (default ``experiments/plan.yaml``), checked whole before anything uses it: its JSON
+    Schema (``mame.engine.plan_schema``), then what only the notebooks know (``mame.engine.plan_rules``). A
+    ``PlanError`` lists every problem, one line each."""
     path = Path(path or config.plan_path())
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
     except FileNotFoundError:
         raise PlanError(f"{path}: plan file not found") from None
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise PlanError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("stages"), dict) or not isinstance(raw.get("profiles"), dict):
-        raise PlanError(f"{path}: expected top-level mappings 'stages' and 'profiles'")
-    stages = {name: _check_stage(path, name, spec, list(raw["stages"])) for name, spec in raw["stages"].items()}
-    profiles = {name: parse_profile(path, name, spec) for name, spec in raw["profiles"].items()}
+        raise PlanError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    problems = schema_errors(raw, path, text) or plan_problems(path, text, raw)
+    if problems:
+        raise PlanError("\n".join(problems))
+    stages = {name: _with_defaults(spec) for name, spec in raw["stages"].items()}
+    profiles = {name: parse_profile(name, spec) for name, spec in raw["profiles"].items()}
     return Plan(path=path, stages=stages, profiles=profiles)
 
 
-def _check_stage(path: Path, name: str, spec: dict, order: list[str]) -> dict:
-    if not isinstance(spec, dict) or "notebook" not in spec:
-        raise PlanError(f"{path}: stage {name!r} needs a 'notebook'")
-    for key in ("needs", "reads"):
-        for need in spec.get(key, []):
-            if need not in order or order.index(need) >= order.index(name):
-                raise PlanError(f"{path}: stage {name!r} {key} {need!r}, which must be a stage listed before it")
+def check_plan(path: Path | None = None) -> str:
+    """``python -m mame check``: the plan loaded and every profile expanded (nothing run or written); a ``PlanError``
+    names every problem, else one line per profile says what it would run."""
+    plan = load_plan(path)
+    lines = [f"{plan.path}: valid ({len(plan.stages)} stages, {len(plan.profiles)} profiles)"]
+    for name in plan.profiles:
+        left_out: list[LeftOut] = []
+        runs = expand(plan, name, left_out=left_out)
+        note = f", {len(left_out)} left out without ImageNet weights here" if left_out else ""
+        lines.append(f"  {name}: {len(runs)} runs{note}")
+    return "\n".join(lines)
+
+
+def _with_defaults(spec: dict) -> dict:
     spec.setdefault("variants", {"default": {}})
-    if "seeds" in spec:
-        spec["seeds"] = check_seeds(f"{path}: stage {name!r}, seeds", spec["seeds"])
-    for variant, overrides in spec["variants"].items():
-        if isinstance(overrides, dict) and "seeds" in overrides:
-            overrides["seeds"] = check_seeds(f"{path}: {name}/{variant}, seeds", overrides["seeds"])
     spec.setdefault("needs", [])
     spec.setdefault("reads", [])
     return spec
-
-
-@lru_cache(maxsize=32)
-def notebook_parameters(notebook: Path) -> dict:
-    """The names and default values of the notebook's ``parameters`` cell."""
-    import papermill
-
-    if not notebook.exists():
-        raise PlanError(f"{notebook}: notebook not found")
-    found = papermill.inspect_notebook(str(notebook))
-    defaults = {}
-    for key, info in found.items():
-        try:
-            defaults[key] = ast.literal_eval(info["default"])
-        except (ValueError, SyntaxError):
-            raise PlanError(f"{notebook}: parameter {key!r} must default to a literal "
-                            f"(number, string, list, dict, True/False/None), not {info['default']!r}") from None
-    return defaults
 
 
 def expand(plan: Plan, profile_name: str, only: str | None = None, *,
@@ -149,31 +140,18 @@ def expand(plan: Plan, profile_name: str, only: str | None = None, *,
     Runs the profile leaves out (``random_weights: skip`` for a backbone without ImageNet weights, and
     what needs them) are appended to ``left_out`` when given."""
     profile = plan.profile(profile_name)
-    unknown_stages = [stage for stage in profile.stages if stage not in plan.stages]
-    if unknown_stages:
-        raise PlanError(f"{plan.path}: profile {profile_name!r} configures unknown stages {unknown_stages}")
     runs, dropped, outlooks = [], [], {}
     for stage, spec in plan.stages.items():
-        notebook = config.EXPERIMENTS_DIR / spec["notebook"] if not Path(spec["notebook"]).is_absolute() else Path(spec["notebook"])
+        notebook = notebook_path(spec)
         declared = notebook_parameters(notebook)
-        check_profile_stage(plan.path, profile, stage, notebook, declared)
-        unknown = [b for b in (profile.stages.get(stage) or {}).get("backbones", []) if b not in spec.get("backbones", [])]
-        if unknown:
-            raise PlanError(f"{plan.path}: profile {profile_name!r} stages.{stage}.backbones lists {unknown}, "
-                            f"not backbones of the stage ({', '.join(spec.get('backbones', [])) or 'none'})")
         backbones = [b for b in spec.get("backbones", [None]) if profile.runs_backbone(stage, b)]
         for variant, overrides in spec["variants"].items():
             overrides = dict(overrides or {})
             needs_variants = overrides.pop("needs", {}) or {}
-            reads = _variant_reads(plan, stage, variant, overrides.pop("reads", []) or [])
+            reads = list(overrides.pop("reads", []) or [])
             about = str(overrides.pop("about", "") or "")
             overrides.pop("seeds", None)  # read by _expand_seeds
             only_backbones = overrides.pop("backbones", None)
-            _check_keys(plan.path, stage, variant, overrides, declared)
-            if only_backbones is not None:
-                unknown = [b for b in only_backbones if b not in spec.get("backbones", [])]
-                if unknown:
-                    raise PlanError(f"{plan.path}: {stage}/{variant} lists backbones {unknown} that the stage does not")
             for backbone in backbones:
                 if only_backbones is not None and backbone not in only_backbones:
                     continue
@@ -213,14 +191,6 @@ def _number_steps(runs: list[PlannedRun]) -> None:
         seen[key] = run.step = seen.get(key, 0) + 1
 
 
-def _variant_reads(plan: Plan, stage: str, variant: str, reads) -> list[str]:
-    """A variant's own ``reads:`` (stages it reads whole, on top of the stage's), checked."""
-    if not isinstance(reads, list) or any(r not in plan.stages for r in reads):
-        raise PlanError(f"{plan.path}: {stage}/{variant} reads {reads!r}; expected a list of the plan's stages "
-                        f"({', '.join(plan.stages)})")
-    return list(reads)
-
-
 def _same_backbone(reader: PlannedRun, run: PlannedRun) -> bool:
     """A run with a backbone reads that backbone's runs of a stage; one without reads them all."""
     return reader.backbone is None or run.backbone is None or run.backbone == reader.backbone
@@ -241,13 +211,6 @@ def dependency_order(path: Path, runs: list[PlannedRun]) -> list[PlannedRun]:
         done.add(ready.id)
         pending.remove(ready)
     return ordered
-
-
-def _check_keys(path: Path, stage: str, variant: str, overrides: dict, declared: dict) -> None:
-    unknown = [k for k in overrides if k not in declared or k in RUNNER_PARAMS]
-    if unknown:
-        raise PlanError(f"{path}: {stage}/{variant} sets {unknown}, not parameters of the notebook "
-                        f"(it declares: {', '.join(k for k in declared if k not in RUNNER_PARAMS)})")
 
 
 def _check_needs(path: Path, runs: list[PlannedRun]) -> None:

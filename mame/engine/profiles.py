@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 RUNNER_PARAMS = ("run_dir", "data_dir", "inputs", "profile", "backbone", "seed", "checkpoint_dir")
 
@@ -64,77 +63,15 @@ class Profile:
         return "pretrained" in block or self.weights_rule(stage) != "run"
 
 
-def parse_profile(path: Path, name: str, spec: dict) -> Profile:
-    if not isinstance(spec, dict) or "data" not in spec:
-        raise PlanError(f"{path}: profile {name!r} needs a 'data' mapping")
+def parse_profile(name: str, spec: dict) -> Profile:
+    """A profile of a plan that passed its checks (``mame.engine.plan.load_plan``)."""
     timeouts = spec.get("timeouts", {})
     backbones = spec.get("backbones")
-    return Profile(name=name, data=spec["data"], params=spec.get("params", {}), force=spec.get("force", {}),
-                   backbones=tuple(backbones) if backbones else None, seed=int(spec.get("seed", 0)),
-                   start_timeout=int(timeouts.get("start", 120)),
-                   execution_timeout=int(timeouts.get("execution", 3600)), report=spec.get("report", {}),
-                   stages=_check_profile_stages(path, name, spec.get("stages") or {}),
-                   resources=_check_resources(f"{path}: profile {name!r}, resources", spec.get("resources") or {}),
-                   seeds=tuple(check_seeds(f"{path}: profile {name!r}, seeds", spec["seeds"])) if "seeds" in spec else None)
-
-
-def check_seeds(where: str, seeds) -> list[int]:
-    """``seeds: [0, 1, 2]``: a non-empty list of distinct non-negative integers."""
-    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
-            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
-        raise PlanError(f"{where}: expected a non-empty list of distinct non-negative integers, not {seeds!r}")
-    return list(seeds)
-
-
-RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
-
-
-def _check_resources(where: str, resources) -> dict:
-    """``{num_cpus: 4, num_gpus: 1, memory: 8e9}``: what one run asks Ray for (numbers; memory in bytes)."""
-    if not isinstance(resources, dict) or set(resources) - set(RESOURCE_KEYS):
-        raise PlanError(f"{where}: expected a mapping with {', '.join(RESOURCE_KEYS)}, not {resources!r}")
-    bad = {k: v for k, v in resources.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
-    if bad:
-        raise PlanError(f"{where}: {', '.join(f'{k}: {v!r}' for k, v in bad.items())} is not a number of 0 or more")
-    return dict(resources)
-
-
-PROFILE_STAGE_KEYS = ("params", "force", "pretrained", "random_weights", "backbones", "resources", "seeds")
-WEIGHTS_RULES = ("run", "skip")
-
-
-def _check_profile_stages(path: Path, name: str, stages: dict) -> dict:
-    for stage, block in stages.items():
-        where = f"{path}: profile {name!r}, stages.{stage}"
-        if not isinstance(block, dict) or set(block) - set(PROFILE_STAGE_KEYS):
-            raise PlanError(f"{where}: expected a mapping with {', '.join(map(repr, PROFILE_STAGE_KEYS))}")
-        pretrained = block.get("pretrained", {})
-        if not isinstance(pretrained, dict) or set(pretrained) - {"params", "force"}:
-            raise PlanError(f"{where}.pretrained: expected a mapping with 'params' and/or 'force' (the settings of "
-                            "runs whose backbone starts from ImageNet weights)")
-        if "weights" in {**(pretrained.get("params") or {}), **(pretrained.get("force") or {})}:
-            raise PlanError(f"{where}.pretrained: cannot set 'weights' (it depends on them)")
-        if not isinstance(block.get("backbones", []), list):
-            raise PlanError(f"{where}.backbones: expected a list of the stage's backbones")
-        _check_resources(f"{where}.resources", block.get("resources") or {})
-        if "seeds" in block:
-            block["seeds"] = check_seeds(f"{where}.seeds", block["seeds"])
-        if block.get("random_weights", "run") not in WEIGHTS_RULES:
-            raise PlanError(f"{where}.random_weights: expected one of {', '.join(WEIGHTS_RULES)}, "
-                            f"not {block['random_weights']!r}")
-    return stages
-
-
-def check_profile_stage(path: Path, profile: Profile, stage: str, notebook: Path, declared: dict) -> None:
-    for kind, block in (("params", profile.stage_params(stage, pretrained=True)),
-                        ("force", profile.stage_force(stage, pretrained=True))):
-        unknown = [k for k in block if k not in declared or k in RUNNER_PARAMS]
-        if unknown:
-            raise PlanError(f"{path}: profile {profile.name!r} stages.{stage}.{kind} sets {unknown}, "
-                            f"not parameters of {notebook.name}")
-    if profile.asks_weights(stage) and "weights" not in declared:
-        raise PlanError(f"{path}: profile {profile.name!r} stages.{stage} has settings by weights, but "
-                        f"{notebook.name} has no 'weights' parameter")
+    return Profile(name=name, data=spec["data"], params=spec.get("params") or {}, force=spec.get("force") or {},
+                   backbones=tuple(backbones) if backbones else None, seed=spec.get("seed", 0),
+                   start_timeout=timeouts.get("start", 120), execution_timeout=timeouts.get("execution", 3600),
+                   report=spec.get("report") or {}, stages=spec.get("stages") or {}, resources=spec.get("resources") or {},
+                   seeds=tuple(spec["seeds"]) if "seeds" in spec else None)
 
 
 def resolve_params(declared: dict, profile: Profile, stage: str, overrides: dict, *, forced: bool = True,

@@ -94,14 +94,15 @@ def test_params_resolve_notebook_then_profile_then_variant_then_force(plan):
 def test_a_variant_with_a_typo_names_the_notebook_parameters(tmp_path):
     path = tmp_path / "plan.yaml"
     path.write_text(PLAN.replace("feature_layer: fc2", "featur_layer: fc2"))
-    with pytest.raises(PlanError, match=r"features/fc2 sets \['featur_layer'\].*declares: image_size"):
+    with pytest.raises(PlanError, match=r"plan.yaml:8: stages.features.variants.fc2.featur_layer: unknown key; "
+                                        r"did you mean 'feature_layer'\?$"):
         expand(load_plan(path), "tiny")
 
 
 def test_needs_must_name_an_earlier_stage_and_an_existing_variant(tmp_path):
     path = tmp_path / "plan.yaml"
     path.write_text(PLAN.replace("needs: [features]", "needs: [evaluate]"))
-    with pytest.raises(PlanError, match="needs 'evaluate'"):
+    with pytest.raises(PlanError, match="stages.classify.needs: 'evaluate' must be a stage listed before 'classify'"):
         load_plan(path)
     path.write_text(PLAN.replace("needs: {features: fc2}", "needs: {features: fc3}"))
     with pytest.raises(PlanError, match="needs features/vgg16-fc3"):
@@ -146,7 +147,7 @@ stages:
     backbones: [vgg16, resnet50]
 profiles:
   p:
-    data: {source: synthetic}
+    data: {source: synthetic, train_per_class: 2, val_per_class: 1, test_fraction: 0.004, size: 32}
     params: {batch_size: 4, image_size: 48, max_iter: 2000}
     force: {image_size: 32}
     stages:
@@ -173,12 +174,17 @@ def test_stage_blocks_of_a_profile_and_backbones_of_a_variant(tmp_path):
     assert {r.id for r in expand(load_plan(path), "p") if r.stage == "classify"} == {"classify/resnet50"}
     path.write_text(STAGED)
     breakages = [
-        (("max_per_class: 3", "max_per_clas: 3"), r"stages.features.params sets \['max_per_clas'\]"),
-        (("backbones: [vgg16], batch_size", "backbones: [vgg19], batch_size"), r"backbones \['vgg19'\]"),
-        (("      classify: {params", "      clasify: {params"), r"unknown stages \['clasify'\]"),
-        (("{params: {max_iter: 500}}", "{paramz: {max_iter: 500}}"), "'params', 'force', 'pretrained', 'random_weights'"),
-        (("classify: {params: {max_iter", "classify: {backbones: [vgg19], params: {max_iter"),
-         r"stages.classify.backbones lists \['vgg19'\], not backbones of the stage \(vgg16, resnet50\)"),
+        (("max_per_class: 3", "max_per_clas: 3"), r"profiles.p.stages.features.params.max_per_clas: unknown key; "
+                                                   r"did you mean 'max_per_class'\?"),
+        (("backbones: [vgg16], batch_size", "backbones: [vgg19], batch_size"),
+         r"stages.features.variants.only-vgg.backbones\[0\]: 'vgg19' is not one of 'vgg16', .*did you mean 'vgg16'\?"),
+        (("      classify: {params", "      clasify: {params"),
+         r"profiles.p.stages.clasify: unknown name 'clasify'; did you mean 'classify'\?"),
+        (("{params: {max_iter: 500}}", "{paramz: {max_iter: 500}}"), r"stages.classify.paramz: unknown key; did you mean 'params'"),
+        (("classify: {params: {max_iter", "classify: {backbones: [resnet50, efficientnetb0], params: {max_iter"),
+         r"profiles.p.stages.classify.backbones.efficientnetb0: not a backbone of stage 'classify'"),
+        (("classify: {params: {max_iter", "classify: {params: {epochs: 3, max_iter"),
+         r"profiles.p.stages.classify.params.epochs: not a parameter of 04_classify.ipynb"),
     ]
     for (old, new), message in breakages:
         broken = STAGED.replace(old, new)
@@ -209,12 +215,12 @@ stages:
     variants:
       step1: {}
       step2: {backbones: [vgg16]}
-  summary:
+  evaluate:
     notebook: 04_classify.ipynb
     reads: [finetune]
 profiles:
   tiny:
-    data: {source: synthetic}
+    data: {source: synthetic, train_per_class: 2, val_per_class: 1, test_fraction: 0.004, size: 32}
 """
 
 
@@ -226,11 +232,11 @@ def test_runs_come_in_dependency_order_with_variant_reads(tmp_path):
         "features/vgg16", "features/resnet50", "classify/vgg16", "classify/resnet50",  # plan order where possible
         "finetune/vgg16-step1", "finetune/resnet50-step1", "finetune/vgg16-step2",
         "features/vgg16-tuned", "classify/vgg16-tuned",  # after the runs they read, however the stages are listed
-        "summary/default"]
+        "evaluate/default"]
     by_id = {r.id: r for r in runs}
     assert by_id["features/vgg16-tuned"].reads == {"finetune": ["vgg16-step1", "vgg16-step2"]}  # its own backbone's
     assert by_id["features/vgg16"].reads == {}  # a variant's reads are its own
-    assert by_id["summary/default"].reads == {"finetune": ["vgg16-step1", "resnet50-step1", "vgg16-step2"]}
+    assert by_id["evaluate/default"].reads == {"finetune": ["vgg16-step1", "resnet50-step1", "vgg16-step2"]}
     assert by_id["features/vgg16-tuned"].params["source"] == "finetune" and "reads" not in by_id["features/vgg16-tuned"].overrides
     assert [r.id for r in select(runs, "features")][-1] == "features/vgg16-tuned"
     assert [by_id[f"finetune/{n}"].step for n in ("vgg16-step1", "vgg16-step2", "resnet50-step1")] == [1, 2, 1]
@@ -243,7 +249,8 @@ def test_a_cycle_through_variant_reads_names_its_runs(tmp_path):
     with pytest.raises(PlanError, match=r"cycle.*features/vgg16-tuned.*classify/vgg16-tuned.*finetune/vgg16-step2"):
         expand(load_plan(path), "tiny")
     path.write_text(ORDERED.replace("reads: [finetune], source", "reads: [finetunes], source"))
-    with pytest.raises(PlanError, match=r"features/tuned reads \['finetunes'\]"):
+    with pytest.raises(PlanError, match=r"stages.features.variants.tuned.reads\[0\]: 'finetunes' is not one of .*"
+                                        r"did you mean 'finetune'\?"):
         expand(load_plan(path), "tiny")
 
 
@@ -268,12 +275,12 @@ stages:
     variants:
       step1: {}
       step2: {backbones: [vgg16, efficientnetlite0], learning_rate: 0.001}
-  summary:
+  evaluate:
     notebook: 04_classify.ipynb
     reads: [finetune, features]
 profiles:
   p:
-    data: {source: synthetic}
+    data: {source: synthetic, train_per_class: 2, val_per_class: 1, test_fraction: 0.004, size: 32}
     params: {image_size: 48, weights: imagenet-if-available}
     stages:
       features: {params: {image_size: 64}, pretrained: {params: {image_size: 128}}}
@@ -311,7 +318,7 @@ def test_a_profile_leaves_out_random_backbones_and_sizes_pretrained_ones(tmp_pat
     # VGG16 has no weights here: its fine-tuning is left out, and so is what reads or needs it
     gone = {d.id: d for d in left_out}
     assert set(gone) == {"finetune/vgg16-step1", "finetune/vgg16-step2", "features/vgg16-tuned", "classify/vgg16-tuned"}
-    assert "classify/vgg16" in runs and "summary/default" in runs and runs["summary/default"].reads == {
+    assert "classify/vgg16" in runs and "evaluate/default" in runs and runs["evaluate/default"].reads == {
         "finetune": ["efficientnetlite0-step1", "efficientnetlite0-step2"],
         "features": ["vgg16", "efficientnetlite0"]}  # not the left-out features/vgg16-tuned
     assert "vgg16_weights_tf_dim_ordering_tf_kernels.h5" in gone["finetune/vgg16-step1"].reason
@@ -329,10 +336,11 @@ def test_a_profile_leaves_out_random_backbones_and_sizes_pretrained_ones(tmp_pat
     path.write_text(plain)
     assert all(r.weights is None for r in expand(load_plan(path), "p"))
     for old, new, message in [
-        ("random_weights: skip", "random_weights: drop", "random_weights: expected one of run, skip"),
-        ("force: {learning_rate: 0.01}", "force: {weights: random}", "pretrained: cannot set 'weights'"),
+        ("random_weights: skip", "random_weights: drop", "random_weights: 'drop' is not one of 'run', 'skip'"),
+        ("force: {learning_rate: 0.01}", "force: {weights: random}",
+         "stages.finetune.pretrained.force.weights: cannot be set here: these settings depend on the weights"),
         ("pretrained: {params: {image_size: 128}}", "pretrained: {params: {image_sise: 128}}",
-         r"sets \['image_sise'\]")]:
+         r"pretrained.params.image_sise: unknown key; did you mean 'image_size'")]:
         path.write_text(BY_WEIGHTS.replace(old, new))
         with pytest.raises(PlanError, match=message):
             expand(load_plan(path), "p")
@@ -346,10 +354,10 @@ def test_resources_a_run_asks_ray_for_come_from_the_profile_and_its_stage_block(
     assert profile.resources_for("features") == {"num_gpus": 1, "num_cpus": 8}
     assert profile.resources_for("classify") == {"num_gpus": 0, "num_cpus": 8}
     (tmp_path / "bad.yaml").write_text(text.replace("num_cpus: 8", "num_cpus: many"))
-    with pytest.raises(PlanError, match=r"bad.yaml: profile 'tiny', resources: num_cpus: 'many' is not a number"):
+    with pytest.raises(PlanError, match=r"bad.yaml:\d+: profiles.tiny.resources.num_cpus: expected a number, not 'many'"):
         load_plan(tmp_path / "bad.yaml")
     (tmp_path / "bad.yaml").write_text(text.replace("{num_gpus: 0}", "{gpus: 0}"))
-    with pytest.raises(PlanError, match=r"stages.classify.resources: expected a mapping with num_cpus, num_gpus, memory"):
+    with pytest.raises(PlanError, match=r"stages.classify.resources.gpus: unknown key; did you mean 'num_gpus'"):
         load_plan(tmp_path / "bad.yaml")
 
 
@@ -367,7 +375,7 @@ def test_seeds_make_one_run_per_seed_that_needs_follow_and_reads_take_whole(tmp_
     assert by_id["finetune/vgg16-step1"].seeded is False and by_id["finetune/vgg16-step1"].seed == 0
     # a stage's one seed other than the profile's names its runs too; reads take every seed
     assert by_id["classify/vgg16-s3"].seed == 3 and by_id["classify/vgg16-s3"].needs == {"features": "vgg16"}
-    assert by_id["summary/default"].reads == {"finetune": ["vgg16-step1", "resnet50-step1", "vgg16-step2-s0",
+    assert by_id["evaluate/default"].reads == {"finetune": ["vgg16-step1", "resnet50-step1", "vgg16-step2-s0",
                                                            "vgg16-step2-s1"]}
     # a run that needs a seeded run runs once per seed of it, each needing its own seed
     path.write_text(ORDERED.replace("      default: {}\n      tuned: {backbones: [vgg16], reads",
@@ -377,13 +385,14 @@ def test_seeds_make_one_run_per_seed_that_needs_follow_and_reads_take_whole(tmp_
     assert "classify/vgg16" not in by_id and by_id["classify/vgg16-tuned"].needs == {"features": "vgg16-tuned"}
     # a profile's seeds apply wherever the plan says none; seeds the needed runs lack are refused
     path.write_text(ORDERED + "    seeds: [0, 1]\n")
-    assert {r.name for r in expand(load_plan(path), "tiny") if r.stage == "summary"} == {"default-s0", "default-s1"}
+    assert {r.name for r in expand(load_plan(path), "tiny") if r.stage == "evaluate"} == {"default-s0", "default-s1"}
     path.write_text(seeded.replace("seeds: [3]", "seeds: [0, 5]").replace("  features:\n    notebook: 02_features.ipynb\n",
                                    "  features:\n    notebook: 02_features.ipynb\n    seeds: [0, 1]\n"))
     with pytest.raises(PlanError, match=r"classify/vgg16 runs seeds \[0, 5\], but features/vgg16, which it needs, "
                                         r"runs \[0, 1\] \(no \[5\]\)"):
         expand(load_plan(path), "tiny")
-    for bad in ("[]", "[1, 1]", "[-1]", "zero"):
+    for bad, problem in (("[]", ": must not be empty"), ("[1, 1]", ": lists an entry twice"), ("[-1]", r"\[0\]: must be >= 0"),
+                         ("zero", ": expected a list, not 'zero'")):
         path.write_text(seeded.replace("seeds: [0, 1]", f"seeds: {bad}"))
-        with pytest.raises(PlanError, match=r"finetune/step2, seeds: expected a non-empty list of distinct non-negative"):
+        with pytest.raises(PlanError, match=r"stages.finetune.variants.step2.seeds" + problem):
             load_plan(path)
