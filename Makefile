@@ -90,8 +90,8 @@ status: $(STAMPS)/python ## Show each plan entry as done / stale / failed / miss
 report: setup ## Run what is stale on PROFILE (default demo), then render report/_output/deck.html and deck.pdf
 	$(PY) -m mame report --profile $(PROFILE) $(EXEC_ARGS) $(if $(CHECK),--check)
 
-watch: setup ## Serve the deck live on http://127.0.0.1:8765 (PORT=, HOST=): re-rendered as runs finish or templates change; stale runs start beside it (NO_RUN=1: none)
-	$(PY) -m mame report --watch --profile $(PROFILE) $(EXEC_ARGS) $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST)) $(if $(NO_RUN),--no-run)
+watch: setup ## Serve the deck live on http://127.0.0.1:8765 (PORT=, WATCH_HOST= to serve beyond this machine): re-rendered as runs finish or templates change; stale runs start beside it (NO_RUN=1: none)
+	$(PY) -m mame report --watch --profile $(PROFILE) $(EXEC_ARGS) $(if $(PORT),--port $(PORT)) $(if $(WATCH_HOST),--host $(WATCH_HOST)) $(if $(NO_RUN),--no-run)
 
 share: setup ## Package the deck (brought up to date, no runs), its PDF and every run's metrics.json: report/_output/share/*.zip (SITE=DIR: a static folder; NOTEBOOKS=1, MODELS=1 add those)
 	$(PY) -m mame share --profile $(PROFILE) $(if $(SITE),--site $(SITE)) $(if $(NOTEBOOKS),--with-notebooks) $(if $(MODELS),--with-models)

@@ -10,7 +10,14 @@
   a render make one more render after it.
 - Each render runs in a child process (``mame.deck.live_render``): a failed render shows its error on the page
   (the template file and line where Jinja raised it) and the server goes on; the next good render replaces it.
-- ``/deck.pdf`` prints the PDF on demand (again only when the HTML changed since it was printed).
+- ``/deck.pdf`` prints the PDF on demand (again only when the HTML changed since it was printed): one print at a
+  time, and requests that come while it prints wait for that print's result (no process of their own).
+- Only requests naming this server answer: the Host header must be a loopback name (``127.0.0.1``, ``localhost``,
+  ``[::1]``) or the ``--host`` given (starlette's TrustedHostMiddleware; else 400), so a page of another site whose
+  name was made to point here (DNS rebinding) reads nothing. A request that starts work (``/deck.pdf``, any method
+  but GET/HEAD) from a page of another origin (its ``Origin`` header) is refused (403).
+- Bound beyond loopback (``--host 0.0.0.0``, a LAN address), it says so in a warning line: anyone who can reach
+  the machine can then read the deck and the files served (no password).
 - Other paths are files of the output folder (starlette's StaticFiles): ``..``, encoded or not, and symlinks that
   lead out of it are refused (404).
 - Unless ``--no-run``, the plan's stale runs start beside it (``python -m mame run``, the same executor options).
@@ -21,6 +28,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import signal
 import socket
@@ -36,6 +44,9 @@ from mame.deck.figures import FIGURES
 from mame.deck.live_procs import Children
 
 DEFAULT_PORT = 8765
+DEFAULT_HOST = "127.0.0.1"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+STARTS_WORK = ("/deck.pdf",)   # GET paths that start a process (besides every method other than GET and HEAD)
 QUIET_MS = 400
 MAX_WAIT_MS = 3000
 POLL_S = 0.2
@@ -48,9 +59,10 @@ class LiveDeck:
         self.profile, self.plan_file, self.run_args, self.out = profile, plan_file, run_args, out
         self.output = build_dirs()["output"]
         self.version, self.status, self.error, self.rendered_at = 0, "starting", None, ""
-        self.renders, self.jobs_started = 0, 0
+        self.renders, self.jobs_started, self.pdfs = 0, 0, 0
         self.dirty, self.stop = asyncio.Event(), asyncio.Event()
         self.jobs_lock = asyncio.Lock()   # one render or PDF at a time: a PDF never prints a deck being replaced
+        self.printing: asyncio.Task | None = None  # the PDF print under way, which every PDF request awaits
         self.children = Children()
         self.work = Path(tempfile.mkdtemp(prefix="mame-live-"))
 
@@ -112,8 +124,15 @@ class LiveDeck:
         self.say(f"the runs ended (exit {code}); serving on")
 
     async def pdf(self) -> str | None:
-        """Print the PDF if the HTML changed since; None, or the error message."""
+        """Print the PDF if the HTML changed since; None, or the error message. Requests that come while a print
+        runs wait for its result (shielded: a client that goes away does not stop it for the others)."""
+        if self.printing is None or self.printing.done():
+            self.printing = asyncio.create_task(self._print_pdf())
+        return await asyncio.shield(self.printing)
+
+    async def _print_pdf(self) -> str | None:
         async with self.jobs_lock:
+            self.pdfs += 1
             outcome = await self.job("pdf")
         return None if outcome["ok"] else outcome["error"]["message"]
 
@@ -147,8 +166,63 @@ def watched(plan_file: Path | None) -> tuple[list[Path], object, list[Path], obj
     return [runs, templates], deep, sorted({report, plan.parent}), flat
 
 
-def create_app(live: LiveDeck, should_exit):
+def allowed_hosts(host: str | None) -> list[str]:
+    """The Host header names the server answers: loopback ones, plus ``host`` when one was given (for a wildcard
+    address, 0.0.0.0 or ::, this machine's name and addresses, as other machines reach it)."""
+    names = list(LOOPBACK_NAMES)
+    if host:
+        names.append(f"[{host}]" if ":" in host else host)
+        if _wildcard(host):
+            names += _machine_names()
+    return list(dict.fromkeys(n.lower() for n in names))
+
+
+def _wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a name, not an address
+        return False
+
+
+def _machine_names() -> list[str]:
+    import psutil
+
+    found = [socket.gethostname()]
+    for addresses in psutil.net_if_addrs().values():
+        for a in addresses:
+            if a.family in (socket.AF_INET, socket.AF_INET6):
+                ip = a.address.split("%")[0]  # an IPv6 link-local address's zone
+                found.append(f"[{ip}]" if ":" in ip else ip)
+    return found
+
+
+class SameOrigin:
+    """ASGI middleware: a request that starts work (a method other than GET/HEAD, or a path in ``STARTS_WORK``)
+    whose ``Origin`` header names another origin than the server's own is refused (403). A request with no Origin
+    (typed in the address bar, a link followed, curl) passes."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and (scope["method"] not in ("GET", "HEAD") or scope["path"] in STARTS_WORK):
+            from starlette.datastructures import Headers
+            from starlette.responses import PlainTextResponse
+
+            headers = Headers(scope=scope)
+            origin, own = headers.get("origin"), f"{scope.get('scheme', 'http')}://{headers.get('host', '')}"
+            if origin is not None and origin.lower() != own.lower():
+                await PlainTextResponse(f"Refused: a request from {origin} may not start work on {own}",
+                                        status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(live: LiveDeck, should_exit, hosts: list[str] | None = None):
+    """The server's app; ``hosts``: the Host header names it answers (``allowed_hosts``; default loopback only)."""
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
@@ -175,7 +249,7 @@ def create_app(live: LiveDeck, should_exit):
 
     async def status(request):
         return JSONResponse({"version": live.version, "status": live.status, "renders": live.renders,
-                             "rendered_at": live.rendered_at, "error": live.error})
+                             "pdfs": live.pdfs, "rendered_at": live.rendered_at, "error": live.error})
 
     async def pdf(request):
         error = await live.pdf()
@@ -184,9 +258,12 @@ def create_app(live: LiveDeck, should_exit):
         return FileResponse(live.output / "deck.pdf", media_type="application/pdf")
 
     live.output.mkdir(parents=True, exist_ok=True)
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts or allowed_hosts(None), www_redirect=False),
+                  Middleware(SameOrigin)]
     return Starlette(routes=[Route("/", page), Route("/deck.html", page), Route("/events", events),
                              Route("/status.json", status), Route("/deck.pdf", pdf),
-                             Mount("/", app=StaticFiles(directory=live.output, follow_symlink=False))])
+                             Mount("/", app=StaticFiles(directory=live.output, follow_symlink=False))],
+                     middleware=middleware)
 
 
 def bind(host: str, port: int | None) -> socket.socket:
@@ -207,9 +284,14 @@ def bind(host: str, port: int | None) -> socket.socket:
     raise OSError(f"no free port on {host}")
 
 
-def serve(profile: str, *, plan_file: Path | None = None, host: str = "127.0.0.1", port: int | None = None,
+def beyond_loopback(sock: socket.socket) -> bool:
+    return not ipaddress.ip_address(sock.getsockname()[0].split("%")[0]).is_loopback
+
+
+def serve(profile: str, *, plan_file: Path | None = None, host: str | None = None, port: int | None = None,
           run_args: list[str] | None = None, out=sys.stdout) -> int:
-    """Serve the live deck until Ctrl-C; ``run_args`` (``mame run`` options) also start the stale runs."""
+    """Serve the live deck until Ctrl-C; ``run_args`` (``mame run`` options) also start the stale runs. ``host``:
+    the address asked for (None: 127.0.0.1), whose name the server then also answers to."""
     return asyncio.run(_serve(profile, plan_file, host, port, run_args, out))
 
 
@@ -220,10 +302,16 @@ async def _serve(profile, plan_file, host, port, run_args, out) -> int:
         def capture_signals(self):  # ours below: stop the jobs too, and return instead of re-raising the signal
             return nullcontext()
 
+    hosts = allowed_hosts(host)
+    host = host or DEFAULT_HOST
     sock = bind(host, port)
     live = LiveDeck(profile, plan_file, run_args, out)
-    server = Server(uvicorn.Config(create_app(live, lambda: server.should_exit), log_level="warning",
+    server = Server(uvicorn.Config(create_app(live, lambda: server.should_exit, hosts), log_level="warning",
                                    timeout_graceful_shutdown=3, lifespan="off"))
+    if beyond_loopback(sock):
+        live.say(f"warning: serving on {host}, beyond this machine's loopback: anyone who can reach this machine on "
+                 f"port {sock.getsockname()[1]} can read the deck, its PDF and the files served, with no password "
+                 f"(answering the host names {', '.join(hosts)}); leave out --host to serve this machine only")
 
     stopping = []
 

@@ -8,6 +8,14 @@ again. ``--with-notebooks`` adds each run's executed notebook, ``--with-models``
 metrics.json names them).
 ``--site DIR`` writes the same as a static folder instead: ``index.html`` is the deck, and ``runs.html`` /
 ``runs.json`` index the runs. The deck is brought up to date first (rendered only when a run changed).
+
+Nothing of the user's is deleted or leaked (``mame.deck.share_paths``):
+
+- The site carries a marker file (``.mame-share-site``). An existing DIR is replaced (built beside it, swapped
+  into place) only when it carries that marker or is empty; any other DIR is refused before anything is built,
+  and so is a DIR that holds the project, its runs, data or report build, or the home folder.
+- The copies of each metrics.json (and notebook) have no absolute path of this machine; only files inside their
+  run folder are packed, no symlink is followed, and no member name has ``..`` or a leading ``/``.
 """
 
 from __future__ import annotations
@@ -28,10 +36,14 @@ import yaml
 from mame import config
 from mame.data.image_cache import human_bytes
 from mame.deck.setup import weights_table
+from mame.deck.share_paths import member_name, portable_text, run_members
 from mame.engine import runs
 from mame.engine.provenance import git_info
 
 SHOWN = ("done", "stale")
+SITE_MARKER = ".mame-share-site"
+MARKER_TEXT = ("Made by `python -m mame share --site`: the next share to this folder replaces it whole.\n"
+               "Remove this file to keep the folder from being replaced.\n")
 
 
 @dataclass
@@ -47,26 +59,26 @@ def share(profile_name: str, *, plan_file: Path | None = None, with_notebooks: b
     from mame.deck.build import build, build_dirs
 
     out = out or sys.stdout
+    if site is not None:
+        site = check_site(Path(site))  # before the build: a refusal costs nothing and changes nothing
     result = build(profile_name, run=False, pdf=True, plan_file=plan_file, out=out)
     entries = [e for e in result.entries if e.state in SHOWN and e.metrics is not None]
     plan_path = Path(plan_file or config.plan_path())
-    files = {"deck.html": result.html, "deck.pdf": result.pdf, "plan.yaml": plan_path,
-             "references.yaml": config.ROOT / "report" / "references.yaml"}
+    files = {"deck.html": result.html, "deck.pdf": result.pdf, "references.yaml": config.ROOT / "report" / "references.yaml"}
+    texts = {"plan.yaml": portable_text(plan_path.read_text(encoding="utf-8"))}
+    artifacts = tuple(a for wanted, a in ((with_notebooks, "notebook"), (with_models, "model")) if wanted)
     for entry in entries:
-        base = f"runs/{entry.run.id}"
-        files[f"{base}/{runs.METRICS_FILE}"] = entry.path / runs.METRICS_FILE
-        for wanted, artifact in ((with_notebooks, "notebook"), (with_models, "model")):
-            name = (entry.metrics.get("artifacts") or {}).get(artifact)  # as the run recorded it
-            if wanted and name and (entry.path / name).is_file():
-                files[f"{base}/{name}"] = entry.path / name
+        run_files, run_texts = run_members(entry, artifacts=artifacts, warn=lambda line: print(f"share: {line}", file=out))
+        files.update(run_files)
+        texts.update(run_texts)
     git = git_info()
-    texts = {"profile.yaml": profile_text(plan_path, profile_name),
-             "README.md": readme(profile_name, entries, git, result.rendered_at or "")}
+    texts["profile.yaml"] = portable_text(profile_text(plan_path, profile_name))
+    texts["README.md"] = readme(profile_name, entries, git, result.rendered_at or "")
     if site is not None:
         texts["runs.json"] = json.dumps(run_index(entries), indent=1) + "\n"
         texts["runs.html"] = runs_page(profile_name, entries)
         files["index.html"] = files.pop("deck.html")
-        shared = _write_site(Path(site), files, texts)
+        shared = _write_site(site, files, texts)
         print(f"share: site of {len(entries)} runs in {shared.path} ({human_bytes(shared.size)})", file=out)
         return shared
     name = f"mame-{profile_name}-{datetime.now(timezone.utc):%Y%m%d}-{_commit_tag(git)}.zip"
@@ -88,9 +100,9 @@ def _write_zip(path: Path, files: dict[str, Path], texts: dict[str, str]) -> Sha
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for member, source in files.items():
-                archive.write(source, member)
+                archive.write(source, member_name(member))
             for member, text in texts.items():
-                archive.writestr(member, text)
+                archive.writestr(member_name(member), text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -98,27 +110,59 @@ def _write_zip(path: Path, files: dict[str, Path], texts: dict[str, str]) -> Sha
     return Shared(path, sorted([*files, *texts]), path.stat().st_size)
 
 
+def check_site(folder: Path) -> Path:
+    """``folder`` (resolved) if ``share --site`` may write it: new, empty, or a site an earlier share made (it
+    carries ``SITE_MARKER``); else a ValueError saying why, and nothing is changed."""
+    folder = folder.expanduser().resolve()
+    held = [p for p in _protected() if p == folder or folder in p.parents]
+    if held:
+        raise ValueError(f"--site {folder}: it holds {held[0]}, which a site folder would replace; nothing was changed: "
+                         "pick a folder of its own (e.g. report/_output/site)")
+    if not folder.exists():
+        return folder
+    if not folder.is_dir():
+        raise ValueError(f"--site {folder}: exists and is not a folder; nothing was changed: pick a new folder")
+    marker = folder / SITE_MARKER
+    if not (marker.is_file() and not marker.is_symlink()) and any(folder.iterdir()):
+        raise ValueError(f"--site {folder}: the folder is not empty and no earlier `mame share` made it (no {SITE_MARKER} "
+                         "in it), so it is not replaced; nothing was changed: pick a new or empty folder")
+    return folder
+
+
+def _protected() -> list[Path]:
+    """Folders a site must never replace (nor any folder holding them)."""
+    return [config.ROOT, config.runs_dir(), config.data_home(), config.report_build_dir(), Path.home().resolve(),
+            *([config.real_data_dir()] if config.real_data_dir() else [])]
+
+
 def _write_site(folder: Path, files: dict[str, Path], texts: dict[str, str]) -> Shared:
-    """The site, built in a sibling folder and swapped into place (an earlier site there is replaced whole)."""
-    folder = folder.resolve()
+    """The site, built in a sibling folder and swapped into place: an earlier site there (``check_site``) is replaced
+    whole; the old one is moved into a fresh temporary folder before it is removed, so nothing else is touched."""
+    folder = check_site(folder)
+    texts = {**texts, SITE_MARKER: MARKER_TEXT}
     folder.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    old = None
     try:
         for member, source in files.items():
-            (build / member).parent.mkdir(parents=True, exist_ok=True)
+            (build / member_name(member)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, build / member)
         for member, text in texts.items():
+            (build / member_name(member)).parent.mkdir(parents=True, exist_ok=True)
             (build / member).write_text(text, encoding="utf-8")
         build.chmod(0o755)
-        old = folder.with_name(f".{folder.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
         if folder.exists():
-            folder.rename(old)
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+            folder.rename(old / folder.name)
         build.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
+        if old is not None and not folder.exists():
+            (old / folder.name).rename(folder)  # the earlier site back in its place
         raise
+    finally:
+        if old is not None and folder.exists():  # the new site (or the earlier one, put back) is in place
+            shutil.rmtree(old, ignore_errors=True)
     members = sorted([*files, *texts])
     return Shared(folder, members, sum((folder / m).stat().st_size for m in members))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mame import config
 from mame.deck.browser import check_deck
 from mame.deck.share import share
 from mame.engine import runs
@@ -74,6 +75,9 @@ def test_the_archive_opens_alone_offline_and_says_how_it_was_made(study, tmp_pat
     assert f"Commit `{git['commit'] or 'unknown'}`" in readme and fingerprint[:16] in readme
     assert "| VGG16 | random init | features |" in readme and "| classify/vgg16 | done | best_val_accuracy" in readme
     assert "make report PROFILE=smoke" in readme and "smoke:" in (elsewhere / "profile.yaml").read_text()
+    machine = [str(p).encode() for p in (config.ROOT, study["root"], Path.home())]
+    leaks = {f.name: m for f in elsewhere.rglob("*") if f.is_file() for m in machine if m in f.read_bytes()}
+    assert not leaks, f"absolute paths of this machine in the archive: {leaks}"
 
 
 def test_the_site_folder_opens_offline_and_indexes_every_run(study, tmp_path):
@@ -86,6 +90,7 @@ def test_the_site_folder_opens_offline_and_indexes_every_run(study, tmp_path):
     page = (site / "runs.html").read_text()
     assert all(f'href="runs/{r}/metrics.json"' in page and (site / "runs" / r / "metrics.json").is_file()
                for r in study["runs"])
+    assert (site / ".mame-share-site").is_file()  # the marker that lets the next share replace it
     again = share("smoke", plan_file=study["plan"], site=site, out=io.StringIO())  # replaced whole, nothing left over
     assert again.members == shared.members and sorted(p.name for p in site.parent.iterdir()) == ["site"]
 
