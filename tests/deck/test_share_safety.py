@@ -53,12 +53,15 @@ def test_a_non_empty_folder_share_did_not_make_is_refused_before_anything_is_bui
     assert snapshot(tmp_path) == before and not (tmp_path / "report").exists()
 
 
-@pytest.mark.parametrize("where", ["root", "dot", "parent", "home", "runs"])
+@pytest.mark.parametrize("where", ["root", "dot", "parent", "home", "runs", "data", "report"])
 def test_the_project_its_parents_its_runs_and_home_are_refused_even_with_a_marker(where, tmp_path, monkeypatch):
-    monkeypatch.setenv("MAME_RUNS_DIR", str(tmp_path / "runs"))
+    for name, variable in (("runs", "MAME_RUNS_DIR"), ("data", "MAME_DATA_HOME"), ("report", "MAME_REPORT_BUILD")):
+        (tmp_path / name / "inner").mkdir(parents=True)
+        (tmp_path / name / SITE_MARKER).write_text("planted")  # a marker where it does not belong changes nothing
+        monkeypatch.setenv(variable, str(tmp_path / name / "inner"))
     monkeypatch.chdir(config.ROOT)
-    folder = {"root": config.ROOT, "dot": Path("."), "parent": config.ROOT.parent, "home": Path("~"),
-              "runs": tmp_path}[where]
+    folder = {"root": config.ROOT, "dot": Path("."), "parent": config.ROOT.parent, "home": Path("~")}.get(where,
+                                                                                                      tmp_path / where)
     with pytest.raises(ValueError, match=r"^--site .*: it holds .*nothing was changed"):
         check_site(folder)
 
@@ -82,9 +85,11 @@ def _site_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_a_new_or_empty_folder_gets_the_site_with_its_marker_and_an_earlier_site_is_replaced(docs, tmp_path):
-    files, beside = _site_files(tmp_path), snapshot(tmp_path / ".docs.old")
     empty = tmp_path / "empty"
     empty.mkdir()
+    (tmp_path / ".empty.old").mkdir()  # the name the swap once used for the site it replaced (and removed first)
+    (tmp_path / ".empty.old" / "keep.txt").write_text("mine\n")
+    files, beside = _site_files(tmp_path), snapshot(tmp_path)
     for folder in (tmp_path / "new" / "site", empty):
         shared = _write_site(folder, files, {"runs.json": "[]\n"})
         assert (folder / SITE_MARKER).is_file() and (folder / "index.html").read_text() == "<html>deck</html>"
@@ -92,8 +97,10 @@ def test_a_new_or_empty_folder_gets_the_site_with_its_marker_and_an_earlier_site
     (empty / "stale.txt").write_text("left by an earlier site")
     _write_site(empty, files, {"runs.json": "[]\n"})  # marker there: replaced whole
     assert not (empty / "stale.txt").exists() and (empty / SITE_MARKER).is_file()
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".docs.old"]  # no leftovers
-    assert snapshot(tmp_path / ".docs.old") == beside  # a sibling named like the old swap's folder is not touched
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".docs.old", ".empty.old"]  # no leftovers
+    for sibling in (".docs.old", ".empty.old", "docs"):  # named like the old swap's folder, or beside: not touched
+        assert {k: v for k, v in snapshot(tmp_path).items() if k.startswith(sibling)} == {
+            k: v for k, v in beside.items() if k.startswith(sibling)}
 
 
 def test_write_site_itself_refuses_a_users_folder(docs, tmp_path):
