@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from mame import config
 from mame.classes import CLASS_NAMES, SPLITS, TEST_COUNTS, TRAIN_PER_CLASS, VAL_PER_CLASS
+from mame.data import ledger as test_ledger
 from mame.data.metadata import DataError, find_image_dir, metadata_path, read_labels, read_metadata
 
 OFFICIAL_SPLIT_SIZES = {
@@ -83,7 +84,8 @@ def check_dataset(data_dir: str | os.PathLike, *, verify_images: bool = True,
             read_labels(root / config.LABELS_CSV)
         except DataError as error:
             report.problems.append(str(error))
-    names = [r.image_file for r in metadata.records]
+    with test_ledger.reading(what=f"{csv_path}: data check, every image file looked for and decoded (test split included)"):
+        names = [r.image_file for r in metadata.records]
     try:
         report.image_dir = find_image_dir(root)
     except DataError:

@@ -9,7 +9,8 @@ import csv
 import hashlib
 import operator
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -17,6 +18,8 @@ import numpy as np
 
 from mame import config
 from mame.classes import CLASS_INDEX, CLASS_NAMES, SPLITS, normalise_class_name
+from mame.data import ledger as test_ledger
+from mame.data.ledger import Rows
 
 TEST = "test"
 
@@ -47,17 +50,38 @@ class Record:
     aspect_ratio: float
 
 
-@dataclass
 class Metadata:
-    """All rows of a metadata CSV, in file order."""
+    """All rows of a metadata CSV, in file order, and the ledger of the test-split reads made through it.
 
-    path: Path
-    records: list[Record] = field(default_factory=list)
+    Every accessor that hands out rows of the test split records the read itself (``mame.data.ledger``): in
+    ``ledger`` (the caller's list when ``read_metadata(..., ledger=...)`` was given one), in this process's reads
+    and in the ``MAME_TEST_LEDGER`` journal. ``records`` and iteration hand out every row and so record a read
+    whenever the file has test rows; ``split("test")`` and ``labels("test")`` refuse (only the evaluate stage
+    reads the test split, through ``read_test_split``). ``len`` and ``counts`` give sizes only (the published
+    split sizes per class), not rows, and record nothing.
+    """
+
+    def __init__(self, path: str | os.PathLike, records: Iterable[Record] = (), ledger: list | None = None):
+        self.path = Path(path)
+        self.ledger: list = [] if ledger is None else ledger
+        self._all: tuple[Record, ...] = tuple(records)
+        self._n_test = sum(r.subset == TEST for r in self._all)
+
+    def __repr__(self) -> str:
+        return f"Metadata({str(self.path)!r}, {len(self._all):,} rows, {len(self.ledger)} test-split reads)"
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self._all)
 
-    def split(self, name: str) -> list[Record]:
+    @property
+    def records(self) -> Rows:
+        """Every row, in file order (a list carrying this ledger); the test split's rows among them are a read."""
+        return self._hand_out(self._all, self._n_test, f"{self.path}: every row (Metadata.records), test split included")
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self._hand_out(self._all, self._n_test, f"{self.path}: every row (iterating Metadata), test split included"))
+
+    def split(self, name: str) -> Rows:
         """The records of ``train`` or ``val``, in file order. The test split is refused here: only the
         evaluate stage reads it, through ``read_test_split``, which records the read in a ledger."""
         if name not in SPLITS:
@@ -67,13 +91,20 @@ class Metadata:
                                  "mame.data.metadata.read_test_split(metadata, ledger=..., what=...)")
         return self._rows(name)
 
-    def _rows(self, name: str) -> list[Record]:
-        return [r for r in self.records if r.subset == name]
+    def _rows(self, name: str, what: str | None = None) -> Rows:
+        rows = [r for r in self._all if r.subset == name]
+        n_test = len(rows) if name == TEST else 0
+        return self._hand_out(rows, n_test, what or f"{self.path}: the test split's rows (Metadata._rows)")
+
+    def _hand_out(self, rows, n_test: int, what: str) -> Rows:
+        if n_test:
+            test_ledger.record(self.ledger, what, n_test)
+        return Rows(rows, self.ledger)
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Rows per split and class: ``counts()[split][class_name]``, every class listed."""
+        """Rows per split and class: ``counts()[split][class_name]``, every class listed (sizes only: no read)."""
         table = {s: dict.fromkeys(CLASS_NAMES, 0) for s in SPLITS}
-        for r in self.records:
+        for r in self._all:
             table[r.subset][r.medium] += 1
         return table
 
@@ -88,12 +119,13 @@ class TestSplitError(PermissionError):
     __test__ = False  # not a pytest test class, despite its name
 
 
-def read_test_split(meta: Metadata, *, ledger: list, what: str) -> list[Record]:
-    """The test split's records; appends ``{"what": what, "n_images": n}`` to ``ledger`` (the run's
-    ``test_split_reads``, shown in the deck). The evaluate stage is the only caller (a test checks)."""
-    records = meta._rows(TEST)
-    ledger.append({"what": what, "n_images": len(records)})
-    return records
+def read_test_split(meta: Metadata, *, what: str, ledger: list | None = None) -> Rows:
+    """The test split's records; the read (``{"what": what, "n_images": n}``) goes to the metadata's ledger (the
+    run's ``test_split_reads``, shown in the deck); ``ledger`` binds that list as the metadata's ledger first.
+    The evaluate stage is the only caller (a test checks)."""
+    if ledger is not None:
+        meta.ledger = ledger
+    return meta._rows(TEST, what)
 
 
 def metadata_path(path_or_dir: str | os.PathLike) -> Path:
@@ -106,8 +138,9 @@ def metadata_path(path_or_dir: str | os.PathLike) -> Path:
     return path
 
 
-def read_metadata(path_or_dir: str | os.PathLike) -> Metadata:
-    """Read ``MAMe_dataset.csv`` (or the toy CSV); a folder means ``<folder>/MAMe_dataset.csv``."""
+def read_metadata(path_or_dir: str | os.PathLike, *, ledger: list | None = None) -> Metadata:
+    """Read ``MAMe_dataset.csv`` (or the toy CSV); a folder means ``<folder>/MAMe_dataset.csv``. ``ledger``: the
+    list the test-split reads through the result go to (default: a list of its own, ``Metadata.ledger``)."""
     path = metadata_path(path_or_dir)
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
@@ -126,7 +159,7 @@ def read_metadata(path_or_dir: str | os.PathLike) -> Metadata:
                                 f"{record.image_file!r} (first on line {seen[record.image_file]})")
             seen[record.image_file] = reader.line_num
             records.append(record)
-    return Metadata(path=path, records=records)
+    return Metadata(path, records, ledger)
 
 
 def _column_index(path: Path, header: list[str]) -> list[int]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mame.data import ledger as test_ledger
 from mame.data.check import find_corrupt
 from mame.data.metadata import TEST, DataError, Record, TestSplitError
 
@@ -69,7 +70,9 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
     depend only on ``seed`` and the epoch; with ``repeat`` every epoch is reshuffled, and batches
     never straddle two epochs (the last batch of an epoch may be short). ``first_epoch`` starts the
     stream at that epoch, so a resumed training run sees exactly the batches of an uninterrupted one.
-    Test-split records are refused unless ``allow_test`` (only the evaluate stage passes it).
+    Test-split records are refused unless ``allow_test`` (only the evaluate stage passes it); with it, the pass is
+    recorded in the test-split ledger here (``mame.data.ledger.record``: the ledger the records carry, or the one
+    named by ``mame.data.ledger.reading``).
 
     Fixed-shape images are decoded once into the decoded-image cache (``mame.data.image_cache``; ``cache``
     False, or ``MAME_IMAGE_CACHE=off``, decodes them at each pass): a corrupt image then fails here, before
@@ -81,10 +84,14 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
         raise DataError(f"{image_dir}: no records to load")
     if first_epoch < 0:
         raise ValueError(f"first_epoch must be >= 0, got {first_epoch}")
-    if not allow_test and any(r.subset == TEST for r in records):
-        raise TestSplitError(f"{image_dir}: {sum(r.subset == TEST for r in records)} test-split images asked for "
+    n_test = sum(r.subset == TEST for r in records)
+    if n_test and not allow_test:
+        raise TestSplitError(f"{image_dir}: {n_test} test-split images asked for "
                              "outside the evaluate stage (pass allow_test=True there, with the read in its ledger)")
     paths = image_paths(records, image_dir)
+    if n_test:  # recorded here, whoever asked: in the ledger the records carry (or the one being read into)
+        test_ledger.record(getattr(records, "ledger", None), f"{image_dir}: {n_test} test-split images loaded (make_dataset)",
+                           n_test)
     path_table = tf.constant(paths)
     label_table = tf.constant([r.label for r in records], dtype=tf.int32)
 

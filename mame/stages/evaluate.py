@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from mame import results
+from mame.data import ledger as split_ledger
 from mame.data import metadata
 from mame.metrics import classification_result
 from mame.stages import common, feature_pipelines, selection, significance
@@ -75,15 +76,17 @@ def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = "best-per
 
 
 def load_test(data_dir: str | Path, ledger: list) -> tuple[list, Path]:
-    """The test split's records through the data layer's guarded reader; the read goes to ``ledger``."""
-    meta = metadata.read_metadata(data_dir)
-    records = metadata.read_test_split(meta, ledger=ledger, what="evaluate: the test split's records")
+    """The test split's records through the data layer's guarded reader; the data layer records the read in
+    ``ledger``, which the records carry: each later read of them goes there too."""
+    meta = metadata.read_metadata(data_dir, ledger=ledger)
+    records = metadata.read_test_split(meta, what="evaluate: the test split's records")
     return records, metadata.find_image_dir(data_dir)
 
 
 def predict_test(chosen: list[Candidate], records: list, image_dir: Path, *, ledger: list,
                  batch_size: int = 32, data_dir: str | Path | None = None) -> None:
-    """Each model's test probabilities, one pass (one ledger entry) per model. A pipeline's extractor is
+    """Each model's test probabilities, one pass per model, which the data layer records in ``ledger`` (one entry
+    per model, in the words given to ``mame.data.ledger.reading``). A pipeline's extractor is
     rebuilt and checked on validation images of ``data_dir`` before its pass over the test images."""
     from mame.data import pipeline
     from mame.models import builders
@@ -94,17 +97,16 @@ def predict_test(chosen: list[Candidate], records: list, image_dir: Path, *, led
                 raise ValueError(f"{c.name}: data_dir is needed to check its rebuilt extractor on validation images")
             model, size = feature_pipelines.build_extractor(c)
             feature_pipelines.check_extractor(c, model, data_dir, batch_size=batch_size)
-            dataset = pipeline.make_dataset(records, image_dir, image_size=size, batch_size=batch_size, allow_test=True)
+            with split_ledger.reading(ledger, what=f"evaluate: test predictions of {c.name} (test features from the rebuilt "
+                                      f"{c.features_run} extractor, {c.layer})", model=c.name):
+                dataset = pipeline.make_dataset(records, image_dir, image_size=size, batch_size=batch_size, allow_test=True)
             c.test = feature_pipelines.predict(c, model, dataset, records)
-            ledger.append({"what": f"evaluate: test predictions of {c.name} (test features from the rebuilt "
-                                   f"{c.features_run} extractor, {c.layer})", "n_images": len(records), "model": c.name})
             del model
             continue
         model = builders.load_model(c.path / common.MODEL_FILE, compile=False)
         size = int(model.input_shape[1])
-        c.test = common.predict(model, records, image_dir, image_size=size, batch_size=batch_size, allow_test=True)
-        ledger.append({"what": f"evaluate: test predictions of {c.name}", "n_images": len(records),
-                       "model": f"{c.name}/{common.MODEL_FILE}"})
+        with split_ledger.reading(ledger, what=f"evaluate: test predictions of {c.name}", model=f"{c.name}/{common.MODEL_FILE}"):
+            c.test = common.predict(model, records, image_dir, image_size=size, batch_size=batch_size, allow_test=True)
         del model
 
 
