@@ -38,7 +38,7 @@ import socket
 import sys
 import traceback
 
-from mame.engine.kernel_protocol import FORKED_MARK, die_with_parent, env_difference, receive_message, send_message
+from mame.engine.kernel_protocol import FORKED_MARK, die_with_parent, env_difference, receive_message, request_problem, send_message
 from mame.engine.kernel_reaper import remove_socket, start_reaper
 
 # what a run's notebook imports that costs seconds (imported in this order; one that fails is skipped)
@@ -81,11 +81,20 @@ class Server:
             for key, _ in self.selector.select(timeout=POLL_S):
                 if key.data is None:
                     conn, _ = self.listener.accept()
-                    self._request(conn)
+                    self._serve_one(conn)
                 else:  # the launcher of a running kernel closed its end (it was killed): end its kernel
                     if not key.fileobj.recv(1):
                         self._kill(key.data)
             self._reap()
+
+    def _serve_one(self, conn: socket.socket) -> None:
+        """One request; whatever goes wrong with it ends that connection only, never the kernels of others."""
+        try:
+            self._request(conn)
+        except Exception:  # noqa: BLE001 - into the server's log; the other kernels go on
+            traceback.print_exc()
+            sys.stderr.flush()
+            conn.close()
 
     def stop(self, *_) -> None:
         """SIGTERM's handler (the runner stopping it, or the runner's death signal): unwind now. The flag stays
@@ -100,23 +109,17 @@ class Server:
         return self.stop_asked or os.getppid() != self.parent
 
     def _request(self, conn: socket.socket) -> None:
+        """Fork a kernel for the launcher on ``conn``, or refuse it with a reason; a request that is not a launcher's
+        (not JSON, not an object, a field missing or of another type) is refused too, and touches nothing else."""
         conn.settimeout(10)
         try:
             request, fds = receive_message(conn, maxfds=3)
-        except (OSError, ValueError):
-            conn.close()
+        except (OSError, ValueError) as exc:
+            self._refuse(conn, [], f"malformed request: {exc}")
             return
-        if request is None or len(fds) != 3:
-            for fd in fds:
-                os.close(fd)
-            conn.close()
-            return
-        reason = self._refusal(request)
+        reason = request_problem(request, len(fds)) or self._refusal(request)
         if reason:
-            for fd in fds:
-                os.close(fd)
-            self._reply(conn, {"refused": reason})
-            conn.close()
+            self._refuse(conn, fds, reason)
             return
         pid = os.fork()
         if pid == 0:
@@ -144,6 +147,13 @@ class Server:
         if differ:
             return "its environment differs from the server's in " + ", ".join(differ[:8])
         return None
+
+    def _refuse(self, conn: socket.socket, fds: list[int], reason: str) -> None:
+        """Close what came with a request the server will not serve, and say why (to a client still there)."""
+        for fd in fds:
+            os.close(fd)
+        self._reply(conn, {"refused": reason})
+        conn.close()
 
     def _reply(self, conn: socket.socket, message: dict) -> None:
         try:

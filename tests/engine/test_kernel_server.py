@@ -10,6 +10,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -218,7 +219,6 @@ def test_a_stop_that_an_import_swallows_still_stops_the_preload_and_the_serving(
 
 
 def test_a_forked_kernel_that_cannot_bind_its_port_says_so_in_its_log_and_the_runner_starts_it_again(tmp_path):
-    import socket
     import subprocess
     import sys
 
@@ -335,3 +335,95 @@ def test_the_reaper_sees_a_process_end_with_or_without_pidfds(monkeypatch):
             long.wait()
             short.wait()
         assert wait_for_end([short.pid], timeout=5) == {short.pid}  # ended and reaped before the call
+
+
+def _launch_kernel(tmp_path: Path, name: str, env: dict) -> tuple[subprocess.Popen, Path]:
+    """A launcher in front of a real ipykernel, as the kernel manager starts it; its log."""
+    connection = tmp_path / f"{name}.json"
+    ports = {}
+    for port in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports[port] = probe.getsockname()[1]
+    connection.write_text(json.dumps({**ports, "ip": "127.0.0.1", "transport": "tcp", "key": "k",
+                                      "signature_scheme": "hmac-sha256", "kernel_name": "mame"}))
+    log = tmp_path / f"{name}.log"
+    with open(log, "wb") as handle:
+        launcher = subprocess.Popen([sys.executable, "-m", "mame.engine.kernel_launcher", *kernel_options(), "-m",
+                                     "ipykernel_launcher", "-f", str(connection)], env=env, stdout=handle,
+                                    stderr=handle, stdin=subprocess.DEVNULL)
+    return launcher, log
+
+
+def _ask(path: str, payload: bytes | None = None, message=None, fds: int = 3, size: int | None = None) -> dict | None:
+    """Send one raw request (``payload`` after the header, or a JSON ``message``; the header says ``size`` bytes
+    where given) with ``fds`` descriptors; the server's reply."""
+    from mame.engine.kernel_protocol import HEADER, receive_message
+
+    body = payload if payload is not None else json.dumps(message).encode()
+    header = HEADER.pack(len(body) if size is None else size)
+    null = [os.open(os.devnull, os.O_RDWR) for _ in range(fds)]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(30)
+            sock.connect(path)
+            if null:
+                socket.send_fds(sock, [header], null)
+            else:
+                sock.sendall(header)
+            try:
+                sock.sendall(body)
+            except BrokenPipeError:  # refused at the header (too long): the reply came before the close
+                pass
+            return receive_message(sock)[0]
+    finally:
+        for fd in null:
+            os.close(fd)
+
+
+MALFORMED = {
+    "not JSON": dict(payload=b"{not json"),
+    "not UTF-8": dict(payload=b"\xfe\xfe{}"),
+    "too long": dict(payload=b"{}", size=2**31),  # a header saying 2 GiB
+    "a list": dict(message=[1, 2, 3]),
+    "null": dict(message=None),
+    "no env": dict(message={"options": [], "module": "ipykernel_launcher", "args": [], "argv0": "python",
+                            "cwd": "/", "path": []}),
+    "env of another type": dict(message={"options": [], "module": "ipykernel_launcher", "args": [], "argv0": "python",
+                                         "cwd": "/", "path": [], "env": "PATH=/bin"}),
+    "env values of another type": dict(message={"options": [], "module": "ipykernel_launcher", "args": [], "argv0": "x",
+                                                "cwd": "/", "path": [], "env": {"A": 1}}),
+    "args of another type": dict(message={"options": [], "module": "ipykernel_launcher", "args": "-f x", "argv0": "x",
+                                          "cwd": "/", "path": [], "env": {}}),
+    "no descriptors": dict(message={"env": {}}, fds=0),
+}
+
+
+def test_a_malformed_request_is_refused_to_its_client_only_and_the_running_kernel_goes_on(tmp_path):
+    """A kernel forked and running; then requests that are not a launcher's, each on a connection of its own: each
+    gets a refusal saying why, no kernel is forked or killed for them, and the server still forks the next kernel."""
+    kernels = Kernels()
+    env = kernel_environment(dict(os.environ))
+    launchers = []
+    try:
+        env[SERVER_ENV] = path = kernels.path(env, kernel_options())
+        server = psutil.Process(kernels.server.proc.pid)
+        wait_for(lambda: len(server.children()) == 1, 30, "the server's reaper")
+        reaper = server.children()[0]
+        launchers.append(_launch_kernel(tmp_path, "first", env))
+        wait_for(lambda: FORKED_MARK in launchers[0][1].read_text(), 120, "the first kernel to be forked")
+        (kernel,) = [p for p in server.children() if p.pid != reaper.pid]
+        for what, request in MALFORMED.items():
+            reply = _ask(path, **request)
+            assert reply and reply["refused"].startswith("malformed request"), (what, reply)
+            assert kernel.is_running() and not gone(kernel), what
+            assert {p.pid for p in server.children()} == {reaper.pid, kernel.pid}, what  # nothing forked for it
+        launchers.append(_launch_kernel(tmp_path, "second", env))
+        wait_for(lambda: FORKED_MARK in launchers[1][1].read_text(), 120, "the second kernel to be forked")
+        assert kernel.is_running() and not gone(kernel) and launchers[0][0].poll() is None
+        assert kernels.server.proc.poll() is None
+    finally:
+        for launcher, _ in launchers:
+            launcher.kill()
+            launcher.wait()
+        kernels.stop()
