@@ -33,7 +33,7 @@ TEST_WORKERS ?= 2
 
 # percent of the mutants `make mutation` runs (a fixed sample, the same mutants every run; 100: all)
 MUTATION_SAMPLE ?= 5
-.PHONY: help setup run status report watch share test lint docs bench mutation clean distclean python-check
+.PHONY: help setup run status check report watch share test lint docs bench mutation clean distclean python-check
 
 help: ## List the targets (the default)
 	@echo "MAMe transfer-learning study. Variables: PROFILE=smoke|demo|full (default demo), ONLY=stage[/backbone], FORCE=1,"
@@ -116,8 +116,12 @@ mutation: $(STAMPS)/python ## Mutation testing of mame/engine, mame/stages and m
 	@$(VENV)/bin/mutmut results | grep -E ": (survived|timeout)$$" || true
 	@$(PY) tests/mutation_rates.py report $(VENV)/bin/mutmut
 
-docs: $(STAMPS)/python ## Regenerate the README's GPU estimate table from the plan (profile full)
+docs: $(STAMPS)/python ## Regenerate the plan's JSON Schema, its key reference experiments/plan-keys.md, and the README's GPU estimate table
+	$(PY) -m mame.engine.plan_keys
 	$(PY) -m mame estimate --profile full --markdown --readme README.md >/dev/null
+
+check: $(STAMPS)/python ## Check experiments/plan.yaml (schema, names, notebook parameters, every profile) without running anything
+	$(PY) -m mame check
 
 bench: $(STAMPS)/python ## Speed figures (per-run fixed cost, decode and model images/s cold/warm, fp32/bf16, peak RSS, warm report split), table + runs/bench/*.json; ~6 min
 	$(PY) -m mame.bench

@@ -27,6 +27,9 @@ def _validator() -> jsonschema.Draft7Validator:
 def schema_errors(raw: object, path: Path, text: str) -> list[str]:
     """One line per problem of ``raw`` (the parsed plan) against the schema, in file order."""
     lines = _LineFinder(text)
+    if lines.twice:
+        return [f"{path}:{line}: {_dotted(keys)}: appears twice (also on line {first}); YAML would keep only this one"
+                for keys, line, first in lines.twice]
     found = {(lines.line(keys), _dotted(keys) or "(top level)", problem)
              for error in _validator().iter_errors(raw) for keys, problem in _explain(error)}
     return [f"{path}{f':{line}' if line else ''}: {where}: {problem}"
@@ -113,6 +116,21 @@ class _LineFinder:
             self.root = yaml.compose(text)
         except yaml.YAMLError:
             self.root = None
+        self.twice: list[tuple[list, int, int]] = []  # (key path, line, line of the first) of keys written twice
+        self._find_twice(self.root, [])
+
+    def _find_twice(self, node, keys: list) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                line = key.start_mark.line + 1
+                if key.value in seen:
+                    self.twice.append((keys + [key.value], line, seen[key.value]))
+                seen.setdefault(key.value, line)
+                self._find_twice(value, keys + [key.value])
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._find_twice(item, keys + [i])
 
     def line(self, keys) -> int | None:
         node, line = self.root, None

@@ -3,6 +3,7 @@ notebooks' parameters cells. ``python -m mame.engine.plan_keys`` (``make docs``)
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from mame import config
@@ -40,11 +41,11 @@ def _range(schema: dict) -> str:
 
 
 def _table(properties: dict, required=()) -> list[str]:
-    rows = ["| key | type | range / values | what it is |", "| --- | --- | --- | --- |"]
+    rows = ["| key | type | range / values | default | what it is |", "| --- | --- | --- | --- | --- |"]
     for key, schema in properties.items():
         kind, span = describe(schema)
-        need = " (required)" if key in required else ""
-        rows.append(f"| `{key}`{need} | {kind} | {span} | {schema.get('description', '')} |")
+        default = "required" if key in required else (f"`{json.dumps(schema['default'])}`" if "default" in schema else "")
+        rows.append(f"| `{key}` | {kind} | {span} | {default} | {schema.get('description', '')} |")
     return rows
 
 

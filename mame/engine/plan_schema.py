@@ -17,6 +17,7 @@ import json
 from functools import lru_cache
 
 from mame import config
+from mame.engine.profiles import DEFAULT_TIMEOUTS
 from mame.names import MAX_NAME_LENGTH, NAME_PATTERN
 
 SCHEMA_FILE = config.SCHEMA_DIR / "plan.schema.json"
@@ -143,10 +144,11 @@ def _stage() -> dict:
     return _closed({
         "notebook": {"type": "string", "pattern": r"\.ipynb$", "description": "the notebook, relative to experiments/"},
         "backbones": {**_list(_BACKBONE, "the backbones it runs for (none: one run a variant)"), "uniqueItems": True},
-        "needs": _list(_STAGE, "stages whose run of the same backbone it needs", min_items=0),
-        "reads": _list(_STAGE, "stages whose runs it reads whole", min_items=0),
+        "needs": {**_list(_STAGE, "stages whose run of the same backbone it needs", min_items=0), "default": []},
+        "reads": {**_list(_STAGE, "stages whose runs it reads whole", min_items=0), "default": []},
         "variants": {"type": "object", "minProperties": 1, "propertyNames": {"$ref": "#/definitions/name"},
-                     "additionalProperties": {"$ref": "#/definitions/variant"}, "description": "its variants (default: one, {})"},
+                     "additionalProperties": {"$ref": "#/definitions/variant"}, "default": {"default": {}},
+                     "description": "its variants"},
         "seeds": _SEEDS,
     }, "one stage of the study", required=("notebook",))
 
@@ -176,7 +178,8 @@ def _profile_stage() -> dict:
         "pretrained": _closed({"params": _params("params of runs whose backbone starts from ImageNet weights"),
                                "force": _params("force of runs whose backbone starts from ImageNet weights")},
                               "settings of the runs whose backbone starts from ImageNet weights"),
-        "random_weights": _enum(("run", "skip"), "run or leave out the runs of a backbone left with random weights"),
+        "random_weights": {**_enum(("run", "skip"), "run or leave out the runs of a backbone left with random weights"),
+                           "default": "run"},
         "backbones": {**_list(_BACKBONE, "run the stage for these of its backbones only"), "uniqueItems": True},
         "resources": _RESOURCES,
         "seeds": _SEEDS,
@@ -189,13 +192,17 @@ def _profile() -> dict:
         "params": _params("parameters of every stage whose notebook has them"),
         "force": _params("parameters forced on every stage whatever a variant says (a profile's scale)"),
         "backbones": {**_list(_BACKBONE, "run only these backbones"), "uniqueItems": True},
-        "seed": _int(0, "the seed of every run"),
+        "seed": {**_int(0, "the seed of every run"), "default": 0},
         "seeds": _SEEDS,
-        "timeouts": _closed({"start": _int(1, "seconds for a kernel to start"),
-                             "execution": _int(1, "seconds a run may take")}, "timeouts of each run"),
-        "report": _closed({"projections": _list(_enum(PROJECTIONS, "a method"), "2-D projections of the features"),
-                           "projections_3d": _list(_enum(PROJECTIONS, "a method"), "interactive 3-D views", min_items=0),
-                           "points_per_class": _int(1, "points a class in the projections")}, "what the deck draws"),
+        "timeouts": _closed({"start": {**_int(1, "seconds for a kernel to start"), "default": DEFAULT_TIMEOUTS["start"]},
+                             "execution": {**_int(1, "seconds a run may take"), "default": DEFAULT_TIMEOUTS["execution"]}},
+                            "timeouts of each run"),
+        "report": _closed({"projections": {**_list(_enum(PROJECTIONS, "a method"), "2-D projections of the features"),
+                                           "default": ["pca"]},
+                           "projections_3d": {**_list(_enum(PROJECTIONS, "a method"), "interactive 3-D views", min_items=0),
+                                              "default": []},
+                           "points_per_class": {**_int(1, "points a class in the projections"), "default": 100}},
+                          "what the deck draws"),
         "stages": {"type": "object", "propertyNames": _STAGE, "additionalProperties": {"$ref": "#/definitions/profile_stage"},
                    "description": "settings per stage"},
         "resources": _RESOURCES,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+DEFAULT_TIMEOUTS = {"start": 120, "execution": 3600}  # seconds (the plan schema shows them as the defaults)
 RUNNER_PARAMS = ("run_dir", "data_dir", "inputs", "profile", "backbone", "seed", "checkpoint_dir")
 
 
@@ -69,7 +70,8 @@ def parse_profile(name: str, spec: dict) -> Profile:
     backbones = spec.get("backbones")
     return Profile(name=name, data=spec["data"], params=spec.get("params") or {}, force=spec.get("force") or {},
                    backbones=tuple(backbones) if backbones else None, seed=spec.get("seed", 0),
-                   start_timeout=timeouts.get("start", 120), execution_timeout=timeouts.get("execution", 3600),
+                   start_timeout=timeouts.get("start", DEFAULT_TIMEOUTS["start"]),
+                   execution_timeout=timeouts.get("execution", DEFAULT_TIMEOUTS["execution"]),
                    report=spec.get("report") or {}, stages=spec.get("stages") or {}, resources=spec.get("resources") or {},
                    seeds=tuple(spec["seeds"]) if "seeds" in spec else None)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,17 +35,27 @@ def _validator():
 
     schema = json.loads((config.SCHEMA_DIR / "metrics.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+    formats = jsonschema.FormatChecker(formats=())
+    formats.checks("date-time", raises=ValueError)(_is_time)
+    return jsonschema.Draft202012Validator(schema, format_checker=formats)
+
+
+def _is_time(text) -> bool:
+    """An ISO 8601 time with its UTC offset (what ``provenance.now_iso`` writes and the status's ages subtract)."""
+    return not isinstance(text, str) or datetime.fromisoformat(text).tzinfo is not None
 
 
 def validate_metrics(metrics: dict, *, source: str | Path = "metrics") -> dict:
-    """Raise ``MetricsError`` naming ``source`` and the first schema violation."""
-    errors = sorted(_validator().iter_errors(metrics), key=lambda e: list(e.absolute_path))
+    """Raise ``MetricsError`` naming ``source`` and the first schema violation, in one line (a hand-edited file can
+    hold anything: the message is cut to a readable length)."""
+    errors = sorted(_validator().iter_errors(metrics), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise MetricsError(f"{source}: invalid at {where}: {first.message}{more}")
+        message = " ".join(first.message.split())
+        message = message if len(message) <= 160 else message[:157] + "..."
+        raise MetricsError(f"{source}: invalid at {where}: {message}{more}")
     return metrics
 
 

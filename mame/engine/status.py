@@ -12,6 +12,7 @@ from mame.engine import runs
 from mame.engine.plan import PlannedRun, expand, load_plan
 from mame.engine.provenance import parse_iso
 from mame.engine.runner import compute_keys, dataset_location
+from mame.names import inside
 
 
 @dataclass
@@ -47,7 +48,7 @@ def collect(profile_name: str, plan_file: Path | None = None, *, left_out: list 
 
 
 def _entry(run: PlannedRun, key: str | None, now: datetime) -> Entry:
-    run_dir = config.runs_dir() / run.stage / run.name
+    run_dir = inside(config.runs_dir(), run.stage, run.name, what=f"run {run.id}")
     try:
         metrics = runs.try_read_metrics(run_dir)
     except runs.MetricsError as exc:
