@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from mame import config
 from mame.classes import CLASS_NAMES, SPLITS, TEST_COUNTS, TRAIN_PER_CLASS, VAL_PER_CLASS
 from mame.data import ledger as test_ledger
+from mame.data.download import PROVENANCE, DownloadError, read_provenance
 from mame.data.metadata import DataError, find_image_dir, metadata_path, read_labels, read_metadata
 
 OFFICIAL_SPLIT_SIZES = {
@@ -37,6 +38,7 @@ class CheckReport:
     corrupt: list[tuple[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     images_verified: bool = False
+    downloads: dict[str, dict] = field(default_factory=dict)  # the archives' provenance (``.mame-download.json``)
 
     @property
     def ok(self) -> bool:
@@ -79,6 +81,10 @@ def check_dataset(data_dir: str | os.PathLike, *, verify_images: bool = True,
     metadata = read_metadata(csv_path)
     report = CheckReport(data_dir=root, metadata_path=csv_path, image_dir=None,
                          counts=metadata.counts(), total_rows=len(metadata))
+    try:
+        report.downloads = read_provenance(root)
+    except DownloadError as error:
+        report.problems.append(str(error))
     if (root / config.LABELS_CSV).is_file():
         try:
             read_labels(root / config.LABELS_CSV)
@@ -114,7 +120,7 @@ def format_report(report: CheckReport) -> str:
              f"  metadata: {report.metadata_path} ({report.total_rows:,} rows)",
              f"  images:   {report.image_dir or _NO_IMAGE_DIR}", ""]
     lines += _split_table(report) + [""] + _class_table(report) + [""]
-    lines += _missing_section(report) + _corrupt_section(report)
+    lines += _missing_section(report) + _corrupt_section(report) + _downloads_section(report)
     lines += [f"problem: {p}" for p in report.problems]
     verdict = "OK" if report.ok else "PROBLEMS FOUND"
     if report.ok and not report.images_verified:
@@ -161,3 +167,14 @@ def _corrupt_section(report: CheckReport) -> list[str]:
         return ["No unreadable images."] if report.images_verified else []
     lines = [f"{len(report.corrupt):,} unreadable images:"]
     return lines + [f"  {path}: {reason}" for path, reason in report.corrupt] + [""]
+
+
+def _downloads_section(report: CheckReport) -> list[str]:
+    """Each downloaded archive's checksums and how it was checked (from ``.mame-download.json``)."""
+    if not report.downloads:
+        return []
+    lines = [f"Downloaded archives ({report.data_dir / PROVENANCE})"]
+    for name, entry in sorted(report.downloads.items()):
+        lines.append(f"  {name}: sha256 {entry.get('sha256')}, md5 {entry.get('md5')}, {entry.get('size', 0):,} bytes; "
+                     f"{entry.get('checked')} ({entry.get('downloaded')})")
+    return lines + [""]

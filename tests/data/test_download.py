@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import threading
 import zipfile
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mame.data.download import ARCHIVES, DownloadError, download, extract_zip
+from mame.data.check import check_dataset, format_report
+from mame.data.download import ARCHIVES, PROVENANCE, DownloadError, download, extract_zip, read_provenance
 
 
 class ArchiveServer(ThreadingHTTPServer):
@@ -167,15 +169,15 @@ def test_server_ignoring_range_restarts_cleanly(served, tmp_path):
     assert not (dest / "MAMe_dataset.csv").exists()
 
 
-def test_md5_mismatch_leaves_no_archive(served, tmp_path):
+@pytest.mark.parametrize("part", [p for p, (_, md5) in ARCHIVES.items() if md5 is not None])
+def test_every_archive_with_a_published_md5_is_checked_against_it(served, tmp_path, part):
     server, _ = served
+    name, md5 = ARCHIVES[part]
+    make_zip(server.root / name, {"data/1.jpg": b"not the official archive"})
     dest = tmp_path / "mame"
-    expected = "MAMe_metadata.zip: md5 .* does not match the published 0bca98"
-    with pytest.raises(DownloadError, match=expected):
-        download(dest, parts=["metadata"], base_url=server.url)  # the official md5
-    assert not (dest / "MAMe_metadata.zip").exists()
-    assert not (dest / "MAMe_metadata.zip.part").exists()
-    assert not (dest / "MAMe_dataset.csv").exists()
+    with pytest.raises(DownloadError, match=f"{name}: md5 .* does not match the published {md5}"):
+        download(dest, parts=[part], base_url=server.url)  # the official md5
+    assert sorted(p.name for p in dest.iterdir()) == []  # no archive, no .part, nothing unpacked, no provenance
 
 
 def test_http_error_is_reported(served, tmp_path):
@@ -205,12 +207,87 @@ def test_silent_server_times_out(tmp_path):
             download(tmp_path, parts=["metadata"], base_url=url, timeout=0.5)
 
 
-def test_archive_members_cannot_escape(tmp_path):
+@pytest.mark.parametrize("evil", ["../outside.txt", "data_256/../../outside.txt", "data_256/../inside.txt",
+                                  "/tmp/outside.txt", "\\\\host\\outside.txt", "C:/outside.txt"])
+def test_members_with_dotdot_or_absolute_names_are_refused_before_anything_is_unpacked(tmp_path, evil):
     archive = tmp_path / "evil.zip"
-    make_zip(archive, {"../outside.txt": b"x"})
-    with pytest.raises(DownloadError, match="escapes"):
+    make_zip(archive, {"data_256/good.jpg": b"fine", evil: b"x"})
+    dest = tmp_path / "dest"
+    with pytest.raises(DownloadError) as error:
+        extract_zip(archive, dest)
+    assert str(error.value) == f"{archive}: member {evil!r} has an absolute name or '..'; refused, nothing unpacked"
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["evil.zip"]
+
+
+def test_a_zip_bomb_member_is_refused_naming_the_zip_and_the_member(tmp_path):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("MAMe_dataset.csv", b"Image file,Medium\n" * 100)  # small and repetitive: fine
+        bundle.writestr("data_256/bomb.jpg", bytes(8 << 20))  # 8 MiB of zeros: ~1000 times its compressed size
+    with pytest.raises(DownloadError, match=r"bomb.zip: member 'data_256/bomb.jpg' expands [\d,]+ times "
+                                            r"\(8,388,608 bytes\), over the cap of 100 \(a zip bomb\?\)"):
         extract_zip(archive, tmp_path / "dest")
-    assert not (tmp_path / "outside.txt").exists()
+    assert not (tmp_path / "dest").exists()
+    extract_zip(archive, tmp_path / "dest", max_ratio=5000)  # the cap is the only thing that stopped it
+    assert (tmp_path / "dest" / "data_256" / "bomb.jpg").stat().st_size == 8 << 20
+
+
+def test_the_total_unpacked_size_is_capped_before_anything_is_written(tmp_path):
+    archive = tmp_path / "big.zip"
+    make_zip(archive, {f"data_256/{i}.jpg": bytes(range(256)) * 4 for i in range(5)})  # 1,024 bytes each
+    with pytest.raises(DownloadError, match=r"big.zip: member 'data_256/3.jpg' brings the unpacked size to 4,096 "
+                                            r"bytes, over the cap of 4,000 bytes; refused, nothing unpacked"):
+        extract_zip(archive, tmp_path / "dest", max_bytes=4000)
+    assert not (tmp_path / "dest").exists()
+    extract_zip(archive, tmp_path / "dest", max_bytes=5120)
+    assert len(list((tmp_path / "dest" / "data_256").iterdir())) == 5
+
+
+def test_an_archive_without_a_published_checksum_has_its_sha256_recorded_and_shown_by_the_data_check(served, tmp_path):
+    server, md5s = served
+    dest = tmp_path / "mame"
+    download(dest, base_url=server.url, checksums={"MAMe_metadata.zip": md5s["MAMe_metadata.zip"]})
+    served_zip = (server.root / "MAMe_data_256.zip").read_bytes()
+    sha256 = hashlib.sha256(served_zip).hexdigest()
+    recorded = read_provenance(dest)
+    assert recorded["MAMe_data_256.zip"]["sha256"] == sha256 == json.loads((dest / PROVENANCE).read_text())[
+        "archives"]["MAMe_data_256.zip"]["sha256"]
+    assert recorded["MAMe_data_256.zip"]["checked"] == "no published checksum: sha256 recorded"
+    assert recorded["MAMe_data_256.zip"]["size"] == len(served_zip)
+    assert recorded["MAMe_metadata.zip"]["checked"] == f"md5 matches the checksum given ({md5s['MAMe_metadata.zip']})"
+    write_dataset_csv(dest)
+    text = format_report(check_dataset(dest, verify_images=False))
+    assert f"Downloaded archives ({dest / PROVENANCE})" in text
+    assert f"  MAMe_data_256.zip: sha256 {sha256}, md5 {md5s['MAMe_data_256.zip']}, {len(served_zip):,} bytes; " \
+           "no published checksum: sha256 recorded (" in text
+
+
+def test_an_archive_found_again_is_kept_only_if_its_recorded_sha256_matches(served, tmp_path):
+    server, md5s = served
+    dest = tmp_path / "mame"
+    download(dest, parts=["data_256"], base_url=server.url, extract=False)
+    assert len(server.requests) == 1
+    download(dest, parts=["data_256"], base_url=server.url, extract=False)
+    assert len(server.requests) == 1  # the same bytes: kept
+    make_zip(dest / "MAMe_data_256.zip", {"data_256/1.jpg": b"tampered"})
+    download(dest, parts=["data_256"], base_url=server.url, extract=False)
+    assert len(server.requests) == 2  # other bytes than the recorded ones: fetched again
+    assert (dest / "MAMe_data_256.zip").read_bytes() == (server.root / "MAMe_data_256.zip").read_bytes()
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '{"archives": {"a.zip": {"sha256": 1}}}', '{"archives": 3}'])
+def test_an_unreadable_provenance_is_a_one_line_problem_of_the_data_check(tmp_path, text):
+    write_dataset_csv(tmp_path)
+    (tmp_path / PROVENANCE).write_text(text)
+    report = check_dataset(tmp_path, verify_images=False)
+    (problem,) = report.problems
+    assert problem.startswith(f"{tmp_path / PROVENANCE}: unreadable download provenance (") and "\n" not in problem
+    assert "Traceback" not in format_report(report)
+
+
+def write_dataset_csv(root: Path) -> None:
+    (root / "MAMe_dataset.csv").write_text("Image file,Medium,Museum,Museum-based instance ID,Subset,Width,Height,"
+                                           "Product size,Aspect ratio\n1.jpg,Bronze,M,1,train,8.0,8.0,64.0,1.0\n")
 
 
 def test_official_table(tmp_path):
