@@ -128,6 +128,7 @@ class _Worker:
     proc: subprocess.Popen
     slot: int
     reader: threading.Thread
+    before: tuple | None = None  # the run's metrics.json when it started (metrics_stamp)
 
 
 class LocalExecutor:
@@ -186,7 +187,7 @@ class LocalExecutor:
         except BrokenPipeError:
             pass  # it died at once: its exit status says so
         reader = threading.Thread(target=self._read, args=(job.run.id, proc), name=f"worker-{job.run.id}", daemon=True)
-        self._workers[job.run.id] = _Worker(job, proc, slot, reader)
+        self._workers[job.run.id] = _Worker(job, proc, slot, reader, metrics_stamp(job.final_dir))
         reader.start()
 
     def _read(self, run_id: str, proc: subprocess.Popen) -> None:
@@ -224,8 +225,8 @@ class LocalExecutor:
 
     def _ended(self, worker: _Worker, returncode: int) -> Ended:
         job = worker.job
-        metrics = runs.try_read_metrics(job.final_dir) if returncode == 0 else None
-        if metrics is not None and metrics["run"]["cache_key"] == job.ctx.cache_key:
+        metrics = finished_on_disk(job, worker.before)
+        if metrics is not None:
             return Ended(job.run.id, metrics)
         remove_partials(job.final_dir, worker.proc.pid)
         return Ended(job.run.id, None, lost=describe_exit(returncode))
@@ -263,10 +264,35 @@ def describe_exit(returncode: int | None) -> str:
     return f"the worker process running it exited with status {returncode} without writing its metrics.json"
 
 
+def metrics_stamp(final_dir: Path) -> tuple | None:
+    """Which metrics.json the run folder holds now (device, inode, modification time; None: none)."""
+    try:
+        stat = (final_dir / runs.METRICS_FILE).stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_mtime_ns
+
+
+def finished_on_disk(job: Job, before: tuple | None) -> dict | None:
+    """The metrics.json (done or failed) the process running ``job`` swapped into place before it ended, even if it
+    was lost just after (a swap the kill interrupted is put back first, ``execute.recover``); None where the run
+    folder holds none, or the one it held when the job started (``before``, a ``metrics_stamp``), or another key's."""
+    execute.recover(job.final_dir)
+    if metrics_stamp(job.final_dir) == before:
+        return None
+    try:
+        metrics = runs.try_read_metrics(job.final_dir)
+    except runs.MetricsError:
+        return None
+    return metrics if metrics is not None and metrics["run"]["cache_key"] == job.ctx.cache_key else None
+
+
 def remove_partials(final_dir: Path, pid: int | None = None) -> None:
-    """The private folder(s) a lost run left: ``.<name>.partial-<pid>`` of that worker, or every one of the run."""
+    """The private folder(s) a lost run left: ``.<name>.partial-<pid>`` of that worker, or every one of the run;
+    a run a kill left out of place (between the two renames of its swap) is put back first."""
     import shutil
 
+    execute.recover(final_dir)
     pattern = f".{final_dir.name}{execute.PARTIAL_MARK}{pid if pid is not None else '*'}"
     for path in final_dir.parent.glob(pattern) if final_dir.parent.is_dir() else []:
         shutil.rmtree(path, ignore_errors=True)

@@ -7,8 +7,10 @@ core as threads as a run alone gets),
 runs the run through ``mame.engine.execute.execute`` in the Ray worker (Ray sets CUDA_VISIBLE_DEVICES for
 its GPUs; the task caps the CPU threads at its ``num_cpus``), and returns the metrics it wrote. The runs
 folder must be one path that every node sees (shared storage): the run folders are written there, and the
-runner follows each run's progress in its private folder. Ray itself retries nothing (``max_retries=0``): a
-lost task comes back to the runner, which starts it again the way the local executor's are.
+runner follows each run's progress in its private folder; a run a task says it wrote that the runner cannot
+see there fails, saying the runs folder is not shared. Ray itself retries nothing (``max_retries=0``): a
+lost task comes back to the runner, which starts it again the way the local executor's are, unless its run was
+swapped into place before it was lost (its metrics.json is then taken from the disk).
 """
 
 from __future__ import annotations
@@ -21,8 +23,18 @@ from dataclasses import replace
 from pathlib import Path
 
 from mame import config
-from mame.engine import execute
-from mame.engine.executors import Ended, Job, cpu_count, gpu_count, remove_partials, thread_env, threads_of
+from mame.engine import execute, runs
+from mame.engine.executors import (
+    Ended,
+    Job,
+    cpu_count,
+    finished_on_disk,
+    gpu_count,
+    metrics_stamp,
+    remove_partials,
+    thread_env,
+    threads_of,
+)
 from mame.results import PROGRESS_FILE
 
 # what a local instance must not do: listen beyond loopback, start a dashboard, report usage
@@ -31,6 +43,9 @@ QUIET = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1"}
 # Ray turns 127.0.0.1 given as the node address into the machine's own IP, except where it runs without
 # clusters (its switch for Windows and macOS): then its node, GCS and workers use the loopback address.
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+# how long a run a task wrote may take to appear here before the runs folder is said not to be shared (an NFS
+# client caches what a folder holds, found or not, for up to a minute by default: acdirmax)
+SHARED_GRACE_S = 60.0
 
 
 def run_task(job: Job, threads: int | None) -> dict:
@@ -79,6 +94,8 @@ class RayExecutor:
         self._task = ray.remote(run_task)
         self._active: dict = {}  # object ref -> job
         self._offsets: dict[str, tuple[Path, int]] = {}
+        self._before: dict[str, tuple | None] = {}  # run id -> its metrics.json when its task was submitted
+        self._unshared = False  # a run a task wrote was not seen here: the runs folder is not shared
 
     def resources(self, job: Job) -> tuple[dict, int]:
         """What the task asks Ray for, and the CPU threads the run gets. The profile's ``resources`` for the
@@ -95,6 +112,7 @@ class RayExecutor:
         resources, threads = self.resources(job)
         info = {"name": self.name, "jobs": self.capacity, "attempt": job.attempt, "threads": {}, "gpu": None}
         job = replace(job, ctx=replace(job.ctx, executor=info))
+        self._before[job.run.id] = metrics_stamp(job.final_dir)
         ref = self._task.options(max_retries=0, **resources).remote(job, threads)
         self._active[ref] = job
 
@@ -109,14 +127,32 @@ class RayExecutor:
             job = self._active.pop(ref)
             self._follow_one(job, final=True)
             self._offsets.pop(job.run.id, None)
-            try:
-                metrics = self.ray.get(ref)
-            except self.ray.exceptions.RayError as exc:
-                remove_partials(job.final_dir)
-                ended.append(Ended(job.run.id, None, lost=lost_reason(exc)))
-                continue
-            ended.append(Ended(job.run.id, metrics))
+            ended.append(self._ended(job, ref))
         return ended
+
+    def _ended(self, job: Job, ref) -> Ended:
+        """How the task of ``job`` ended: the metrics it wrote, from its return or, where it was lost after its
+        swap, from the disk (as the local executor takes them); else lost, with the reason."""
+        before = self._before.pop(job.run.id, None)
+        try:
+            metrics = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            metrics = finished_on_disk(job, before)
+            if metrics is None:
+                remove_partials(job.final_dir)
+                return Ended(job.run.id, None, lost=lost_reason(exc))
+        return Ended(job.run.id, metrics if self._visible(job, metrics) else not_shared(job, metrics))
+
+    def _visible(self, job: Job, metrics: dict) -> bool:
+        """Whether this process sees the run where the task wrote it, within ``SHARED_GRACE_S`` (a shared file
+        system may show a new file a little late); once one was not seen, the next ones are not waited for."""
+        deadline = time.monotonic() + (0 if self._unshared else SHARED_GRACE_S)
+        while not visible(job, metrics):
+            if time.monotonic() >= deadline:
+                self._unshared = True
+                return False
+            time.sleep(0.5)
+        return True
 
     def _follow(self) -> None:
         for job in self._active.values():
@@ -154,6 +190,26 @@ class RayExecutor:
         if self._saved_env is not None:  # the settings of the instance it started go with it
             os.environ.clear()
             os.environ.update(self._saved_env)
+
+
+def visible(job: Job, metrics: dict) -> bool:
+    """Whether the run folder, as this process sees it, holds the metrics.json the task says it wrote."""
+    try:
+        seen = runs.try_read_metrics(job.final_dir)
+    except runs.MetricsError:
+        return False
+    return seen is not None and seen["run"]["cache_key"] == metrics["run"]["cache_key"] \
+        and seen["run"]["started"] == metrics["run"]["started"]
+
+
+def not_shared(job: Job, metrics: dict) -> dict:
+    """The run as failed, saying why: the Ray worker wrote its folder where the runner cannot see it."""
+    host = (metrics["run"].get("executor") or {}).get("host", "a Ray worker")
+    message = (f"{job.final_dir}: the Ray worker on {host} wrote this run there, but the runner does not see it: the "
+               f"runs folder is not shared with the Ray workers; put it on storage every node mounts at the same path "
+               f"(MAME_RUNS_DIR={config.runs_dir()})")
+    error = {"type": "RunsFolderNotShared", "message": message, "cell": None}
+    return {**metrics, "run": {**metrics["run"], "status": "failed", "error": error}}
 
 
 def lost_reason(exc: Exception) -> str:

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import io
 import os
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import ray
 
 from mame.engine import runs
+from mame.engine.executors import Job
 from mame.engine.runner import run_plan
 from tests.engine.test_executors import run_with_the_worker_killed, states
+from tests.engine.test_kernel_server import _tiny_run
 from tests.engine.test_runner import write_plan
 from tests.helpers import TEST_DATA_HOME
 
@@ -105,3 +109,72 @@ def test_a_killed_ray_worker_is_retried_or_fails_with_the_reason(tmp_path, isola
     if not retries:
         assert "the Ray worker running it died" in metrics["run"]["error"]["message"], metrics["run"]["error"]
     assert not ray.is_initialized()
+
+
+def ended_one(pool, job, timeout: float = 180):
+    """Submit ``job`` to ``pool`` and wait for how it ended."""
+    pool.submit(job)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ended = pool.wait(timeout=1.0)
+        if ended:
+            return ended[0]
+    raise AssertionError(f"{job.run.id} did not end in {timeout} s")
+
+
+def test_a_ray_task_lost_after_its_swap_is_taken_from_the_disk_and_one_lost_before_is_not(tmp_path):
+    """The task runs the run, swaps it into place, then its worker dies before returning: the run is on disk with
+    its key, so it is taken, not run again (as the local executor does). A task whose worker dies before it runs
+    anything is lost, although the folder holds a run of the same key from before (it is not this attempt's)."""
+    from mame.engine.ray_executor import RayExecutor, run_task
+
+    def runs_then_dies(job, threads):
+        run_task(job, threads)
+        os._exit(1)  # lost after the swap, before the metrics reach the runner
+
+    def dies_at_once(job, threads):
+        os._exit(1)
+
+    run, ctx = _tiny_run(tmp_path, "tiny")
+    final_dir = tmp_path / "runs" / "tiny" / "tiny"
+    pool = RayExecutor(1, lambda *_: None)
+    try:
+        pool._task = ray.remote(runs_then_dies)
+        taken = ended_one(pool, Job(run, ctx, final_dir))
+        assert taken.metrics is not None and not taken.lost, taken.lost
+        assert taken.metrics == runs.read_metrics(final_dir) and taken.metrics["run"]["status"] == "done"
+        pool._task = ray.remote(dies_at_once)
+        lost = ended_one(pool, Job(run, ctx, final_dir, attempt=2))
+    finally:
+        pool.close()
+    assert lost.metrics is None and "the Ray worker running it died" in lost.lost, lost
+    assert runs.read_metrics(final_dir) == taken.metrics  # the run before it is left as it was
+
+
+def test_a_runs_folder_the_ray_workers_do_not_share_is_named(tmp_path, monkeypatch):
+    """A Ray worker on another machine writes the run into its own runs folder: the runner does not find it where
+    it expects it, and fails the run saying the runs folder is not shared (not "needs ..., which is not done")."""
+    from dataclasses import replace
+
+    from mame.engine import ray_executor
+    from mame.engine.ray_executor import RayExecutor, run_task
+
+    monkeypatch.setattr(ray_executor, "SHARED_GRACE_S", 2.0)  # not the minute a shared file system may lag
+
+    def on_its_own_disk(job, threads):
+        return run_task(replace(job, final_dir=Path(str(job.final_dir).replace("/runs/", "/worker-disk/"))), threads)
+
+    run, ctx = _tiny_run(tmp_path, "tiny")
+    final_dir = tmp_path / "runs" / "tiny" / "tiny"
+    pool = RayExecutor(1, lambda *_: None)
+    try:
+        pool._task = ray.remote(on_its_own_disk)
+        ended = ended_one(pool, Job(run, ctx, final_dir))
+    finally:
+        pool.close()
+    assert (tmp_path / "worker-disk" / "tiny" / "tiny" / runs.METRICS_FILE).is_file()  # done, elsewhere
+    error = ended.metrics["run"]["error"]
+    assert ended.metrics["run"]["status"] == "failed" and error["type"] == "RunsFolderNotShared", error
+    assert str(final_dir) in error["message"] and "not shared with the Ray workers" in error["message"]
+    assert "MAME_RUNS_DIR" in error["message"]
+    assert not final_dir.exists()
