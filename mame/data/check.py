@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ OFFICIAL_SPLIT_SIZES = {
     "test": sum(TEST_COUNTS.values()),
 }
 SHOW_FIRST = 10
+PIPELINE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP"})  # what TensorFlow decodes (MPO: a JPEG)
+MAX_IMAGE_PIXELS = 400_000_000  # the largest full-resolution MAMe image has 372,978,396 pixels
 _EXPECTED_DIRS = " or ".join(f"{name}/" for name in config.IMAGE_DIR_CANDIDATES)
 _NO_IMAGE_DIR = f"none found (expected {_EXPECTED_DIRS})"
 
@@ -54,11 +57,18 @@ def image_problem(path: str | os.PathLike) -> str | None:
     """Why Pillow cannot read an image file (``verify`` then a full ``load``), or None if it can.
 
     JPEGs are decoded at reduced scale (``draft``), which still reads every byte, so truncation is
-    caught quickly. Pillow's pixel limit is lifted: full-resolution MAMe images reach 373 Mpx.
+    caught quickly. Pillow's pixel limit is replaced by ``MAX_IMAGE_PIXELS`` (full-resolution MAMe images
+    reach 373 Mpx), checked on the header before anything is decoded.
     """
     Image.MAX_IMAGE_PIXELS = None
     try:
+        if os.stat(path).st_size == 0:
+            return "empty file"
         with Image.open(path) as image:
+            if image.format not in PIPELINE_FORMATS:
+                return f"a {image.format} image: the pipeline decodes only JPEG, PNG, GIF, BMP and WebP"
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                return too_many_pixels(image.width, image.height)
             image.verify()
         with Image.open(path) as image:
             if image.format == "JPEG":
@@ -68,9 +78,15 @@ def image_problem(path: str | os.PathLike) -> str | None:
         return "file not found"
     except UnidentifiedImageError:
         return "not a recognised image format"
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, Image.DecompressionBombError) as error:
+        reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        return " ".join(reason.split())  # one line
     return None
+
+
+def too_many_pixels(width: int, height: int) -> str:
+    return (f"{width:,} x {height:,} pixels, over the cap of {MAX_IMAGE_PIXELS:,} "
+            "(a decompression bomb? MAMe's largest image has 373 Mpx)")
 
 
 def check_dataset(data_dir: str | os.PathLike, *, verify_images: bool = True,
@@ -109,7 +125,8 @@ def check_dataset(data_dir: str | os.PathLike, *, verify_images: bool = True,
 def find_corrupt(paths: list[Path], *, workers: int | None = None) -> list[tuple[str, str]]:
     """``(path, reason)`` for every file Pillow cannot read, in the order given (threads)."""
     workers = workers or min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
+        warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data" etc.: the problem is reported
         problems = list(pool.map(image_problem, paths, chunksize=64))
     return [(str(p), why) for p, why in zip(paths, problems) if why is not None]
 

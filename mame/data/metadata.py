@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import operator
 import os
 from collections.abc import Iterable, Iterator
@@ -144,29 +145,41 @@ def read_metadata(path_or_dir: str | os.PathLike, *, ledger: list | None = None)
     path = metadata_path(path_or_dir)
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"{path}: empty file (expected a header row)")
-        pick = operator.itemgetter(*_column_index(path, header))
-        records: list[Record] = []
-        seen: dict[str, int] = {}
-        for row in reader:
-            if not row:
-                continue
-            record = _parse_row(path, reader.line_num, row, pick)
-            if record.image_file in seen:
-                raise DataError(f"{path} line {reader.line_num}: duplicate image file "
-                                f"{record.image_file!r} (first on line {seen[record.image_file]})")
-            seen[record.image_file] = reader.line_num
-            records.append(record)
+        try:
+            records = _read_rows(path, reader)
+        except UnicodeDecodeError as error:
+            raise DataError(f"{path}: not UTF-8 text (byte {error.object[error.start:error.start + 1]!r} "
+                            f"at offset {error.start} of a chunk, near line {reader.line_num + 1})") from None
+        except csv.Error as error:
+            raise DataError(f"{path} line {reader.line_num}: not a readable CSV row ({error})") from None
     return Metadata(path, records, ledger)
+
+
+def _read_rows(path: Path, reader) -> list[Record]:
+    header = next(reader, None)
+    if header is None:
+        raise DataError(f"{path}: empty file (expected a header row)")
+    pick = operator.itemgetter(*_column_index(path, header))
+    records: list[Record] = []
+    seen: dict[str, int] = {}
+    for row in reader:
+        if not row:
+            continue
+        record = _parse_row(path, reader.line_num, row, pick)
+        if record.image_file in seen:
+            raise DataError(f"{path} line {reader.line_num}: duplicate image file "
+                            f"{record.image_file!r} (first on line {seen[record.image_file]})")
+        seen[record.image_file] = reader.line_num
+        records.append(record)
+    return records
 
 
 def _column_index(path: Path, header: list[str]) -> list[int]:
     names = [h.strip() for h in header]
     for column in COLUMNS:
         if column not in names:
-            raise DataError(f"{path}: missing column {column!r} (found: {', '.join(names)})")
+            shown = ", ".join(n if n.isprintable() else repr(n) for n in names)
+            raise DataError(f"{path}: missing column {column!r} (found: {shown})")
     return [names.index(column) for column in COLUMNS]
 
 
@@ -178,6 +191,9 @@ def _parse_row(path: Path, line: int, row: list[str], pick: operator.itemgetter)
     image_file = file_.strip()
     if not image_file:
         raise DataError(f"{path} line {line}: empty 'Image file'")
+    if image_file in (".", "..") or any(c in "/\\" or not c.isprintable() for c in image_file):
+        raise DataError(f"{path} line {line}: 'Image file' {image_file!r} is not a plain file name "
+                        "(no folder, no '/' or '\\', no control character)")
     medium = medium_ if medium_ in CLASS_INDEX else normalise_class_name(medium_)
     if medium not in CLASS_INDEX:
         raise DataError(f"{path} line {line}: unknown class {medium!r}")
@@ -189,6 +205,9 @@ def _parse_row(path: Path, line: int, row: list[str], pick: operator.itemgetter)
         width, height, size, ratio = map(float, numeric)
     except ValueError:
         _raise_non_numeric(path, line, numeric)
+    for column, value, text in zip(NUMERIC_COLUMNS, (width, height, size, ratio), numeric):
+        if not math.isfinite(value):
+            raise DataError(f"{path} line {line}: {column} {text!r} is not a finite number")
     return Record(image_file, medium, CLASS_INDEX[medium], museum, instance, subset,
                   width, height, size, ratio)
 
@@ -209,8 +228,11 @@ def read_labels(path: str | os.PathLike) -> tuple[str, ...]:
         path = path / config.LABELS_CSV
     if not path.is_file():
         raise DataError(f"{path}: labels file not found")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = [row for row in csv.reader(handle) if row]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if row]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: not a readable labels CSV ({type(error).__name__}: {error})") from None
     names: list[str] = []
     for line, row in enumerate(rows, start=1):
         if len(row) != 2 or row[0].strip() != str(line - 1):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mame.data import ledger as test_ledger
-from mame.data.check import find_corrupt
+from mame.data.check import MAX_IMAGE_PIXELS, find_corrupt
 from mame.data.metadata import TEST, DataError, Record, TestSplitError
 
 SHOW_FIRST = 5
@@ -217,10 +217,26 @@ def _structure_problem(data: tf.Tensor) -> tf.Tensor:
     ]))
     has_eoi = tf.size(tf.strings.split(data, sep=b"\xff\xd9")) > 1
     has_iend = tf.size(tf.strings.split(data, sep=b"IEND")) > 1
-    reason = tf.where(is_png & ~has_iend, "truncated PNG (no IEND chunk)", "")
+    height, width = _header_size(data, is_png, is_jpeg & has_eoi)
+    too_big = tf.strings.join([tf.strings.as_string(width), " x ", tf.strings.as_string(height),
+                               f" pixels, over the cap of {MAX_IMAGE_PIXELS:,} (a decompression bomb?)"])
+    reason = tf.where(height * width > MAX_IMAGE_PIXELS, too_big, "")
+    reason = tf.where(is_png & ~has_iend, "truncated PNG (no IEND chunk)", reason)
     reason = tf.where(is_jpeg & ~has_eoi, "truncated JPEG (no end-of-image marker)", reason)
     reason = tf.where(known, reason, "not a JPEG, PNG, GIF, BMP, WebP or JPEG XL image")
     return tf.where(tf.equal(tf.strings.length(data), 0), "empty file", reason)
+
+
+def _header_size(data: tf.Tensor, is_png: tf.Tensor, is_whole_jpeg: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(height, width) as int64 from a PNG's IHDR or a JPEG's frame header, read before decoding (0 for other
+    formats): a decompression bomb is refused before its pixels exist."""
+    ihdr = tf.io.decode_raw(tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 24), "\0" * 24]), 16, 8), tf.uint8)
+    ihdr = tf.cast(ihdr, tf.int64) * tf.constant([1 << 24, 1 << 16, 1 << 8, 1] * 2, tf.int64)
+    png = tf.stack([tf.reduce_sum(ihdr[4:]), tf.reduce_sum(ihdr[:4])])
+    jpeg = tf.cond(is_whole_jpeg, lambda: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64),
+                   lambda: tf.zeros([2], tf.int64))
+    size = tf.where(is_png, png, jpeg)
+    return size[0], size[1]
 
 
 def resize_fixed(image: tf.Tensor, image_size: int, crop_size: int | None) -> tf.Tensor:

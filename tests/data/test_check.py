@@ -74,7 +74,7 @@ def test_missing_and_corrupt_images_are_listed(tmp_path):
     text = format_report(report)
     assert "1 of 6 images missing from" in text and "first: 2.png" in text
     assert re.search(rf"^  {re.escape(str(jpeg))}: OSError: .*truncated", text, re.M | re.I)
-    assert f"  {images / '0.jpg'}: not a recognised image format" in text
+    assert f"  {images / '0.jpg'}: empty file" in text
     assert not report.ok and text.splitlines()[-1] == "Result: PROBLEMS FOUND"
     skipped = check_dataset(tmp_path, verify_images=False)
     assert skipped.corrupt == [] and skipped.missing == ["2.png"]
