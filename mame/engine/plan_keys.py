@@ -102,7 +102,10 @@ def keys_markdown(plan_stages: dict) -> str:
         "### `stages.<stage>`", "", *_table(defs["profile_stage"]["properties"]), "",
         "## Parameters", "",
         "Set in a variant, or in a profile's `params` / `force` (every stage whose notebook declares it) or its "
-        "`stages.<stage>.params` / `force` (that stage's notebook must declare it). Resolution order: notebook default "
+        "`stages.<stage>.params` / `force`. A name must be a parameter of the notebook it goes to (of some stage's "
+        "notebook, for a profile's own `params` / `force`): `python -m mame check` names any other, with the closest "
+        "one. The schema knows the types and ranges of the shipped notebooks' parameters below; a notebook of your "
+        "own may declare more. Resolution order: notebook default "
         "< profile `params` < `stages.<stage>.params` < variant < profile `force` < `stages.<stage>.force`.", "",
         *_parameter_rows(_defaults(plan_stages)), "",
     ]

@@ -63,8 +63,9 @@ def _name(stages: dict, spec: dict) -> str:
     return next(name for name, s in stages.items() if s is spec)
 
 
-def _unknown(at, keys, names, allowed, what: str) -> list[str]:
-    return [at(keys + [n], f"{what}{did_you_mean(n, allowed)}") for n in names if n not in allowed]
+def _unknown(at, keys, names, allowed, what: str, *, also=()) -> list[str]:
+    """A line for each of ``names`` not in ``allowed``; "did you mean" looks in ``also`` too (a variant's reserved keys)."""
+    return [at(keys + [n], f"{what}{did_you_mean(n, [*allowed, *also])}") for n in names if n not in allowed]
 
 
 def _stage_problems(at, stages: dict, name: str, spec: dict) -> list[str]:
@@ -78,7 +79,7 @@ def _stage_problems(at, stages: dict, name: str, spec: dict) -> list[str]:
     for variant, overrides in (spec.get("variants") or {}).items():
         overrides, here = overrides or {}, where + ["variants", variant]
         params = [k for k in overrides if k not in VARIANT_KEYS]
-        out += _unknown(at, here, params, declared, f"not a parameter of {notebook}")
+        out += _unknown(at, here, params, declared, f"not a parameter of {notebook}", also=VARIANT_KEYS)
         out += _unknown(at, here + ["backbones"], overrides.get("backbones", []), backbones, f"not a backbone of stage {name!r}")
         out += _unknown(at, here + ["reads"], overrides.get("reads", []), order, "not a stage of the plan")
         out += _unknown(at, here + ["needs"], overrides.get("needs", {}), spec.get("needs", []), f"not a stage {name!r} needs")
@@ -89,7 +90,7 @@ def _profile_problems(at, stages: dict, name: str, profile: dict) -> list[str]:
     where, out = ["profiles", name], []
     every = sorted({k for spec in stages.values() for k in settable(spec)})
     for kind in ("params", "force"):
-        out += _unknown(at, where + [kind], profile.get(kind) or {}, every, "no stage's notebook has this parameter")
+        out += _unknown(at, where + [kind], profile.get(kind) or {}, every, "not a parameter of any stage's notebook")
     all_backbones = {b for spec in stages.values() for b in spec.get("backbones", [])}
     out += _unknown(at, where + ["backbones"], profile.get("backbones") or [], all_backbones, "no stage runs this backbone")
     for stage, block in (profile.get("stages") or {}).items():

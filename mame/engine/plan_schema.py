@@ -3,7 +3,9 @@
 The schema file ``mame/engine/schema/plan.schema.json`` is what both the runner (``mame.engine.plan_check``) and
 editors read (plan.yaml's first line points YAML language servers at it). It is draft-07, the draft those
 servers implement, so every mapping that takes notebook parameters (a profile's ``params`` and ``force``, a
-variant) lists them all itself: they are written once here, in ``PARAMETERS``, and ``python -m
+variant) lists them itself, with their types and ranges: they are written once here, in ``PARAMETERS``. Those
+mappings stay open to other names (a notebook of the user's own may declare more): whether a name belongs to the
+notebook it goes to is ``mame.engine.plan_rules``'s check. ``python -m
 mame.engine.plan_keys`` (``make docs``) writes the file and its key reference ``experiments/plan-keys.md``; a
 test checks that both are current.
 
@@ -117,7 +119,9 @@ _RESOURCES = {"type": "object", "additionalProperties": False, "description": "w
 
 
 def _params(text: str) -> dict:
-    return {"type": "object", "additionalProperties": False, "properties": dict(PARAMETERS), "description": text}
+    # open to names it does not know: a notebook of the user's own may declare more (mame.engine.plan_rules checks
+    # every name against the notebook it goes to); the names it knows get their types and ranges
+    return {"type": "object", "properties": dict(PARAMETERS), "description": text}
 
 
 def _closed(properties: dict, text: str, required: tuple[str, ...] = ()) -> dict:
@@ -136,7 +140,7 @@ def _variant() -> dict:
         "reads": _list(_STAGE, "stages it reads whole, on top of the stage's reads", min_items=0),
         "seeds": _SEEDS,
     }
-    return {"type": ["object", "null"], "additionalProperties": False, "properties": {**reserved, **PARAMETERS},
+    return {"type": ["object", "null"], "properties": {**reserved, **PARAMETERS},
             "description": "what differs from the notebook's parameters cell, plus the reserved keys"}
 
 

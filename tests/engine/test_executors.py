@@ -45,14 +45,14 @@ results.save_result(run_dir, {"metrics": {"start": start, "end": time.time(), "i
                                           "blas": os.environ.get("OMP_NUM_THREADS")}})"""
 STAGES = """
 stages:
-  first:
+  features:
     notebook: {notebook}
     backbones: [vgg16, resnet50, efficientnetb0]
     variants:
       default: {{hold: {hold}, marker: "{marker}"}}
-  second:
+  classify:
     notebook: {notebook}
-    needs: [first]
+    needs: [features]
     backbones: [vgg16, resnet50, efficientnetb0]
     variants:
       default: {{}}
@@ -102,8 +102,8 @@ def test_two_jobs_run_side_by_side_in_dependency_order_and_the_cache_holds(tmp_p
     plan = write_plan(tmp_path)
     out = io.StringIO()
     outcomes = run_plan("smoke", plan_file=plan, jobs=2, out=out)
-    order = ["first/vgg16", "first/resnet50", "first/efficientnetb0", "second/vgg16", "second/resnet50",
-             "second/efficientnetb0"]
+    order = ["features/vgg16", "features/resnet50", "features/efficientnetb0", "classify/vgg16", "classify/resnet50",
+             "classify/efficientnetb0"]
     assert [o.run.id for o in outcomes] == order  # plan order, whatever order they ended in
     assert set(states(outcomes).values()) == {"done"}, out.getvalue()
     spans = {run_id: span(isolated_runs, run_id) for run_id in order}
@@ -112,13 +112,13 @@ def test_two_jobs_run_side_by_side_in_dependency_order_and_the_cache_holds(tmp_p
     assert firsts[1][0] < firsts[0][1], firsts
     assert not (firsts[2][0] < firsts[0][1] and firsts[2][0] < firsts[1][1]), firsts
     for backbone in ("vgg16", "resnet50", "efficientnetb0"):  # a run starts after the run it needs ended
-        assert spans[f"second/{backbone}"][0] >= spans[f"first/{backbone}"][1]
-    metrics = runs.read_metrics(isolated_runs / "first" / "vgg16")
+        assert spans[f"classify/{backbone}"][0] >= spans[f"features/{backbone}"][1]
+    metrics = runs.read_metrics(isolated_runs / "features" / "vgg16")
     threads = cpu_count()  # as a run alone gets: TensorFlow's results depend on the thread count
     assert metrics["run"]["executor"] == {"name": "local", "jobs": 2, "attempt": 1, "gpu": None, "kernel": "forked",
                                           "threads": {"intra_op": threads, "inter_op": min(2, threads), "blas": threads}}
     assert (metrics["metrics"]["intra"], metrics["metrics"]["blas"]) == (str(threads), str(threads))  # the kernel's
-    assert runs.read_metrics(isolated_runs / "second" / "vgg16")["metrics"]["inputs"] == ["first"]
+    assert runs.read_metrics(isolated_runs / "classify" / "vgg16")["metrics"]["inputs"] == ["features"]
     printed = out.getvalue().splitlines()
     assert sum("running..." in line for line in printed) == 6 and sum(" done " in line for line in printed) == 6
     again = run_plan("smoke", plan_file=plan, jobs=2, out=io.StringIO())
@@ -128,18 +128,18 @@ def test_two_jobs_run_side_by_side_in_dependency_order_and_the_cache_holds(tmp_p
 
 def test_threads_per_run_can_be_set_and_reach_the_kernel(tmp_path, isolated_runs):
     plan = write_plan(tmp_path, hold=0.0)
-    outcomes = run_plan("smoke", plan_file=plan, jobs=2, threads=1, only="first/vgg16", out=io.StringIO())
-    assert states(outcomes) == {"first/vgg16": "done"}
-    metrics = runs.read_metrics(isolated_runs / "first" / "vgg16")
+    outcomes = run_plan("smoke", plan_file=plan, jobs=2, threads=1, only="features/vgg16", out=io.StringIO())
+    assert states(outcomes) == {"features/vgg16": "done"}
+    metrics = runs.read_metrics(isolated_runs / "features" / "vgg16")
     assert metrics["run"]["executor"]["threads"] == {"intra_op": 1, "inter_op": 1, "blas": 1}
     assert (metrics["metrics"]["intra"], metrics["metrics"]["blas"]) == ("1", "1")
 
 
 def test_one_job_runs_in_this_process_as_before(tmp_path, isolated_runs):
     plan = write_plan(tmp_path, hold=0.0)
-    outcomes = run_plan("smoke", plan_file=plan, jobs=1, only="first/vgg16", out=io.StringIO())
-    assert states(outcomes) == {"first/vgg16": "done"}
-    info = runs.read_metrics(isolated_runs / "first" / "vgg16")["run"]["executor"]
+    outcomes = run_plan("smoke", plan_file=plan, jobs=1, only="features/vgg16", out=io.StringIO())
+    assert states(outcomes) == {"features/vgg16": "done"}
+    info = runs.read_metrics(isolated_runs / "features" / "vgg16")["run"]["executor"]
     assert (info["name"], info["jobs"], info["attempt"]) == ("serial", 1, 1)
 
 
@@ -147,35 +147,35 @@ def kill_worker_when_held(runs_dir: Path, marker: Path, killed: list) -> None:
     """Once the notebook is holding (its marker written), SIGKILL the worker running it: the pid in its
     private folder's name."""
     wait_for(Path(f"{marker}-vgg16").exists, 120, "the notebook to start holding")
-    partial = wait_for(lambda: list((runs_dir / "first").glob(f".vgg16{execute.PARTIAL_MARK}*")), 30, "its folder")
+    partial = wait_for(lambda: list((runs_dir / "features").glob(f".vgg16{execute.PARTIAL_MARK}*")), 30, "its folder")
     pid = int(partial[0].name.rsplit("-", 1)[1])
     killed.append(pid)
     os.kill(pid, signal.SIGKILL)
 
 
 def run_with_the_worker_killed(tmp_path: Path, runs_dir: Path, retries: int, **executor) -> tuple[list, str, dict]:
-    """``first/vgg16`` (holding 60 s the first time) and ``second/vgg16`` (which needs it), with the worker
-    running ``first/vgg16`` SIGKILLed while it holds: the outcomes, what the runner printed, its metrics."""
+    """``features/vgg16`` (holding 60 s the first time) and ``classify/vgg16`` (which needs it), with the worker
+    running ``features/vgg16`` SIGKILLed while it holds: the outcomes, what the runner printed, its metrics."""
     marker = tmp_path / "holding"
     plan = write_plan(tmp_path, hold=60, marker=str(marker))
     killed: list = []
     killer = threading.Thread(target=kill_worker_when_held, args=(runs_dir, marker, killed))
     killer.start()
     out = io.StringIO()
-    outcomes = run_plan("smoke", plan_file=plan, jobs=2, only="first/vgg16,second/vgg16", retries=retries, out=out,
+    outcomes = run_plan("smoke", plan_file=plan, jobs=2, only="features/vgg16,classify/vgg16", retries=retries, out=out,
                         **executor)
     killer.join()
     assert killed and not alive(killed[0])
     printed = out.getvalue()
-    metrics = runs.read_metrics(runs_dir / "first" / "vgg16")
+    metrics = runs.read_metrics(runs_dir / "features" / "vgg16")
     if retries:
-        assert states(outcomes) == {"first/vgg16": "done", "second/vgg16": "done"}, printed
+        assert states(outcomes) == {"features/vgg16": "done", "classify/vgg16": "done"}, printed
         assert metrics["run"]["executor"]["attempt"] == 2
         assert "lost" in printed and "starting it again (attempt 2 of 2)" in printed
     else:
-        assert states(outcomes) == {"first/vgg16": "failed", "second/vgg16": "skipped"}, printed
+        assert states(outcomes) == {"features/vgg16": "failed", "classify/vgg16": "skipped"}, printed
         assert metrics["run"]["status"] == "failed" and metrics["run"]["error"]["type"] == "WorkerLost"
-        assert outcomes[1].detail == "needs first/vgg16, which failed"
+        assert outcomes[1].detail == "needs features/vgg16, which failed"
     assert not list(runs_dir.glob(f"*/.*{execute.PARTIAL_MARK}*"))  # the lost attempt's folder is gone
     # the killed worker's kernel ends too (it polls its parent): nothing keeps running in the runs folder
     wait_for(lambda: not processes_in(runs_dir), 15, "the orphaned kernel to end")

@@ -53,7 +53,7 @@ keras.utils.set_random_seed(123)
 results.save_result(run_dir, {"metrics": {"seen": seen, "seeded": draws(), "pid": os.getpid()}})"""
 STAGES = """
 stages:
-  leaky:
+  features:
     notebook: {notebook}
     backbones: [vgg16, resnet50]
     variants:
@@ -74,9 +74,9 @@ def test_a_run_in_a_forked_kernel_sees_nothing_the_run_before_it_left(tmp_path, 
     plan = leaky_plan(tmp_path)
     outcomes = run_plan("smoke", plan_file=plan, jobs=1, out=io.StringIO())  # one after the other, one server
     assert [o.state for o in outcomes] == ["done", "done"]
-    first, second = (runs.read_metrics(isolated_runs / "leaky" / b) for b in ("vgg16", "resnet50"))
+    first, second = (runs.read_metrics(isolated_runs / "features" / b) for b in ("vgg16", "resnet50"))
     assert first["run"]["executor"]["kernel"] == second["run"]["executor"]["kernel"] == "forked"
-    assert FORKED_MARK in (isolated_runs / "leaky" / "resnet50" / execute.KERNEL_LOG).read_text()
+    assert FORKED_MARK in (isolated_runs / "features" / "resnet50" / execute.KERNEL_LOG).read_text()
     assert first["metrics"]["pid"] != second["metrics"]["pid"]
     assert first["run"]["peak_rss_mb"] > 200  # TensorFlow and Keras imported: hundreds of MB, as the server reaped it
     for metrics in (first, second):

@@ -94,7 +94,7 @@ def test_params_resolve_notebook_then_profile_then_variant_then_force(plan):
 def test_a_variant_with_a_typo_names_the_notebook_parameters(tmp_path):
     path = tmp_path / "plan.yaml"
     path.write_text(PLAN.replace("feature_layer: fc2", "featur_layer: fc2"))
-    with pytest.raises(PlanError, match=r"plan.yaml:8: stages.features.variants.fc2.featur_layer: unknown key; "
+    with pytest.raises(PlanError, match=r"plan.yaml:8: stages.features.variants.fc2.featur_layer: not a parameter of 02_features.ipynb; "
                                         r"did you mean 'feature_layer'\?$"):
         expand(load_plan(path), "tiny")
 
@@ -174,7 +174,7 @@ def test_stage_blocks_of_a_profile_and_backbones_of_a_variant(tmp_path):
     assert {r.id for r in expand(load_plan(path), "p") if r.stage == "classify"} == {"classify/resnet50"}
     path.write_text(STAGED)
     breakages = [
-        (("max_per_class: 3", "max_per_clas: 3"), r"profiles.p.stages.features.params.max_per_clas: unknown key; "
+        (("max_per_class: 3", "max_per_clas: 3"), r"profiles.p.stages.features.params.max_per_clas: not a parameter of 02_features.ipynb; "
                                                    r"did you mean 'max_per_class'\?"),
         (("backbones: [vgg16], batch_size", "backbones: [vgg19], batch_size"),
          r"stages.features.variants.only-vgg.backbones\[0\]: 'vgg19' is not one of 'vgg16', .*did you mean 'vgg16'\?"),
@@ -340,7 +340,7 @@ def test_a_profile_leaves_out_random_backbones_and_sizes_pretrained_ones(tmp_pat
         ("force: {learning_rate: 0.01}", "force: {weights: random}",
          "stages.finetune.pretrained.force.weights: cannot be set here: these settings depend on the weights"),
         ("pretrained: {params: {image_size: 128}}", "pretrained: {params: {image_sise: 128}}",
-         r"pretrained.params.image_sise: unknown key; did you mean 'image_size'")]:
+         r"features.pretrained.params.image_sise: not a parameter of 02_features.ipynb; did you mean 'image_size'")]:
         path.write_text(BY_WEIGHTS.replace(old, new))
         with pytest.raises(PlanError, match=message):
             expand(load_plan(path), "p")

@@ -45,7 +45,9 @@ TYPOS = [
     (("    backbones: [vgg16, efficientnetb0, efficientnetlite0]", "    backbone: [vgg16]"), "profiles.smoke.backbone",
      "unknown key; did you mean 'backbones'?"),
     (("params: {image_size: 48, epochs: 3, patience: 3", "params: {image_size: 48, epoch: 3, patience: 3"),
-     "profiles.demo.stages.scratch.params.epoch", "unknown key; did you mean 'epochs'?"),
+     "profiles.demo.stages.scratch.params.epoch", "not a parameter of 01_scratch.ipynb; did you mean 'epochs'?"),
+    (("    force: {image_size: 32, epochs: 1,", "    force: {image_size: 32, epoch: 1,"), "profiles.smoke.force.epoch",
+     "not a parameter of any stage's notebook; did you mean 'epochs'?"),
     (("    backbones: [vgg16, efficientnetb0, efficientnetlite0]", "    backbones: [vgg16, resnet5]"),
      "profiles.smoke.backbones[1]", "did you mean 'resnet50'?"),
     (("epochs: 30, precision: mixed_bfloat16}", "epochs: -5, precision: mixed_bfloat16}"), "profiles.full.params.epochs",
@@ -65,7 +67,9 @@ TYPOS = [
      "profiles.demo.timeouts.exection", "unknown key; did you mean 'execution'?"),
     (("        filters: [32, 64, 128]\n        convs_per_block: 2\n      r3", "        filters: [32, 64, 128]\n"
       "        convs_per_blok: 2\n      r3"), "stages.scratch.variants.r2-deeper.convs_per_blok",
-     "unknown key; did you mean 'convs_per_block'?"),
+     "not a parameter of 01_scratch.ipynb; did you mean 'convs_per_block'?"),
+    (("        about: \"More capacity", "        abuot: \"More capacity"), "stages.scratch.variants.r2-deeper.abuot",
+     "not a parameter of 01_scratch.ipynb; did you mean 'about'?"),
     # what the schema allows but the stage's notebook does not declare
     (("      scratch: {params: {image_size: 48,", "      evaluate: {params: {epochs: 2}}\n      scratch: {params: {image_size: 48,"),
      "profiles.demo.stages.evaluate.params.epochs", "not a parameter of 06_evaluate.ipynb"),
@@ -102,8 +106,8 @@ def test_the_cli_refuses_a_bad_plan_with_status_2_and_writes_nothing(tmp_path, m
     for argv in commands:
         assert cli.main([*argv, "--plan", str(plan)]) == 2, argv
         err = capsys.readouterr().err.splitlines()
-        assert err == [f"error: {plan}:{_line_of(plan, 'epoch: 3')}: profiles.demo.stages.scratch.params.epoch: unknown key; "
-                       "did you mean 'epochs'?"], (argv, err)
+        assert err == [f"error: {plan}:{_line_of(plan, 'epoch: 3')}: profiles.demo.stages.scratch.params.epoch: "
+                       "not a parameter of 01_scratch.ipynb; did you mean 'epochs'?"], (argv, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.yaml"]  # no runs, data or report folder made
 
 

@@ -112,7 +112,7 @@ def test_run_plan_with_everything_current_executes_nothing(planned, tmp_path, is
 
 
 READS = STAGES + """
-  summary:
+  evaluate:
     notebook: 04_classify.ipynb
     reads: [features]
 """
@@ -121,13 +121,13 @@ READS = STAGES + """
 def test_a_stage_that_reads_every_run_of_another_gets_them_all_and_depends_on_each(tmp_path):
     plan = load_plan(write_smoke_plan(tmp_path / "plan.yaml", READS))
     profile, everything = plan.profile("smoke"), expand(plan, "smoke")
-    summary = next(r for r in everything if r.stage == "summary")
+    summary = next(r for r in everything if r.stage == "evaluate")
     assert summary.name == "default" and summary.reads == {"features": ["vgg16", "resnet50"]}
     keys = runner.compute_keys(everything, profile, DATASET)
     by_id = {r.id: r for r in everything}
     by_id["features/resnet50"].params["batch_size"] = 3
     changed = runner.compute_keys(everything, profile, DATASET)
-    assert changed["summary/default"] != keys["summary/default"]  # any run it reads changes its key
+    assert changed["evaluate/default"] != keys["evaluate/default"]  # any run it reads changes its key
     assert runner._inputs(summary, keys, {}, tmp_path, by_id)[1].startswith("needs features/vgg16, which is not done")
     for name in ("vgg16", "resnet50"):
         write_done(tmp_path, by_id[f"features/{name}"], keys[f"features/{name}"])
@@ -138,7 +138,7 @@ def test_a_stage_that_reads_every_run_of_another_gets_them_all_and_depends_on_ea
                "folder": str(tmp_path / "features" / name), "step": 1} for name in ("vgg16", "resnet50")}}
     bad = READS.replace("reads: [features]", "reads: [finetune]")
     (tmp_path / "plan.yaml").write_text(bad + (tmp_path / "plan.yaml").read_text().split(READS)[1])
-    with pytest.raises(PlanError, match="reads 'finetune'"):
+    with pytest.raises(PlanError, match="stages.evaluate.reads: 'finetune' must be a stage listed before 'evaluate'"):
         load_plan(tmp_path / "plan.yaml")
 
 
