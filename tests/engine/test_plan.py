@@ -94,7 +94,8 @@ def test_params_resolve_notebook_then_profile_then_variant_then_force(plan):
 def test_a_variant_with_a_typo_names_the_notebook_parameters(tmp_path):
     path = tmp_path / "plan.yaml"
     path.write_text(PLAN.replace("feature_layer: fc2", "featur_layer: fc2"))
-    with pytest.raises(PlanError, match=r"plan.yaml:8: stages.features.variants.fc2.featur_layer: not a parameter of 02_features.ipynb; "
+    with pytest.raises(PlanError, match=r"plan.yaml:8: stages.features.variants.fc2.featur_layer: "
+                                        r"not a parameter of 02_features.ipynb; "
                                         r"did you mean 'feature_layer'\?$"):
         expand(load_plan(path), "tiny")
 
@@ -174,7 +175,8 @@ def test_stage_blocks_of_a_profile_and_backbones_of_a_variant(tmp_path):
     assert {r.id for r in expand(load_plan(path), "p") if r.stage == "classify"} == {"classify/resnet50"}
     path.write_text(STAGED)
     breakages = [
-        (("max_per_class: 3", "max_per_clas: 3"), r"profiles.p.stages.features.params.max_per_clas: not a parameter of 02_features.ipynb; "
+        (("max_per_class: 3", "max_per_clas: 3"), r"profiles.p.stages.features.params.max_per_clas: "
+                                                   r"not a parameter of 02_features.ipynb; "
                                                    r"did you mean 'max_per_class'\?"),
         (("backbones: [vgg16], batch_size", "backbones: [vgg19], batch_size"),
          r"stages.features.variants.only-vgg.backbones\[0\]: 'vgg19' is not one of 'vgg16', .*did you mean 'vgg16'\?"),
