@@ -8,7 +8,6 @@ mistaken for a finished run, and it executes again.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
@@ -26,18 +25,15 @@ from mame.engine import provenance, runs
 from mame.engine.kernel_protocol import SERVER_ENV
 from mame.engine.kernels import KERNEL_ARGS, ensure_kernel, forking_kernel_manager, how_started, kernel_environment, peak_memory_mb
 from mame.engine.plan import IDENTITY_KEYS, PlannedRun, Profile, notebook_parameters
-from mame.names import check_name, inside
+from mame.engine.run_folders import drop_other_resume_dirs, private_dir, resume_dir, swap_into_place
 from mame.results import PROGRESS_FILE
 
 KERNEL_LOG = "kernel.log"
 # Starts of a kernel that lost a port to another kernel starting at the same moment (jupyter picks free ports,
 # frees them, and the kernel binds them a moment later): nothing of the notebook ran, so it starts again.
 START_ATTEMPTS = 3
-PARTIAL_MARK = ".partial-"
-RESUME_MARK = ".resume-"  # runs/<stage>/.<name>.resume-<cache key>: training checkpoints kept across a kill
 PROGRESS_POLL_S = 0.5
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-TRASH_MARK = ".trash-"
 
 
 @dataclass
@@ -71,64 +67,6 @@ def kernel_process_state(log_path: Path):
         os.environ.update(saved_env)
 
 
-def clean_leftovers(stage_dir: Path) -> None:
-    """Put back the runs a kill left out of place (:func:`recover`), then remove the folders of runs that were
-    killed midway (call with the runner lock held)."""
-    if stage_dir.is_dir():
-        for name in sorted({leftover_of(path.name) for path in stage_dir.iterdir()} - {None}):
-            recover(stage_dir / name)
-        for path in stage_dir.iterdir():
-            if path.is_dir() and (PARTIAL_MARK in path.name or TRASH_MARK in path.name):
-                shutil.rmtree(path, ignore_errors=True)
-
-
-def leftover_of(folder: str) -> str | None:
-    """The run whose private (``.<name>.partial-<pid>``) or swapped-out (``.<name>.trash-<pid>``) folder this is."""
-    for mark in (PARTIAL_MARK, TRASH_MARK):
-        if folder.startswith(".") and mark in folder:
-            return folder[1:folder.rindex(mark)] or None
-    return None
-
-
-def recover(final_dir: Path) -> Path | None:
-    """Where a kill during :func:`swap_into_place` left ``final_dir`` missing, put back the run it left complete
-    (a valid metrics.json): the new one (its private folder) rather than the old (swapped out to the trash name),
-    the newest of several. Returns the folder put back (None: nothing missing, or nothing complete)."""
-    if final_dir.exists() or not final_dir.parent.is_dir():
-        return None
-    for mark in (PARTIAL_MARK, TRASH_MARK):
-        found = sorted(_complete(final_dir.parent.glob(f".{glob.escape(final_dir.name)}{mark}*")), reverse=True)
-        if found:
-            found[0][1].rename(final_dir)
-            return final_dir
-    return None
-
-
-def _complete(folders) -> list[tuple[int, Path]]:
-    """The folders holding a valid metrics.json, each with that file's modification time."""
-    found = []
-    for path in folders:
-        try:
-            if runs.try_read_metrics(path) is not None:
-                found.append(((path / runs.METRICS_FILE).stat().st_mtime_ns, path))
-        except (runs.MetricsError, OSError):
-            continue
-    return found
-
-
-def resume_dir(final_dir: Path, cache_key: str) -> Path:
-    """Where a training notebook keeps its per-epoch checkpoints for this cache key."""
-    return final_dir.parent / f".{final_dir.name}{RESUME_MARK}{cache_key}"
-
-
-def _drop_other_resume_dirs(final_dir: Path, keep: Path) -> None:
-    """Checkpoints of this run under another cache key can never be resumed: remove them."""
-    if final_dir.parent.is_dir():
-        for path in final_dir.parent.glob(f".{final_dir.name}{RESUME_MARK}*"):
-            if path != keep:
-                shutil.rmtree(path, ignore_errors=True)
-
-
 def execute(run: PlannedRun, ctx: RunContext, final_dir: Path,
             progress: Callable[[dict], None] | None = None) -> dict:
     """Run the notebook; return the metrics written (status done or failed). Never raises for a notebook error.
@@ -140,7 +78,7 @@ def execute(run: PlannedRun, ctx: RunContext, final_dir: Path,
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     resume = resume_dir(final_dir, ctx.cache_key)
-    _drop_other_resume_dirs(final_dir, keep=resume)
+    drop_other_resume_dirs(final_dir, keep=resume)
     started, t0 = provenance.now_iso(), time.monotonic()
     with _following(work / PROGRESS_FILE, progress):
         error = _run_notebook(run, ctx, work, resume)
@@ -293,27 +231,3 @@ def build_metrics(run: PlannedRun, ctx: RunContext, result: dict | None, error: 
         "artifacts": {**result.get("artifacts", {}), "notebook": runs.NOTEBOOK_FILE, "kernel_log": KERNEL_LOG},
         "notes": result.get("notes", []),
     }
-
-
-def swap_into_place(work: Path, final_dir: Path) -> None:
-    """Replace ``final_dir`` with ``work`` using renames only: the old run is renamed to ``.<name>.trash-<pid>``,
-    ``work`` to ``final_dir``, then the old run is removed. A kill at any point leaves a complete run: the old one
-    in ``final_dir`` (before the first rename), the new one there (after the second), or, between the two, the
-    new one in ``work`` and the old one in the trash, which :func:`recover` puts back (the runner does at its
-    start, an executor when it finds the process running a run lost)."""
-    if final_dir.exists():
-        trash = private_dir(final_dir, TRASH_MARK)
-        shutil.rmtree(trash, ignore_errors=True)
-        final_dir.rename(trash)
-        work.rename(final_dir)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        work.rename(final_dir)
-
-
-def private_dir(final_dir: Path, mark: str = PARTIAL_MARK, pid: int | None = None) -> Path:
-    """``.<name><mark><pid>`` beside the run folder ``final_dir`` (this process's by default): where a run executes
-    (``PARTIAL_MARK``) or where the run it replaces goes while it is swapped in (``TRASH_MARK``); refused
-    (``UnsafePathError``) unless the run's name is a safe name and the folder stays in the stage's folder."""
-    name = check_name(final_dir.name, f"run folder {final_dir}")
-    return inside(final_dir.parent, f".{name}{mark}{os.getpid() if pid is None else pid}", what=f"run {name}")

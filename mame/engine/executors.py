@@ -27,11 +27,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mame import config
-from mame.engine import execute, runs
+from mame.engine import execute, run_folders, runs
 from mame.engine.kernel_protocol import SERVER_ENV
 from mame.engine.kernels import Kernels, kernel_environment, kernel_options
 from mame.engine.plan import PlannedRun
 from mame.engine.provenance import cpu_count
+from mame.engine.run_folders import metrics_stamp, remove_partials
 from mame.engine.worker import PARENT_ENV
 
 EXECUTORS = ("local", "ray")
@@ -264,20 +265,11 @@ def describe_exit(returncode: int | None) -> str:
     return f"the worker process running it exited with status {returncode} without writing its metrics.json"
 
 
-def metrics_stamp(final_dir: Path) -> tuple | None:
-    """Which metrics.json the run folder holds now (device, inode, modification time; None: none)."""
-    try:
-        stat = (final_dir / runs.METRICS_FILE).stat()
-    except OSError:
-        return None
-    return stat.st_dev, stat.st_ino, stat.st_mtime_ns
-
-
 def finished_on_disk(job: Job, before: tuple | None) -> dict | None:
     """The metrics.json (done or failed) the process running ``job`` swapped into place before it ended, even if it
-    was lost just after (a swap the kill interrupted is put back first, ``execute.recover``); None where the run
+    was lost just after (a swap the kill interrupted is put back first, ``run_folders.recover``); None where the run
     folder holds none, or the one it held when the job started (``before``, a ``metrics_stamp``), or another key's."""
-    execute.recover(job.final_dir)
+    run_folders.recover(job.final_dir)
     if metrics_stamp(job.final_dir) == before:
         return None
     try:
@@ -285,17 +277,6 @@ def finished_on_disk(job: Job, before: tuple | None) -> dict | None:
     except runs.MetricsError:
         return None
     return metrics if metrics is not None and metrics["run"]["cache_key"] == job.ctx.cache_key else None
-
-
-def remove_partials(final_dir: Path, pid: int | None = None) -> None:
-    """The private folder(s) a lost run left: ``.<name>.partial-<pid>`` of that worker, or every one of the run;
-    a run a kill left out of place (between the two renames of its swap) is put back first."""
-    import shutil
-
-    execute.recover(final_dir)
-    pattern = f".{final_dir.name}{execute.PARTIAL_MARK}{pid if pid is not None else '*'}"
-    for path in final_dir.parent.glob(pattern) if final_dir.parent.is_dir() else []:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def default_jobs(kind: str = "local") -> int:

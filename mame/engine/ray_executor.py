@@ -23,18 +23,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from mame import config
-from mame.engine import execute, runs
-from mame.engine.executors import (
-    Ended,
-    Job,
-    cpu_count,
-    finished_on_disk,
-    gpu_count,
-    metrics_stamp,
-    remove_partials,
-    thread_env,
-    threads_of,
-)
+from mame.engine import execute, run_folders, runs
+from mame.engine.executors import Ended, Job, cpu_count, finished_on_disk, gpu_count, thread_env, threads_of
+from mame.engine.run_folders import metrics_stamp, remove_partials
 from mame.results import PROGRESS_FILE
 
 # what a local instance must not do: listen beyond loopback, start a dashboard, report usage
@@ -162,7 +153,7 @@ class RayExecutor:
         """Hand on each new epoch line of the run's progress file (in its private folder, wherever the task runs)."""
         path, offset = self._offsets.get(job.run.id, (None, 0))
         if path is None or not path.exists():
-            found = sorted(job.final_dir.parent.glob(f".{job.final_dir.name}{execute.PARTIAL_MARK}*/{PROGRESS_FILE}"))
+            found = sorted(job.final_dir.parent.glob(f".{job.final_dir.name}{run_folders.PARTIAL_MARK}*/{PROGRESS_FILE}"))
             if final and not found and offset and (job.final_dir / PROGRESS_FILE).exists():
                 found = [job.final_dir / PROGRESS_FILE]  # swapped into place since the last look
             if not found:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mame import config
-from mame.engine import cache, execute, executors, provenance, runs
+from mame.engine import cache, execute, executors, provenance, run_folders, runs
 from mame.engine.plan import PlannedRun, Profile, expand, load_plan
 from mame.names import check_name, inside
 
@@ -111,7 +111,7 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
     todo = [r for r in everything if r.id in selected]
     with runner_lock(runs_dir):
         for stage in plan.stages:
-            execute.clean_leftovers(inside(runs_dir, check_name(stage, "stage"), what="stage folder"))
+            run_folders.clean_leftovers(inside(runs_dir, check_name(stage, "stage"), what="stage folder"))
         def show(run_id: str, line: dict) -> None:
             print(format_progress(run_id, line), file=out, flush=True)
 
@@ -203,7 +203,7 @@ def chain_lengths(todo: list[PlannedRun], waiting_on: dict[str, set[str]]) -> di
 
 def _prepare(run, profile, dataset, keys, outcomes, runs_dir, force, planned) -> Outcome | executors.Job:
     """The run's outcome when it need not execute (skipped: a dependency is missing; cached), else its job."""
-    key, final_dir = keys[run.id], run_folder(runs_dir, run.stage, run.name)
+    key, final_dir = keys[run.id], run_folders.run_folder(runs_dir, run.stage, run.name)
     inputs, problem = _inputs(run, keys, outcomes, runs_dir, planned)
     if problem:
         return Outcome(run, "skipped", key, detail=problem)
@@ -225,12 +225,12 @@ def _record_lost(job, reason: str, t0: float, retries: int) -> dict:
     """A failed metrics.json for a run whose every attempt was lost, in place of whatever it replaced."""
     error = {"type": "WorkerLost", "message": f"{reason} (attempts: {job.attempt}; retries allowed: {retries})",
              "cell": None}
-    work = execute.private_dir(job.final_dir)
+    work = run_folders.private_dir(job.final_dir)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     metrics = execute.build_metrics(job.run, job.ctx, None, error, provenance.now_iso(), time.monotonic() - t0)
     runs.write_metrics(work, metrics)
-    execute.swap_into_place(work, job.final_dir)
+    run_folders.swap_into_place(work, job.final_dir)
     return metrics
 
 
@@ -263,7 +263,7 @@ def _inputs(run, keys, outcomes, runs_dir, planned) -> tuple[dict, str]:
     wanted = [(stage, f"{stage}/{name}") for stage, name in run.needs.items()] + [(dep, dep) for dep in _read_ids(run)]
     for key, dep_id in wanted:
         stage, name = dep_id.split("/", 1)
-        dep_dir = run_folder(runs_dir, stage, name)
+        dep_dir = run_folders.run_folder(runs_dir, stage, name)
         if dep_id in outcomes and outcomes[dep_id].state in ("failed", "skipped"):
             return {}, f"needs {dep_id}, which {outcomes[dep_id].state}"
         existing = _existing(dep_dir)
@@ -271,13 +271,6 @@ def _inputs(run, keys, outcomes, runs_dir, planned) -> tuple[dict, str]:
             return {}, f"needs {dep_id}, which is not done and current (run it, or drop --only)"
         inputs[key] = {**planned[dep_id].identity(dep_dir), "cache_key": keys[dep_id]}
     return inputs, ""
-
-
-def run_folder(runs_dir: Path, stage: str, name: str) -> Path:
-    """``runs_dir/stage/name``, refused (``UnsafePathError``) before anything reads, writes or removes it where a
-    stage or run name is not a safe name or the folder would lie outside the runs folder."""
-    return inside(runs_dir, check_name(stage, "stage"), check_name(name, f"run name of {stage}"),
-                  what=f"run folder of {stage}/{name}")
 
 
 def _existing(run_dir: Path) -> dict | None:

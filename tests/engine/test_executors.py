@@ -21,7 +21,7 @@ import nbformat
 import pytest
 
 from mame import config
-from mame.engine import execute, runs
+from mame.engine import execute, run_folders, runs
 from mame.engine.executors import cpu_count, describe_exit
 from mame.engine.kernel_protocol import FOLDER_PREFIX
 from mame.engine.kernel_reaper import REAPER_GRACE_S
@@ -123,7 +123,7 @@ def test_two_jobs_run_side_by_side_in_dependency_order_and_the_cache_holds(tmp_p
     assert sum("running..." in line for line in printed) == 6 and sum(" done " in line for line in printed) == 6
     again = run_plan("smoke", plan_file=plan, jobs=2, out=io.StringIO())
     assert set(states(again).values()) == {"cached"}
-    assert not list(isolated_runs.glob(f"*/.*{execute.PARTIAL_MARK}*"))
+    assert not list(isolated_runs.glob(f"*/.*{run_folders.PARTIAL_MARK}*"))
 
 
 def test_threads_per_run_can_be_set_and_reach_the_kernel(tmp_path, isolated_runs):
@@ -147,7 +147,7 @@ def kill_worker_when_held(runs_dir: Path, marker: Path, killed: list) -> None:
     """Once the notebook is holding (its marker written), SIGKILL the worker running it: the pid in its
     private folder's name."""
     wait_for(Path(f"{marker}-vgg16").exists, 120, "the notebook to start holding")
-    partial = wait_for(lambda: list((runs_dir / "features").glob(f".vgg16{execute.PARTIAL_MARK}*")), 30, "its folder")
+    partial = wait_for(lambda: list((runs_dir / "features").glob(f".vgg16{run_folders.PARTIAL_MARK}*")), 30, "its folder")
     pid = int(partial[0].name.rsplit("-", 1)[1])
     killed.append(pid)
     os.kill(pid, signal.SIGKILL)
@@ -176,7 +176,7 @@ def run_with_the_worker_killed(tmp_path: Path, runs_dir: Path, retries: int, **e
         assert states(outcomes) == {"features/vgg16": "failed", "classify/vgg16": "skipped"}, printed
         assert metrics["run"]["status"] == "failed" and metrics["run"]["error"]["type"] == "WorkerLost"
         assert outcomes[1].detail == "needs features/vgg16, which failed"
-    assert not list(runs_dir.glob(f"*/.*{execute.PARTIAL_MARK}*"))  # the lost attempt's folder is gone
+    assert not list(runs_dir.glob(f"*/.*{run_folders.PARTIAL_MARK}*"))  # the lost attempt's folder is gone
     # the killed worker's kernel ends too (it polls its parent): nothing keeps running in the runs folder
     wait_for(lambda: not processes_in(runs_dir), 15, "the orphaned kernel to end")
     return outcomes, printed, metrics
@@ -200,7 +200,7 @@ def test_a_killed_runner_takes_its_workers_and_kernels_with_it_and_nothing_else(
                               env={**os.environ, "TMPDIR": str(scratch)})
     try:
         wait_for(lambda: len(list(tmp_path.glob("holding-*"))) == 2, 120, "two notebooks to start holding")
-        workers = [int(p.name.rsplit("-", 1)[1]) for p in isolated_runs.glob(f"*/.*{execute.PARTIAL_MARK}*")]
+        workers = [int(p.name.rsplit("-", 1)[1]) for p in isolated_runs.glob(f"*/.*{run_folders.PARTIAL_MARK}*")]
         assert len(workers) == 2, workers
         driver.kill()  # the runner alone, not its group
         driver.wait(timeout=30)

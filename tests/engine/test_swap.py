@@ -1,4 +1,4 @@
-"""A finished run's swap into place (``mame.engine.execute.swap_into_place``) killed at every point: the run folder
+"""A finished run's swap into place (``mame.engine.run_folders.swap_into_place``) killed at every point: the run folder
 afterwards holds the old run or the new one, never neither, once the runner starts again (``clean_leftovers``) or
 an executor finds the process running the run lost (``remove_partials``).
 
@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from mame import config
-from mame.engine import execute, runs
-from mame.engine.executors import remove_partials
+from mame.engine import run_folders, runs
+from mame.engine.run_folders import remove_partials
 
 # the swap in a process that kills itself at POINT: before or after rename 1 or 2 (after 1 and before 2: between
 # the two), or while the swapped-out run is being removed (after its first file is gone)
 SWAP = """import os, signal, sys
 from pathlib import Path
-from mame.engine import execute
+from mame.engine import run_folders
 
 work, final_dir, point = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 renamed = 0
@@ -52,7 +52,7 @@ def unlinking(*args, **kwargs):
 
 
 os.rename, os.unlink = renaming, unlinking
-execute.swap_into_place(work, final_dir)
+run_folders.swap_into_place(work, final_dir)
 print("swapped")
 """
 # where each kill leaves the run folder, once put back: the old run or the new one
@@ -90,7 +90,7 @@ def killed_swap(tmp_path: Path, point: str, old: bool = True) -> tuple[Path, sub
     final_dir = tmp_path / "runs" / "tiny" / "run"
     if old:
         finished_run(final_dir, "old")
-    work = finished_run(execute.private_dir(final_dir, pid=12345), "new")
+    work = finished_run(run_folders.private_dir(final_dir, pid=12345), "new")
     ended = subprocess.run([sys.executable, "-c", SWAP, str(work), str(final_dir), point], cwd=config.ROOT,
                            capture_output=True, text=True, timeout=60)
     return final_dir, ended
@@ -108,9 +108,9 @@ def test_a_swap_killed_at_any_point_leaves_the_old_or_the_new_run_at_the_next_ru
     assert ended.returncode == -signal.SIGKILL and "swapped" not in ended.stdout, ended.stderr[-2000:]
     assert final_dir.exists() == (point in ("before-1", "after-2", "cleanup"))  # between the renames: neither
     if point == "cleanup":  # killed while removing the old run: part of it is gone
-        (trash,) = final_dir.parent.glob(f".run{execute.TRASH_MARK}*")
+        (trash,) = final_dir.parent.glob(f".run{run_folders.TRASH_MARK}*")
         assert 0 < len(list(trash.iterdir())) < 7
-    execute.clean_leftovers(final_dir.parent)  # what the runner does at its start, under its lock
+    run_folders.clean_leftovers(final_dir.parent)  # what the runner does at its start, under its lock
     assert key_in(final_dir) == POINTS[point]
     assert (final_dir / "artifact4.txt").read_text() == POINTS[point]  # the whole run, not only its metrics
     assert [p.name for p in final_dir.parent.iterdir()] == ["run"]  # nothing else left behind
@@ -129,19 +129,19 @@ def test_a_worker_killed_between_the_renames_leaves_the_new_run_once_its_executo
 def test_a_first_run_killed_before_its_swap_is_put_in_place(tmp_path):
     final_dir, ended = killed_swap(tmp_path, "before-1", old=False)
     assert ended.returncode == -signal.SIGKILL and not final_dir.exists()
-    execute.clean_leftovers(final_dir.parent)
+    run_folders.clean_leftovers(final_dir.parent)
     assert key_in(final_dir) == "new"
 
 
 def test_the_newest_complete_run_is_put_back_and_an_incomplete_one_never(tmp_path):
     final_dir = tmp_path / "runs" / "tiny" / "run"
-    finished_run(execute.private_dir(final_dir, execute.TRASH_MARK, pid=1), "old")
-    finished_run(execute.private_dir(final_dir, pid=2), "older-new")
-    newest = finished_run(execute.private_dir(final_dir, pid=3), "new")
-    (newest.parent / f".run{execute.PARTIAL_MARK}4").mkdir()  # killed while its notebook ran: no metrics.json
-    broken = finished_run(execute.private_dir(final_dir, pid=5), "broken")
+    finished_run(run_folders.private_dir(final_dir, run_folders.TRASH_MARK, pid=1), "old")
+    finished_run(run_folders.private_dir(final_dir, pid=2), "older-new")
+    newest = finished_run(run_folders.private_dir(final_dir, pid=3), "new")
+    (newest.parent / f".run{run_folders.PARTIAL_MARK}4").mkdir()  # killed while its notebook ran: no metrics.json
+    broken = finished_run(run_folders.private_dir(final_dir, pid=5), "broken")
     (broken / runs.METRICS_FILE).write_text('{"run": ')  # cut short: not a complete run
-    execute.clean_leftovers(final_dir.parent)
+    run_folders.clean_leftovers(final_dir.parent)
     assert key_in(final_dir) == "new"
     assert [p.name for p in final_dir.parent.iterdir()] == ["run"]
 

@@ -16,7 +16,7 @@ import pytest
 
 from mame import config, results
 from mame.classes import CLASS_NAMES
-from mame.engine import execute, runs
+from mame.engine import run_folders, runs
 from mame.engine.plan import expand, load_plan
 from mame.engine.runner import run_plan
 from mame.models import imagenet_labels
@@ -92,7 +92,7 @@ def test_every_rung_and_step_runs_and_records_what_the_deck_needs(ladders):
             assert pred["probabilities"].shape == (len(pred["y_true"]), 29)
             np.testing.assert_allclose(pred["probabilities"].sum(axis=1), 1.0, rtol=1e-3)
         assert metrics["run"]["test_split_reads"] == []
-    assert not list(runs_dir.glob(f"*/.*{execute.RESUME_MARK}*"))  # checkpoints removed once done
+    assert not list(runs_dir.glob(f"*/.*{run_folders.RESUME_MARK}*"))  # checkpoints removed once done
     lines = [line for line in printed.splitlines() if "epoch" in line]
     assert any(line.split()[0] == "finetune/vgg16-step3" and "epoch 2/2" in line and "finetune" in line
                and "val_acc" in line for line in lines), printed
@@ -185,7 +185,7 @@ def test_a_killed_fine_tuning_run_resumes_at_epoch_2_with_epoch_1_kept(tmp_path,
     stage_dir = isolated_runs / "finetune"
     deadline, state = time.monotonic() + 300, None
     while time.monotonic() < deadline and proc.poll() is None:
-        found = list(stage_dir.glob(f".vgg16-step1{execute.RESUME_MARK}*/state.json")) if stage_dir.exists() else []
+        found = list(stage_dir.glob(f".vgg16-step1{run_folders.RESUME_MARK}*/state.json")) if stage_dir.exists() else []
         if found:
             state = json.loads(found[0].read_text())
             if state["epoch"] >= 1:
@@ -196,7 +196,7 @@ def test_a_killed_fine_tuning_run_resumes_at_epoch_2_with_epoch_1_kept(tmp_path,
     proc.wait(timeout=30)
     assert state["epoch"] == 1
     assert runs.try_read_metrics(stage_dir / "vgg16-step1") is None  # nothing looks finished
-    first = json.loads(next(stage_dir.glob(f".vgg16-step1{execute.RESUME_MARK}*/state.json")).read_text())
+    first = json.loads(next(stage_dir.glob(f".vgg16-step1{run_folders.RESUME_MARK}*/state.json")).read_text())
     out = io.StringIO()
     again = run_plan("smoke", plan_file=plan, only="finetune/vgg16-step1", out=out)
     assert [o.state for o in again] == ["done"], out.getvalue()
@@ -207,7 +207,7 @@ def test_a_killed_fine_tuning_run_resumes_at_epoch_2_with_epoch_1_kept(tmp_path,
     printed_epochs = [line.split("epoch ")[1].split("/")[0] for line in out.getvalue().splitlines() if " epoch " in line]
     assert printed_epochs == ["2", "3"], out.getvalue()  # the rerun trained epochs 2 and 3 only
     assert any("resumed after epoch 1" in note for note in metrics["notes"])
-    assert not list(stage_dir.glob(f".*{execute.RESUME_MARK}*"))
+    assert not list(stage_dir.glob(f".*{run_folders.RESUME_MARK}*"))
     progress = (stage_dir / "vgg16-step1" / results.PROGRESS_FILE).read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in progress] == [2, 3]
 
