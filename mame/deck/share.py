@@ -114,9 +114,11 @@ def check_site(folder: Path) -> Path:
     """``folder`` (resolved) if ``share --site`` may write it: new, empty, or a site an earlier share made (it
     carries ``SITE_MARKER``); else a ValueError saying why, and nothing is changed."""
     folder = folder.expanduser().resolve()
-    held = [p for p in _protected() if p == folder or folder in p.parents]
+    held = [(p, role) for p, role in _protected() if p == folder or folder in p.parents]
     if held:
-        raise ValueError(f"--site {folder}: it holds {held[0]}, which a site folder would replace; nothing was changed: "
+        path, role = held[0]
+        where = f"it is {role}" if path == folder else f"it holds {role} ({path})"
+        raise ValueError(f"--site {folder}: {where}, which a site folder would replace; nothing was changed: "
                          "pick a folder of its own (e.g. report/_output/site)")
     if not folder.exists():
         return folder
@@ -129,10 +131,11 @@ def check_site(folder: Path) -> Path:
     return folder
 
 
-def _protected() -> list[Path]:
-    """Folders a site must never replace (nor any folder holding them)."""
-    return [config.ROOT, config.runs_dir(), config.data_home(), config.report_build_dir(), Path.home().resolve(),
-            *([config.real_data_dir()] if config.real_data_dir() else [])]
+def _protected() -> list[tuple[Path, str]]:
+    """Folders a site must never replace (nor any folder holding them), each with what it is."""
+    found = [(config.ROOT, "the project"), (config.runs_dir(), "the runs folder"), (config.data_home(), "the data folder"),
+             (config.report_build_dir(), "the deck's build folder"), (Path.home().resolve(), "the home folder")]
+    return found + ([(config.real_data_dir(), "the MAMe data ($MAME_DIR)")] if config.real_data_dir() else [])
 
 
 def _write_site(folder: Path, files: dict[str, Path], texts: dict[str, str]) -> Shared:
