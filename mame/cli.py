@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (ValueError, RuntimeError, OSError) as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:  # a plan's problems: one line each
+        for line in str(exc).split("\n") or [type(exc).__name__]:  # a plan's problems: one line each (only \n splits)
             print(f"error: {line}", file=sys.stderr)
         return 2
 

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from mame.data import ledger as test_ledger
 from mame.engine import provenance, runs
 from mame.engine.kernel_protocol import SERVER_ENV
 from mame.engine.kernels import KERNEL_ARGS, ensure_kernel, forking_kernel_manager, how_started, kernel_environment, peak_memory_mb
@@ -29,6 +30,7 @@ from mame.engine.run_folders import drop_other_resume_dirs, private_dir, resume_
 from mame.results import PROGRESS_FILE
 
 KERNEL_LOG = "kernel.log"
+TEST_READS_FILE = "test_split_reads.jsonl"  # the data layer's journal of the run's test-split reads (mame.data.ledger)
 # Starts of a kernel that lost a port to another kernel starting at the same moment (jupyter picks free ports,
 # frees them, and the kernel binds them a moment later): nothing of the notebook ran, so it starts again.
 START_ATTEMPTS = 3
@@ -47,12 +49,12 @@ class RunContext:
 
 
 @contextmanager
-def kernel_process_state(log_path: Path):
+def kernel_process_state(log_path: Path, extra_env: dict[str, str] | None = None):
     """What the kernel inherits from this process while it starts and runs, restored afterwards:
     quiet TensorFlow settings, this checkout first on PYTHONPATH (the package whose code the cache
-    key hashed), and fd 2 pointed at ``log_path``."""
+    key hashed), ``extra_env``, and fd 2 pointed at ``log_path``."""
     saved_env = dict(os.environ)
-    os.environ.update(kernel_environment(saved_env))
+    os.environ.update(kernel_environment(saved_env), **(extra_env or {}))
     sys.stderr.flush()
     saved_fd = os.dup(2)
     with open(log_path, "ab") as log:
@@ -91,12 +93,12 @@ def execute(run: PlannedRun, ctx: RunContext, final_dir: Path,
             result = runs.load_result(work)
         except runs.MetricsError as exc:
             error = {"type": "MetricsError", "message": str(exc), "cell": None}
-    metrics = build_metrics(run, ctx, result, error, started, time.monotonic() - t0, peak)
+    metrics = build_metrics(run, ctx, result, error, started, time.monotonic() - t0, peak, test_reads=journaled_reads(work))
     try:
         runs.write_metrics(work, metrics)
     except runs.MetricsError as exc:  # a stage returned something off-schema: record it as a failure
         error = {"type": "MetricsError", "message": str(exc), "cell": None}
-        metrics = build_metrics(run, ctx, None, error, started, time.monotonic() - t0, peak)
+        metrics = build_metrics(run, ctx, None, error, started, time.monotonic() - t0, peak, test_reads=journaled_reads(work))
         runs.write_metrics(work, metrics)
     swap_into_place(work, final_dir)
     if metrics["run"]["status"] == "done":
@@ -175,7 +177,7 @@ def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path, resume: Path) ->
         for attempt in range(1, START_ATTEMPTS + 1):
             logged = (work / KERNEL_LOG).stat().st_size if (work / KERNEL_LOG).exists() else 0
             try:
-                with kernel_process_state(work / KERNEL_LOG):
+                with kernel_process_state(work / KERNEL_LOG, {test_ledger.JOURNAL_ENV: str(work / TEST_READS_FILE)}):
                     papermill.execute_notebook(
                         str(run.notebook), str(work / runs.NOTEBOOK_FILE), parameters=parameters,
                         kernel_name=ensure_kernel(), start_timeout=ctx.profile.start_timeout,
@@ -207,8 +209,29 @@ def lost_port_race(exc: Exception, log_path: Path, offset: int = 0) -> bool:
         return b"Address already in use" in log.read()
 
 
+def journaled_reads(work: Path) -> list[dict] | None:
+    """Every read of the test split the run's kernel made, as the data layer journaled them where they happened
+    (``mame.data.ledger``: whatever read them, a stage or a cell of the notebook); None when the kernel never
+    started. A line the kernel was killed while writing is left out."""
+    path = work / TEST_READS_FILE
+    if not path.is_file():
+        return None
+    reads = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("what"), str) and isinstance(entry.get("n_images"), int):
+            reads.append(entry)
+    return reads
+
+
 def build_metrics(run: PlannedRun, ctx: RunContext, result: dict | None, error: dict | None,
-                  started: str, duration: float, peak_rss_mb: float | None = None) -> dict:
+                  started: str, duration: float, peak_rss_mb: float | None = None, *,
+                  test_reads: list[dict] | None = None) -> dict:
+    """The run's metrics.json. ``test_reads``: the test-split reads the data layer journaled in the run's kernel
+    (``journaled_reads``), which stand for the run's ``test_split_reads`` whatever the stage reported."""
     result = result or {}
     return {
         "schema_version": runs.SCHEMA_VERSION,
@@ -222,7 +245,7 @@ def build_metrics(run: PlannedRun, ctx: RunContext, result: dict | None, error: 
             **({"peak_rss_mb": peak_rss_mb} if peak_rss_mb is not None else {}),
             "status": "failed" if error else "done", "error": error,
             "depends_on": {s: {"name": i["name"], "cache_key": i["cache_key"]} for s, i in ctx.inputs.items()},
-            "test_split_reads": result.get("test_split_reads", []),
+            "test_split_reads": test_reads if test_reads is not None else result.get("test_split_reads", []),
         },
         "headline": result.get("headline"),
         "metrics": result.get("metrics", {}),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mame import config
 from mame.engine.plan_check import did_you_mean, locator
+from mame.engine.plan_schema import PARAMETERS
 from mame.engine.profiles import RUNNER_PARAMS, PlanError
 
 VARIANT_KEYS = ("about", "needs", "backbones", "reads", "seeds")  # reserved in a variant: not notebook parameters
@@ -88,7 +89,9 @@ def _stage_problems(at, stages: dict, name: str, spec: dict) -> list[str]:
 
 def _profile_problems(at, stages: dict, name: str, profile: dict) -> list[str]:
     where, out = ["profiles", name], []
-    every = sorted({k for spec in stages.values() for k in settable(spec)})
+    # a profile's own params go to every stage whose notebook has them: a name no notebook of this plan has, nor the
+    # shipped ones (whose parameters the schema knows: a profile may serve a plan with fewer stages), is a typo
+    every = sorted({k for spec in stages.values() for k in settable(spec)} | set(PARAMETERS))
     for kind in ("params", "force"):
         out += _unknown(at, where + [kind], profile.get(kind) or {}, every, "not a parameter of any stage's notebook")
     all_backbones = {b for spec in stages.values() for b in spec.get("backbones", [])}
