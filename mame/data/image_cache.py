@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def limit_bytes() -> int:
         raise ValueError(f"{LIMIT_ENV}={os.environ[LIMIT_ENV]!r}: give a number of gigabytes") from None
 
 
-def code_stamp(*functions: Callable) -> str:
+def code_stamp(*functions: Callable | ModuleType) -> str:
     """A hash of the decoding code (the cached pixels are its output) and the TensorFlow version."""
     import tensorflow
 
