@@ -28,7 +28,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import signal
 import socket
@@ -41,12 +40,11 @@ from mame import config
 from mame.deck import live_page, templating
 from mame.deck.build import build_dirs
 from mame.deck.figures import FIGURES
+from mame.deck.live_guard import SameOrigin, allowed_hosts, beyond_loopback
 from mame.deck.live_procs import Children
 
 DEFAULT_PORT = 8765
 DEFAULT_HOST = "127.0.0.1"
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-STARTS_WORK = ("/deck.pdf",)   # GET paths that start a process (besides every method other than GET and HEAD)
 QUIET_MS = 400
 MAX_WAIT_MS = 3000
 POLL_S = 0.2
@@ -166,58 +164,6 @@ def watched(plan_file: Path | None) -> tuple[list[Path], object, list[Path], obj
     return [runs, templates], deep, sorted({report, plan.parent}), flat
 
 
-def allowed_hosts(host: str | None) -> list[str]:
-    """The Host header names the server answers: loopback ones, plus ``host`` when one was given (for a wildcard
-    address, 0.0.0.0 or ::, this machine's name and addresses, as other machines reach it)."""
-    names = list(LOOPBACK_NAMES)
-    if host:
-        names.append(f"[{host}]" if ":" in host else host)
-        if _wildcard(host):
-            names += _machine_names()
-    return list(dict.fromkeys(n.lower() for n in names))
-
-
-def _wildcard(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_unspecified
-    except ValueError:  # a name, not an address
-        return False
-
-
-def _machine_names() -> list[str]:
-    import psutil
-
-    found = [socket.gethostname()]
-    for addresses in psutil.net_if_addrs().values():
-        for a in addresses:
-            if a.family in (socket.AF_INET, socket.AF_INET6):
-                ip = a.address.split("%")[0]  # an IPv6 link-local address's zone
-                found.append(f"[{ip}]" if ":" in ip else ip)
-    return found
-
-
-class SameOrigin:
-    """ASGI middleware: a request that starts work (a method other than GET/HEAD, or a path in ``STARTS_WORK``)
-    whose ``Origin`` header names another origin than the server's own is refused (403). A request with no Origin
-    (typed in the address bar, a link followed, curl) passes."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and (scope["method"] not in ("GET", "HEAD") or scope["path"] in STARTS_WORK):
-            from starlette.datastructures import Headers
-            from starlette.responses import PlainTextResponse
-
-            headers = Headers(scope=scope)
-            origin, own = headers.get("origin"), f"{scope.get('scheme', 'http')}://{headers.get('host', '')}"
-            if origin is not None and origin.lower() != own.lower():
-                await PlainTextResponse(f"Refused: a request from {origin} may not start work on {own}",
-                                        status_code=403)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 def create_app(live: LiveDeck, should_exit, hosts: list[str] | None = None):
     """The server's app; ``hosts``: the Host header names it answers (``allowed_hosts``; default loopback only)."""
     from starlette.applications import Starlette
@@ -282,10 +228,6 @@ def bind(host: str, port: int | None) -> socket.socket:
         sock.listen(64)
         return sock
     raise OSError(f"no free port on {host}")
-
-
-def beyond_loopback(sock: socket.socket) -> bool:
-    return not ipaddress.ip_address(sock.getsockname()[0].split("%")[0]).is_loopback
 
 
 def serve(profile: str, *, plan_file: Path | None = None, host: str | None = None, port: int | None = None,

@@ -21,7 +21,8 @@ import uvicorn
 from mame import config
 from mame.deck import freshness
 from mame.deck.build import build_dirs
-from mame.deck.live import LiveDeck, allowed_hosts, bind, create_app
+from mame.deck.live import LiveDeck, bind, create_app
+from mame.deck.live_guard import allowed_hosts
 from tests.helpers import REPO, wait_for
 
 
