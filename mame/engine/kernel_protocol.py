@@ -14,8 +14,9 @@ import struct
 SERVER_ENV = "MAME_KERNEL_SERVER"
 FOLDER_PREFIX = "mame-kernels-"  # the server's temporary folder (socket, log): it removes it when it ends
 # set per kernel by jupyter_client or the executor (read by no library at import): may differ from the server's
+# (MAME_TEST_LEDGER: the run's own journal of test-split reads, mame.data.ledger.JOURNAL_ENV, read when a read happens)
 PER_KERNEL_ENV = frozenset({"JPY_PARENT_PID", "JPY_SESSION_NAME", "CUDA_VISIBLE_DEVICES", SERVER_ENV,
-                            "PYDEVD_DISABLE_FILE_VALIDATION", "PWD", "OLDPWD", "_"})
+                            "PYDEVD_DISABLE_FILE_VALIDATION", "PWD", "OLDPWD", "_", "MAME_TEST_LEDGER"})
 FORKED_MARK = "[kernel] forked from the kernel server"
 FRESH_MARK = "[kernel] fresh kernel"
 ENDED_MARK = "[kernel] ended"

@@ -174,17 +174,22 @@ def test_classification_report_equals_sklearn_on_the_stored_predictions(workspac
 
 
 def test_missing_stage_and_failed_run_render_as_placeholders(workspace):
-    plan = write_plan(workspace["plan"], backbones="vgg16, efficientnetb0, nosuchnet")
+    # a run that fails at run time (a feature layer its backbone does not have), and the run that needs it
+    plan = write_plan(workspace["plan"])
+    plan.write_text(plan.read_text().replace("    needs: [features]\n", "    needs: [features]\n    variants:\n      default: {}\n"
+                                             "      on-broken: {backbones: [efficientnetb0], needs: {features: broken}}\n")
+                    .replace("  classify:\n", "    variants:\n      default: {}\n"
+                             "      broken: {backbones: [efficientnetb0], feature_layer: nosuchlayer}\n  classify:\n"))
     result = build.build("smoke", run=True, pdf=False, check=False, plan_file=plan)
     states = {o.run.id: o.state for o in result.outcomes}
-    assert states["features/nosuchnet"] == "failed" and states["classify/nosuchnet"] == "skipped"
+    assert states["features/efficientnetb0-broken"] == "failed" and states["classify/efficientnetb0-on-broken"] == "skipped"
     assert states["classify/vgg16"] == "cached"  # a failing neighbour leaves the done runs alone
     assert not result.ok and result.html.is_file()  # failures make the command fail, the deck still renders
     shutil.rmtree(workspace["runs"] / "classify")
     result = build.build("smoke", run=False, pdf=False, check=True, plan_file=plan)
     source = result.qmd.read_text()
-    assert "features/nosuchnet failed: ValueError" in source
-    assert "runs/features/nosuchnet/notebook.ipynb" in source
+    assert "features/efficientnetb0-broken failed: ValueError" in source
+    assert "runs/features/efficientnetb0-broken/notebook.ipynb" in source
     assert "classify/vgg16 has not run yet" in source
     assert source.count("{.placeholder") >= 4
     assert result.check.ok, result.check.summary()
@@ -244,7 +249,7 @@ def test_projection_sample_size_and_3d_methods_are_profile_parameters(workspace)
         assert {p.name for p in (entry.path / "figures").glob("projection3d_*")} == {"projection3d_pca-3.json",
                                                                                      "projection3d_pca-3.png"}
     plan.write_text(plan.read_text().replace("points_per_class: 3", "points_per_class: 0"))
-    with pytest.raises(ValueError, match=r"plan.yaml: profiles.smoke.report.points_per_class must be a positive integer"):
+    with pytest.raises(ValueError, match=r"plan.yaml:\d+: profiles.smoke.report.points_per_class: must be >= 1, not 0"):
         build.render_source("smoke", plan_file=plan)
 
 

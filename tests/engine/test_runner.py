@@ -113,23 +113,26 @@ def _cli(*args, env, **kwargs):
 
 
 def test_a_failing_notebook_is_isolated(tmp_path, isolated_runs):
-    plan = write_plan(tmp_path / "plan.yaml", backbones="nosuchnet, efficientnetb0")
+    # a run that fails at run time (a feature layer the backbone does not have), and one that needs it
+    plan = write_plan(tmp_path / "plan.yaml", backbones="efficientnetb0")
+    plan.write_text(plan.read_text().replace("small-batch: {batch_size: 8}", "small-batch: {feature_layer: nosuchlayer}"))
     env = dict(os.environ)
-    proc = _cli("run", "--profile", "smoke", "--plan", str(plan), "--only", "features,classify/nosuchnet",
+    proc = _cli("run", "--profile", "smoke", "--plan", str(plan), "--only", "features,classify/efficientnetb0-on-small-batch",
                 env=env, timeout=600)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     summary = proc.stdout
-    assert "features/nosuchnet" in summary and "failed" in summary and "nosuchnet" in summary
-    assert "classify/nosuchnet" in summary and "skipped" in summary and "needs features/nosuchnet" in summary
-    failed = runs.read_metrics(isolated_runs / "features" / "nosuchnet")
+    assert "features/efficientnetb0-small-batch" in summary and "failed" in summary and "nosuchlayer" in summary
+    assert "classify/efficientnetb0-on-small-batch" in summary and "skipped" in summary
+    assert "needs features/efficientnetb0-small-batch" in summary
+    failed = runs.read_metrics(isolated_runs / "features" / "efficientnetb0-small-batch")
     assert failed["run"]["status"] == "failed"
-    assert "nosuchnet" in failed["run"]["error"]["message"] and failed["run"]["error"]["type"] == "ValueError"
-    assert (isolated_runs / "features" / "nosuchnet" / runs.NOTEBOOK_FILE).is_file()  # kept for reading
+    assert "nosuchlayer" in failed["run"]["error"]["message"] and failed["run"]["error"]["type"] == "ValueError"
+    assert (isolated_runs / "features" / "efficientnetb0-small-batch" / runs.NOTEBOOK_FILE).is_file()  # kept for reading
     assert runs.read_metrics(isolated_runs / "features" / "efficientnetb0")["run"]["status"] == "done"
     status = _cli("status", "--profile", "smoke", "--plan", str(plan), env=env, timeout=120)
-    line = next(l for l in status.stdout.splitlines() if l.startswith("features/nosuchnet"))
-    assert "failed" in line and "ValueError" in line and "nosuchnet" in line
+    line = next(l for l in status.stdout.splitlines() if l.startswith("features/efficientnetb0-small-batch"))
+    assert "failed" in line and "ValueError" in line and "nosuchlayer" in line
 
 
 def test_sigkill_mid_run_leaves_nothing_that_looks_done(tmp_path, isolated_runs):
@@ -160,21 +163,21 @@ ECHO_CELLS = ('run_dir = "."\ndata_dir = "."\ninputs = {}\nprofile = "smoke"\nba
               'from mame import results\nresults.save_result(run_dir, {"metrics": {"inputs": inputs, "seed": seed}})')
 IDENTITY_STAGES = """
 stages:
-  ladder:
+  finetune:
     notebook: {notebook}
     backbones: [vgg16, resnet50]
     variants:
       step1: {{}}
       step2: {{backbones: [vgg16]}}
-  reader:
+  classify:
     notebook: {notebook}
-    needs: [ladder]
+    needs: [finetune]
     backbones: [vgg16]
     variants:
-      default: {{needs: {{ladder: step2}}}}
-  summary:
+      default: {{needs: {{finetune: step2}}}}
+  evaluate:
     notebook: {notebook}
-    reads: [ladder]
+    reads: [finetune]
 """
 
 
@@ -196,15 +199,15 @@ def test_a_notebook_is_handed_the_identity_of_each_run_it_needs_or_reads(tmp_pat
 
     def identity(backbone: str, variant: str, step: int) -> dict:
         name = f"{backbone}-{variant}"
-        return {"stage": "ladder", "backbone": backbone, "variant": variant, "name": name, "seed": 0,
-                "folder": str(isolated_runs / "ladder" / name), "step": step}
+        return {"stage": "finetune", "backbone": backbone, "variant": variant, "name": name, "seed": 0,
+                "folder": str(isolated_runs / "finetune" / name), "step": step}
 
-    assert handed("ladder/vgg16-step1") == {}
-    assert handed("reader/vgg16") == {"ladder": identity("vgg16", "step2", 2)}  # a need: {stage: identity}
-    assert handed("summary/default") == {"ladder": {  # a stage read whole: {stage: {name: identity}}
+    assert handed("finetune/vgg16-step1") == {}
+    assert handed("classify/vgg16") == {"finetune": identity("vgg16", "step2", 2)}  # a need: {stage: identity}
+    assert handed("evaluate/default") == {"finetune": {  # a stage read whole: {stage: {name: identity}}
         "vgg16-step1": identity("vgg16", "step1", 1), "resnet50-step1": identity("resnet50", "step1", 1),
         "vgg16-step2": identity("vgg16", "step2", 2)}}
-    reader = runs.read_metrics(isolated_runs / "reader" / "vgg16")
+    reader = runs.read_metrics(isolated_runs / "classify" / "vgg16")
     assert reader["metrics"]["seed"] == reader["run"]["seed"] == 0
-    needed = runs.read_metrics(isolated_runs / "ladder" / "vgg16-step2")["run"]
-    assert reader["run"]["depends_on"] == {"ladder": {"name": "vgg16-step2", "cache_key": needed["cache_key"]}}
+    needed = runs.read_metrics(isolated_runs / "finetune" / "vgg16-step2")["run"]
+    assert reader["run"]["depends_on"] == {"finetune": {"name": "vgg16-step2", "cache_key": needed["cache_key"]}}

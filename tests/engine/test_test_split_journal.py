@@ -41,6 +41,7 @@ def test_a_notebook_cell_that_reads_the_test_split_is_recorded_in_its_runs_metri
     honest = runs.read_metrics(isolated_runs / "features" / "honest")
     peeking = runs.read_metrics(isolated_runs / "features" / "peeking")
     assert honest["run"]["test_split_reads"] == []
+    assert peeking["run"]["executor"]["kernel"] == "forked"  # the journal's variable does not cost the forked kernel
     (read,) = peeking["run"]["test_split_reads"]
     assert read["n_images"] == peeking["metrics"]["n"] > 0 and "records" in read["what"]
 

@@ -73,7 +73,10 @@ def test_the_pipelines_uint8_pixels_give_the_features_their_float32_values_give(
     pixels = np.round(_images(4)).astype(np.uint8)  # what the fixed-shape pipeline yields; Keras casts at the input
     as_uint8 = extractors[key].predict(tf.data.Dataset.from_tensor_slices(pixels).batch(2), verbose=0)
     as_float = extractors[key].predict(tf.data.Dataset.from_tensor_slices(pixels.astype(np.float32)).batch(2), verbose=0)
-    assert np.array_equal(as_uint8, as_float) and np.array_equal(extractors[key].predict_on_batch(pixels), as_float[:4])
+    assert np.array_equal(as_uint8, as_float)
+    # and in one batch of 4 (compared with float32 pixels in the same batch: oneDNN picks its kernels by batch size,
+    # so batches of 2 and of 4 may differ in the last bits on a CPU without AVX-512)
+    assert np.array_equal(extractors[key].predict_on_batch(pixels), extractors[key].predict_on_batch(pixels.astype(np.float32)))
 
 
 @pytest.mark.parametrize("key,module", [("vgg16", keras.applications.vgg16),
