@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from mame import config
-from mame.engine.plan_check import schema_errors
+from mame.engine.plan_check import YAML_LOADER, schema_errors
 from mame.engine.plan_rules import notebook_parameters, notebook_path, plan_problems
 from mame.engine.profiles import RUNNER_PARAMS, PlanError, Profile, parse_profile, resolve_params  # noqa: F401  (re-exported)
 from mame.engine.seeds import expand_seeds
@@ -99,7 +99,7 @@ def load_plan(path: Path | None = None) -> Plan:
     path = Path(path or config.plan_path())
     try:
         text = path.read_text(encoding="utf-8")
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=YAML_LOADER)
     except FileNotFoundError:
         raise PlanError(f"{path}: plan file not found") from None
     except UnicodeDecodeError as exc:

@@ -18,6 +18,8 @@ import yaml
 from mame.engine.plan_schema import load_schema
 from mame.names import MAX_NAME_LENGTH, is_safe_name
 
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where PyYAML has it: 10x faster
+
 
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.Draft7Validator:
@@ -113,7 +115,7 @@ class _LineFinder:
 
     def __init__(self, text: str):
         try:
-            self.root = yaml.compose(text)
+            self.root = yaml.compose(text, Loader=YAML_LOADER)
         except yaml.YAMLError:
             self.root = None
         self.twice: list[tuple[list, int, int]] = []  # (key path, line, line of the first) of keys written twice
@@ -149,10 +151,12 @@ class _LineFinder:
 
 
 def locator(path: Path, text: str):
-    """``at(keys, problem)``: one error line for the key path ``keys`` of the plan in ``path``."""
-    lines = _LineFinder(text)
+    """``at(keys, problem)``: one error line for the key path ``keys`` of the plan in ``path`` (the text is parsed
+    for line numbers only when there is an error to place)."""
+    lines: list[_LineFinder] = []
 
     def at(keys, problem: str) -> str:
-        line = lines.line(keys)
+        lines[:] = lines or [_LineFinder(text)]
+        line = lines[0].line(keys)
         return f"{path}{f':{line}' if line else ''}: {_dotted(keys)}: {problem}"
     return at
