@@ -1,47 +1,117 @@
-"""Stage parameters are declared once, in the stage's ``*Config`` dataclass: the notebook's ``parameters``
-cell repeats exactly those defaults, the notebook builds its config from its namespace, and
-``python -m mame estimate`` builds its models from the same config."""
+"""Stage parameters are declared once, in the stage's ``*Config`` dataclass (``mame.stages.parameters``): each
+notebook's ``parameters`` cell is generated from it (``python -m mame.stages.notebook_cells``, ``make docs``),
+the committed notebooks are what the generator writes, the notebook builds its config from its namespace,
+and ``python -m mame estimate`` builds its models from the same config."""
 
 from __future__ import annotations
 
 import ast
+import json
+import shutil
 from dataclasses import fields
 
 import papermill
 import pytest
 
 from mame import config, estimate
-from mame.engine.plan import RUNNER_PARAMS, PlannedRun
-from mame.stages import finetune, scratch, trainer
+from mame.engine.plan import RUNNER_PARAMS, PlannedRun, notebook_parameters
+from mame.stages import finetune, notebook_cells, scratch, trainer
+from mame.stages.parameters import StageConfig
 
-STAGES = [("01_scratch.ipynb", scratch.ScratchConfig), ("05_finetune.ipynb", finetune.FinetuneConfig)]
+DECLARED = notebook_cells.declared()
 
 
-def notebook_defaults(name: str) -> dict:
-    found = papermill.inspect_notebook(str(config.EXPERIMENTS_DIR / name))
+def notebook_defaults(name: str, folder=config.EXPERIMENTS_DIR) -> dict:
+    """What papermill reads from the notebook's parameters cell (the runner's view)."""
+    found = papermill.inspect_notebook(str(folder / name))
     return {key: ast.literal_eval(info["default"]) for key, info in found.items()}
 
 
-@pytest.mark.parametrize("notebook, config_class", STAGES)
-def test_every_config_field_is_a_notebook_parameter_with_the_same_default(notebook, config_class):
-    declared = notebook_defaults(notebook)
-    defaults = config_class.defaults()
-    missing = [name for name in defaults if name not in declared]
-    assert not missing, f"{notebook} lacks the {config_class.__name__} fields {missing} in its parameters cell"
-    differ = {name: {"notebook": declared[name], "dataclass": value} for name, value in defaults.items()
-              if declared[name] != value or type(declared[name]) is not type(value)}
-    assert not differ, f"{notebook} and {config_class.__name__} disagree on defaults: {differ}"
+def cells(path) -> list[tuple[str, str, list, str]]:
+    """(id, type, tags, source) of every cell of a notebook file."""
+    nb = json.loads(path.read_text())
+    return [(c["id"], c["cell_type"], c["metadata"].get("tags", []), "".join(c["source"])) for c in nb["cells"]]
 
 
-@pytest.mark.parametrize("notebook, config_class", STAGES)
-def test_every_stage_parameter_of_the_notebook_is_a_config_field_or_a_runner_or_data_parameter(notebook, config_class):
-    names = {f.name for f in fields(config_class)}
-    stray = [name for name in notebook_defaults(notebook)
-             if name not in names and name not in RUNNER_PARAMS and name not in trainer.DATA_PARAMETERS]
-    assert not stray, f"{notebook} declares {stray}, neither fields of {config_class.__name__} nor runner/data parameters"
+def test_the_committed_notebooks_are_what_the_generator_writes():
+    assert notebook_cells.stale() == [], "a parameters cell differs from its dataclass: run `make docs` " \
+                                         "(python -m mame.stages.notebook_cells), never edit the cell by hand"
 
 
-@pytest.mark.parametrize("notebook, config_class", STAGES)
+def test_every_stage_notebook_has_one_declaration_in_its_stage_module():
+    assert sorted(n.name for n in DECLARED) == sorted(p.name for p in config.EXPERIMENTS_DIR.glob("*.ipynb"))
+    for notebook in DECLARED:
+        stage = notebook.name.split("_", 1)[1].removesuffix(".ipynb")
+        assert notebook.config.__module__ == f"mame.stages.{stage}", notebook.name
+        assert issubclass(notebook.config, StageConfig)
+
+
+@pytest.mark.parametrize("notebook", DECLARED, ids=lambda n: n.name)
+def test_every_config_field_is_a_notebook_parameter_with_the_same_default(notebook):
+    declared = notebook_defaults(notebook.name)
+    defaults = {**notebook.config.defaults(), **(notebook.outside.defaults() if notebook.outside else {})}
+    assert {k: v for k, v in declared.items() if k not in RUNNER_PARAMS} == defaults
+    assert all(type(declared[k]) is type(v) for k, v in defaults.items())
+    assert notebook_parameters(config.EXPERIMENTS_DIR / notebook.name) == declared  # what the plan checks read
+    runner = [k for k in declared if k in RUNNER_PARAMS]
+    assert runner == list(declared)[:len(runner)]  # the runner's first, as the cell's header says
+    assert set(runner) == set(RUNNER_PARAMS) - ({"checkpoint_dir"} if not notebook.checkpoints else set())
+
+
+@pytest.mark.parametrize("notebook", DECLARED, ids=lambda n: n.name)
+def test_the_cell_keeps_its_id_and_tag_and_the_other_cells_stay(notebook):
+    before = cells(config.EXPERIMENTS_DIR / notebook.name)
+    [tagged] = [c for c in before if "parameters" in c[2]]
+    assert tagged[0] == "cell-01" and tagged[1] == "code" and tagged[3] == notebook_cells.cell_source(notebook)
+    assert all("=" not in line or line.startswith("#") or line.split(" = ")[0].isidentifier()
+               for line in tagged[3].splitlines())
+
+
+def test_editing_a_notebook_cell_alone_is_caught_and_the_generator_puts_it_back(tmp_path):
+    folder = tmp_path / "experiments"
+    shutil.copytree(config.EXPERIMENTS_DIR, folder)
+    path = folder / "05_finetune.ipynb"
+    original = path.read_text()
+    path.write_text(original.replace('"epochs = 20  #', '"epochs = 25  #'))
+    assert notebook_cells.stale(folder) == [path]
+    assert notebook_cells.main(["--check", "--folder", str(folder)]) == 1
+    assert notebook_cells.write(folder) == [path]
+    assert path.read_text() == original and notebook_cells.stale(folder) == []
+
+
+def test_editing_a_dataclass_default_alone_is_caught_and_the_generator_writes_it_into_the_cell(tmp_path, monkeypatch):
+    folder = tmp_path / "experiments"
+    shutil.copytree(config.EXPERIMENTS_DIR, folder)
+    epochs = next(f for f in fields(finetune.FinetuneConfig) if f.name == "epochs")
+    monkeypatch.setattr(epochs, "default", 21)
+    path = folder / "05_finetune.ipynb"
+    before = cells(path)
+    assert notebook_cells.stale(folder) == [path]
+    assert notebook_cells.write(folder) == [path]
+    assert notebook_defaults(path.name, folder)["epochs"] == 21
+    after = cells(path)
+    assert [c[:3] for c in after] == [c[:3] for c in before]  # ids, types and tags kept
+    assert [c for c in after if "parameters" not in c[2]] == [c for c in before if "parameters" not in c[2]]
+    changed = [line for line in after[1][3].splitlines() if line not in before[1][3].splitlines()]
+    assert changed == ["epochs = 21  # phase 2: the backbone from trainable_from on, unfrozen"]
+
+
+def test_a_default_that_is_not_a_literal_is_refused():
+    assert notebook_cells.literal({"a": [1, "b", None, 1e-05]}) == '{"a": [1, "b", None, 1e-05]}'
+    with pytest.raises(ValueError, match="defaults to a literal"):
+        notebook_cells.literal((1, 2))
+
+
+def test_every_stage_parameter_of_the_notebook_is_a_config_field_or_a_runner_or_data_parameter():
+    for notebook in DECLARED:
+        names = {f.name for f in fields(notebook.config)}
+        stray = [name for name in notebook_defaults(notebook.name)
+                 if name not in names and name not in RUNNER_PARAMS and name not in trainer.DATA_PARAMETERS]
+        assert not stray, f"{notebook.name} declares {stray}, neither fields of {notebook.config.__name__} nor runner/data"
+
+
+@pytest.mark.parametrize("notebook, config_class", [("01_scratch.ipynb", scratch.ScratchConfig),
+                                                    ("05_finetune.ipynb", finetune.FinetuneConfig)])
 def test_the_notebook_builds_its_config_from_its_namespace(notebook, config_class):
     source = (config.EXPERIMENTS_DIR / notebook).read_text(encoding="utf-8")
     assert f"{config_class.__name__}.from_parameters(globals())" in source
@@ -55,6 +125,9 @@ def test_from_parameters_takes_the_fields_and_refuses_a_missing_one():
     with pytest.raises(ValueError, match="no value for pooling"):
         scratch.ScratchConfig.from_parameters(namespace)
     assert scratch.ScratchConfig.from_parameters(namespace, strict=False).pooling == "flatten"
+    a, b = scratch.ScratchConfig(), scratch.ScratchConfig()
+    a.filters.append(128)
+    assert b.filters == [32, 64]  # a list default is each instance's own
 
 
 @pytest.mark.parametrize("stage, notebook, config_class, backbone", [

@@ -16,6 +16,7 @@ import numpy as np
 
 from mame import results
 from mame.metrics import classification_result
+from mame.stages.parameters import IDENTITY, Notebook, StageConfig, param
 
 # The default linear SVM is trained by SGD on the hinge loss: on the demo's VGG16 features
 # (1,160 x 4,096, standardised) liblinear's LinearSVC took 153-300 s to reach val 0.43-0.47, SGD 8 s
@@ -36,6 +37,21 @@ GRIDS: dict[str, dict[str, list]] = {
 # Below this many feature values, multi-threaded BLAS only thrashes: on a busy 2-core machine a
 # 116x1280 logistic regression took 47 s with 2 OpenBLAS threads and 1.5 s with one.
 SINGLE_THREAD_BELOW = 5_000_000
+
+
+@dataclass
+class ClassifyConfig(StageConfig):
+    """The stage parameters of ``04_classify.ipynb`` (its ``parameters`` cell is generated from these fields)."""
+    classifiers: list[str] = param(list(CLASSIFIERS), "also: linear_svc")
+    grids: dict = param({}, "per classifier, e.g. {\"knn\": {\"n_neighbors\": [1, 5, 15]}}; mame.stages.classify.GRIDS by default")
+    search: str = param("grid", "grid: every setting, the best on validation kept | none: the first setting only")
+    max_iter: int = param(1000)
+    feature_layer: str | None = param(None, "None: the features run's own layer; or one it saved beside it (VGG16: fc2)")
+    standardize: bool = param(True)
+
+
+NOTEBOOK = Notebook("04_classify.ipynb", ClassifyConfig, backbone="vgg16",
+                    inputs={"features": {"folder": "runs/features/vgg16"}}, inputs_doc="{stage: identity}: " + IDENTITY)
 
 
 @dataclass
@@ -78,7 +94,8 @@ def _feature_file(source: Path, split: str, layer: str | None) -> Path:
     return path
 
 
-def make_classifier(name: str, params: dict | None = None, *, max_iter: int = 1000, standardize: bool = True,
+def make_classifier(name: str, params: dict | None = None, *, max_iter: int = ClassifyConfig.max_iter,
+                    standardize: bool = ClassifyConfig.standardize,
                     seed: int = 0, n_samples: int = 1000):
     """A scikit-learn pipeline (standardisation, then the classifier) with ``params`` (a grid point).
     ``C`` is the inverse regularisation strength of every linear model (for the SGD-trained SVM,
@@ -110,7 +127,7 @@ def make_classifier(name: str, params: dict | None = None, *, max_iter: int = 10
     return make_pipeline(*steps, builders[name]())
 
 
-def candidates(name: str, grids: dict | None = None, *, search: str = "grid") -> list[dict]:
+def candidates(name: str, grids: dict | None = None, *, search: str = ClassifyConfig.search) -> list[dict]:
     """The settings to try for ``name``: its grid (``grids`` overrides ``GRIDS`` per classifier), every
     combination in order; ``search="none"``: the first only."""
     from sklearn.model_selection import ParameterGrid
@@ -127,7 +144,7 @@ def candidates(name: str, grids: dict | None = None, *, search: str = "grid") ->
     return points[:1] if search == "none" else points
 
 
-def fit_all(features: FeatureSet, *, classifiers=CLASSIFIERS, grids: dict | None = None, search: str = "grid",
+def fit_all(features: FeatureSet, *, classifiers=CLASSIFIERS, grids: dict | None = None, search: str = ClassifyConfig.search,
             seed: int = 0, **options) -> dict[str, dict]:
     """For each classifier, fit every setting of its grid on train and keep the best on validation (the
     test split is never loaded here). Returns name -> {model, params, fit_seconds, converged, val_accuracy,
@@ -198,7 +215,7 @@ def summary(table: dict[str, dict]) -> list[dict]:
 
 
 def save(run_dir: str | Path, table: dict[str, dict], features: FeatureSet | None = None, *,
-         standardize: bool = True) -> Path:
+         standardize: bool = ClassifyConfig.standardize) -> Path:
     """Predictions and the result; ``features`` and ``standardize`` are recorded (which layer was classified,
     and whether the features were standardised: without, logistic regression is a softmax layer on them)."""
     run_dir = Path(run_dir)

@@ -52,6 +52,7 @@ from mame.data import ledger as split_ledger
 from mame.data import metadata
 from mame.metrics import classification_result
 from mame.stages import common, feature_pipelines, selection, significance
+from mame.stages.parameters import IDENTITY, Notebook, StageConfig, param
 from mame.stages.selection import Candidate
 
 APPROACHES = {"scratch": "scratch", "classify": "feature extraction", "finetune": "fine-tuning",
@@ -59,8 +60,25 @@ APPROACHES = {"scratch": "scratch", "classify": "feature extraction", "finetune"
 ENSEMBLE_STAGES = ("finetune", "classify")
 
 
-def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = "best-per-backbone",
-                  include_scratch: bool = True, include_classify: bool = True) -> list[Candidate]:
+@dataclass
+class EvaluateConfig(StageConfig):
+    """The stage parameters of ``06_evaluate.ipynb`` (its ``parameters`` cell is generated from these fields)."""
+    select: str = param("best-per-backbone", "best-per-backbone | all (every fine-tuning step)")
+    include_scratch: bool = param(True, "also the best scratch rung")
+    include_classify: bool = param(True, "also the best classifier on each backbone's frozen features (feature extraction)")
+    ensemble_stages: list[str] = param(list(ENSEMBLE_STAGES), "whose models may be averaged (add \"scratch\" for the rung)")
+    ensemble_exhaustive_up_to: int = param(6, "every subset up to this many models, else greedy selection on val")
+    bootstrap: int = param(1000, "resamples for the 95 % intervals")
+    batch_size: int = param(32)
+
+
+NOTEBOOK = Notebook("06_evaluate.ipynb", EvaluateConfig,
+                    inputs_doc="{stage: {run name: identity}} for finetune, scratch, classify, features; identity: " + IDENTITY)
+
+
+def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = EvaluateConfig.select,
+                  include_scratch: bool = EvaluateConfig.include_scratch,
+                  include_classify: bool = EvaluateConfig.include_classify) -> list[Candidate]:
     """The models to score on test, chosen on validation only: the best step of each fine-tuned backbone
     (``select="all"``: every step; ``mame.stages.selection``), the best classifier-on-features pipeline of
     each backbone (``mame.stages.feature_pipelines``: refitted here, from validation data only) and the
@@ -84,7 +102,7 @@ def load_test(data_dir: str | Path, ledger: list) -> tuple[list, Path]:
 
 
 def predict_test(chosen: list[Candidate], records: list, image_dir: Path, *, ledger: list,
-                 batch_size: int = 32, data_dir: str | Path | None = None) -> None:
+                 batch_size: int = EvaluateConfig.batch_size, data_dir: str | Path | None = None) -> None:
     """Each model's test probabilities, one pass per model, which the data layer records in ``ledger`` (one entry
     per model, in the words given to ``mame.data.ledger.reading``). A pipeline's extractor is
     rebuilt and checked on validation images of ``data_dir`` before its pass over the test images."""
@@ -150,7 +168,8 @@ def _average(members: list[Candidate], split: str) -> dict:
     return out
 
 
-def ensembles(chosen: list[Candidate], *, exhaustive_up_to: int = 6, stages=ENSEMBLE_STAGES) -> dict:
+def ensembles(chosen: list[Candidate], *, exhaustive_up_to: int = EvaluateConfig.ensemble_exhaustive_up_to,
+              stages=ENSEMBLE_STAGES) -> dict:
     """Probability averages of the chosen models of ``stages`` (default: fine-tuned and feature-extraction
     models, which may mix; a pipeline whose classifier gives no probabilities is left out): every subset of
     two or more when there are at most ``exhaustive_up_to`` of them, else greedy forward selection on
@@ -185,7 +204,7 @@ def _val_acc(members: list[Candidate]) -> float:
     return float((avg["y_pred"] == avg["y_true"]).mean())
 
 
-def compare(chosen: list[Candidate], ensemble: dict, *, bootstrap: int = 1000, seed: int = 0) -> list[dict]:
+def compare(chosen: list[Candidate], ensemble: dict, *, bootstrap: int = EvaluateConfig.bootstrap, seed: int = 0) -> list[dict]:
     """One row per model and for the chosen ensemble: val and test accuracy, macro F1, a bootstrap 95 %
     interval of the test accuracy, and McNemar's test against the best single model (best on val)."""
     best = max(chosen, key=lambda c: c.val_accuracy)

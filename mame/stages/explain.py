@@ -26,6 +26,7 @@ from mame import results
 from mame.classes import CLASS_NAMES
 from mame.data import masks
 from mame.stages import common, significance
+from mame.stages.parameters import IDENTITY, Notebook, StageConfig, param
 from mame.stages.selection import Candidate, check_identity
 
 MAPS_FILE = "gradcam.npz"
@@ -33,6 +34,20 @@ DISPLAY_SIZE = 128   # px: the images and maps kept for the slides (square, as t
 TARGETS = ("true", "predicted")
 EVALUATE_METRICS = "metrics.json"  # the evaluate run's, holding metrics["chosen"]
 EXPLAINED = ("finetune", "scratch")  # the chosen models that are conv nets (evaluate's classify pipelines are not)
+
+
+@dataclass
+class ExplainConfig(StageConfig):
+    """The stage parameters of ``07_explain.ipynb`` (its ``parameters`` cell is generated from these fields)."""
+    per_class: int = param(8, "validation images per class (the slides show one per class)")
+    target: str = param("true", "the class each map explains: true | predicted")
+    bootstrap: int = param(1000, "resamples for the 95 % intervals")
+    batch_size: int = param(16)
+
+
+NOTEBOOK = Notebook("07_explain.ipynb", ExplainConfig,
+                    inputs_doc='{"evaluate": identity, "finetune": {run name: identity}, "scratch": {run name: identity}}; '
+                               "identity: " + IDENTITY)
 
 
 @dataclass
@@ -135,7 +150,8 @@ def _spec(candidate: Candidate):
         return None
 
 
-def explain(chosen: list[Candidate], data: Sample, *, target: str = "true", batch_size: int = 16) -> list[Explained]:
+def explain(chosen: list[Candidate], data: Sample, *, target: str = ExplainConfig.target,
+            batch_size: int = ExplainConfig.batch_size) -> list[Explained]:
     """Each chosen model's Grad-CAM maps of the sample, in batches, with its probabilities and mask measures."""
     from mame.data import pipeline
     from mame.models import builders, gradcam
@@ -173,7 +189,7 @@ def reference(explained: list[Explained]) -> Explained | None:
     return max(tuned, key=lambda e: e.candidate.val_accuracy) if tuned else None
 
 
-def compare(explained: list[Explained], data: Sample, *, bootstrap: int = 1000, seed: int = 0) -> dict:
+def compare(explained: list[Explained], data: Sample, *, bootstrap: int = ExplainConfig.bootstrap, seed: int = 0) -> dict:
     """Per model: heat on the object (mean, 95 % interval, per class), chance, hot area, accuracy on the
     sample; and the fine-tuned reference against the scratch model on the same images."""
     labels = np.array([r.label for r in data.records])

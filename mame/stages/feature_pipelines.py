@@ -119,8 +119,9 @@ def candidates(inputs: dict) -> list[Pipeline]:
         if features_metrics["metrics"].get("source", FROZEN) != FROZEN:
             continue  # fine-tuned features: the fine-tuning approach
         params = metrics["run"]["params"]
-        settings = {"max_iter": params.get("max_iter", 1000), "standardize": params.get("standardize", True),
-                    "seed": metrics["run"].get("seed", 0)}
+        defaults = classify.ClassifyConfig  # a run that did not record the parameter ran with its default
+        settings = {"max_iter": params.get("max_iter", defaults.max_iter),
+                    "standardize": params.get("standardize", defaults.standardize), "seed": metrics["run"].get("seed", 0)}
         extractor = {k: v for k, v in features_metrics["metrics"].items() if k in EXTRACTOR_KEYS + ("seed",)}
         for row in metrics["metrics"]["classifiers"]:
             found.append(Pipeline("classify", run["name"], folder, float(row["val_accuracy"]), {}, run["backbone"],

@@ -20,6 +20,30 @@ from mame import results
 from mame.classes import CLASS_NAMES
 from mame.metrics import classification_result
 from mame.stages.common import Splits, load_splits  # noqa: F401  (the notebook calls features.load_splits)
+from mame.stages.parameters import IDENTITY, Notebook, StageConfig, param
+
+SOURCES = ("imagenet", "finetune")
+
+
+@dataclass
+class FeaturesConfig(StageConfig):
+    """The stage parameters of ``02_features.ipynb`` (its ``parameters`` cell is generated from these fields)."""
+    image_size: int | None = param(None, "None: the backbone's default (224; EfficientNetB3 300)")
+    batch_size: int = param(32)
+    weights: str = param("imagenet-if-cached", "random | imagenet-if-cached | imagenet-if-available | imagenet | "
+                                               "path to a weights file")
+    feature_layer: str | None = param(None, "VGG16: fc1 (default) or fc2")
+    extra_layers: str | list[str] = param("above", "also saved from the same pass: above (the feature layers above "
+                                                   "feature_layer, VGG16 fc1 to fc2) or a list")
+    source: str = param("imagenet", "imagenet: the backbone built with `weights` | finetune: the best fine-tuning run "
+                                    "read (plan: reads: [finetune]), below its softmax")
+    max_per_class: int | None = param(None, "subsample train/val per class (None: every image)")
+    precision: str = param("float32", "float32 | mixed_bfloat16")
+    n_groups: int = param(6, "clusters of class centroids whose linear separability is measured")
+
+
+NOTEBOOK = Notebook("02_features.ipynb", FeaturesConfig, backbone="vgg16",
+                    inputs_doc='{"finetune": {run name: identity}} when source is "finetune"; identity: ' + IDENTITY)
 
 
 @dataclass
@@ -45,12 +69,10 @@ class Extracted:
         return len(self.labels) / self.seconds if self.seconds > 0 else float("nan")
 
 
-SOURCES = ("imagenet", "finetune")
-
-
-def build_extractor(backbone: str, *, image_size: int | None = None, weights="imagenet-if-cached",
-                    feature_layer: str | None = None, precision: str = "float32", extra_layers="above",
-                    source: str = "imagenet", inputs: dict | None = None, seed: int | None = None) -> Extractor:
+def build_extractor(backbone: str, *, image_size: int | None = FeaturesConfig.image_size, weights=FeaturesConfig.weights,
+                    feature_layer: str | None = FeaturesConfig.feature_layer, precision: str = FeaturesConfig.precision,
+                    extra_layers=FeaturesConfig.extra_layers, source: str = FeaturesConfig.source, inputs: dict | None = None,
+                    seed: int | None = None) -> Extractor:
     """``source="imagenet"``: the backbone as built with ``weights`` (a policy or weights file, resolved
     here, or a ``WeightsChoice`` already resolved: ImageNet or, as the policy allows, random init) at
     ``feature_layer``, plus ``extra_layers`` from the same pass ("above": the backbone's feature layers
@@ -88,7 +110,7 @@ def build_extractor(backbone: str, *, image_size: int | None = None, weights="im
     return Extractor(model=model, info=info, weights=choice)
 
 
-def extract(extractor: Extractor, splits: Splits, *, batch_size: int = 32) -> dict[str, Extracted]:
+def extract(extractor: Extractor, splits: Splits, *, batch_size: int = FeaturesConfig.batch_size) -> dict[str, Extracted]:
     """Features of every image of every split, in the metadata's order."""
     from mame.data import pipeline
     from mame.models import extraction
@@ -122,7 +144,7 @@ def centroid_probe(extracted: dict[str, Extracted], *, fit: str = "train", score
     return {"y_true": val.labels, "y_pred": predicted, "split": score}
 
 
-def structure(extracted: dict[str, Extracted], *, n_groups: int = 6) -> dict:
+def structure(extracted: dict[str, Extracted], *, n_groups: int = FeaturesConfig.n_groups) -> dict:
     """Groups of classes, nearest classes and outliers in these features (``mame.stages.structure``)."""
     from mame.stages import structure as analysis
 

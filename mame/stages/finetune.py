@@ -11,33 +11,39 @@ Resumes after a kill from ``checkpoint_dir``. The run itself (data, training, pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mame.classes import CLASS_NAMES
 from mame.stages import trainer
 from mame.stages.common import Splits, load_splits  # noqa: F401  (the notebook calls finetune.load_splits)
+from mame.stages.parameters import Notebook, param
 from mame.stages.trainer import Trained, evaluate, save, summary  # noqa: F401  (and evaluate, summary, save)
 
 
 @dataclass
 class FinetuneConfig(trainer.StageConfig):
-    """The stage parameters of ``05_finetune.ipynb`` (its ``parameters`` cell repeats these defaults)."""
-    image_size: int | None = None          # None: the backbone's default (224; EfficientNetB3 300)
-    weights: str = "imagenet-if-cached"
-    batch_size: int = 128
-    head_epochs: int = 2
-    head_learning_rate: float = 1e-3
-    epochs: int = 20
-    learning_rate: float = 1e-4
-    trainable_from: str | None = "auto"    # auto: the registry's choice; None: backbone stays frozen
-    dense_units: list[int] = field(default_factory=lambda: [512, 512])
-    dropout_rate: float = 0.0
-    l2: float = 0.0
-    augment: bool = False
-    patience: int | None = None
-    precision: str = "auto"
-    devices: list[str] | None = None       # MirroredStrategy over these; None: every visible GPU
+    """The stage parameters of ``05_finetune.ipynb`` (its ``parameters`` cell is generated from these fields)."""
+    image_size: int | None = param(None, "None: the backbone's default (224; EfficientNetB3 300)")
+    weights: str = param("imagenet-if-cached", "random | imagenet-if-cached | imagenet-if-available | imagenet | "
+                                               "path to a weights file")
+    batch_size: int = param(128)
+    head_epochs: int = param(2, "phase 1: the new head only, backbone frozen")
+    head_learning_rate: float = param(1e-3)
+    epochs: int = param(20, "phase 2: the backbone from trainable_from on, unfrozen")
+    learning_rate: float = param(1e-4)
+    trainable_from: str | None = param("auto", "auto: the registry's layer (VGG16 block4_conv1); None: keep the backbone frozen")
+    dense_units: list[int] = param([512, 512])
+    dropout_rate: float = param(0.0)
+    l2: float = param(0.0)
+    augment: bool = param(False)
+    patience: int | None = param(None, "early stopping on val accuracy (None: never)")
+    precision: str = param("auto", "auto | float32 | mixed_bfloat16")
+    devices: list[str] | None = param(None, "MirroredStrategy over these devices (None: every visible GPU; one device: no strategy)")
+
+
+NOTEBOOK = Notebook("05_finetune.ipynb", FinetuneConfig, backbone="vgg16", checkpoints=True,
+                    outside=trainer.DataParameters)
 
 
 def image_size(backbone: str, config: FinetuneConfig) -> int:

@@ -10,32 +10,36 @@ Never reads the test split (the ``evaluate`` stage scores the best rung on it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mame.classes import CLASS_NAMES
 from mame.stages import trainer
 from mame.stages.common import Splits, load_splits  # noqa: F401  (the notebook calls scratch.load_splits)
+from mame.stages.parameters import Notebook, param
 from mame.stages.trainer import Trained, evaluate, save, summary  # noqa: F401  (and evaluate, summary, save)
 
 
 @dataclass
 class ScratchConfig(trainer.StageConfig):
-    """The stage parameters of ``01_scratch.ipynb`` (its ``parameters`` cell repeats these defaults)."""
-    image_size: int = 64
-    batch_size: int = 32
-    epochs: int = 30
-    learning_rate: float = 1e-3
-    filters: list[int] = field(default_factory=lambda: [32, 64])
-    convs_per_block: int = 1
-    batch_norm: bool = False
-    pooling: str = "flatten"
-    dense_units: list[int] = field(default_factory=lambda: [128])
-    dropout_rate: float = 0.0
-    l2: float = 0.0
-    augment: bool = False
-    patience: int | None = 5
-    precision: str = "auto"
+    """The stage parameters of ``01_scratch.ipynb`` (its ``parameters`` cell is generated from these fields)."""
+    image_size: int = param(64)
+    batch_size: int = param(32)
+    epochs: int = param(30)
+    learning_rate: float = param(1e-3)
+    filters: list[int] = param([32, 64], "one conv block per entry")
+    convs_per_block: int = param(1)
+    batch_norm: bool = param(False)
+    pooling: str = param("flatten", "flatten | avg (global average pooling)")
+    dense_units: list[int] = param([128])
+    dropout_rate: float = param(0.0)
+    l2: float = param(0.0)
+    augment: bool = param(False, "flips, crops, brightness and contrast jitter in the tf.data pipeline")
+    patience: int | None = param(5, "early stopping on val accuracy (None: never)")
+    precision: str = param("auto", "auto | float32 | mixed_bfloat16")
+
+
+NOTEBOOK = Notebook("01_scratch.ipynb", ScratchConfig, checkpoints=True, outside=trainer.DataParameters)
 
 
 def build_model(config: ScratchConfig):

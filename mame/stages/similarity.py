@@ -29,9 +29,26 @@ import numpy as np
 from mame import results
 from mame.classes import CLASS_NAMES
 from mame.stages.common import Splits, load_splits  # noqa: F401  (the notebook calls similarity.load_splits)
+from mame.stages.parameters import Notebook, StageConfig, param
 
 PREDICTIONS_FILE = "imagenet_predictions_{split}.npz"
 LABELS_PER_CLASS = 2   # ImageNet labels listed per MAMe class
+
+
+@dataclass
+class SimilarityConfig(StageConfig):
+    """The stage parameters of ``03_similarity.ipynb`` (its ``parameters`` cell is generated from these fields)."""
+    image_size: int | None = param(None, "None: the backbone's default; ImageNet weights always use it (their head is fixed)")
+    batch_size: int = param(32)
+    weights: str = param("imagenet-if-cached", "random | imagenet-if-cached | imagenet-if-available | imagenet | "
+                                               "path to a weights file")
+    top_k: int = param(5, "ImageNet classes kept per image")
+    max_per_class: int | None = param(None, "subsample train/val per class (None: every image)")
+    examples: int = param(6, "validation images shown with their labels (one per class, seeded: the same for every backbone)")
+    precision: str = param("float32", "float32 | mixed_bfloat16")
+
+
+NOTEBOOK = Notebook("03_similarity.ipynb", SimilarityConfig, backbone="vgg16")
 
 
 @dataclass
@@ -59,8 +76,9 @@ class Predicted:
         return self.top_indices[:, 0]
 
 
-def build_model(backbone: str, *, image_size: int | None = None, weights: str = "imagenet-if-cached",
-                precision: str = "float32", seed: int | None = None) -> ImagenetModel:
+def build_model(backbone: str, *, image_size: int | None = SimilarityConfig.image_size,
+                weights: str = SimilarityConfig.weights, precision: str = SimilarityConfig.precision,
+                seed: int | None = None) -> ImagenetModel:
     """The backbone with its ImageNet top. ImageNet weights need the backbone's default input size
     (224 px; EfficientNetB3 300 px): ``image_size`` applies to random weights only, and the notes say so.
     ``seed`` seeds random weights (the same run gives the same numbers again)."""
@@ -84,7 +102,8 @@ def build_model(backbone: str, *, image_size: int | None = None, weights: str = 
     return ImagenetModel(model=model, info=info, weights=choice)
 
 
-def predict(model: ImagenetModel, splits: Splits, *, batch_size: int = 32, top_k: int = 5) -> dict[str, Predicted]:
+def predict(model: ImagenetModel, splits: Splits, *, batch_size: int = SimilarityConfig.batch_size,
+            top_k: int = SimilarityConfig.top_k) -> dict[str, Predicted]:
     """The ``top_k`` ImageNet classes and their probabilities for every image of every split."""
     from mame.data import pipeline
     from mame.models import extraction
@@ -159,7 +178,7 @@ def measure(predicted: dict[str, Predicted]) -> dict:
     return result
 
 
-def examples(predicted: Predicted, *, n: int = 6, seed: int = 0) -> list[dict]:
+def examples(predicted: Predicted, *, n: int = SimilarityConfig.examples, seed: int = 0) -> list[dict]:
     """``n`` validation images of ``n`` different classes (seeded: every backbone's run shows the same
     images) with their top ImageNet labels."""
     from mame.models.imagenet_labels import class_names

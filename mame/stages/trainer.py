@@ -1,8 +1,8 @@
 """The one training run of the training stages (``scratch``, ``finetune``): they differ only in the model they
 build and its phases; everything else is here.
 
-A stage module declares its parameters once, as a ``StageConfig`` dataclass (the notebook's ``parameters``
-cell repeats the defaults, and a test keeps the two equal); its notebook builds the config with
+A stage module declares its parameters once, as a ``StageConfig`` dataclass (``mame.stages.parameters``: the
+notebook's ``parameters`` cell is generated from it); its notebook builds the config with
 ``<Config>.from_parameters(globals())``. The stage builds its model and ``phase``s, then calls ``fit``
 (seed, precision, devices, the training and validation data, ``mame.models.training.train`` with its
 checkpoints and resume); ``evaluate``, ``summary`` and ``save`` are the same for both stages.
@@ -11,36 +11,25 @@ Never reads the test split.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from mame import results
 from mame.stages import common
 from mame.stages.common import Splits
-
-# Notebook parameters of the training stages that choose the data (``load_splits``), not the model: not in a Config.
-DATA_PARAMETERS = ("max_per_class",)
+from mame.stages.parameters import StageConfig, param
 
 
-class StageConfig:
-    """Base of a stage's parameter dataclass: the single declaration of its notebook's stage parameters."""
+@dataclass
+class DataParameters(StageConfig):
+    """Notebook parameters of the training stages that choose the data (``load_splits``), not the model: not in
+    their config (nor in the config their runs record)."""
+    max_per_class: int | None = param(None, "subsample train/val per class (None: every image); chooses the data, "
+                                            "not in the config")
 
-    @classmethod
-    def defaults(cls) -> dict:
-        """Each field's default value (a fresh copy for list defaults)."""
-        return {f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(cls)}
 
-    @classmethod
-    def from_parameters(cls, namespace: Mapping, *, strict: bool = True):
-        """The config whose fields take their values from ``namespace`` (a notebook's ``globals()``, a planned
-        run's params); other names there are ignored. ``strict``: every field must be there, else ValueError;
-        otherwise a missing field keeps its default."""
-        names = [f.name for f in fields(cls)]
-        missing = [name for name in names if name not in namespace]
-        if strict and missing:
-            raise ValueError(f"{cls.__name__}: no value for {', '.join(missing)} (expected every field: {', '.join(names)})")
-        return cls(**{name: namespace[name] for name in names if name in namespace})
+DATA_PARAMETERS = tuple(f.name for f in fields(DataParameters))
 
 
 @dataclass
