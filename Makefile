@@ -117,6 +117,7 @@ mutation: $(STAMPS)/python ## Mutation testing of mame/engine, mame/stages and m
 	@$(PY) tests/mutation_rates.py report $(VENV)/bin/mutmut
 
 docs: $(STAMPS)/python ## Regenerate the plan's JSON Schema, its key reference experiments/plan-keys.md, and the README's GPU estimate table
+	$(PY) -m mame.stages.notebook_cells
 	$(PY) -m mame.engine.plan_keys
 	$(PY) -m mame estimate --profile full --markdown --readme README.md >/dev/null
 
