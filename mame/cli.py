@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_args(estimate)
     estimate.add_argument("--tflops", type=float, default=100.0,
                           help="sustained throughput of the accelerator in TFLOP/s (default 100)")
-    estimate.add_argument("--markdown", action="store_true", help="print the table as markdown (as the README shows it)")
+    estimate.add_argument("--markdown", action="store_true", help="print the table as markdown (as docs/estimates.md shows it)")
     estimate.add_argument("--gpus", default=None,
                           help="also the wall time on this many GPUs, one run each (comma-separated, e.g. 1,2,4,8): "
                                "runs start when what they need is done; the critical path through the plan bounds it")
@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--overhead", type=float, default=60.0,
                           help="seconds each run costs beyond its FLOPs in the wall-time estimate (default 60: "
                                "kernel start, imports, data loading, validation)")
-    estimate.add_argument("--readme", type=Path, help="rewrite the estimate table between this file's markers")
+    estimate.add_argument("--write", type=Path, metavar="FILE",
+                          help="rewrite what stands between this file's estimate markers: the markdown table, then the "
+                               "--gpus and --needs tables (make docs: docs/estimates.md)")
 
     data = sub.add_parser("data", help="dataset tools")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -83,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _executor_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=int, default=None,
-                        help="runs at once (default: what is fastest here: one per GPU, else by cores; see README)")
+                        help="runs at once (default: what is fastest here: one per GPU, else by cores; see docs/running.md)")
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
                         help="local worker processes (default) or Ray tasks (a local Ray instance, or --address)")
     parser.add_argument("--address", default=None, help="Ray cluster to submit to (e.g. ray://head:10001 or auto)")
@@ -167,14 +169,11 @@ def _dispatch(args) -> int:
         import os
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: no C++ log lines
-        from mame.estimate import estimate, format_estimate, format_markdown, replace_block
+        from mame.estimate import estimate, format_estimate, format_markdown
 
         rows = estimate(args.profile, tflops=args.tflops, plan_file=args.plan)
-        if args.readme:
-            args.readme.write_text(replace_block(args.readme.read_text(encoding="utf-8"), format_markdown(rows, args.tflops),
-                                                 where=str(args.readme)), encoding="utf-8")
-            print(f"{args.readme}: estimate table of profile {args.profile} written")
         print(format_markdown(rows, args.tflops) if args.markdown else format_estimate(rows, args.profile, args.tflops))
+        extras = []
         if args.gpus:
             from mame.estimate import format_wall, wall_times
 
@@ -182,13 +181,21 @@ def _dispatch(args) -> int:
             if not counts or min(counts) < 1:
                 raise ValueError(f"--gpus takes counts of 1 or more, e.g. 1,2,4 (not {args.gpus!r})")
             walls = wall_times(args.profile, counts, tflops=args.tflops, plan_file=args.plan, overhead_s=args.overhead)
-            print()
-            print(format_wall(walls, args.profile, args.tflops))
+            extras.append(format_wall(walls, args.profile, args.tflops))
         if args.needs:
             from mame.estimate import format_needs, needs_table
 
+            extras.append(format_needs(needs_table(args.profile, plan_file=args.plan), args.profile))
+        for text in extras:
             print()
-            print(format_needs(needs_table(args.profile, plan_file=args.plan), args.profile))
+            print(text)
+        if args.write:
+            from mame.estimate import markdown_block, replace_block
+
+            block = markdown_block(format_markdown(rows, args.tflops), extras)
+            args.write.write_text(replace_block(args.write.read_text(encoding="utf-8"), block, where=str(args.write)),
+                                  encoding="utf-8")
+            print(f"{args.write}: estimate of profile {args.profile} written")
         return 0
     return _data(args)
 

@@ -1,4 +1,4 @@
-"""The README's GPU estimate table is generated from the plan (``make docs``): it lists every stage the
+"""docs/estimates.md's GPU estimate table is generated from the plan (``make docs``): it lists every stage the
 estimate counts, with the plan's run and epoch counts."""
 
 from __future__ import annotations
@@ -11,28 +11,29 @@ from mame import config, estimate
 from mame.engine.plan import expand, load_plan
 
 
-def readme_rows() -> dict[str, list[str]]:
-    text = (config.ROOT / "README.md").read_text(encoding="utf-8")
-    block = text.split(estimate.README_BEGIN, 1)[1].split(estimate.README_END, 1)[0]
+def doc_rows() -> dict[str, list[str]]:
+    text = (config.ROOT / estimate.DOC).read_text(encoding="utf-8")
+    block = text.split(estimate.BLOCK_BEGIN, 1)[1].split(estimate.BLOCK_END, 1)[0]
     return {m.group(1): [c.strip() for c in line.split("|")[2:-1]]
             for line in block.splitlines() if (m := re.match(r"\| `(\w+)` \|", line))}
 
 
-def test_the_readme_table_has_the_plans_stages_runs_and_epochs():
+def test_the_docs_table_has_the_plans_stages_runs_and_epochs():
     runs = [r for r in expand(load_plan(), "full") if r.stage in ("scratch", "finetune", *estimate.FORWARD_ONLY)]
     expected = {}
     for run in runs:
         count, epochs = expected.get(run.stage, (0, 0))
         expected[run.stage] = (count + 1, epochs + estimate.run_epochs(run))
-    found = {stage: (int(cells[0]), int(cells[1])) for stage, cells in readme_rows().items()}
-    assert found == expected, "README.md's estimate table is out of date with the plan: run `make docs`"
+    found = {stage: (int(cells[0]), int(cells[1])) for stage, cells in doc_rows().items()}
+    assert found == expected, f"{estimate.DOC}'s estimate table is out of date with the plan: run `make docs`"
 
 
 def test_the_block_is_replaced_between_its_markers_and_only_there():
-    text = f"before\n{estimate.README_BEGIN}\nold table\n{estimate.README_END}\nafter\n"
-    assert estimate.replace_block(text, "| new |") == f"before\n{estimate.README_BEGIN}\n| new |\n{estimate.README_END}\nafter\n"
-    with pytest.raises(ValueError, match="README.md: the estimate markers are missing"):
+    text = f"before\n{estimate.BLOCK_BEGIN}\nold table\n{estimate.BLOCK_END}\nafter\n"
+    assert estimate.replace_block(text, "| new |") == f"before\n{estimate.BLOCK_BEGIN}\n| new |\n{estimate.BLOCK_END}\nafter\n"
+    with pytest.raises(ValueError, match="docs/estimates.md: the estimate markers are missing"):
         estimate.replace_block("no markers here", "| new |")
+    assert estimate.markdown_block("| t |", ["wall", "needs"]) == "| t |\n\n```\nwall\n```\n\n```\nneeds\n```"
 
 
 def test_wall_time_on_g_gpus_follows_the_dependencies_not_just_total_over_g():
