@@ -1,4 +1,4 @@
-"""Figures about runs and the deck: the runner's per-run fixed cost (forked kernels against fresh ones), peak
+"""Figures about runs and the deck: the runner's per-run fixed cost (each design of starting a run), peak
 memory of the feature and fine-tuning stages, and a warm ``make report`` split into its steps."""
 
 from __future__ import annotations
@@ -30,10 +30,18 @@ def _notebook(path: Path) -> Path:
     return path
 
 
+DESIGNS = {
+    "forked": "process forked from the forkserver, cells run in it (kept)",
+    "provisioner": "kernel forked by a KernelProvisioner, papermill's engine",
+    "fresh": "fresh Jupyter kernel per run",
+}
+
+
 def fixed_cost(repeats: int = 4) -> dict:
-    """Seconds per run of a notebook that only imports a stage and saves a result, through the default
-    executor (a worker process per run), with kernels forked from the kernel server and with fresh ones. The
-    first forked run also waits for the server's own imports: the median is of the later ones."""
+    """Seconds per run of a notebook that only imports a stage and saves a result, for each design of starting a
+    run (``DESIGNS``), measured one after the other in this process: the kept one (the default executor), a kernel
+    forked by a provisioner (``mame.bench.provisioner``) and a fresh kernel. The first run of a forked design
+    also waits for the forkserver's own imports: the median is of the later ones."""
     from mame.engine import execute, executors
     from mame.engine.plan import PlannedRun
     from mame.engine.profiles import Profile
@@ -43,27 +51,41 @@ def fixed_cost(repeats: int = 4) -> dict:
         notebook = _notebook(Path(tmp) / "fixed.ipynb")
         profile = Profile("smoke", {}, {}, {}, None, 0, 120, 300)
         dataset = {"source": "synthetic", "path": tmp, "fingerprint": "0" * 16}
-        for how, fresh in (("forked", False), ("fresh", True)):
-            pool = executors.LocalExecutor(1, lambda *_: None, fresh_kernels=fresh, out=io.StringIO())
+        for how in DESIGNS:
             seconds = []
-            try:
-                for i in range(repeats):
-                    run = PlannedRun("bench", None, f"{how}{i}", notebook, {})
-                    ctx = execute.RunContext(profile, dataset, "0" * 16, {})
-                    start = time.perf_counter()
-                    pool.submit(executors.Job(run, ctx, Path(tmp) / "runs" / how / str(i)))
-                    ended = []
-                    while not ended:
-                        ended = pool.wait(1.0)
-                    if ended[0].metrics is None or ended[0].metrics["run"]["status"] != "done":
-                        raise RuntimeError(f"the fixed-cost notebook failed ({how}): {ended[0]}")
-                    seconds.append(time.perf_counter() - start)
-            finally:
-                pool.close()
+            for i in range(repeats):
+                run = PlannedRun("bench", None, f"{how}{i}", notebook, {})
+                ctx = execute.RunContext(profile, dataset, "0" * 16, {})
+                final_dir = Path(tmp) / "runs" / how / str(i)
+                start = time.perf_counter()
+                metrics = _one_run(how, executors.Job(run, ctx, final_dir))
+                if metrics is None or metrics["run"]["status"] != "done":
+                    raise RuntimeError(f"the fixed-cost notebook failed ({how}): {metrics and metrics['run']['error']}")
+                seconds.append(time.perf_counter() - start)
             found[how] = {"median_s": round(statistics.median(seconds[1:]), 2), "first_s": round(seconds[0], 2),
-                          "runs": len(seconds)}
-    found["fresh_over_forked"] = round(found["fresh"]["median_s"] / found["forked"]["median_s"], 1)
+                          "runs": len(seconds), "design": DESIGNS[how]}
+    for how in ("provisioner", "fresh"):
+        found[f"{how}_over_forked"] = round(found[how]["median_s"] / found["forked"]["median_s"], 1)
     return found
+
+
+def _one_run(how: str, job) -> dict | None:
+    from mame.engine import execute, executors
+
+    if how == "provisioner":
+        from mame.bench.provisioner import forked_kernels
+
+        with forked_kernels():
+            return execute.execute(job.run, job.ctx, job.final_dir, fresh_kernel=True)
+    pool = executors.LocalExecutor(1, lambda *_: None, fresh_kernels=how == "fresh", out=io.StringIO())
+    try:
+        pool.submit(job)
+        ended = []
+        while not ended:
+            ended = pool.wait(1.0)
+        return ended[0].metrics
+    finally:
+        pool.close()
 
 
 def peak_memory(out) -> dict:

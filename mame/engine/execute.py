@@ -4,6 +4,9 @@ The notebook runs in ``runs/<stage>/.<name>.partial-<pid>``; only after the exec
 ``metrics.json`` (done or failed) are written does that folder replace ``runs/<stage>/<name>``. A run
 killed midway leaves only a ``.partial`` folder, which the next runner start removes: it is never
 mistaken for a finished run, and it executes again.
+
+The notebook's cells run in this process (``mame.engine.notebook_engine``: the process the executor started
+for the run, forked with TensorFlow already imported), or in a fresh Jupyter kernel (``fresh_kernel``).
 """
 
 from __future__ import annotations
@@ -11,30 +14,23 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
-import sys
-import threading
 import time
 import traceback
-from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from mame.data import ledger as test_ledger
 from mame.engine import provenance, runs
-from mame.engine.kernel_protocol import SERVER_ENV
-from mame.engine.kernels import KERNEL_ARGS, ensure_kernel, forking_kernel_manager, how_started, kernel_environment, peak_memory_mb
-from mame.engine.plan import IDENTITY_KEYS, PlannedRun, Profile, notebook_parameters
+from mame.engine.environment import KERNEL_ARGS, ensure_kernel, run_environment
+from mame.engine.notebook_engine import register as in_process_engine
+from mame.engine.plan import IDENTITY_KEYS, PlannedRun, Profile
 from mame.engine.run_folders import drop_other_resume_dirs, private_dir, resume_dir, swap_into_place
-from mame.results import PROGRESS_FILE
 
-KERNEL_LOG = "kernel.log"
+KERNEL_LOG = "kernel.log"  # what the run's libraries wrote outside the notebook (TensorFlow's C++ runtime...)
 TEST_READS_FILE = "test_split_reads.jsonl"  # the data layer's journal of the run's test-split reads (mame.data.ledger)
-# Starts of a kernel that lost a port to another kernel starting at the same moment (jupyter picks free ports,
-# frees them, and the kernel binds them a moment later): nothing of the notebook ran, so it starts again.
-START_ATTEMPTS = 3
-PROGRESS_POLL_S = 0.5
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -49,32 +45,32 @@ class RunContext:
 
 
 @contextmanager
-def kernel_process_state(log_path: Path, extra_env: dict[str, str] | None = None):
-    """What the kernel inherits from this process while it starts and runs, restored afterwards:
-    quiet TensorFlow settings, this checkout first on PYTHONPATH (the package whose code the cache
-    key hashed), ``extra_env``, and fd 2 pointed at ``log_path``."""
+def run_process_state(log_path: Path, extra_env: dict[str, str]):
+    """What the notebook (or its fresh kernel) runs under, restored afterwards: the run's environment
+    (``mame.engine.environment.run_environment`` and ``extra_env``), and fd 1 and 2 pointed at ``log_path``."""
     saved_env = dict(os.environ)
-    os.environ.update(kernel_environment(saved_env), **(extra_env or {}))
-    sys.stderr.flush()
-    saved_fd = os.dup(2)
-    with open(log_path, "ab") as log:
-        os.dup2(log.fileno(), 2)
+    os.environ.update(run_environment(saved_env), **extra_env)
+    saved = [os.dup(1), os.dup(2)]
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
     try:
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved_fd, 2)
-        os.close(saved_fd)
+        for target, copy in enumerate(saved, 1):
+            os.dup2(copy, target)
+            os.close(copy)
         os.environ.clear()
         os.environ.update(saved_env)
 
 
-def execute(run: PlannedRun, ctx: RunContext, final_dir: Path,
-            progress: Callable[[dict], None] | None = None) -> dict:
+def execute(run: PlannedRun, ctx: RunContext, final_dir: Path, *, fresh_kernel: bool = False,
+            own_process: bool = False) -> dict:
     """Run the notebook; return the metrics written (status done or failed). Never raises for a notebook error.
 
-    ``progress`` receives each line the notebook appends to ``progress.jsonl`` (one per epoch), as it comes.
-    """
+    ``fresh_kernel``: in a fresh Jupyter kernel, not in this process. ``own_process``: this process exists for
+    this run alone (the executors' run processes), so its peak memory (and its kernel's) is the run's."""
     final_dir = Path(final_dir)
     work = private_dir(final_dir)
     shutil.rmtree(work, ignore_errors=True)
@@ -82,11 +78,8 @@ def execute(run: PlannedRun, ctx: RunContext, final_dir: Path,
     resume = resume_dir(final_dir, ctx.cache_key)
     drop_other_resume_dirs(final_dir, keep=resume)
     started, t0 = provenance.now_iso(), time.monotonic()
-    with _following(work / PROGRESS_FILE, progress):
-        error = _run_notebook(run, ctx, work, resume)
-    if ctx.executor is not None:  # how its kernel started: forked from the kernel server, or fresh
-        ctx = replace(ctx, executor={**ctx.executor, "kernel": how_started(work / KERNEL_LOG) or "fresh"})
-    peak = peak_memory_mb(work / KERNEL_LOG)
+    error = _run_notebook(run, ctx, work, resume, fresh_kernel)
+    peak = peak_rss_mb() if own_process else None
     result = None
     if error is None:
         try:
@@ -106,33 +99,14 @@ def execute(run: PlannedRun, ctx: RunContext, final_dir: Path,
     return metrics
 
 
-@contextmanager
-def _following(path: Path, progress: Callable[[dict], None] | None):
-    """While the body runs, hand each complete new line of the JSON-lines file ``path`` to ``progress``."""
-    if progress is None:
-        yield
-        return
-    stop, offset = threading.Event(), 0
-
-    def drain() -> None:
-        nonlocal offset
-        offset = read_new_lines(path, offset, progress)
-
-    def follow() -> None:
-        while not stop.wait(PROGRESS_POLL_S):
-            drain()
-
-    thread = threading.Thread(target=follow, name="progress", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        drain()
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process or of a child it waited for (a fresh kernel), in MB; pages shared with
+    the forkserver it came from count, as a fresh process's would."""
+    kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return round(kb / 1024, 1)
 
 
-def read_new_lines(path: Path, offset: int, progress: Callable[[dict], None]) -> int:
+def read_new_lines(path: Path, offset: int, progress) -> int:
     """Hand each complete JSON line of ``path`` after byte ``offset`` to ``progress``; the offset after them
     (a line still being written waits for the next call; a missing file is no line yet)."""
     try:
@@ -164,32 +138,23 @@ def notebook_inputs(inputs: dict[str, dict]) -> dict:
     return out
 
 
-def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path, resume: Path) -> dict | None:
+def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path, resume: Path, fresh_kernel: bool) -> dict | None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     parameters = dict(run.params, run_dir=str(work), data_dir=ctx.dataset["path"], profile=ctx.profile.name,
                       backbone=run.backbone, seed=run.seed, inputs=notebook_inputs(ctx.inputs))
-    if "checkpoint_dir" in notebook_parameters(run.notebook):
+    if run.checkpoints:
         parameters["checkpoint_dir"] = str(resume)
-    forking = {"kernel_manager_class": forking_kernel_manager()} if os.environ.get(SERVER_ENV) else {}
+    if fresh_kernel:
+        how = {"kernel_name": ensure_kernel(), "start_timeout": ctx.profile.start_timeout, "extra_arguments": KERNEL_ARGS}
+    else:
+        how = {"engine_name": in_process_engine(), "kernel_name": "python3"}
     try:
-        for attempt in range(1, START_ATTEMPTS + 1):
-            logged = (work / KERNEL_LOG).stat().st_size if (work / KERNEL_LOG).exists() else 0
-            try:
-                with kernel_process_state(work / KERNEL_LOG, {test_ledger.JOURNAL_ENV: str(work / TEST_READS_FILE)}):
-                    papermill.execute_notebook(
-                        str(run.notebook), str(work / runs.NOTEBOOK_FILE), parameters=parameters,
-                        kernel_name=ensure_kernel(), start_timeout=ctx.profile.start_timeout,
-                        execution_timeout=ctx.profile.execution_timeout, progress_bar=False, log_output=False,
-                        cwd=str(work), extra_arguments=KERNEL_ARGS, **forking)
-                break
-            except RuntimeError as exc:
-                if attempt == START_ATTEMPTS or not lost_port_race(exc, work / KERNEL_LOG, logged):
-                    raise
-                with open(work / KERNEL_LOG, "a", encoding="utf-8") as log:
-                    log.write(f"\n[runner] the kernel lost a port to another process while starting; "
-                              f"starting it again (attempt {attempt + 1} of {START_ATTEMPTS})\n")
+        with run_process_state(work / KERNEL_LOG, {test_ledger.JOURNAL_ENV: str(work / TEST_READS_FILE)}):
+            papermill.execute_notebook(str(run.notebook), str(work / runs.NOTEBOOK_FILE), parameters=parameters,
+                                       execution_timeout=ctx.profile.execution_timeout, progress_bar=False,
+                                       log_output=False, cwd=str(work), **how)
     except PapermillExecutionError as exc:
         return {"type": exc.ename, "message": str(exc.evalue), "cell": exc.exec_count,
                 "traceback": ANSI.sub("", "\n".join(exc.traceback))[-4000:]}
@@ -197,16 +162,6 @@ def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path, resume: Path) ->
         return {"type": type(exc).__name__, "message": str(exc) or repr(exc), "cell": None,
                 "traceback": traceback.format_exc()[-4000:]}
     return None
-
-
-def lost_port_race(exc: Exception, log_path: Path, offset: int = 0) -> bool:
-    """Whether a kernel died at start-up because a port jupyter picked for it was taken before it could bind
-    it (two kernels starting at once): nothing of the notebook ran, so starting again is safe."""
-    if "Kernel died before replying to kernel_info" not in str(exc) or not log_path.is_file():
-        return False
-    with open(log_path, "rb") as log:
-        log.seek(offset)
-        return b"Address already in use" in log.read()
 
 
 def journaled_reads(work: Path) -> list[dict] | None:

@@ -56,6 +56,9 @@ class PlannedRun:
     # ImageNet or random init, as the plan foresaw it (``mame.models.weight_files.Outlook``), where the profile
     # asks (``pretrained:`` settings or ``random_weights: skip`` on the stage); None elsewhere.
     weights: object = None
+    # whether its notebook declares ``checkpoint_dir`` (read with its parameters when the plan is expanded): the
+    # runner then hands it the run's resume folder
+    checkpoints: bool = False
 
     @property
     def base_name(self) -> str:
@@ -164,7 +167,8 @@ def expand(plan: Plan, profile_name: str, only: str | None = None, *,
                 params = resolve_params(declared, profile, stage, overrides, pretrained=pretrained)
                 planned = resolve_params(declared, profile, stage, overrides, forced=False, pretrained=pretrained)
                 run = PlannedRun(stage, backbone, variant, notebook, params, about=about, overrides=dict(overrides),
-                                 planned=planned, seed=profile.seed, weights=weights)
+                                 planned=planned, seed=profile.seed, weights=weights,
+                                 checkpoints="checkpoint_dir" in declared)
                 run.needs = {need: run_name(backbone, needs_variants.get(need, "default")) for need in spec["needs"]}
                 run.reads = dict.fromkeys(list(dict.fromkeys(spec["reads"] + reads)), [])
                 runs.append(run)

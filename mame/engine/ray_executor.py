@@ -20,13 +20,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 from mame import config
-from mame.engine import execute, run_folders, runs
-from mame.engine.executors import Ended, Job, cpu_count, finished_on_disk, gpu_count, thread_env, threads_of
+from mame.engine import execute, runs
+from mame.engine.environment import thread_env, threads_of
+from mame.engine.executors import Ended, Job, Progress, cpu_count, finished_on_disk, gpu_count
 from mame.engine.run_folders import metrics_stamp, remove_partials
-from mame.results import PROGRESS_FILE
 
 # what a local instance must not do: listen beyond loopback, start a dashboard, report usage
 LOCAL_INIT = {"include_dashboard": False, "log_to_driver": False, "object_store_memory": 256 * 1024 * 1024}
@@ -47,7 +46,8 @@ def run_task(job: Job, threads: int | None) -> dict:
     try:
         info = dict(job.ctx.executor or {}, threads=threads_of(dict(os.environ)),
                     gpu=os.environ.get("CUDA_VISIBLE_DEVICES"), host=os.uname().nodename)
-        return execute.execute(job.run, replace(job.ctx, executor=info), job.final_dir)
+        # a Ray worker runs task after task: each notebook gets a fresh kernel, so nothing of one run meets the next
+        return execute.execute(job.run, replace(job.ctx, executor=info), job.final_dir, fresh_kernel=True)
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -62,7 +62,6 @@ class RayExecutor:
 
         self.ray = ray
         self.capacity = jobs
-        self.on_progress = on_progress
         self.out = out
         self._owned = not ray.is_initialized()
         self._saved_env = dict(os.environ) if self._owned else None
@@ -84,7 +83,7 @@ class RayExecutor:
         self.local = not address
         self._task = ray.remote(run_task)
         self._active: dict = {}  # object ref -> job
-        self._offsets: dict[str, tuple[Path, int]] = {}
+        self.progress = Progress(on_progress)
         self._before: dict[str, tuple | None] = {}  # run id -> its metrics.json when its task was submitted
         self._unshared = False  # a run a task wrote was not seen here: the runs folder is not shared
 
@@ -101,7 +100,8 @@ class RayExecutor:
 
     def submit(self, job: Job) -> None:
         resources, threads = self.resources(job)
-        info = {"name": self.name, "jobs": self.capacity, "attempt": job.attempt, "threads": {}, "gpu": None}
+        info = {"name": self.name, "jobs": self.capacity, "attempt": job.attempt, "threads": {}, "gpu": None,
+                "kernel": "fresh"}
         job = replace(job, ctx=replace(job.ctx, executor=info))
         self._before[job.run.id] = metrics_stamp(job.final_dir)
         ref = self._task.options(max_retries=0, **resources).remote(job, threads)
@@ -112,12 +112,13 @@ class RayExecutor:
 
     def wait(self, timeout: float) -> list[Ended]:
         ready, _ = self.ray.wait(list(self._active), num_returns=1, timeout=timeout) if self._active else ([], [])
-        self._follow()
+        for job in self._active.values():
+            self.progress.follow(job)
         ended = []
         for ref in ready:
             job = self._active.pop(ref)
-            self._follow_one(job, final=True)
-            self._offsets.pop(job.run.id, None)
+            self.progress.follow(job, final=True)
+            self.progress.forget(job)
             ended.append(self._ended(job, ref))
         return ended
 
@@ -144,23 +145,6 @@ class RayExecutor:
                 return False
             time.sleep(0.5)
         return True
-
-    def _follow(self) -> None:
-        for job in self._active.values():
-            self._follow_one(job)
-
-    def _follow_one(self, job: Job, final: bool = False) -> None:
-        """Hand on each new epoch line of the run's progress file (in its private folder, wherever the task runs)."""
-        path, offset = self._offsets.get(job.run.id, (None, 0))
-        if path is None or not path.exists():
-            found = sorted(job.final_dir.parent.glob(f".{job.final_dir.name}{run_folders.PARTIAL_MARK}*/{PROGRESS_FILE}"))
-            if final and not found and offset and (job.final_dir / PROGRESS_FILE).exists():
-                found = [job.final_dir / PROGRESS_FILE]  # swapped into place since the last look
-            if not found:
-                return
-            path = found[0]
-        offset = execute.read_new_lines(path, offset, lambda line: self.on_progress(job.run.id, line))
-        self._offsets[job.run.id] = (path, offset)
 
     def close(self) -> None:
         for ref, job in list(self._active.items()):

@@ -98,8 +98,8 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
     """Run every stale selected run, up to ``jobs`` at once (``executor``: local worker processes, or Ray at
     ``address``); a run starts once every run it needs or reads is settled. A run whose worker is lost
     (killed, crashed) is started again up to ``retries`` times, then failed with the reason. ``threads``: CPU
-    threads per run when runs go side by side (default: every core, as a run alone gets). ``fresh_kernels``: no
-    kernel server (``mame.engine.kernels``). Outcomes come back in plan order."""
+    threads per run when runs go side by side (default: every core, as a run alone gets). ``fresh_kernels``: each
+    notebook in a fresh Jupyter kernel (``mame.engine.execute``). Outcomes come back in plan order."""
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
     everything = expand(plan, profile_name)
@@ -126,9 +126,7 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
 
 def make_executor(kind: str, jobs: int, on_progress: Callable[[str, dict], None], *, out=sys.stdout,
                   address: str | None = None, threads: int | None = None, fresh_kernels: bool = False):
-    """The executor for ``--executor kind --jobs N``: serial for local with one job (Ray's kernels start fresh)."""
-    if kind == "local" and jobs == 1:
-        return executors.SerialExecutor(on_progress, fresh_kernels=fresh_kernels)
+    """The executor for ``--executor kind --jobs N`` (Ray's runs get fresh kernels)."""
     if kind == "local":
         return executors.LocalExecutor(jobs, on_progress, out=out, threads=threads, fresh_kernels=fresh_kernels)
     if kind == "ray":

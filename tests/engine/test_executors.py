@@ -1,30 +1,29 @@
-"""Runs side by side (``--jobs N``, worker processes): dependencies respected, the same cache, the executor
-recorded, a killed worker retried or failed with its reason, a killed runner leaving nothing behind.
+"""Runs side by side (``--jobs N``, a forked process per run): dependencies respected, the same cache, the
+executor recorded, a killed run's process retried or failed with its reason, and a runner stopped by Ctrl-C,
+SIGTERM or SIGKILL leaving no process and no half-written run behind.
 
-The notebooks here are two cells without TensorFlow (a kernel start each, about a second): what is under
-test is the runner and its workers, real papermill and real processes.
+The notebooks here are two cells without TensorFlow: what is under test is the runner and its processes, real
+papermill and real processes.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 from mame import config
-from mame.engine import execute, run_folders, runs
-from mame.engine.executors import cpu_count, describe_exit
-from mame.engine.kernel_protocol import FOLDER_PREFIX
-from mame.engine.kernel_reaper import REAPER_GRACE_S
+from mame.engine import run_folders, runs
+from mame.engine.executors import cpu_count
+from mame.engine.processes import describe_exit
 from mame.engine.runner import run_plan
 from mame.engine.status import collect
 from tests.helpers import wait_for, write_smoke_plan
@@ -42,7 +41,7 @@ if mine and first:
 time.sleep(hold if first else 0)
 results.save_result(run_dir, {"metrics": {"start": start, "end": time.time(), "inputs": sorted(inputs),
                                           "intra": os.environ.get("TF_NUM_INTRAOP_THREADS"),
-                                          "blas": os.environ.get("OMP_NUM_THREADS")}})"""
+                                          "blas": os.environ.get("OMP_NUM_THREADS"), "pid": os.getpid()}})"""
 STAGES = """
 stages:
   features:
@@ -135,16 +134,18 @@ def test_threads_per_run_can_be_set_and_reach_the_kernel(tmp_path, isolated_runs
     assert (metrics["metrics"]["intra"], metrics["metrics"]["blas"]) == ("1", "1")
 
 
-def test_one_job_runs_in_this_process_as_before(tmp_path, isolated_runs):
+def test_one_job_runs_in_a_process_of_its_own_too(tmp_path, isolated_runs):
     plan = write_plan(tmp_path, hold=0.0)
     outcomes = run_plan("smoke", plan_file=plan, jobs=1, only="features/vgg16", out=io.StringIO())
     assert states(outcomes) == {"features/vgg16": "done"}
-    info = runs.read_metrics(isolated_runs / "features" / "vgg16")["run"]["executor"]
-    assert (info["name"], info["jobs"], info["attempt"]) == ("serial", 1, 1)
+    metrics = runs.read_metrics(isolated_runs / "features" / "vgg16")
+    info = metrics["run"]["executor"]
+    assert (info["name"], info["jobs"], info["attempt"], info["kernel"]) == ("local", 1, 1, "forked")
+    assert metrics["metrics"]["pid"] != os.getpid()
 
 
 def kill_worker_when_held(runs_dir: Path, marker: Path, killed: list) -> None:
-    """Once the notebook is holding (its marker written), SIGKILL the worker running it: the pid in its
+    """Once the notebook is holding (its marker written), SIGKILL the process running it: the pid in its
     private folder's name."""
     wait_for(Path(f"{marker}-vgg16").exists, 120, "the notebook to start holding")
     partial = wait_for(lambda: list((runs_dir / "features").glob(f".vgg16{run_folders.PARTIAL_MARK}*")), 30, "its folder")
@@ -177,8 +178,7 @@ def run_with_the_worker_killed(tmp_path: Path, runs_dir: Path, retries: int, **e
         assert metrics["run"]["status"] == "failed" and metrics["run"]["error"]["type"] == "WorkerLost"
         assert outcomes[1].detail == "needs features/vgg16, which failed"
     assert not list(runs_dir.glob(f"*/.*{run_folders.PARTIAL_MARK}*"))  # the lost attempt's folder is gone
-    # the killed worker's kernel ends too (it polls its parent): nothing keeps running in the runs folder
-    wait_for(lambda: not processes_in(runs_dir), 15, "the orphaned kernel to end")
+    wait_for(lambda: not processes_in(runs_dir), 15, "nothing to keep running in the runs folder")
     return outcomes, printed, metrics
 
 
@@ -190,39 +190,48 @@ def test_a_killed_worker_is_retried_or_fails_with_the_reason(tmp_path, isolated_
         assert metrics["run"]["error"]["message"] == f"{describe_exit(-signal.SIGKILL)} (attempts: 1; retries allowed: 0)"
 
 
-def test_a_killed_runner_takes_its_workers_and_kernels_with_it_and_nothing_else(tmp_path, isolated_runs):
+def start_runner(plan: Path, *extra: str) -> subprocess.Popen:
+    """``python -m mame run`` on ``plan`` (two jobs), in a process group of its own as a terminal would start it."""
+    return subprocess.Popen([sys.executable, "-m", "mame", "run", "--profile", "smoke", "--plan", str(plan), "--jobs", "2",
+                             *extra], cwd=config.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigkill"])
+def test_a_stopped_or_killed_runner_takes_every_process_it_started_with_it_and_nothing_else(tmp_path, isolated_runs, how):
+    """Ctrl-C (SIGINT to the runner's process group, as a terminal sends it), SIGTERM or SIGKILL to the runner while
+    two runs hold: the runner, the forkserver and the runs' processes all end, unrelated processes go on, nothing
+    looks done, and the next start runs everything."""
     marker = tmp_path / "holding"
     plan = write_plan(tmp_path, hold=60, marker=str(marker))
     bystander = subprocess.Popen(["sleep", "120"])  # an unrelated process of the same user
-    scratch = Path(tempfile.mkdtemp(dir="/tmp"))  # the runner's temporary folders (its kernel server's) go here
-    driver = subprocess.Popen([sys.executable, "-m", "mame", "run", "--profile", "smoke", "--plan", str(plan), "--jobs", "2"],
-                              cwd=config.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                              env={**os.environ, "TMPDIR": str(scratch)})
+    driver = start_runner(plan)
     try:
         wait_for(lambda: len(list(tmp_path.glob("holding-*"))) == 2, 120, "two notebooks to start holding")
-        workers = [int(p.name.rsplit("-", 1)[1]) for p in isolated_runs.glob(f"*/.*{run_folders.PARTIAL_MARK}*")]
-        assert len(workers) == 2, workers
-        driver.kill()  # the runner alone, not its group
-        driver.wait(timeout=30)
-        wait_for(lambda: not any(alive(pid) for pid in workers), 15, "the workers to die with the runner")
-        wait_for(lambda: not processes_in(isolated_runs), 15, "their kernels to end")
-        # the server removes it when its death signal arrives; its reaper, when the server has not REAPER_GRACE_S later
-        try:
-            wait_for(lambda: not list(scratch.glob(f"{FOLDER_PREFIX}*")), REAPER_GRACE_S + 25, "the kernel server's folder to go")
-        except AssertionError as exc:
-            logs = {str(log): log.read_text(errors="replace")[-3000:] for log in scratch.glob(f"{FOLDER_PREFIX}*/*.log")}
-            raise AssertionError(f"{exc}; what is left: {sorted(map(str, scratch.rglob('*')))}; its logs: {logs}") from None
+        family = psutil.Process(driver.pid).children(recursive=True)
+        holding = [int(p.read_text()) for p in tmp_path.glob("holding-*")]
+        assert set(holding) <= {p.pid for p in family} and len(family) >= 3, family  # forkserver + two runs
+        if how == "ctrl-c":
+            os.killpg(driver.pid, signal.SIGINT)
+        else:
+            driver.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)  # the runner alone
+        printed = driver.communicate(timeout=60)[0].decode(errors="replace")
+        wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family), 20,
+                 f"every process the runner started to end ({how})")
         assert bystander.poll() is None  # nothing unrelated was killed
+        if how != "sigkill":
+            assert driver.returncode == 130 and "interrupted" in printed, printed
+            assert not list(isolated_runs.glob(f"*/.*{run_folders.PARTIAL_MARK}*"))  # its runs' folders are gone
     finally:
         bystander.kill()
-        shutil.rmtree(scratch, ignore_errors=True)
+        if driver.poll() is None:
+            driver.kill()
     assert {e.state for e in collect("smoke", plan)} == {"missing"}  # nothing looks done
     for backbone in ("vgg16", "resnet50", "efficientnetb0"):
         Path(f"{marker}-{backbone}").touch()  # no more holding
     outcomes = run_plan("smoke", plan_file=plan, jobs=2, out=io.StringIO())  # the next start goes through
-    failed = {o.run.id: (isolated_runs / o.run.id / execute.KERNEL_LOG) for o in outcomes if o.state != "done"}
-    assert not failed, {run: (next(o.detail for o in outcomes if o.run.id == run),
-                              log.read_text()[-2000:] if log.is_file() else "no kernel.log") for run, log in failed.items()}
+    failed = {o.run.id: o.detail for o in outcomes if o.state != "done"}
+    assert not failed, failed
 
 
 def test_the_default_is_one_run_per_gpu_else_two(monkeypatch):

@@ -16,7 +16,7 @@ from mame.engine import runs
 from mame.engine.executors import Job
 from mame.engine.runner import run_plan
 from tests.engine.test_executors import run_with_the_worker_killed, states
-from tests.engine.test_kernel_server import _tiny_run
+from tests.engine.test_run_processes import _tiny_run
 from tests.engine.test_runner import write_plan
 from tests.helpers import TEST_DATA_HOME
 

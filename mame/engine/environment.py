@@ -1,0 +1,60 @@
+"""The environment a run gets: quiet TensorFlow logs, this checkout first on PYTHONPATH, its CPU thread counts;
+and the Jupyter kernel ``mame`` for runs that ask for a fresh kernel (``--fresh-kernels``, Ray)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from mame import config
+
+KERNEL_NAME = "mame"
+# oneDNN stays on: with TF_ENABLE_ONEDNN_OPTS=0, mixed_bfloat16 training fell back to kernels 30x slower
+# (a 3-block CNN at 48 px: 12.5 instead of 373 images/s on 2 cores); its start-up line goes to the run's log.
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore", "KERAS_BACKEND": "tensorflow",
+             "MPLBACKEND": "Agg"}
+# TensorFlow's C++ runtime writes to fd 2 before any log setting applies; with fd capture off, that goes to the
+# run's log instead of the notebook (fresh kernels)
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
+THREAD_VARS = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def run_environment(base: dict, threads: int | None = None) -> dict[str, str]:
+    """The environment of a run started from a process with environment ``base``: quiet TensorFlow settings,
+    this checkout first on PYTHONPATH (the package whose code the cache key hashed), ``threads`` CPU threads."""
+    env = dict(base, **QUIET_ENV, **(thread_env(threads) if threads else {}))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.ROOT), base.get("PYTHONPATH")]))
+    return env
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """What caps a run's CPU threads: TensorFlow's intra-op pool, OpenMP and the BLAS libraries; two
+    inter-op threads (TensorFlow overlaps a few ops at once; more only oversubscribe the cores)."""
+    env = dict.fromkeys(THREAD_VARS, str(threads))
+    env["TF_NUM_INTEROP_THREADS"] = str(min(2, threads))
+    return env
+
+
+def threads_of(env: dict) -> dict:
+    """The thread settings in ``env`` as provenance records them (None: the libraries' own default)."""
+    def value(name: str):
+        return int(env[name]) if env.get(name, "").isdigit() else None
+    return {"intra_op": value("TF_NUM_INTRAOP_THREADS"), "inter_op": value("TF_NUM_INTEROP_THREADS"),
+            "blas": value("OMP_NUM_THREADS")}
+
+
+def ensure_kernel() -> str:
+    """Make sure the Jupyter kernel ``mame`` runs this interpreter (installed into sys.prefix if absent)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return KERNEL_NAME
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=KERNEL_NAME, display_name="Python (mame)", prefix=sys.prefix)
+    return KERNEL_NAME
