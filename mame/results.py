@@ -1,19 +1,20 @@
-"""What a stage hands to the runner, and the atomic writes every layer uses.
+"""What a stage hands to the runner, and the text and JSON forms of the atomic write (``mame.files``).
 
 A stage notebook ends with ``save_result(run_dir, {...})``, which writes ``result.json`` in the run's
 working folder; the runner (``mame.engine``) reads it back, adds provenance and writes
-``metrics.json``. Every file is written atomically (temp file in the same folder + rename), so a
-crash never leaves a file that looks complete. Stages import this module, never the engine.
+``metrics.json``. Every file is written atomically (``mame.files.atomic_write``: temp file in the same
+folder + rename), so a crash never leaves a file that looks complete. Stages import this module, never the engine.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from mame.files import atomic_write
 
 RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.jsonl"
@@ -25,20 +26,8 @@ class MetricsError(ValueError):
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temp file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``text`` to ``path`` atomically (``mame.files.atomic_write``: temp file beside it, fsync, rename)."""
+    return atomic_write(path, text)
 
 
 def atomic_write_json(path: Path, data: Any) -> Path:

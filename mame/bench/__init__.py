@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mame import config
+from mame import config, machine
 
 
 def _timed(fn, *args, **kwargs):
@@ -72,12 +72,7 @@ def bench_data() -> None:
 
 def cpu_flags() -> list[str]:
     """The CPU's vector and matrix flags that decide TensorFlow's speed here (AVX2, AVX-512, AMX)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
+    return sorted(f for f in machine.cpu_flags() if f.startswith(("avx", "amx", "fma")))
 
 
 def table(found: dict) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mame.classes import CLASS_NAMES
+from mame.machine import cpu_bf16
 
 BACKBONES = ("vgg16", "resnet50", "efficientnetb0", "efficientnetb3", "efficientnetlite0")
 WARM_PASSES = 5
@@ -24,13 +25,7 @@ def cpu_has_bf16() -> bool:
     """bf16 pays on CPUs with AVX-512-BF16 or AMX (else it is emulated, slower than fp32); and on GPUs."""
     from mame.engine.provenance import gpu_names
 
-    if gpu_names():
-        return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool(gpu_names()) or cpu_bf16() is not None
 
 
 def write_images(folder: Path, count: int, side: int = 256) -> list:

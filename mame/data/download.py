@@ -26,6 +26,8 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
+from mame.files import atomic_write
+
 OFFICIAL_URL = "https://storage.hpai.bsc.es/mame-dataset/"
 # part name -> (archive name, md5 or None when unpublished)
 ARCHIVES: dict[str, tuple[str, str | None]] = {
@@ -206,10 +208,7 @@ def record_provenance(dest: Path, name: str, *, url: str, md5: str | None, path:
              "downloaded": archives.get(name, {}).get("downloaded") if archives.get(name, {}).get("sha256") == sha256
              else datetime.now(timezone.utc).isoformat(timespec="seconds")}
     archives[name] = entry
-    target = dest / PROVENANCE
-    tmp = target.with_name(f"{PROVENANCE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"archives": archives}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    atomic_write(dest / PROVENANCE, json.dumps({"archives": archives}, indent=2, sort_keys=True) + "\n")
     return entry
 
 

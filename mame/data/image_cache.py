@@ -34,6 +34,7 @@ from types import ModuleType
 import numpy as np
 
 from mame import config
+from mame.files import atomic_write
 
 CACHE_ENV = "MAME_IMAGE_CACHE"
 LIMIT_ENV = "MAME_IMAGE_CACHE_GB"
@@ -105,9 +106,7 @@ class ImageCache:
             return {}
 
     def _write_index(self, index: dict) -> None:
-        tmp = self.folder / f".{INDEX}.{os.getpid()}"
-        tmp.write_text(json.dumps(index))
-        os.replace(tmp, self.folder / INDEX)
+        atomic_write(self.folder / INDEX, json.dumps(index))
 
     def fill(self, paths: Sequence[str], decode: Callable[[list[str]], object]) -> np.ndarray | None:
         """Rows for ``paths`` (decoding those not cached, ``decode(paths)`` yielding uint8 batches in order);

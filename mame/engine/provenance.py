@@ -11,7 +11,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from mame import __version__, config
+from mame import __version__, config, machine
 
 VERSIONED = {"tensorflow": "tensorflow", "keras": "keras", "scikit-learn": "scikit-learn",
              "numpy": "numpy", "papermill": "papermill"}
@@ -56,13 +56,7 @@ def versions() -> dict:
 
 
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return machine.cpu_info().get("model name") or platform.processor() or platform.machine()
 
 
 @lru_cache(maxsize=1)

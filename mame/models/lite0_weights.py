@@ -10,12 +10,12 @@ later calls reuse. Every tensor must find its layer and every layer its tensors,
 from __future__ import annotations
 
 import hashlib
-import os
 from importlib import metadata, resources
 from pathlib import Path
 
 import numpy as np
 
+from mame.files import atomic_path
 from mame.models.lite0 import BLOCKS, EfficientNetLite0, block_names
 from mame.models.reachability import keras_cache_dir
 from mame.models.torch_checkpoint import CheckpointError, read_state_dict
@@ -133,13 +133,8 @@ def convert(pth: Path, target: Path) -> Path:
         raise PretrainedWeightsError(str(err)) from None
     model = EfficientNetLite0(include_top=True, input_shape=(None, None, 3))
     assign(model, state, pth)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f"{target.name.removesuffix('.weights.h5')}.{os.getpid()}.tmp.weights.h5")
-    try:
+    with atomic_path(target, suffix=".tmp.weights.h5", fsync=False) as temp:  # Keras wants .weights.h5
         model.save_weights(temp)
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
     return target
 
 

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mame.files import atomic_write
+
 PROBE_TIMEOUT_S = 3.0
 PROBE_TTL_S = 600.0
 PROBE_FILE = ".weight-hosts.json"  # in the Keras cache folder: {host:port: {"reachable": bool, "why": str, "time": t}}
@@ -21,6 +23,23 @@ def keras_cache_dir() -> Path:
     return Path(home).expanduser() / "models"
 
 
+def read_memo(path: Path) -> dict:
+    """A JSON memo in the Keras cache folder; ``{}`` when it is missing, unreadable or not an object."""
+    try:
+        memo = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
+
+
+def write_memo(path: Path, memo: dict) -> None:
+    """Write a memo atomically; a read-only cache is no error (it only costs the work the memo saves)."""
+    try:
+        atomic_write(path, json.dumps(memo))
+    except OSError:
+        pass
+
+
 def host_reachable(url: str, *, timeout: float = PROBE_TIMEOUT_S, ttl: float = PROBE_TTL_S) -> tuple[bool, str]:
     """Whether ``url``'s host accepts a TCP connection within ``timeout`` seconds, and why not. A recent
     answer (younger than ``ttl``) is read from the Keras cache folder instead of probing again."""
@@ -28,11 +47,8 @@ def host_reachable(url: str, *, timeout: float = PROBE_TIMEOUT_S, ttl: float = P
     port = parts.port or (443 if parts.scheme == "https" else 80)
     where = f"{parts.hostname}:{port}"
     memo_path = keras_cache_dir() / PROBE_FILE
-    try:
-        memo = json.loads(memo_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        memo = {}
-    seen = memo.get(where) if isinstance(memo, dict) else None
+    memo = read_memo(memo_path)
+    seen = memo.get(where)
     if isinstance(seen, dict) and time.time() - float(seen.get("time", 0)) < ttl:
         return bool(seen.get("reachable")), str(seen.get("why", ""))
     try:
@@ -44,13 +60,6 @@ def host_reachable(url: str, *, timeout: float = PROBE_TIMEOUT_S, ttl: float = P
         reachable, why = False, f"{where} refused the connection"
     except OSError as err:
         reachable, why = False, f"{where} did not answer within {timeout:g} s ({err.__class__.__name__})"
-    memo = memo if isinstance(memo, dict) else {}
     memo[where] = {"reachable": reachable, "why": why, "time": time.time()}
-    try:
-        memo_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo_path.with_name(f"{memo_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(memo), encoding="utf-8")
-        os.replace(tmp, memo_path)
-    except OSError:
-        pass  # a read-only cache only costs another probe
+    write_memo(memo_path, memo)
     return reachable, why

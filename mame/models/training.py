@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 
 from mame import results
+from mame.files import atomic_path
 from mame.models import builders
 
 MODEL_FILE = "epoch-{epoch:04d}.keras"         # the model (with optimizer state) after that epoch
@@ -50,16 +51,11 @@ class TrainResult:
     phases: list[dict] = field(default_factory=list)
 
 
-def _atomic_save(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_weights(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(f".tmp.{path.name}")
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+def _save_atomically(save: Callable[[Path], object], path: Path) -> None:
+    """``save`` (``model.save``, ``model.save_weights``) to a temp file that keeps ``path``'s endings (Keras checks
+    them: ``.keras``, ``.weights.h5``), renamed into place; no fsync: hundreds of MB every epoch."""
+    with atomic_path(path, suffix=".tmp" + "".join(path.suffixes), fsync=False) as tmp:
+        save(tmp)
 
 
 class _EpochState(keras.callbacks.Callback):
@@ -93,14 +89,14 @@ class _EpochState(keras.callbacks.Callback):
         if not math.isnan(value) and value > state["best_value"]:
             state["best_value"], state["best_epoch"] = value, state["epoch"]
             state["best_file"] = BEST_FILE.format(epoch=state["epoch"])
-            _atomic_weights(self.model, self.dir / state["best_file"])
+            _save_atomically(self.model.save_weights, self.dir / state["best_file"])
         since_best = state["epoch"] - max(state["best_epoch"], state["phase_start"])
         if self.patience is not None and since_best >= self.patience:
             self.model.stop_training = True
             state["stopped_early"] = True
         state["model_file"] = MODEL_FILE.format(epoch=state["epoch"])
         state["seed_states"] = seed_states(self.model)
-        _atomic_save(self.model, self.dir / state["model_file"])
+        _save_atomically(self.model.save, self.dir / state["model_file"])
         # The state is written last and names its files: a kill at any point leaves the previous
         # epoch's state with the files it names, never a newer model under an older history.
         results.atomic_write_json(self.dir / STATE_FILE, state)

@@ -15,13 +15,11 @@ only wants with real weights (``random_weights: skip``) and to give pretrained r
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from mame.data.download import file_md5
-from mame.models.reachability import host_reachable, keras_cache_dir
+from mame.models.reachability import host_reachable, keras_cache_dir, read_memo, write_memo
 
 _KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 _KERAS_EFFNET = "https://storage.googleapis.com/keras-applications/"
@@ -86,22 +84,13 @@ def verified_md5(path: Path, expected: str) -> bool:
     Keras cache folder, so a 528 MB VGG16 file is hashed once, not at every plan expansion."""
     stat = path.stat()
     memo_path = path.parent / MD5_MEMO
-    try:
-        memo = json.loads(memo_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        memo = {}
-    memo = memo if isinstance(memo, dict) else {}
+    memo = read_memo(memo_path)
     seen = memo.get(path.name)
     if isinstance(seen, list) and seen[:2] == [stat.st_size, stat.st_mtime_ns]:
         return seen[2] == expected
     digest = file_md5(path)
     memo[path.name] = [stat.st_size, stat.st_mtime_ns, digest]
-    try:
-        tmp = memo_path.with_name(f"{memo_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(memo), encoding="utf-8")
-        os.replace(tmp, memo_path)
-    except OSError:
-        pass  # a read-only cache only costs another hash
+    write_memo(memo_path, memo)
     return digest == expected
 
 

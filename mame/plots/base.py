@@ -6,14 +6,14 @@ out with constrained layout so that labels are never clipped.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from mame.files import atomic_path
 
 DPI = 100
 # A 16:9 slide is 1280×720 px: a full-slide figure leaves room for the title, a half-slide one
@@ -76,15 +76,9 @@ def save_figure(fig: Figure, path: Path, *, dpi: int = DPI) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise PlotError(f"{path}: expected a .png path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=dpi, metadata={"Software": None})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path, fsync=False) as tmp:  # no fsync: a deck draws dozens of figures, each redrawable
+            fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
     finally:
         close_figure(fig)
     return path

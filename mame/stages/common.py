@@ -8,7 +8,6 @@ Never reads the test split: ``load_splits`` refuses it (only the ``evaluate`` st
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,8 @@ import numpy as np
 
 from mame.classes import CLASS_NAMES
 from mame.data import metadata
+from mame.files import atomic_path
+from mame.machine import cpu_bf16
 from mame.metrics import classification_result
 
 PREDICTIONS_FILE = "predictions_{split}.npz"
@@ -58,16 +59,6 @@ def subsample(records: list, per_class: int, rng: np.random.Generator) -> list:
         idx = rng.permutation(len(group))[:per_class]
         kept += [group[i] for i in sorted(idx)]
     return kept
-
-
-def cpu_bf16() -> str | None:
-    """``amx`` or ``avx512_bf16`` when the CPU computes bfloat16 natively, else None."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = next((set(line.split()) for line in handle if line.startswith("flags")), set())
-    except OSError:
-        return None
-    return "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else None
 
 
 def choose_precision(precision: str) -> str:
@@ -131,12 +122,10 @@ def save_model(model, run_dir: str | Path) -> str:
     features)."""
     import keras
 
-    path = Path(run_dir) / MODEL_FILE
-    tmp = path.with_name(f".tmp.{path.name}")
     bare = keras.models.clone_model(model)  # without the optimizer's state (a .keras file keeps it: 2.8x larger)
     bare.set_weights(model.get_weights())
-    bare.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(Path(run_dir) / MODEL_FILE, suffix=".tmp.keras", fsync=False) as tmp:  # Keras wants .keras
+        bare.save(tmp)
     return MODEL_FILE
 
 
