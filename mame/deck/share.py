@@ -21,7 +21,6 @@ Nothing of the user's is deleted or leaked (``mame.deck.share_paths``):
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from mame.deck.setup import weights_table
 from mame.deck.share_paths import member_name, portable_text, run_members
 from mame.engine import runs
 from mame.engine.provenance import git_info
+from mame.files import atomic_path
 
 SHOWN = ("done", "stale")
 SITE_MARKER = ".mame-share-site"
@@ -94,19 +94,11 @@ def _commit_tag(git: dict) -> str:
 
 def _write_zip(path: Path, files: dict[str, Path], texts: dict[str, str]) -> Shared:
     """The archive, written beside its place and renamed into it: never a half-written zip under its name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for member, source in files.items():
-                archive.write(source, member_name(member))
-            for member, text in texts.items():
-                archive.writestr(member_name(member), text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for member, source in files.items():
+            archive.write(source, member_name(member))
+        for member, text in texts.items():
+            archive.writestr(member_name(member), text)
     return Shared(path, sorted([*files, *texts]), path.stat().st_size)
 
 
