@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from mame import config
@@ -121,8 +123,15 @@ def _profile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan", type=Path, default=None, help="plan file (default: experiments/plan.yaml)")
 
 
+def _stop(signum, _frame) -> None:
+    """SIGTERM's handler: unwind as Ctrl-C does, so the runs still going are stopped and their folders removed."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    saved = signal.signal(signal.SIGTERM, _stop) if main_thread else None
     try:
         return _dispatch(args)
     except KeyboardInterrupt:
@@ -132,26 +141,32 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(exc).split("\n") or [type(exc).__name__]:  # a plan's problems: one line each (only \n splits)
             print(f"error: {line}", file=sys.stderr)
         return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, saved)
 
 
 def _dispatch(args) -> int:
+    study = None
     if args.command != "check" and hasattr(args, "plan"):  # a plan with a mistake stops every command before it starts
-        from mame.engine.plan import load_plan
+        from mame.engine.study import Study
 
-        load_plan(args.plan).profile(args.profile)
+        # the plan loaded, its runs expanded and their cache keys computed once, for the whole command
+        study = Study.load(args.profile, args.plan)
     if args.command == "run":
         from mame.engine.runner import run_plan, summary_table
 
-        outcomes = run_plan(args.profile, only=args.only, force=args.force, plan_file=args.plan, **_run_options(args))
+        outcomes = run_plan(args.profile, only=args.only, force=args.force, plan_file=args.plan, study=study,
+                            **_run_options(args))
         print(summary_table(outcomes))
         return 1 if any(o.state in ("failed", "skipped") for o in outcomes) else 0
     if args.command == "report":
-        return _report(args)
+        return _report(args, study)
     if args.command == "share":
         from mame.deck.share import share
 
         share(args.profile, plan_file=args.plan, with_notebooks=args.with_notebooks, with_models=args.with_models,
-              site=args.site)
+              site=args.site, study=study)
         return 0
     if args.command == "check":
         from mame.engine.plan import check_plan
@@ -162,7 +177,7 @@ def _dispatch(args) -> int:
         from mame.engine.status import collect, format_status
 
         left_out: list = []
-        entries = collect(args.profile, args.plan, left_out=left_out)
+        entries = collect(args.profile, args.plan, left_out=left_out, study=study)
         print(format_status(entries, args.profile, left_out))
         return 0
     if args.command == "estimate":
@@ -197,7 +212,7 @@ def _dispatch(args) -> int:
                                   encoding="utf-8")
             print(f"{args.write}: estimate of profile {args.profile} written")
         return 0
-    return _data(args)
+    return _data(args, study)
 
 
 def _executor_argv(args) -> list[str]:
@@ -208,7 +223,7 @@ def _executor_argv(args) -> list[str]:
     return argv + (["--fresh-kernels"] if args.fresh_kernels else [])
 
 
-def _report(args) -> int:
+def _report(args, study) -> int:
     from mame.deck.build import build
 
     if args.watch:
@@ -222,7 +237,7 @@ def _report(args) -> int:
     from mame.engine.runner import summary_table
 
     result = build(args.profile, run=not args.no_run, pdf=not args.no_pdf, check=args.check, plan_file=args.plan,
-                   run_options=_run_options(args), rerender=args.rerender)
+                   run_options=_run_options(args), rerender=args.rerender, study=study)
     if result.outcomes:
         print(summary_table(result.outcomes))
     print(f"deck: {result.html}")
@@ -236,7 +251,7 @@ def _report(args) -> int:
     return 0 if result.ok else 1
 
 
-def _data(args) -> int:
+def _data(args, study) -> int:
     if args.data_command == "check":
         from mame.data.check import check_dataset, format_report
 
@@ -253,10 +268,9 @@ def _data(args) -> int:
             print(path)
         return 0
     from mame.data.synthetic.generator import SynthSpec, generate
-    from mame.engine.plan import load_plan
-    from mame.engine.runner import prepare_dataset
+    from mame.engine.study import prepare_dataset
 
-    profile = load_plan(args.plan).profile(args.profile)
+    profile = study.profile
     if profile.data.get("source") != "synthetic":
         raise ValueError(f"profile {profile.name!r} reads the real MAMe (data.source: {profile.data.get('source')}); "
                          f"synthetic data belongs to profiles with data.source: synthetic, such as smoke and demo")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from mame import config
 from mame.deck import freshness, history
-from mame.engine.plan import load_plan
 from mame.engine.status import collect
+from mame.engine.study import Study
 from mame.results import atomic_write_text
 
 PDF_PAUSE_MS = 60
@@ -59,23 +59,25 @@ def _relative_values(drawn: dict, start: Path) -> dict:
 
 
 def render_source(profile_name: str, *, plan_file: Path | None = None, collected: tuple | None = None,
-                  steps: freshness.Steps | None = None, rendered_at: str | None = None) -> tuple[Path, list]:
+                  steps: freshness.Steps | None = None, rendered_at: str | None = None,
+                  study: Study | None = None) -> tuple[Path, list]:
     """Collect the runs and write the deck source; returns (deck.qmd, status entries). ``collected``: the
     (entries, left out) ``collect`` gave, when the caller already has them; ``steps`` prints a line per step;
-    ``rendered_at``: the time the slides say (default: now)."""
+    ``rendered_at``: the time the slides say (default: now); ``study``: the command's plan, runs and keys
+    (``mame.engine.study``; built from ``plan_file`` when not given)."""
     from mame.deck import templating
     from mame.deck.context import build_context, by_stage
     from mame.deck.dataset import dataset_figures
     from mame.deck.features import MAX_POINTS_PER_CLASS
     from mame.deck.figures import report_figures, run_figures, side_by_side_figures
 
-    plan = load_plan(plan_file)
-    profile = plan.profile(profile_name)
+    study = study or Study.load(profile_name, plan_file)
+    plan, profile = study.plan, study.profile
     dirs = build_dirs()
     steps = steps or freshness.Steps(None)
     if collected is None:
         left_out: list = []
-        entries = collect(profile_name, plan_file, left_out=left_out)
+        entries = collect(profile_name, left_out=left_out, study=study)
     else:
         entries, left_out = collected
     options = dict(profile.report or {})
@@ -105,15 +107,17 @@ def render_source(profile_name: str, *, plan_file: Path | None = None, collected
 
 def build(profile_name: str, *, run: bool = True, pdf: bool = True, check: bool = False,
           plan_file: Path | None = None, out=None, run_options: dict | None = None,
-          rerender: bool = False) -> ReportResult:
+          rerender: bool = False, study: Study | None = None) -> ReportResult:
     """``run_options``: how the runs execute (``jobs``, ``executor``, ``address``, ``retries`` of ``run_plan``).
     Nothing is rendered when the deck's inputs are those of the last render and its files are as it left them
-    (``mame.deck.freshness``; ``rerender`` renders anyway); the PDF only when the HTML changed."""
+    (``mame.deck.freshness``; ``rerender`` renders anyway); the PDF only when the HTML changed. ``study``: the
+    command's plan, runs and keys, which the runner and the deck share (built from ``plan_file`` when not given)."""
     out, outcomes = out or sys.stdout, []
+    study = study or Study.load(profile_name, plan_file)
     if run:
         from mame.engine.runner import run_plan
 
-        outcomes = run_plan(profile_name, plan_file=plan_file, out=out, **(run_options or {}))
+        outcomes = run_plan(profile_name, out=out, study=study, **(run_options or {}))
     steps, dirs = freshness.Steps(out), build_dirs()
     output = dirs["output"]
     files = {"qmd": dirs["generated"] / "deck.qmd", "html": output / "deck.html"}
@@ -121,16 +125,15 @@ def build(profile_name: str, *, run: bool = True, pdf: bool = True, check: bool 
         files["pdf"] = output / "deck.pdf"
     with steps.step("collect the runs"):
         left_out: list = []
-        entries = collect(profile_name, plan_file, left_out=left_out)
-        fingerprint = freshness.inputs_fingerprint(entries, left_out, load_plan(plan_file).profile(profile_name),
-                                                   plan_file, pdf=pdf)
+        entries = collect(profile_name, left_out=left_out, study=study)
+        fingerprint = freshness.inputs_fingerprint(entries, left_out, study.profile, plan_file, pdf=pdf)
     last = None if rerender else freshness.unchanged(dirs["state"], fingerprint, files)
     if last is not None:
         steps.say(f"unchanged since the render of {last['rendered_at']}: nothing drawn, rendered or printed")
         result = ReportResult(qmd=files["qmd"], html=files["html"], pdf=files.get("pdf"), outcomes=outcomes,
                               entries=entries, unchanged=True)
     else:
-        result = _render(profile_name, plan_file, (entries, left_out), files, pdf, steps, outcomes)
+        result = _render(profile_name, study, (entries, left_out), files, pdf, steps, outcomes)
         freshness.record(dirs["state"], fingerprint, files, result.rendered_at, result.pdf_of)
     if check:
         from mame.deck.browser import check_deck
@@ -140,12 +143,11 @@ def build(profile_name: str, *, run: bool = True, pdf: bool = True, check: bool 
     return result
 
 
-def _render(profile_name, plan_file, collected, files, pdf, steps, outcomes) -> ReportResult:
+def _render(profile_name, study, collected, files, pdf, steps, outcomes) -> ReportResult:
     from mame.deck.render import render_html
 
     rendered_at = _now()
-    qmd, entries = render_source(profile_name, plan_file=plan_file, collected=collected, steps=steps,
-                                 rendered_at=rendered_at)
+    qmd, entries = render_source(profile_name, collected=collected, steps=steps, rendered_at=rendered_at, study=study)
     with steps.step("pandoc (HTML)"):
         html = render_html(qmd, files["html"])
     result = ReportResult(qmd=qmd, html=html, pdf=None, outcomes=outcomes, entries=entries,

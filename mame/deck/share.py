@@ -54,14 +54,15 @@ class Shared:
 
 
 def share(profile_name: str, *, plan_file: Path | None = None, with_notebooks: bool = False,
-          with_models: bool = False, site: Path | None = None, out=None) -> Shared:
-    """Bring the deck up to date (no runs started), then package it with the runs it shows."""
+          with_models: bool = False, site: Path | None = None, out=None, study=None) -> Shared:
+    """Bring the deck up to date (no runs started), then package it with the runs it shows. ``study``: the command's
+    plan, runs and keys (``mame.engine.study``; built from ``plan_file`` when not given)."""
     from mame.deck.build import build, build_dirs
 
     out = out or sys.stdout
     if site is not None:
         site = check_site(Path(site))  # before the build: a refusal costs nothing and changes nothing
-    result = build(profile_name, run=False, pdf=True, plan_file=plan_file, out=out)
+    result = build(profile_name, run=False, pdf=True, plan_file=plan_file, out=out, study=study)
     entries = [e for e in result.entries if e.state in SHOWN and e.metrics is not None]
     plan_path = Path(plan_file or config.plan_path())
     files = {"deck.html": result.html, "deck.pdf": result.pdf, "references.yaml": config.ROOT / "report" / "references.yaml"}

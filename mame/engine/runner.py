@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mame import config
-from mame.engine import cache, execute, executors, provenance, run_folders, runs
-from mame.engine.plan import PlannedRun, Profile, expand, load_plan
+from mame.engine import execute, executors, provenance, run_folders, runs
+from mame.engine.plan import PlannedRun
+from mame.engine.study import Study, StudyError
 from mame.names import check_name, inside
 
 DEFAULT_RETRIES = 1  # a run whose worker process is lost (killed, crashed) is started once more
 
 
-class RunnerError(RuntimeError):
+class RunnerError(StudyError):
     """The runner cannot start (no dataset, another runner holds the lock...)."""
 
 
@@ -31,54 +32,6 @@ class Outcome:
     cache_key: str
     seconds: float = 0.0
     detail: str = ""
-
-
-def dataset_location(profile: Profile) -> Path | None:
-    """Where the profile's data lives: its synthetic folder, or MAME_DIR (else the profile's data.path)."""
-    if profile.data.get("source") == "synthetic":
-        return config.synthetic_dir(profile.name)
-    path = profile.data.get("path")
-    return config.real_data_dir() or (Path(path).expanduser().resolve() if path else None)
-
-
-def prepare_dataset(profile: Profile) -> dict:
-    """Generate the profile's synthetic data if needed, or locate the real MAMe; return its description."""
-    from mame.data import metadata
-
-    source = profile.data.get("source")
-    path = dataset_location(profile)
-    if source == "synthetic":
-        from mame.data.synthetic import generator
-
-        spec_fields = {k: v for k, v in profile.data.items() if k != "source"}
-        spec = generator.SynthSpec.from_dict({"seed": profile.seed, **spec_fields})
-        generator.ensure(path, spec)
-    elif source == "mame":
-        if path is None:
-            raise RunnerError(f"profile {profile.name!r} reads the real MAMe: set MAME_DIR to the folder holding "
-                              f"{config.METADATA_CSV} and data_256/ or data/ (python -m mame data download fetches it)")
-        if not (path / config.METADATA_CSV).is_file():
-            raise RunnerError(f"{path}: no {config.METADATA_CSV} here; MAME_DIR must point at the MAMe folder")
-    else:
-        raise RunnerError(f"profile {profile.name!r}: data source must be 'synthetic' or 'mame', not {source!r}")
-    return {"source": source, "path": str(path), "fingerprint": metadata.dataset_fingerprint(path)}
-
-
-def compute_keys(planned: list[PlannedRun], profile: Profile, dataset: dict) -> dict[str, str]:
-    """Cache key of every planned run, each including the keys of the runs it needs and reads (so a new
-    dependency result makes it stale); ``planned`` must come in dependency order, as ``expand`` returns it."""
-    keys: dict[str, str] = {}
-    for run in planned:
-        missing = [dep for dep in [f"{s}/{n}" for s, n in run.needs.items()] + _read_ids(run) if dep not in keys]
-        if missing:
-            raise RunnerError(f"{run.id} depends on {', '.join(missing)}, whose cache key is not known yet: "
-                              "runs must come in dependency order (mame.engine.plan.expand)")
-        dep_keys = {stage: keys[f"{stage}/{name}"] for stage, name in run.needs.items()}
-        dep_keys.update({dep: keys[dep] for dep in _read_ids(run)})
-        keys[run.id] = cache.cache_key(stage=run.stage, name=run.name, params=run.params, seed=run.seed, profile=profile.name,
-                                       dataset_fingerprint=dataset["fingerprint"], notebook=run.notebook,
-                                       dependency_keys=dep_keys)
-    return keys
 
 
 @contextmanager
@@ -94,23 +47,21 @@ def runner_lock(runs_dir: Path):
 
 def run_plan(profile_name: str, *, only: str | None = None, force: bool = False, plan_file: Path | None = None,
              out=sys.stdout, jobs: int = 1, executor: str = "local", address: str | None = None,
-             retries: int = DEFAULT_RETRIES, threads: int | None = None, fresh_kernels: bool = False) -> list[Outcome]:
+             retries: int = DEFAULT_RETRIES, threads: int | None = None, fresh_kernels: bool = False,
+             study: Study | None = None) -> list[Outcome]:
     """Run every stale selected run, up to ``jobs`` at once (``executor``: local worker processes, or Ray at
     ``address``); a run starts once every run it needs or reads is settled. A run whose worker is lost
     (killed, crashed) is started again up to ``retries`` times, then failed with the reason. ``threads``: CPU
     threads per run when runs go side by side (default: every core, as a run alone gets). ``fresh_kernels``: each
-    notebook in a fresh Jupyter kernel (``mame.engine.execute``). Outcomes come back in plan order."""
-    plan = load_plan(plan_file)
-    profile = plan.profile(profile_name)
-    everything = expand(plan, profile_name)
-    selected = {r.id for r in (expand(plan, profile_name, only) if only else everything)}
-    dataset = prepare_dataset(profile)
-    keys = compute_keys(everything, profile, dataset)
-    planned = {r.id: r for r in everything}
+    notebook in a fresh Jupyter kernel (``mame.engine.execute``). ``study``: the command's plan, runs and keys
+    (``mame.engine.study``; built here from ``plan_file`` when not given). Outcomes come back in plan order."""
+    study = (study or Study.load(profile_name, plan_file)).prepare()
+    profile, dataset, keys = study.profile, study.dataset, study.keys
+    planned = {r.id: r for r in study.runs}
     runs_dir = config.runs_dir()
-    todo = [r for r in everything if r.id in selected]
+    todo = study.selected(only)
     with runner_lock(runs_dir):
-        for stage in plan.stages:
+        for stage in study.plan.stages:
             run_folders.clean_leftovers(inside(runs_dir, check_name(stage, "stage"), what="stage folder"))
         def show(run_id: str, line: dict) -> None:
             print(format_progress(run_id, line), file=out, flush=True)

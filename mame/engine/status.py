@@ -7,11 +7,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mame import config
-from mame.data import metadata
 from mame.engine import runs
-from mame.engine.plan import PlannedRun, expand, load_plan
+from mame.engine.plan import PlannedRun
 from mame.engine.provenance import parse_iso
-from mame.engine.runner import compute_keys, dataset_location
+from mame.engine.study import Study
 from mame.names import inside
 
 
@@ -27,24 +26,16 @@ class Entry:
     combined: object = None  # the deck's: ``mame.deck.seeds.Combined`` for an entry folding several seeds' runs
 
 
-def dataset_for_status(profile) -> dict | None:
-    """The profile's dataset description without generating anything (None if not there yet)."""
-    path = dataset_location(profile)
-    if path is None or not (Path(path) / config.METADATA_CSV).is_file():
-        return None
-    return {"source": profile.data.get("source"), "path": str(path), "fingerprint": metadata.dataset_fingerprint(path)}
-
-
-def collect(profile_name: str, plan_file: Path | None = None, *, left_out: list | None = None) -> list[Entry]:
+def collect(profile_name: str, plan_file: Path | None = None, *, left_out: list | None = None,
+            study: Study | None = None) -> list[Entry]:
     """An entry per planned run; the runs the profile leaves out (no ImageNet weights for their backbone,
-    ``engine.plan.LeftOut``) are appended to ``left_out`` when given."""
-    plan = load_plan(plan_file)
-    profile = plan.profile(profile_name)
-    planned = expand(plan, profile_name, left_out=left_out)
-    dataset = dataset_for_status(profile)
-    keys = compute_keys(planned, profile, dataset) if dataset else {}
+    ``engine.plan.LeftOut``) are appended to ``left_out`` when given. ``study``: the command's plan, runs and keys
+    (``mame.engine.study``; built from ``plan_file`` when not given)."""
+    study = study or Study.load(profile_name, plan_file)
+    if left_out is not None:
+        left_out.extend(study.left_out)
     now = datetime.now(timezone.utc)
-    return [_entry(run, keys.get(run.id), now) for run in planned]
+    return [_entry(run, study.keys.get(run.id), now) for run in study.runs]
 
 
 def _entry(run: PlannedRun, key: str | None, now: datetime) -> Entry:

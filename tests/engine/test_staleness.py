@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from mame.engine import execute, runner, runs
+from mame.engine import execute, runner, runs, study
 from mame.engine.plan import PlanError, expand, load_plan
 from tests.helpers import minimal_metrics, write_smoke_plan
 
@@ -39,18 +39,18 @@ def write_done(runs_dir, run, key, status="done"):
 
 def test_keys_chain_through_dependencies(planned):
     profile, by_id, everything = planned
-    keys = runner.compute_keys(everything, profile, DATASET)
+    keys = study.compute_keys(everything, profile, DATASET)
     assert len(set(keys.values())) == len(everything)
-    other = runner.compute_keys(everything, profile, dict(DATASET, fingerprint="f2"))
+    other = study.compute_keys(everything, profile, dict(DATASET, fingerprint="f2"))
     assert all(other[k] != keys[k] for k in keys)  # the data changes every key
     by_id["features/vgg16"].params["batch_size"] = 7
-    changed = runner.compute_keys(everything, profile, DATASET)
+    changed = study.compute_keys(everything, profile, DATASET)
     assert {k for k in keys if keys[k] != changed[k]} == {"features/vgg16", "classify/vgg16"}
 
 
 def test_a_done_run_with_the_same_key_is_cached_and_a_failed_one_is_not(planned, tmp_path):
     profile, by_id, everything = planned
-    keys = runner.compute_keys(everything, profile, DATASET)
+    keys = study.compute_keys(everything, profile, DATASET)
     run = by_id["features/vgg16"]
     write_done(tmp_path, run, keys[run.id])
     outcome = runner._prepare(run, profile, DATASET, keys, {}, tmp_path, False, by_id)
@@ -64,7 +64,7 @@ def test_a_done_run_with_the_same_key_is_cached_and_a_failed_one_is_not(planned,
 
 def test_dependencies_must_be_done_and_current(planned, tmp_path):
     profile, by_id, everything = planned
-    keys = runner.compute_keys(everything, profile, DATASET)
+    keys = study.compute_keys(everything, profile, DATASET)
     classify, features = by_id["classify/vgg16"], by_id["features/vgg16"]
     inputs, problem = runner._inputs(classify, keys, {}, tmp_path, by_id)
     assert inputs == {} and problem == "needs features/vgg16, which is not done and current (run it, or drop --only)"
@@ -95,8 +95,8 @@ def test_summary_table_counts_each_state(planned):
 
 def test_run_plan_with_everything_current_executes_nothing(planned, tmp_path, isolated_runs):
     profile, by_id, everything = planned
-    dataset = runner.prepare_dataset(profile)
-    keys = runner.compute_keys(everything, profile, dataset)
+    dataset = study.prepare_dataset(profile)
+    keys = study.compute_keys(everything, profile, dataset)
     for run in everything:
         write_done(isolated_runs, run, keys[run.id])
     out = io.StringIO()
@@ -123,10 +123,10 @@ def test_a_stage_that_reads_every_run_of_another_gets_them_all_and_depends_on_ea
     profile, everything = plan.profile("smoke"), expand(plan, "smoke")
     summary = next(r for r in everything if r.stage == "evaluate")
     assert summary.name == "default" and summary.reads == {"features": ["vgg16", "resnet50"]}
-    keys = runner.compute_keys(everything, profile, DATASET)
+    keys = study.compute_keys(everything, profile, DATASET)
     by_id = {r.id: r for r in everything}
     by_id["features/resnet50"].params["batch_size"] = 3
-    changed = runner.compute_keys(everything, profile, DATASET)
+    changed = study.compute_keys(everything, profile, DATASET)
     assert changed["evaluate/default"] != keys["evaluate/default"]  # any run it reads changes its key
     assert runner._inputs(summary, keys, {}, tmp_path, by_id)[1].startswith("needs features/vgg16, which is not done")
     for name in ("vgg16", "resnet50"):
@@ -160,12 +160,12 @@ def test_what_a_variant_reads_is_in_its_key_and_handed_to_it(tmp_path):
     plan = load_plan(write_smoke_plan(tmp_path / "plan.yaml", VARIANT_READS))
     profile, everything = plan.profile("smoke"), expand(plan, "smoke")
     by_id = {r.id: r for r in everything}
-    keys = runner.compute_keys(everything, profile, DATASET)
+    keys = study.compute_keys(everything, profile, DATASET)
     by_id["finetune/vgg16-step2"].params["learning_rate"] = 1e-6  # a new fine-tuning result
-    changed = runner.compute_keys(everything, profile, DATASET)
+    changed = study.compute_keys(everything, profile, DATASET)
     assert {k for k in keys if keys[k] != changed[k]} == {"finetune/vgg16-step2", "features/vgg16-tuned"}
     by_id["finetune/resnet50-step1"].params["learning_rate"] = 1e-6  # another backbone's: not read
-    again = runner.compute_keys(everything, profile, DATASET)
+    again = study.compute_keys(everything, profile, DATASET)
     assert {k for k in keys if changed[k] != again[k]} == {"finetune/resnet50-step1"}
     tuned = by_id["features/vgg16-tuned"]
     for name in ("vgg16-step1", "vgg16-step2"):
@@ -174,5 +174,5 @@ def test_what_a_variant_reads_is_in_its_key_and_handed_to_it(tmp_path):
     handed = execute.notebook_inputs(inputs)["finetune"]
     assert {name: (i["backbone"], i["variant"], i["step"], i["folder"]) for name, i in handed.items()} == {
         name: ("vgg16", f"step{k}", k, str(tmp_path / "finetune" / name)) for k, name in enumerate(("vgg16-step1", "vgg16-step2"), 1)}
-    with pytest.raises(runner.RunnerError, match="features/vgg16-tuned depends on finetune/vgg16-step1"):
-        runner.compute_keys([tuned] + [r for r in everything if r is not tuned], profile, DATASET)  # out of order
+    with pytest.raises(study.StudyError, match="features/vgg16-tuned depends on finetune/vgg16-step1"):
+        study.compute_keys([tuned] + [r for r in everything if r is not tuned], profile, DATASET)  # out of order

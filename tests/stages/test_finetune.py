@@ -12,7 +12,7 @@ import pytest
 
 from mame import config, results
 from mame.engine.plan import load_plan
-from mame.engine.runner import prepare_dataset
+from mame.engine.study import prepare_dataset
 from mame.stages import scratch
 from tests.helpers import TEST_DATA_HOME
 
