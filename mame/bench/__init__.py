@@ -1,7 +1,9 @@
 """``make bench``: speed figures measured in one process, printed as they come and as one table at the end
-(never asserted), and written as JSON to ``runs/bench/bench-<time>.json`` with the CPU flags they ran on.
+(never asserted), written as JSON to ``runs/bench/bench-<time>.json`` with the CPU flags they ran on, and as a
+table to ``docs/benchmarks.md`` (machine, CPU flags, date: the latest run's figures).
 
-- runs: the runner's per-run fixed cost, kernels forked from the kernel server against fresh ones
+- runs: the runner's per-run fixed cost for each design of starting a run: the kept one (a process forked from
+  the preloading forkserver, cells run in it), a kernel forked by a jupyter_client provisioner, a fresh kernel
   (``mame.bench.runs``);
 - images: decode-only images/s at 224 px, cold and from the decoded-image cache; per backbone, images/s of
   ``model.predict`` on in-memory arrays (the ceiling) and through our pipeline cold and warm, fp32 and bf16
@@ -79,9 +81,10 @@ def table(found: dict) -> str:
     """The figures that answer the speed targets, one per line."""
     lines = ["", "what                                               figure"]
     fixed = found["fixed_cost"]
-    lines.append(f"per-run fixed cost, forked kernel (median)         {fixed['forked']['median_s']:.2f} s")
-    lines.append(f"per-run fixed cost, fresh kernel (median)          {fixed['fresh']['median_s']:.2f} s "
-                 f"({fixed['fresh_over_forked']}x)")
+    for how in ("forked", "provisioner", "fresh"):
+        ratio = f" ({fixed[f'{how}_over_forked']}x)" if how != "forked" else ""
+        lines.append(f"per-run fixed cost, {how:<12} (median)          {fixed[how]['median_s']:.2f} s{ratio}"
+                     f"  {fixed[how]['design']}")
     decode = found["images"]["decode"]
     lines.append(f"decode-only 224 px, cold -> cached                 {decode['cold_per_s']:,.0f} -> "
                  f"{decode['warm_per_s']:,.0f} images/s ({decode['warm_over_cold']}x)")
@@ -107,6 +110,21 @@ def table(found: dict) -> str:
     return "\n".join(lines)
 
 
+def write_doc(found: dict, path: Path) -> Path:
+    """The figures as the Markdown page ``docs/benchmarks.md``: written by ``make bench``, never by hand."""
+    from mame.files import atomic_write
+
+    text = "\n".join([
+        "# Benchmarks", "",
+        "Written by `make bench` (`python -m mame.bench`); run it again to measure this machine. Each run also leaves its",
+        "figures as JSON in `runs/bench/`.", "",
+        f"- date: {found['started']}",
+        f"- machine: {found['machine']['name']}, {found['cores']} cores, Python {found['python']}",
+        f"- CPU flags: {' '.join(found['cpu_flags']) or 'none of avx/amx/fma'}", "",
+        "```text", table(found).strip("\n"), "```", ""])
+    return atomic_write(path, text)
+
+
 def main() -> int:
     import json
     import platform
@@ -123,8 +141,9 @@ def main() -> int:
                    "python": platform.python_version()}
     found["fixed_cost"] = runs.fixed_cost()
     fixed = found["fixed_cost"]
-    print(f"runs    per-run fixed cost: forked {fixed['forked']['median_s']:.2f} s, fresh "
-          f"{fixed['fresh']['median_s']:.2f} s (median of {fixed['forked']['runs'] - 1})", flush=True)
+    print("runs    per-run fixed cost: " + ", ".join(f"{how} {fixed[how]['median_s']:.2f} s" for how in
+                                                  ("forked", "provisioner", "fresh"))
+          + f" (median of {fixed['forked']['runs'] - 1})", flush=True)
     found["images"] = models.measure(sys.stdout)
     found["memory"] = runs.peak_memory(sys.stdout)
     found["report"] = runs.report_split(sys.stdout)
@@ -135,6 +154,7 @@ def main() -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"bench-{started.replace(':', '').replace('+0000', 'Z')}.json"
     path.write_text(json.dumps(found, indent=1))
-    print(f"\nbench: {found['total_s']:.0f} s; written to {path}")
+    write_doc(found, config.ROOT / "docs" / "benchmarks.md")
+    print(f"\nbench: {found['total_s']:.0f} s; written to {path} and docs/benchmarks.md")
     return 0
 

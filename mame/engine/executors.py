@@ -65,13 +65,14 @@ class Progress:
         self.on_progress = on_progress
         self._at: dict[str, tuple[Path | None, int]] = {}
 
-    def follow(self, job: Job, final: bool = False) -> None:
+    def follow(self, job: Job, swapped: bool = False) -> None:
+        """Hand on the job's new lines; ``swapped``: the run has ended and its folder is in place (read there)."""
         path, offset = self._at.get(job.run.id, (None, 0))
         if path is None or not path.exists():
             name = f".{job.final_dir.name}{run_folders.PARTIAL_MARK}*/{PROGRESS_FILE}"
             found = sorted(job.final_dir.parent.glob(name))
-            if final and not found and offset and (job.final_dir / PROGRESS_FILE).exists():
-                found = [job.final_dir / PROGRESS_FILE]  # swapped into place since the last look
+            if swapped and not found:
+                found = [job.final_dir / PROGRESS_FILE]
             if not found:
                 return
             path = found[0]
@@ -146,15 +147,15 @@ class LocalExecutor:
         ended = []
         for running in [r for r in self._running.values() if r.proc in ended_procs]:
             del self._running[running.job.run.id]
-            self.progress.follow(running.job, final=True)
-            self.progress.forget(running.job)
             ended.append(self._ended(running))
+            self.progress.forget(running.job)
         return ended
 
     def _ended(self, running: _Running) -> Ended:
         job = running.job
         metrics = finished_on_disk(job, running.before)
         if metrics is not None:
+            self.progress.follow(job, swapped=True)  # the lines it wrote since the last look
             return Ended(job.run.id, metrics)
         remove_partials(job.final_dir, running.proc.pid)
         return Ended(job.run.id, None, lost=processes.describe_exit(running.proc.exitcode))

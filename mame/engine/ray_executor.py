@@ -117,9 +117,8 @@ class RayExecutor:
         ended = []
         for ref in ready:
             job = self._active.pop(ref)
-            self.progress.follow(job, final=True)
-            self.progress.forget(job)
             ended.append(self._ended(job, ref))
+            self.progress.forget(job)
         return ended
 
     def _ended(self, job: Job, ref) -> Ended:
@@ -133,7 +132,10 @@ class RayExecutor:
             if metrics is None:
                 remove_partials(job.final_dir)
                 return Ended(job.run.id, None, lost=lost_reason(exc))
-        return Ended(job.run.id, metrics if self._visible(job, metrics) else not_shared(job, metrics))
+        if not self._visible(job, metrics):
+            return Ended(job.run.id, not_shared(job, metrics))
+        self.progress.follow(job, swapped=True)  # the lines it wrote since the last look
+        return Ended(job.run.id, metrics)
 
     def _visible(self, job: Job, metrics: dict) -> bool:
         """Whether this process sees the run where the task wrote it, within ``SHARED_GRACE_S`` (a shared file

@@ -38,7 +38,9 @@ first = not mine or not os.path.exists(mine)
 if mine and first:
     with open(mine, "w") as handle:
         handle.write(str(os.getpid()))
+results.report_progress(run_dir, epoch=1, epochs=2, loss=0.5, val_accuracy=0.25, seconds=0.1)
 time.sleep(hold if first else 0)
+results.report_progress(run_dir, epoch=2, epochs=2, loss=0.25, val_accuracy=0.5, seconds=0.1)
 results.save_result(run_dir, {"metrics": {"start": start, "end": time.time(), "inputs": sorted(inputs),
                                           "intra": os.environ.get("TF_NUM_INTRAOP_THREADS"),
                                           "blas": os.environ.get("OMP_NUM_THREADS"), "pid": os.getpid()}})"""
@@ -120,6 +122,10 @@ def test_two_jobs_run_side_by_side_in_dependency_order_and_the_cache_holds(tmp_p
     assert runs.read_metrics(isolated_runs / "classify" / "vgg16")["metrics"]["inputs"] == ["features"]
     printed = out.getvalue().splitlines()
     assert sum("running..." in line for line in printed) == 6 and sum(" done " in line for line in printed) == 6
+    for run_id in order:  # each epoch line the notebook wrote, once, in order, as it came
+        epochs = [line.split()[2] for line in printed if line.split()[:1] == [run_id] and "epoch" in line]
+        assert epochs == ["1/2", "2/2"], (run_id, printed)
+    assert any("epoch 2/2  loss 0.2500  val_acc 0.500" in line for line in printed)
     again = run_plan("smoke", plan_file=plan, jobs=2, out=io.StringIO())
     assert set(states(again).values()) == {"cached"}
     assert not list(isolated_runs.glob(f"*/.*{run_folders.PARTIAL_MARK}*"))
