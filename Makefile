@@ -18,7 +18,7 @@ STAMPS  := .setup-stamps
 PROFILE ?= demo
 ONLY    ?=
 FORCE   ?=
-# runs at once (default: what is fastest on this machine, README "Running side by side"); EXECUTOR=ray
+# runs at once (default: what is fastest on this machine, docs/running.md); EXECUTOR=ray
 # [RAY_ADDRESS=host:port] hands them to Ray
 JOBS    ?=
 EXECUTOR ?= local
@@ -27,8 +27,8 @@ EXEC_ARGS := $(if $(JOBS),--jobs $(JOBS)) --executor $(EXECUTOR) $(if $(RAY_ADDR
 RUN_ARGS := --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(EXEC_ARGS)
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-# test processes side by side (pytest-xdist; a test file's tests stay in one, with its fixtures): 2 measured
-# 7:58 against 12:02 in one on 2 cores (README, "The two commands"); 0 runs them in this process
+# test processes side by side (pytest-xdist; a test file's tests stay in one, with its fixtures); 0 runs them in
+# this process
 TEST_WORKERS ?= 2
 
 # percent of the mutants `make mutation` runs (a fixed sample, the same mutants every run; 100: all)

@@ -89,7 +89,7 @@ def _executor_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=int, default=None,
                         help="runs at once (default: what is fastest here: one per GPU, else by cores; see docs/running.md)")
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
-                        help="local worker processes (default) or Ray tasks (a local Ray instance, or --address)")
+                        help="local processes, one per run (default), or Ray tasks (a local Ray instance, or --address)")
     parser.add_argument("--address", default=None, help="Ray cluster to submit to (e.g. ray://head:10001 or auto)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads each run gets when runs go side by side (default: every core, as a run alone gets; "

@@ -18,7 +18,7 @@ from mame.engine.plan import PlannedRun
 from mame.engine.study import Study, StudyError
 from mame.names import check_name, inside
 
-DEFAULT_RETRIES = 1  # a run whose worker process is lost (killed, crashed) is started once more
+DEFAULT_RETRIES = 1  # a run whose process is lost (killed, crashed) is started once more
 
 
 class RunnerError(StudyError):
@@ -49,7 +49,7 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
              out=sys.stdout, jobs: int = 1, executor: str = "local", address: str | None = None,
              retries: int = DEFAULT_RETRIES, threads: int | None = None, fresh_kernels: bool = False,
              study: Study | None = None) -> list[Outcome]:
-    """Run every stale selected run, up to ``jobs`` at once (``executor``: local worker processes, or Ray at
+    """Run every stale selected run, up to ``jobs`` at once (``executor``: a local process per run, or Ray at
     ``address``); a run starts once every run it needs or reads is settled. A run whose worker is lost
     (killed, crashed) is started again up to ``retries`` times, then failed with the reason. ``threads``: CPU
     threads per run when runs go side by side (default: every core, as a run alone gets). ``fresh_kernels``: each
