@@ -118,7 +118,7 @@ mutation: $(STAMPS)/python ## Mutation testing of mame/engine, mame/stages and m
 
 docs: $(STAMPS)/python ## Regenerate the plan's JSON Schema, its key reference experiments/plan-keys.md, and the GPU estimates in docs/estimates.md
 	$(PY) -m mame.stages.notebook_cells
-	$(PY) -m mame.engine.plan_keys
+	$(PY) -m mame.engine.plan.reference
 	$(PY) -m mame estimate --profile full --gpus 1,2,4,8 --needs --write docs/estimates.md >/dev/null
 
 check: $(STAMPS)/python ## Check experiments/plan.yaml (schema, names, notebook parameters, every profile) without running anything

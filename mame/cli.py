@@ -102,8 +102,8 @@ def _executor_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_options(args) -> dict:
-    from mame.engine.executors import default_jobs
-    from mame.engine.runner import DEFAULT_RETRIES
+    from mame.engine.run.executors import default_jobs
+    from mame.engine.run.scheduler import DEFAULT_RETRIES
 
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be 1 or more, not {args.jobs}")
@@ -149,12 +149,12 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args) -> int:
     study = None
     if args.command != "check" and hasattr(args, "plan"):  # a plan with a mistake stops every command before it starts
-        from mame.engine.study import Study
+        from mame.engine.run.study import Study
 
         # the plan loaded, its runs expanded and their cache keys computed once, for the whole command
         study = Study.load(args.profile, args.plan)
     if args.command == "run":
-        from mame.engine.runner import run_plan, summary_table
+        from mame.engine.run.scheduler import run_plan, summary_table
 
         outcomes = run_plan(args.profile, only=args.only, force=args.force, plan_file=args.plan, study=study,
                             **_run_options(args))
@@ -169,12 +169,12 @@ def _dispatch(args) -> int:
               site=args.site, study=study)
         return 0
     if args.command == "check":
-        from mame.engine.plan import check_plan
+        from mame.engine.plan.load import check_plan
 
         print(check_plan(args.plan))
         return 0
     if args.command == "status":
-        from mame.engine.status import collect, format_status
+        from mame.engine.run.status import collect, format_status
 
         left_out: list = []
         entries = collect(args.profile, args.plan, left_out=left_out, study=study)
@@ -234,7 +234,7 @@ def _report(args, study) -> int:
             raise ValueError("--check opens the deck once; with --watch open the page the server prints")
         return serve(args.profile, plan_file=args.plan, host=args.host, port=args.port,
                      run_args=None if args.no_run else _executor_argv(args))
-    from mame.engine.runner import summary_table
+    from mame.engine.run.scheduler import summary_table
 
     result = build(args.profile, run=not args.no_run, pdf=not args.no_pdf, check=args.check, plan_file=args.plan,
                    run_options=_run_options(args), rerender=args.rerender, study=study)
@@ -268,7 +268,7 @@ def _data(args, study) -> int:
             print(path)
         return 0
     from mame.data.synthetic.generator import SynthSpec, generate
-    from mame.engine.study import prepare_dataset
+    from mame.engine.run.study import prepare_dataset
 
     profile = study.profile
     if profile.data.get("source") != "synthetic":

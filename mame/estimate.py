@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from mame.classes import CLASS_NAMES, TRAIN_PER_CLASS, VAL_PER_CLASS
-from mame.engine.plan import PlannedRun, expand, load_plan
+from mame.engine.plan.load import PlannedRun, expand, load_plan
 
 FORWARD_ONLY = {"features": 1.0, "similarity": 1.0}  # extraction: one forward pass per image
 DEFAULT_TFLOPS = 100.0

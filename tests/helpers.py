@@ -15,7 +15,7 @@ from mame.deck.build import _relative
 from mame.deck.context import build_context, by_stage
 from mame.deck.figures import run_figures
 from mame.deck.registry import DeckInputs
-from mame.engine.plan import PlannedRun, Profile
+from mame.engine.plan.load import PlannedRun, Profile
 from mame.metrics import classification_result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,7 +94,7 @@ NO_CHANGES = {"first": True, "rows": [], "since": None}
 
 @dataclass
 class FakeEntry:
-    """The shape of mame.engine.status.Entry, built from real metrics dicts."""
+    """The shape of mame.engine.run.status.Entry, built from real metrics dicts."""
     run: PlannedRun
     state: str
     metrics: dict | None

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from mame import config, estimate
-from mame.engine.plan import expand, load_plan
+from mame.engine.plan.load import expand, load_plan
 
 
 def doc_rows() -> dict[str, list[str]]:

@@ -6,7 +6,7 @@ import pytest
 
 from mame import bench, machine
 from mame.bench import models as bench_models
-from mame.engine import provenance
+from mame.engine.run import provenance
 
 FAKE = """processor\t: 0
 vendor_id\t: GenuineIntel

@@ -17,7 +17,7 @@ def test_the_sample_is_the_same_every_time_and_about_the_share_asked_for():
 
 
 def test_verdicts_are_counted_per_package_and_mutants_not_run_are_left_out():
-    lines = ["    mame.engine.cache.x_key__mutmut_1: killed", "    mame.engine.cache.x_key__mutmut_2: survived",
+    lines = ["    mame.engine.run.cache.x_key__mutmut_1: killed", "    mame.engine.run.cache.x_key__mutmut_2: survived",
              "    mame.models.training.xǁ_EpochStateǁon_epoch_end__mutmut_3: timeout",
              "    mame.stages.evaluate.x_save__mutmut_4: not checked", "    mame.stages.evaluate.x_save__mutmut_5: no tests"]
     found = mutation_rates.verdicts(lines)

@@ -14,7 +14,7 @@ import papermill
 import pytest
 
 from mame import config, estimate
-from mame.engine.plan import RUNNER_PARAMS, PlannedRun, notebook_parameters
+from mame.engine.plan.load import RUNNER_PARAMS, PlannedRun, notebook_parameters
 from mame.stages import finetune, notebook_cells, scratch, trainer
 from mame.stages.parameters import StageConfig
 

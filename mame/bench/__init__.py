@@ -35,7 +35,7 @@ def _timed(fn, *args, **kwargs):
 
 
 def bench_runner(profile: str = "smoke") -> dict:
-    from mame.engine.runner import run_plan
+    from mame.engine.run.scheduler import run_plan
 
     saved = os.environ.get("MAME_RUNS_DIR")
     with tempfile.TemporaryDirectory(prefix="mame-bench-") as tmp:
@@ -131,7 +131,7 @@ def main() -> int:
     import sys
 
     from mame.bench import models, runs
-    from mame.engine.provenance import cpu_count, device_info, now_iso
+    from mame.engine.run.provenance import cpu_count, device_info, now_iso
 
     started, t0 = now_iso(), time.perf_counter()
     out_dir = config.runs_dir() / "bench"  # the user's runs folder (the runner part uses a private one)

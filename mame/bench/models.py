@@ -23,7 +23,7 @@ HEADER = "Image file,Medium,Museum,Museum-based instance ID,Subset,Width,Height,
 
 def cpu_has_bf16() -> bool:
     """bf16 pays on CPUs with AVX-512-BF16 or AMX (else it is emulated, slower than fp32); and on GPUs."""
-    from mame.engine.provenance import gpu_names
+    from mame.engine.run.provenance import gpu_names
 
     return bool(gpu_names()) or cpu_bf16() is not None
 

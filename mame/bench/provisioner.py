@@ -1,7 +1,7 @@
 """The design ``make bench`` measures beside the kept one: the runner executes the notebook with papermill's own
 engine against a real Jupyter kernel, whose process a jupyter_client ``KernelProvisioner`` forks from the same
-preloading forkserver (``mame.engine.processes``) instead of starting an interpreter. Bench only: runs use the
-in-process engine in a forked process of their own (``mame.engine.notebook_engine``)."""
+preloading forkserver (``mame.engine.run.processes``) instead of starting an interpreter. Bench only: runs use the
+in-process engine in a forked process of their own (``mame.engine.run.notebook_engine``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from functools import partial
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 
-from mame.engine import processes
+from mame.engine.run import processes
 
 
 class _ForkedKernel:

@@ -42,9 +42,9 @@ def fixed_cost(repeats: int = 4) -> dict:
     run (``DESIGNS``), measured one after the other in this process: the kept one (the default executor), a kernel
     forked by a provisioner (``mame.bench.provisioner``) and a fresh kernel. The first run of a forked design
     also waits for the forkserver's own imports: the median is of the later ones."""
-    from mame.engine import execute, executors
-    from mame.engine.plan import PlannedRun
-    from mame.engine.profiles import Profile
+    from mame.engine.plan.load import PlannedRun
+    from mame.engine.plan.profiles import Profile
+    from mame.engine.run import execute, executors
 
     found = {}
     with tempfile.TemporaryDirectory(prefix="mame-bench-runs-") as tmp:
@@ -70,7 +70,7 @@ def fixed_cost(repeats: int = 4) -> dict:
 
 
 def _one_run(how: str, job) -> dict | None:
-    from mame.engine import execute, executors
+    from mame.engine.run import execute, executors
 
     if how == "provisioner":
         from mame.bench.provisioner import forked_kernels
@@ -91,8 +91,8 @@ def _one_run(how: str, job) -> dict | None:
 def peak_memory(out) -> dict:
     """Peak resident memory of the smoke profile's feature and fine-tuning runs (a private runs folder), and of
     the runs of that kind in ``runs/`` that recorded it (the demo's, after ``make report``)."""
-    from mame.engine import runs
-    from mame.engine.runner import run_plan
+    from mame.engine.run import records
+    from mame.engine.run.scheduler import run_plan
 
     found: dict = {"smoke": {}, "runs": {}}
     with tempfile.TemporaryDirectory(prefix="mame-bench-rss-") as tmp:
@@ -101,7 +101,7 @@ def peak_memory(out) -> dict:
         try:
             only = "features/vgg16,finetune/vgg16-step1"
             for outcome in run_plan("smoke", only=only, jobs=1, out=io.StringIO()):
-                metrics = runs.try_read_metrics(Path(tmp) / "runs" / outcome.run.id)
+                metrics = records.try_read_metrics(Path(tmp) / "runs" / outcome.run.id)
                 if metrics and "peak_rss_mb" in metrics["run"]:
                     found["smoke"][outcome.run.id] = metrics["run"]["peak_rss_mb"]
         finally:
@@ -110,7 +110,7 @@ def peak_memory(out) -> dict:
                 os.environ["MAME_RUNS_DIR"] = saved
     for stage in ("features", "finetune"):
         for path in sorted((config.runs_dir() / stage).glob("*/metrics.json")):
-            metrics = runs.try_read_metrics(path.parent)
+            metrics = records.try_read_metrics(path.parent)
             if metrics and "peak_rss_mb" in metrics["run"]:
                 found["runs"][f"{stage}/{path.parent.name}"] = metrics["run"]["peak_rss_mb"]
     for where, values in found.items():

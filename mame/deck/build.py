@@ -17,8 +17,8 @@ from pathlib import Path
 
 from mame import config
 from mame.deck import freshness, history
-from mame.engine.status import collect
-from mame.engine.study import Study
+from mame.engine.run.status import collect
+from mame.engine.run.study import Study
 from mame.results import atomic_write_text
 
 PDF_PAUSE_MS = 60
@@ -64,7 +64,7 @@ def render_source(profile_name: str, *, plan_file: Path | None = None, collected
     """Collect the runs and write the deck source; returns (deck.qmd, status entries). ``collected``: the
     (entries, left out) ``collect`` gave, when the caller already has them; ``steps`` prints a line per step;
     ``rendered_at``: the time the slides say (default: now); ``study``: the command's plan, runs and keys
-    (``mame.engine.study``; built from ``plan_file`` when not given)."""
+    (``mame.engine.run.study``; built from ``plan_file`` when not given)."""
     from mame.deck import templating
     from mame.deck.context import build_context, by_stage
     from mame.deck.dataset import dataset_figures
@@ -115,7 +115,7 @@ def build(profile_name: str, *, run: bool = True, pdf: bool = True, check: bool 
     out, outcomes = out or sys.stdout, []
     study = study or Study.load(profile_name, plan_file)
     if run:
-        from mame.engine.runner import run_plan
+        from mame.engine.run.scheduler import run_plan
 
         outcomes = run_plan(profile_name, out=out, study=study, **(run_options or {}))
     steps, dirs = freshness.Steps(out), build_dirs()

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from mame import config, plots
 from mame.deck import registry
-from mame.engine import cache, runs
-from mame.engine.provenance import cpu_count
+from mame.engine.run import cache, records
+from mame.engine.run.provenance import cpu_count
 
 FIGURES = "figures"
 CODE_STAMP = ".drawn-by"
@@ -79,7 +79,7 @@ def run_figures(entry, options: dict | None = None) -> dict[str, Path]:
     if not drawable(entry):
         return {}
     out, metrics = entry.path / FIGURES, entry.metrics
-    drawer = Drawer(out, entry.path / runs.METRICS_FILE, _same_code(out), dict(options or {}))
+    drawer = Drawer(out, entry.path / records.METRICS_FILE, _same_code(out), dict(options or {}))
     stage = registry.BY_NAME.get(entry.run.stage)
     hook = stage.hook("run_figures") if stage else None
     found = dict(hook(entry, drawer)) if hook else {}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mame import config
 from mame.deck import templating
-from mame.engine import cache
+from mame.engine.run import cache
 from mame.results import atomic_write_json
 
 STATE_FILE = "deck-inputs.json"

@@ -3,7 +3,7 @@
 - Serves the deck on ``http://HOST:PORT/`` (127.0.0.1 unless ``--host`` says otherwise). The page carries a
   badge and a script that listens to ``/events`` (server-sent events) and reloads when a newer render exists.
 - Renders again when a run folder appears or changes (a run finished or failed: run folders are swapped into
-  place whole, ``mame.engine.execute``, so a render never sees half a run), or the plan, the templates or the
+  place whole, ``mame.engine.run.execute``, so a render never sees half a run), or the plan, the templates or the
   report's own files (styles, references) change. File events come from watchfiles; names starting with ``.``
   (a run's ``.partial-`` folder, temp files) and the figures a render draws into run folders are not events.
   Debounced: changes less than ``QUIET_MS`` apart make one batch (at most ``MAX_WAIT_MS``), and changes during

@@ -2,7 +2,7 @@
 step of a ladder, and what the profile forced instead (e.g. ``epochs 50 → 1 (smoke profile)``).
 
 Parameters resolve as notebook defaults < profile ``params`` < the profile's ``stages.<stage>.params``
-< variant < profile ``force`` < ``stages.<stage>.force`` (``mame.engine.plan``); the *planned* value is
+< variant < profile ``force`` < ``stages.<stage>.force`` (``mame.engine.plan.load``); the *planned* value is
 the one before the two ``force`` layers, the *effective* one is ``PlannedRun.params``.
 """
 

@@ -6,8 +6,8 @@ One zip, ``report/_output/share/mame-<profile>-<date>-<commit>.zip``: ``deck.htm
 and dirty flag, dataset fingerprints, the weights each backbone used, versions, devices) and how to produce it
 again. ``--with-notebooks`` adds each run's executed notebook, ``--with-models`` its ``model.keras`` (as its
 metrics.json names them).
-``--site DIR`` writes the same as a static folder instead: ``index.html`` is the deck, and ``runs.html`` /
-``runs.json`` index the runs. The deck is brought up to date first (rendered only when a run changed).
+``--site DIR`` writes the same as a static folder instead: ``index.html`` is the deck, and ``records.html`` /
+``records.json`` index the records. The deck is brought up to date first (rendered only when a run changed).
 
 Nothing of the user's is deleted or leaked (``mame.deck.share_paths``):
 
@@ -36,8 +36,8 @@ from mame import config
 from mame.data.image_cache import human_bytes
 from mame.deck.setup import weights_table
 from mame.deck.share_paths import member_name, portable_text, run_members
-from mame.engine import runs
-from mame.engine.provenance import git_info
+from mame.engine.run import records
+from mame.engine.run.provenance import git_info
 from mame.files import atomic_path
 
 SHOWN = ("done", "stale")
@@ -56,7 +56,7 @@ class Shared:
 def share(profile_name: str, *, plan_file: Path | None = None, with_notebooks: bool = False,
           with_models: bool = False, site: Path | None = None, out=None, study=None) -> Shared:
     """Bring the deck up to date (no runs started), then package it with the runs it shows. ``study``: the command's
-    plan, runs and keys (``mame.engine.study``; built from ``plan_file`` when not given)."""
+    plan, runs and keys (``mame.engine.run.study``; built from ``plan_file`` when not given)."""
     from mame.deck.build import build, build_dirs
 
     out = out or sys.stdout
@@ -76,8 +76,8 @@ def share(profile_name: str, *, plan_file: Path | None = None, with_notebooks: b
     texts["profile.yaml"] = portable_text(profile_text(plan_path, profile_name))
     texts["README.md"] = readme(profile_name, entries, git, result.rendered_at or "")
     if site is not None:
-        texts["runs.json"] = json.dumps(run_index(entries), indent=1) + "\n"
-        texts["runs.html"] = runs_page(profile_name, entries)
+        texts["records.json"] = json.dumps(run_index(entries), indent=1) + "\n"
+        texts["records.html"] = runs_page(profile_name, entries)
         files["index.html"] = files.pop("deck.html")
         shared = _write_site(site, files, texts)
         print(f"share: site of {len(entries)} runs in {shared.path} ({human_bytes(shared.size)})", file=out)
@@ -178,7 +178,7 @@ def run_index(entries: list) -> list[dict]:
         rows.append({"run": e.run.id, "stage": e.run.stage, "backbone": e.run.backbone, "state": e.state,
                      "headline": {"metric": headline.get("name"), "value": headline.get("value"), "split": headline.get("split")}
                      if headline else None,
-                     "metrics": f"runs/{e.run.id}/{runs.METRICS_FILE}", "commit": (run.get("git") or {}).get("commit"),
+                     "metrics": f"runs/{e.run.id}/{records.METRICS_FILE}", "commit": (run.get("git") or {}).get("commit"),
                      "dataset": (run.get("dataset") or {}).get("fingerprint"), "ended": run.get("ended")})
     return rows
 
@@ -193,7 +193,7 @@ def runs_page(profile_name: str, entries: list) -> str:
                      f"<td>{escape(row['state'])}</td><td>{headline}</td><td>{escape(row['ended'] or '')}</td></tr>")
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>MAMe study runs "
             f"({escape(profile_name)})</title></head>\n<body><h1>Runs of the {escape(profile_name)} profile</h1>\n"
-            "<p><a href=\"index.html\">The deck</a> · <a href=\"deck.pdf\">PDF</a> · <a href=\"runs.json\">runs.json</a></p>\n"
+            "<p><a href=\"index.html\">The deck</a> · <a href=\"deck.pdf\">PDF</a> · <a href=\"records.json\">records.json</a></p>\n"
             "<table><tr><th>run (metrics.json)</th><th>state</th><th>headline</th><th>ended</th></tr>\n"
             + "\n".join(cells) + "\n</table></body></html>\n")
 

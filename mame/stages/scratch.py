@@ -44,7 +44,7 @@ NOTEBOOK = Notebook("01_scratch.ipynb", ScratchConfig, checkpoints=True, outside
 
 def build_model(config: ScratchConfig):
     """The rung's CNN (also what ``python -m mame estimate`` counts)."""
-    from mame.models.scratch import build_scratch_cnn
+    from mame.models.cnn_ladder import build_scratch_cnn
 
     return build_scratch_cnn(num_classes=len(CLASS_NAMES), image_size=config.image_size, filters=config.filters,
                              convs_per_block=config.convs_per_block, batch_norm=config.batch_norm,

@@ -19,8 +19,8 @@ from mame import config
 from mame.data import image_cache
 from mame.data.metadata import DataError, read_metadata
 from mame.data.pipeline import iterate_numpy, make_dataset
-from mame.engine import runs
-from mame.engine.runner import run_plan
+from mame.engine.run import records as runs
+from mame.engine.run.scheduler import run_plan
 from tests.data.test_pipeline import write_dataset
 
 

@@ -20,9 +20,9 @@ from sklearn.metrics import classification_report
 from mame.deck import build
 from mame.deck.pdf import pdf_page_count
 from mame.deck.render import remote_references
-from mame.engine import runs
-from mame.engine.runner import run_plan
-from mame.engine.status import collect
+from mame.engine.run import records
+from mame.engine.run.scheduler import run_plan
+from mame.engine.run.status import collect
 from tests.helpers import REPO, TEST_DATA_HOME, smoke_study_env, write_smoke_plan
 
 pytestmark = pytest.mark.slow
@@ -158,7 +158,7 @@ def test_classification_report_equals_sklearn_on_the_stored_predictions(workspac
     backbone = {"VGG16": "vgg16", "EfficientNetB0": "efficientnetb0"}[match.group(1)]
     classifier = match.group(2).replace(" ", "_")
     run_dir = workspace["runs"] / "classify" / backbone
-    metrics = runs.read_metrics(run_dir)
+    metrics = records.read_metrics(run_dir)
     with np.load(run_dir / metrics["classification"][f"{classifier}/val"]["predictions"]) as arrays:
         y_true, y_pred = arrays["y_true"], arrays["y_pred"]
     names = metrics["classification"][f"{classifier}/val"]["confusion_matrix"]["labels"]
@@ -198,11 +198,11 @@ def test_missing_stage_and_failed_run_render_as_placeholders(workspace):
 def test_text_from_data_shows_literally_in_html_and_pdf(workspace):
     odd = "Wood | <b>bold</b> *x* _y_ #1"
     for run_dir in (workspace["runs"] / "classify").iterdir():
-        metrics = runs.read_metrics(run_dir)
+        metrics = records.read_metrics(run_dir)
         for entry in metrics["classification"].values():
             entry["report"] = {(odd if k == "Wood" else k): v for k, v in entry["report"].items()}
             entry["confusion_matrix"]["labels"] = [odd if n == "Wood" else n for n in entry["confusion_matrix"]["labels"]]
-        runs.write_metrics(run_dir, metrics)
+        records.write_metrics(run_dir, metrics)
     result = build.build("smoke", run=False, pdf=True, plan_file=workspace["plan"])
     html = result.html.read_text()
     assert odd in report_table(html)
@@ -217,10 +217,10 @@ def test_what_changed_lists_metric_deltas_and_rerenders_identically(workspace):
     first = build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).qmd.read_text()
     assert "This is the first rendered deck" in first
     run_dir = workspace["runs"] / "classify" / "vgg16"
-    metrics = runs.read_metrics(run_dir)
+    metrics = records.read_metrics(run_dir)
     before = metrics["headline"]["value"]
     metrics["headline"]["value"] = before + 0.125
-    runs.write_metrics(run_dir, metrics)
+    records.write_metrics(run_dir, metrics)
     second = build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).qmd.read_text()
     row = next(line for line in second.splitlines() if line.startswith("| classify/vgg16 |"))
     assert f"done {before:.3f}" in row and f"done {before + 0.125:.3f}" in row and "+0.125" in row
@@ -261,7 +261,7 @@ def test_seeds_on_one_variant_make_a_run_per_seed_and_the_deck_shows_mean_and_st
     outcomes = run_plan("smoke", plan_file=plan, only="=classify/vgg16-s0,=classify/vgg16-s1", jobs=2)
     assert {o.run.id: o.state for o in outcomes} == {"classify/vgg16-s0": "done", "classify/vgg16-s1": "done"}
     assert len({o.cache_key for o in outcomes}) == 2
-    seeded = {s: runs.read_metrics(workspace["runs"] / "classify" / f"vgg16-s{s}") for s in (0, 1)}
+    seeded = {s: records.read_metrics(workspace["runs"] / "classify" / f"vgg16-s{s}") for s in (0, 1)}
     assert [seeded[s]["run"]["seed"] for s in (0, 1)] == [0, 1]
     result = build.build("smoke", run=False, pdf=False, plan_file=plan)
     source, html = result.qmd.read_text(), result.html.read_text()
@@ -287,9 +287,9 @@ def test_a_report_with_nothing_new_renders_nothing_and_any_change_renders_again(
     assert "unchanged since the render of" in shown and shown.splitlines()[-1] == "[]"  # nothing heavy imported
     # a new result, an edited plan, a deleted output: rendered again
     run_dir = workspace["runs"] / "classify" / "vgg16"
-    metrics = runs.read_metrics(run_dir)
+    metrics = records.read_metrics(run_dir)
     metrics["headline"]["value"] += 0.125
-    runs.write_metrics(run_dir, metrics)
+    records.write_metrics(run_dir, metrics)
     assert not build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).unchanged
     assert build.build("smoke", run=False, pdf=False, plan_file=workspace["plan"]).unchanged
     workspace["plan"].write_text(workspace["plan"].read_text() + "# a variant's words could have changed\n")

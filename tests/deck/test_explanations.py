@@ -8,7 +8,7 @@ from pathlib import Path
 from mame.deck import templating
 from mame.deck.explain import explain_conclusions
 from mame.deck.explain import section as explain_section
-from mame.engine.plan import PlannedRun
+from mame.engine.plan.load import PlannedRun
 from tests.helpers import FakeEntry, deck_inputs
 
 

@@ -51,7 +51,7 @@ def test_an_empty_deck_has_every_stage_under_its_chapter_in_registry_order():
 def test_the_figure_stamp_covers_every_drawing_module():
     """Cached figures are redrawn when any module the deck's drawing code imports changes: every stage's
     deck module and every plot module is in the closure the stamp hashes."""
-    from mame.engine import cache
+    from mame.engine.run import cache
 
     covered = {p.relative_to(config.PACKAGE_DIR).as_posix() for p in cache.module_closure({"mame.deck.figures"})}
     assert {f"deck/{s.stage}.py" for s in registry.STAGES} <= covered

@@ -12,8 +12,8 @@ import pytest
 from mame.deck import seeds
 from mame.deck.seeds import Spread
 from mame.deck.templating import num, pct, points, thousands
-from mame.engine.plan import PlannedRun
-from mame.engine.status import Entry
+from mame.engine.plan.load import PlannedRun
+from mame.engine.run.status import Entry
 from mame.plots import draw_accuracy_bars
 
 

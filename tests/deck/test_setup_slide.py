@@ -12,8 +12,8 @@ from mame.deck.browser import check_deck
 from mame.deck.render import render_html
 from mame.deck.setup import setup_section
 from mame.deck.templating import render
-from mame.engine.plan import PlannedRun, Profile
-from mame.engine.weights_rules import LeftOut
+from mame.engine.plan.load import PlannedRun, Profile
+from mame.engine.plan.weights_rules import LeftOut
 from tests.helpers import FakeEntry, minimal_metrics
 
 PROFILE = Profile("demo", {"source": "synthetic"}, {}, {}, None, 0, 60, 60)

@@ -14,9 +14,9 @@ import pytest
 from mame import config
 from mame.deck.browser import check_deck
 from mame.deck.share import share
-from mame.engine import runs
-from mame.engine.provenance import git_info
-from mame.engine.runner import run_plan
+from mame.engine.run import records
+from mame.engine.run.provenance import git_info
+from mame.engine.run.scheduler import run_plan
 from tests.helpers import ONE_EPOCH_SCRATCH, smoke_study_env, write_smoke_plan
 
 pytestmark = pytest.mark.slow
@@ -47,10 +47,10 @@ def study(tmp_path_factory) -> dict:
 def opens_offline_with_valid_metrics(folder: Path, deck: str, run_ids: list[str]) -> None:
     check = check_deck(folder / deck)  # every slide, network requests blocked and recorded
     assert check.total_slides > 5 and not check.network_requests and not check.js_errors, check.summary()
-    found = sorted(str(p.parent.relative_to(folder / "runs")) for p in folder.glob(f"runs/*/*/{runs.METRICS_FILE}"))
+    found = sorted(str(p.parent.relative_to(folder / "runs")) for p in folder.glob(f"runs/*/*/{records.METRICS_FILE}"))
     assert found == sorted(run_ids)
     for run_id in run_ids:
-        runs.validate_metrics(json.loads((folder / "runs" / run_id / runs.METRICS_FILE).read_text()), source=run_id)
+        records.validate_metrics(json.loads((folder / "runs" / run_id / records.METRICS_FILE).read_text()), source=run_id)
 
 
 def test_the_archive_opens_alone_offline_and_says_how_it_was_made(study, tmp_path):
@@ -85,9 +85,9 @@ def test_the_site_folder_opens_offline_and_indexes_every_run(study, tmp_path):
     site = shared.path
     assert (site / "index.html").is_file() and (site / "deck.pdf").is_file() and not (site / "deck.html").exists()
     opens_offline_with_valid_metrics(site, "index.html", study["runs"])
-    index = json.loads((site / "runs.json").read_text())
+    index = json.loads((site / "records.json").read_text())
     assert [row["run"] for row in index] == study["runs"]
-    page = (site / "runs.html").read_text()
+    page = (site / "records.html").read_text()
     assert all(f'href="runs/{r}/metrics.json"' in page and (site / "runs" / r / "metrics.json").is_file()
                for r in study["runs"])
     assert (site / ".mame-share-site").is_file()  # the marker that lets the next share replace it

@@ -15,7 +15,7 @@ import pytest
 from mame import config
 from mame.deck.share import SITE_MARKER, _write_site, _write_zip, check_site, share
 from mame.deck.share_paths import ELSEWHERE, member_name, portable, run_members
-from mame.engine.plan import PlannedRun
+from mame.engine.plan.load import PlannedRun
 from tests.helpers import REPO, FakeEntry, minimal_metrics
 
 

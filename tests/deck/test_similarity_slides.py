@@ -10,7 +10,7 @@ import numpy as np
 
 from mame.classes import CLASS_NAMES
 from mame.deck import similarity, templating
-from mame.engine.plan import PlannedRun
+from mame.engine.plan.load import PlannedRun
 from mame.metrics import classification_result
 from mame.stages import similarity as similarity_stage
 from tests.helpers import FakeEntry, deck_inputs
@@ -62,9 +62,10 @@ def test_trained_heads_get_numbers_random_ones_say_not_meaningful(tmp_path):
     entries = [similarity_entry("vgg16", "VGG16", "imagenet", True),
                similarity_entry("resnet50", "ResNet50", "random", False)]
     scratch = [scratch_entry(tmp_path, "r1-plain", guess=4), scratch_entry(tmp_path, "r2-deeper", guess=7)]
-    section = similarity.section(entries, deck_inputs(entries + scratch))
+    assert similarity.section(entries, deck_inputs(entries + scratch))["scratch"] is None  # no rung chosen before evaluate
+    section = similarity.section(entries, deck_inputs(entries + scratch + [evaluate_record("r2-deeper")]))
     assert section["ready"] and section["best"]["backbone"] == "VGG16" and section["best"]["map_accuracy"] == 1.0
-    assert section["scratch"]["run"] == "scratch/r2-deeper"  # the best validation accuracy (100% vs 0%)
+    assert section["scratch"]["run"] == "scratch/r2-deeper"  # the rung the evaluate run chose
     assert [e["top"][0]["label"] for e in section["scratch"]["examples"]] == [CLASS_NAMES[7]] * 2
     text = render(section)
     vgg = next(line for line in text.splitlines() if line.startswith("| VGG16"))

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mame import config
-from mame.engine import runs
-from mame.engine.plan import PlanError, expand, load_plan
-from mame.engine.status import collect, format_status
+from mame.engine.plan.load import PlanError, expand, load_plan
+from mame.engine.run import records
+from mame.engine.run.status import collect, format_status
 from tests.helpers import minimal_metrics
 
 SHIPPED = yaml.safe_load((config.EXPERIMENTS_DIR / "plan.yaml").read_text())
@@ -89,12 +89,12 @@ METRICS_PATHS = list(_paths(minimal_metrics()))
 def test_a_hand_edited_metrics_json_is_read_or_refused_in_one_line_naming_it(tmp_path_factory, path, value, add_key, raw):
     run_dir = tmp_path_factory.mktemp("run")
     edited = _mutated(minimal_metrics(), path, value, add_key)
-    (run_dir / runs.METRICS_FILE).write_bytes(raw if raw is not None else json.dumps(edited).encode())
+    (run_dir / records.METRICS_FILE).write_bytes(raw if raw is not None else json.dumps(edited).encode())
     try:
-        runs.read_metrics(run_dir)
-    except runs.MetricsError as exc:
+        records.read_metrics(run_dir)
+    except records.MetricsError as exc:
         message = str(exc)
-        assert message.startswith(str(run_dir / runs.METRICS_FILE)) and "\n" not in message and len(message) < 400, message
+        assert message.startswith(str(run_dir / records.METRICS_FILE)) and "\n" not in message and len(message) < 400, message
 
 
 def test_status_shows_a_hand_edited_run_as_unreadable_naming_its_file(tmp_path, monkeypatch):
@@ -103,7 +103,7 @@ def test_status_shows_a_hand_edited_run_as_unreadable_naming_its_file(tmp_path, 
     run_dir.mkdir(parents=True)
     for edit in ({"ended": "yesterday"}, {"ended": "2026-01-01T00:00:00"}, {"status": "finished"}, {"cache_key": 7}):
         metrics = minimal_metrics(stage="scratch", name="r1-plain", backbone=None, variant="r1-plain", **edit)
-        (run_dir / runs.METRICS_FILE).write_text(json.dumps(metrics))
+        (run_dir / records.METRICS_FILE).write_text(json.dumps(metrics))
         entry = next(e for e in collect("smoke") if e.run.id == "scratch/r1-plain")
-        assert entry.state == "unreadable" and str(run_dir / runs.METRICS_FILE) in entry.detail, (edit, entry)
+        assert entry.state == "unreadable" and str(run_dir / records.METRICS_FILE) in entry.detail, (edit, entry)
         assert "unreadable" in format_status([entry], "smoke", [])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mame.models import builders, gradcam
-from mame.models.scratch import build_scratch_cnn
+from mame.models.cnn_ladder import build_scratch_cnn
 
 SIZE = 32
 

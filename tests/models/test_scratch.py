@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from mame.models import builders
-from mame.models.scratch import build_scratch_cnn
+from mame.models.cnn_ladder import build_scratch_cnn
 
 SIZE = 32
 

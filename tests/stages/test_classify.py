@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mame.engine import runs
+from mame.engine.run import records
 from mame.stages import classify
 
 
@@ -24,7 +24,7 @@ def test_classifiers_learn_separable_features_and_save_a_valid_result(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     classify.save(out, table)
-    result = runs.load_result(out)
+    result = records.load_result(out)
     assert set(result["classification"]) == {f"{n}/val" for n in classify.KNOWN}
     assert result["headline"]["value"] == max(row["val_accuracy"] for row in table.values())
     with np.load(out / result["artifacts"]["predictions_knn"]) as arrays:
@@ -68,7 +68,7 @@ def test_hyper_parameters_are_chosen_on_validation_and_recorded(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     classify.save(out, table)
-    result = runs.load_result(out)
+    result = records.load_result(out)
     row = next(r for r in result["metrics"]["classifiers"] if r["classifier"] == "knn")
     assert row["params"] == best["params"] and len(row["tried"]) == 3
     assert any("chosen on validation" in note for note in result["notes"])

@@ -25,7 +25,7 @@ def saved_model(folder: Path, seed: int):
     """A small untrained CNN saved in ``folder`` as a training run saves its model; the model in memory."""
     import keras
 
-    from mame.models.scratch import build_scratch_cnn
+    from mame.models.cnn_ladder import build_scratch_cnn
 
     keras.utils.set_random_seed(seed)
     model = build_scratch_cnn(num_classes=len(CLASS_NAMES), image_size=SIZE, filters=(8,), dense_units=(16,))

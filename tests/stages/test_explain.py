@@ -27,7 +27,7 @@ def data_dir(tmp_path_factory) -> Path:
 def trained_candidate(folder: Path, stage: str, run: str, seed: int, *, backbone=None, variant="", step=1) -> Candidate:
     import keras
 
-    from mame.models.scratch import build_scratch_cnn
+    from mame.models.cnn_ladder import build_scratch_cnn
 
     keras.utils.set_random_seed(seed)
     model = build_scratch_cnn(num_classes=len(CLASS_NAMES), image_size=SIZE, filters=(8, 16), dense_units=(16,))

@@ -69,7 +69,7 @@ def cnn_run(root: Path, data_dir: Path, stage: str, backbone: str | None, varian
     image per class, as a training run with max_per_class scores it)."""
     import keras
 
-    from mame.models.scratch import build_scratch_cnn
+    from mame.models.cnn_ladder import build_scratch_cnn
 
     run = identity(root, stage, backbone, variant)
     folder = Path(run["folder"])

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from mame import config, results
-from mame.engine.plan import load_plan
-from mame.engine.study import prepare_dataset
+from mame.engine.plan.load import load_plan
+from mame.engine.run.study import prepare_dataset
 from mame.stages import scratch
 from tests.helpers import TEST_DATA_HOME
 
