@@ -13,6 +13,7 @@ import yaml
 
 from mame import config
 from mame.deck import registry, seeds
+from mame.deck.choices import Choices, recorded
 from mame.deck.common import placeholder
 from mame.deck.dataset import dataset_section
 from mame.deck.registry import DeckInputs
@@ -40,27 +41,20 @@ def not_planned(stage: str, what: str) -> dict:
                                       f"(experiments/plan.yaml) does not define yet.")
 
 
-def paper_section(references: dict, grouped: dict, final: dict | None = None, exclude=()) -> dict:
-    """The MAMe paper's fine-tuning baselines beside our own best numbers per backbone (test: the evaluate
-    run's fine-tuned model of that backbone); ``exclude``: run ids left out (classifiers on fine-tuned features)."""
-    ours = {}
-    for stage in ("classify", "finetune"):  # headline: val accuracy
-        for entry in grouped.get(stage, []):
-            if entry.state in ("done", "stale") and entry.metrics.get("headline") and entry.run.id not in exclude:
-                key = (entry.run.backbone, stage)
-                ours[key] = max(ours.get(key, 0.0), entry.metrics["headline"]["value"])
-    backbone_of = {f"finetune/{m.run.name}": e.run.backbone for e in grouped.get("finetune", [])
-                   for m in (e.combined.members if e.combined else [e])}
-    for row in (final or {}).get("models", []):
-        if row["kind"] == "finetune" and row["model"] in backbone_of:
-            key = (backbone_of[row["model"]], "evaluate")
-            ours[key] = max(ours.get(key, 0.0), row["test"])
+def paper_section(references: dict, choices: Choices) -> dict:
+    """The MAMe paper's fine-tuning baselines beside our own numbers per backbone, those of the models the
+    evaluate run chose on validation (``mame.deck.choices``): its feature pipeline (validation accuracy), its
+    best fine-tuning step (validation, and test). Before any evaluate run nothing is chosen: no numbers."""
     paper = references["mame_paper"]
-    rows = [{**row, "classify": ours.get((row["backbone"], "classify")),
-             "finetune": ours.get((row["backbone"], "finetune")), "evaluate": ours.get((row["backbone"], "evaluate"))}
-            for row in paper["baselines"]]
+    rows = []
+    for row in paper["baselines"]:
+        pipeline, step = (choices.pipeline(row["backbone"]), choices.best_step(row["backbone"])) if row["backbone"] else (None, None)
+        rows.append({**row, "classify": pipeline["val_accuracy"] if pipeline else None,
+                     "finetune": step["val_accuracy"] if step else None,
+                     "evaluate": choices.test.get(step["model"]) if step else None})
     return {"citation": paper["citation"], "doi": paper["doi"], "what": paper["what"], "rows": rows,
-            "has_ours": bool(ours)}
+            "has_ours": any(r[k] is not None for r in rows for k in ("classify", "finetune", "evaluate")),
+            "chosen": choices.made}
 
 
 def display_names(entries: list) -> dict[str, str]:
@@ -86,10 +80,9 @@ def approaches_conclusion(scratch: dict, classify: dict, finetune: dict) -> list
         best = max(classify["own_rows"], key=lambda r: r["val_accuracy"])
         found.append(("features + classifier", best["val_accuracy"],
                       f"{best['backbone_name']} + {best['classifier'].replace('_', ' ')}"))
-    tuned = [s for s in finetune["items"] if s["ran"] and s["val"] is not None]
-    if tuned:
-        best = max(tuned, key=lambda s: s["val"])
-        found.append(("fine-tuning", best["val"], f"{best['backbone_name']} #{best['step']}"))
+    if finetune.get("best") and finetune["best"]["val"] is not None:  # the step the evaluate run chose
+        best = finetune["best"]
+        found.append(("fine-tuning", best["val"], f"{best['name']} #{best['step']}"))
     if len(found) < 2:
         return []
     ranked = sorted(found, key=lambda f: -f[1])
@@ -153,8 +146,7 @@ def build_context(entries: list, profile, plan_stages: list[str], *, figures: di
                "not_planned": {s.stage: not_planned(s.stage, s.not_planned) for s in registry.STAGES}}
     for stage in registry.STAGES:
         context[stage.stage] = stage.section(grouped.get(stage.stage, []), deck)
-    context["paper"] = paper_section(references, grouped, context["evaluate"],
-                                     {r["run"] for r in context["classify"]["rows"] if r["kind"] == "finetuned"})
+    context["paper"] = paper_section(references, recorded(deck))
     context["conclusions"] = conclusions(context, sum(e.state in ("failed", "missing", "unreadable") for e in entries))
     context.update(appendix=appendix_section(entries), stage_parameters=stage_parameters(entries), changes=changes,
                    references=references["references"])

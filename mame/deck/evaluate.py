@@ -89,21 +89,23 @@ def pages(models: list[dict], per_slide: int = MODELS_PER_SLIDE) -> list[list[di
 
 
 def approaches(models: list[dict]) -> list[dict]:
-    """Per approach (not the ensemble), the model of it best on validation (ties: the first row) with its test
-    accuracy and interval, highest test accuracy first: the approaches side by side on test."""
+    """Per approach (not the ensemble), the model of it best on validation with its test accuracy and interval,
+    highest test accuracy first: the approaches side by side on test. The evaluate run records each approach's
+    models best on validation first (``mame/stages/evaluate.py``): its first row is read, not chosen again."""
     best: dict[str, dict] = {}
     for row in models:
-        if row["kind"] != "ensemble" and (row["approach"] not in best or row["val"] > best[row["approach"]]["val"]):
-            best[row["approach"]] = row
+        if row["kind"] != "ensemble":
+            best.setdefault(row["approach"], row)
     return sorted(({"approach": a, "model": r["model"], "val": r["val"], "test": r["test"], "ci_low": r["ci_low"],
                     "ci_high": r["ci_high"], "reference": r["reference"]} for a, r in best.items()),
                   key=lambda r: -r["test"])
 
 
 def ensemble_summary(m: dict, models: list[dict]) -> dict:
-    """How the ensemble was chosen, how many were tried, the best validation accuracy among them."""
+    """How the ensemble was chosen, how many were tried, and the one kept (the evaluate run's choice, best on
+    validation) with its validation accuracy."""
     tried = m.get("ensembles") or []
-    best = max(tried, key=lambda e: e["val_accuracy"]) if tried else None
+    best = next((e for e in tried if e["members"] == m.get("ensemble")), None)
     return {"method": m.get("ensemble_method") or "none", "tried": len(tried),
             "best_val": best["val_accuracy"] if best else None, "best_members": best["members"] if best else [],
             "members": m.get("ensemble") or [], "row": next((r for r in models if r["kind"] == "ensemble"), None)}

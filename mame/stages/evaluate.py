@@ -24,9 +24,13 @@ the feature-extraction pipelines likewise, then the scratch rung)::
      "approach": "fine-tuning",         # scratch | feature extraction | fine-tuning
      "val_accuracy": 0.61,
      "why": "best of 6 VGG16 fine-tuning steps on validation",
+     "best_step": true,                 # fine-tuned only: its backbone's step best on validation
      "reference": true}                 # the best single model on validation, which every other is compared with
 
-(a scratch rung: ``"backbone": null``, ``"why": "best of 8 scratch rungs on validation"``). A pipeline's
+(a scratch rung: ``"backbone": null``, ``"why": "best of 8 scratch rungs on validation"``). ``best_step`` is
+the one record of each backbone's best fine-tuning step (``mame.stages.selection``): true on every fine-tuned
+entry under ``select="best-per-backbone"``, on one per backbone under ``select="all"``; the deck's ladders
+read it and never choose again. A pipeline's
 ``model`` is ``classify/<run>/<classifier>`` and its entry adds ``classifier``, ``params`` (its setting chosen
 on validation), ``features_run``, ``feature_layer``, ``probabilities`` ("predict_proba" or "softmax of
 decision_function"), ``in_ensembles``, ``refit`` (max_iter, standardize, seed) and ``extractor_check``
@@ -229,6 +233,7 @@ def chosen_record(chosen: list[Candidate], reference: str) -> list[dict]:
     return [{"model": c.name, "stage": c.stage, "run": c.run, "backbone": c.backbone, "variant": c.variant,
              "step": c.step, "seed": c.seed, "approach": APPROACHES[c.stage], "val_accuracy": c.val_accuracy,
              "why": c.why, "reference": c.name == reference,
+             **({"best_step": c.best_step} if c.stage == "finetune" else {}),
              **(c.record() if isinstance(c, feature_pipelines.Pipeline) else {})}
             for c in chosen]
 

@@ -2,8 +2,9 @@
 fine-tuning run the plan hands over (``inputs[stage][run name] = identity``, the runner's
 ``{"stage", "backbone", "variant", "name", "seed", "folder", "step"}``), their validation predictions,
 and the best step per fine-tuned backbone plus the best scratch rung. ``evaluate`` chooses with it and
-records its choice (``metrics["chosen"]``), which ``explain`` takes; ``features/<backbone>-finetuned``,
-which runs before ``evaluate``, chooses its backbone's step with it too."""
+records its choice (``metrics["chosen"]``, each backbone's best step marked ``best_step``), which ``explain``
+and the deck take (neither chooses again); ``features/<backbone>-finetuned``, which runs before ``evaluate``,
+chooses its backbone's step with it too."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class Candidate:
     step: int | None = None        # its position among its backbone's variants of the stage (the plan's)
     why: str = ""                  # one line: why it was chosen (set by choose_models)
     seed: int = 0                  # the run's seed (a plan's ``seeds:`` makes one run per seed)
+    best_step: bool = False        # the best step of its backbone on validation (set by choose_models)
 
     @property
     def name(self) -> str:
@@ -70,7 +72,8 @@ def candidates(inputs: dict[str, dict[str, dict]]) -> list[Candidate]:
 def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = "best-per-backbone",
                   include_scratch: bool = True) -> list[Candidate]:
     """The models to score on test, chosen on validation only: the best step of each fine-tuned backbone
-    (``select="all"``: every step) and the best scratch rung, each with a one-line ``why``."""
+    (``select="all"``: every step, the best of each backbone still marked ``best_step``) and the best scratch
+    rung, each with a one-line ``why``."""
     if select not in ("best-per-backbone", "all"):
         raise ValueError(f"select must be 'best-per-backbone' or 'all', not {select!r}")
     pool = candidates(inputs)
@@ -78,8 +81,10 @@ def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = "best-per
     per_backbone: dict[str, list[Candidate]] = {}
     for c in tuned:
         per_backbone.setdefault(c.backbone, []).append(c)
-    if select == "best-per-backbone":  # ties keep the earlier step (max keeps the first, in plan order)
-        tuned = [max(steps, key=lambda c: c.val_accuracy) for steps in per_backbone.values()]
+    for steps in per_backbone.values():  # ties keep the earlier step (max keeps the first, in plan order)
+        max(steps, key=lambda c: c.val_accuracy).best_step = True
+    if select == "best-per-backbone":
+        tuned = [c for c in tuned if c.best_step]
     for c in tuned:
         c.why = _why_tuned(c, per_backbone[c.backbone], select)
     chosen = sorted(tuned, key=lambda c: -c.val_accuracy)
@@ -99,7 +104,8 @@ def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = "best-per
 def _why_tuned(c: Candidate, runs: list[Candidate], select: str) -> str:
     name, n_steps = display_name(c.backbone), len({r.step for r in runs})
     if select == "all":
-        return f"every {name} fine-tuning step is taken (select='all'): step {c.step} of {n_steps}" + seed_said(c, runs)
+        best = f", the best of {n_steps} on validation" if c.best_step and n_steps > 1 else ""
+        return f"every {name} fine-tuning step is taken (select='all'): step {c.step} of {n_steps}{best}" + seed_said(c, runs)
     if n_steps == 1:
         return f"the only {name} fine-tuning step" + seed_said(c, runs)
     return f"best of {n_steps} {name} fine-tuning steps on validation" + seed_said(c, runs)

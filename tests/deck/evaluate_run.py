@@ -96,7 +96,9 @@ def candidate(stage, run, tmp_path, val_accuracy, y_true, y_pred, files, rng) ->
                                        classifier=classifier, features_name=backbone, layer="avg_pool",
                                        probabilities_from=feature_pipelines.PROBA)
     else:
-        c = evaluate.Candidate(stage, run, tmp_path / stage / run, accuracy, val, backbone if stage == "finetune" else None)
+        c = evaluate.Candidate(stage, run, tmp_path / stage / run, accuracy, val, backbone if stage == "finetune" else None,
+                               variant=run.split("-", 1)[1] if stage == "finetune" else run,
+                               best_step=stage == "finetune")  # one step per backbone: its best
     c.test = {"y_true": y_true, "y_pred": y_pred.astype(np.int32), "probabilities": probabilities_for(y_pred, rng),
               "files": np.array(files)}
     return c

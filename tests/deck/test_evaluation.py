@@ -13,6 +13,7 @@ import pytest
 from mame.classes import CLASS_NAMES
 from mame.deck import evaluate, scratch, templating
 from mame.deck.browser import check_deck
+from mame.deck.choices import recorded
 from mame.deck.context import paper_section
 from mame.deck.evaluate import evaluation_conclusions
 from mame.deck.evaluate_figures import gallery_figure
@@ -93,8 +94,16 @@ def test_models_table_equals_metrics_json(deck):
     assert [m["approach"] for m in models] == ["fine-tuning", "fine-tuning", "feature extraction", "scratch", "ensemble"]
     tried = deck.entry.metrics["metrics"]["ensembles"]
     line = slide(deck.source, "Models on the test split")
+    kept = next(e for e in tried if e["members"] == members)
     assert (f"**Ensemble:** {deck.entry.metrics['metrics']['ensemble_method']}; {len(tried)} tried, best validation "
-            f"accuracy {pct(max(e['val_accuracy'] for e in tried))}") in line
+            f"accuracy {pct(kept['val_accuracy'])} (3 models)") in line
+
+
+def test_the_ensemble_summary_is_the_one_the_evaluate_run_kept_not_the_first_best_on_validation():
+    """On a tie evaluate keeps the smaller ensemble (``mame.stages.evaluate.ensembles``): the slide says that one."""
+    tried = [{"members": ["a", "b", "c"], "val_accuracy": 0.8, "n_val": 10}, {"members": ["a", "b"], "val_accuracy": 0.8, "n_val": 10}]
+    summary = evaluate.ensemble_summary({"ensembles": tried, "ensemble": ["a", "b"], "ensemble_method": "every subset"}, [])
+    assert (summary["best_val"], summary["best_members"], summary["members"]) == (0.8, ["a", "b"], ["a", "b"])
 
 
 def approaches_by_hand(entry) -> list[dict]:
@@ -230,11 +239,21 @@ def test_missing_failed_or_imageless_runs_show_placeholders(deck, tmp_path):
 def test_test_accuracies_reach_the_baseline_and_paper_tables(deck):
     final = deck.context["evaluate"]
     r7 = next(m for m in final["models"] if m["model"] == "scratch/r7-gap")
-    assert scratch.evaluated(deck_inputs([deck.entry]))["test"] == {"scratch/r7-gap": r7["test"]}
+    from tests.deck.test_training import scratch_entry
+
+    rungs = [scratch_entry("r1-plain", {}, 0.9, 0.4), scratch_entry("r7-gap", {}, 0.5, 0.3)]
+    baseline = scratch.section(rungs, deck_inputs([deck.entry, *rungs]))
+    assert baseline["best"]["run"] == "scratch/r7-gap" and baseline["tested_by_evaluate"]  # chosen, not the best val
+    assert [it["test"] for it in baseline["items"]] == [None, r7["test"]]
     tuned = [FakeEntry(PlannedRun("finetune", b, v, deck.entry.run.notebook, {}), "done", {"headline": None})
              for b, v in (("vgg16", "step2"), ("resnet50", "step1"))]
     from mame.deck.context import load_references
 
-    rows = {r["backbone"]: r for r in paper_section(load_references(), {"finetune": tuned}, final)["rows"]}
+    deck_in = deck_inputs([deck.entry, *tuned])
+    rows = {r["backbone"]: r for r in paper_section(load_references(), recorded(deck_in))["rows"]}
+    chosen = {c["model"]: c for c in deck.entry.metrics["metrics"]["chosen"]}
     assert rows["vgg16"]["evaluate"] == final["models"][0]["test"]
     assert rows["resnet50"]["evaluate"] == final["models"][1]["test"]
+    assert rows["vgg16"]["finetune"] == chosen["finetune/vgg16-step2"]["val_accuracy"]  # the model evaluate tested
+    assert rows["efficientnetb0"]["classify"] == chosen["classify/efficientnetb0/logistic_regression"]["val_accuracy"]
+    assert rows["resnet50"]["classify"] is None  # no pipeline chosen for it

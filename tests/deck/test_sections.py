@@ -6,6 +6,7 @@ import pytest
 
 from mame.classes import CLASS_NAMES
 from mame.deck import classify
+from mame.deck.choices import Choices
 from mame.deck.classify import classifier_pivot
 from mame.deck.common import entry_placeholder, overfitting, report_rows
 from mame.deck.context import appendix_section, load_references, paper_section
@@ -68,10 +69,14 @@ def test_overfitting_levels():
 
 def test_paper_table_is_the_cited_numbers_with_ours_beside_them():
     refs = load_references()
-    section = paper_section(refs, {"classify": [classify_entry("resnet50", {"knn": 0.8})]})
+    chosen = [{"model": "classify/resnet50/knn", "stage": "classify", "backbone": "resnet50", "variant": "default",
+               "val_accuracy": 0.8}]
+    section = paper_section(refs, Choices("evaluate/default", chosen, {"classify/resnet50/knn": 0.78}))
     rows = {r["architecture"]: r for r in section["rows"]}
     assert rows["ResNet50"]["fs"] == 0.8429 and rows["EfficientNet-B3"]["vs"] == 0.8348
-    assert rows["ResNet50"]["classify"] > 0.7 and rows["VGG16"]["classify"] is None
+    assert rows["ResNet50"]["classify"] == 0.8 and rows["VGG16"]["classify"] is None and section["has_ours"]
+    before = paper_section(refs, Choices())  # no evaluate run yet: nothing chosen, only the cited numbers
+    assert not before["chosen"] and not before["has_ours"] and [r["fs"] for r in before["rows"]] == [r["fs"] for r in section["rows"]]
 
 
 def test_appendix_chunks_runs_to_fit_slides():
@@ -147,7 +152,8 @@ def test_training_sections_render_into_a_deck_that_fits(tmp_path):
                             changes={"first": True, "rows": [], "since": None}, rendered_at="now")
     generated.mkdir()
     source = templating.render("deck.qmd.j2", context)
-    assert "| **small-cnn** | **0." in source and "| High |" in source
+    assert "| small-cnn | 0." in source and "| High |" in source  # not the rung the evaluate run chose: not bold
+    assert "Not shown: the evaluate run evaluate/default chose scratch/r7-gap as the best scratch rung" in source
     assert "## vgg16 fine-tuning #1: lr-1e-4" in source  # display names come from features runs
     assert r"Smaller learning rate \| and &lt;b&gt;L2&lt;/b&gt;" in source
     assert "## Classification report (test)" in source and "Final model (best single model on validation)" in source
@@ -201,9 +207,6 @@ def test_dense_head_and_fine_tuned_features_are_their_own_columns_beside_the_bac
     assert any(line.startswith(f"Linear SVM on VGG16 features: {svm['before']:.1%} (VGG16 ImageNet fc1) → {svm['after']:.1%} "
                                "(VGG16 fine-tuned features (finetune/vgg16-step4))") for line in said), said
     assert any(line.startswith("VGG16 dense head (ImageNet fc1+fc2 kept, new softmax): ") for line in said)
-    refs = load_references()
-    paper = paper_section(refs, {"classify": entries}, exclude={"classify/vgg16-finetuned"})
-    assert next(r for r in paper["rows"] if r["architecture"] == "VGG16")["classify"] < 0.7  # not the fine-tuned features
 
 
 def test_the_references_are_the_seed_decks_six():

@@ -10,10 +10,13 @@ import pytest
 
 from mame import config
 from mame.deck import common, finetune, scratch, settings, templating
+from mame.deck.choices import recorded
+from mame.deck.context import approaches_conclusion, load_references, paper_section
 from mame.deck.figures import run_figures
 from mame.deck.ladder import overfitting_rule, training_curves
 from mame.engine.plan import PlannedRun, Profile, notebook_parameters, resolve_params
 from mame.metrics import classification_result
+from tests.deck.chosen_run import evaluate_entry
 from tests.helpers import FakeEntry, deck_inputs
 
 SMOKE = Profile("smoke", {"source": "synthetic"}, {"batch_size": 16}, {"epochs": 1, "image_size": 32}, None, 0, 60, 60,
@@ -179,8 +182,14 @@ def test_step_numbers_equal_the_runs_metrics():
         assert (item["trainable_params"], item["total_params"]) == (60, 100)
 
 
-def test_ladder_story_is_first_to_last_step_with_the_best_computed():
-    section = finetune.section(ladder_entries(), deck_inputs(names={}, profile=SMOKE))
+def evaluated(tmp_path, entries, **kw):
+    """``entries`` and the evaluate run that chose among them (``tests/deck/chosen_run.py``)."""
+    return [*entries, evaluate_entry(tmp_path, entries, **kw)]
+
+
+def test_ladder_story_is_first_to_last_step_with_the_best_the_evaluate_run_chose(tmp_path):
+    entries = ladder_entries()
+    section = finetune.section(entries, deck_inputs(evaluated(tmp_path, entries), names={}, profile=SMOKE))
     vgg = section["ladders"][0]
     vals = [s["val"] for s in vgg["steps"]]
     story = vgg["story"]
@@ -194,13 +203,16 @@ def test_ladder_story_is_first_to_last_step_with_the_best_computed():
     assert f"**vgg16: {first} → {last}** ({templating.points(vals[-1] - vals[0])} from #1 to #4)" in text
 
 
-def test_backbones_are_compared_on_their_best_step_only_when_several_ran():
-    section = finetune.section(ladder_entries(), deck_inputs(names={}, profile=SMOKE))
+def test_backbones_are_compared_on_their_best_step_only_when_several_ran(tmp_path):
+    entries = ladder_entries()
+    section = finetune.section(entries, deck_inputs(evaluated(tmp_path, entries), names={}, profile=SMOKE))
     rows = {r["backbone"]: r for r in section["comparison"]}
     vgg_best = max((s for s in section["items"] if s["backbone"] == "vgg16"), key=lambda s: s["val"])
     assert rows["vgg16"]["step"] == vgg_best["step"] and rows["vgg16"]["val"] == vgg_best["val"]
     assert rows["resnet50"]["steps"] == 1 and rows["resnet50"]["n_params"] == 1001
-    assert finetune.section(ladder_entries()[2:], deck_inputs(names={}, profile=SMOKE))["comparison"] == []
+    assert [r["backbone"] for r in section["comparison"]] == ["vgg16", "resnet50"] and section["unchosen"] == []
+    one = ladder_entries()[2:]
+    assert finetune.section(one, deck_inputs(evaluated(tmp_path / "one", one), names={}, profile=SMOKE))["comparison"] == []
 
 
 def test_a_missing_step_keeps_its_slide_with_a_placeholder_and_the_next_step_still_diffs_against_it():
@@ -234,12 +246,14 @@ def table_rows(text: str, header: str) -> list[list[str]]:
     return [[c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("|")][:20]
 
 
-def test_baseline_table_equals_the_runs_metrics_in_plan_order():
+PAPER = {"rows": [], "what": "", "citation": "", "doi": "", "chosen": True}
+
+
+def test_baseline_table_equals_the_runs_metrics_in_plan_order(tmp_path):
     entries = scratch_entries()
-    section = scratch.section(entries, deck_inputs(profile=SMOKE))
+    section = scratch.section(entries, deck_inputs(evaluated(tmp_path, entries), profile=SMOKE))
     text = templating.render("sections/scratch.md.j2", {"planned": {"scratch": True}, "scratch": section,
-                                                         "not_planned": {}, "paper": {"rows": [], "what": "",
-                                                                                      "citation": "", "doi": ""}})
+                                                         "not_planned": {}, "paper": PAPER})
     rows = table_rows(text, "| Model | Train |")
     assert [r[0].strip("*") for r in rows[:4]] == ["r1-plain", "r2-deeper", "r3-batchnorm", "r4-dropout"]
     for row, entry in zip(rows, entries):
@@ -248,7 +262,8 @@ def test_baseline_table_equals_the_runs_metrics_in_plan_order():
             continue
         m = entry.metrics
         train, val = (m["classification"][s]["report"]["accuracy"] for s in ("train", "val"))
-        expected = [f"{train:.2f}", f"{val:.2f}", "—", common.overfitting(train, val), f"{m['metrics']['n_params']:,}",
+        tested = "0.50" if entry.run.variant == "r4-dropout" else "—"  # the rung evaluate chose, scored on test
+        expected = [f"{train:.2f}", f"{val:.2f}", tested, common.overfitting(train, val), f"{m['metrics']['n_params']:,}",
                     f"{m['metrics']['best_epoch']} of {m['metrics']['epochs_run']}"]
         assert [c.strip("*") for c in row[1:]] == expected
     best = max((e for e in entries if e.metrics), key=lambda e: e.metrics["metrics"]["val_accuracy"])
@@ -262,8 +277,7 @@ def test_baseline_ladder_lists_each_rungs_idea_and_changed_settings():
     assert [it["changes"] for it in section["items"]] == [
         "", "filters 32, 64 → 32, 64, 128; convs per block 1 → 2", "batch norm no → yes", "dropout 0 → 0.5"]
     text = templating.render("sections/scratch.md.j2", {"planned": {"scratch": True}, "scratch": section,
-                                                         "not_planned": {}, "paper": {"rows": [], "what": "",
-                                                                                      "citation": "", "doi": ""}})
+                                                         "not_planned": {}, "paper": PAPER})
     rows = table_rows(text, "| Rung | Idea |")
     assert rows[0][1:3] == ["About r1-plain.", "the notebook's defaults"]
     assert rows[2][1:] == ["About r3-batchnorm.", "batch norm no → yes", "—"]
@@ -313,9 +327,11 @@ def test_figures_are_redrawn_when_the_drawing_code_changes_not_otherwise(tmp_pat
     assert path.stat().st_ino != drawn and stamp.read_text().strip() == code_stamp()
 
 
-def test_conclusions_state_the_best_rung_the_ladder_and_the_best_backbone():
-    rungs = scratch.section(scratch_entries(), deck_inputs(profile=SMOKE))
-    tuned = finetune.section(ladder_entries(), deck_inputs(names={"vgg16": "VGG16", "resnet50": "ResNet50"}, profile=SMOKE))
+def test_conclusions_state_the_best_rung_the_ladder_and_the_best_backbone(tmp_path):
+    entries = scratch_entries() + ladder_entries()
+    deck = deck_inputs(evaluated(tmp_path, entries), names={"vgg16": "VGG16", "resnet50": "ResNet50"}, profile=SMOKE)
+    rungs = scratch.section(entries[:4], deck)
+    tuned = finetune.section(entries[4:], deck)
     said = scratch.conclusions({"scratch": rungs}) + finetune.conclusions({"finetune": tuned})
     story = tuned["ladders"][0]["story"]
     assert said[0] == f"Best CNN trained from scratch: r4-dropout, {rungs['best']['val']:.1%} validation accuracy."
@@ -349,3 +365,89 @@ def test_the_drawing_code_stamp_follows_the_drawing_code_not_the_engine(tmp_path
     assert edit("plots/curves.py", "capsize=3", "capsize=4") != base
     base = code_stamp(package)
     assert edit("deck/classify.py", "def section(", "def section_(") != base
+
+
+# --- the best step and rung: the evaluate run's choice, read --------------------------------------
+
+NAMES = {"vgg16": "VGG16", "resnet50": "ResNet50"}
+
+
+def test_the_deck_shows_the_best_step_and_rung_the_evaluate_run_recorded_not_its_own_maximum(tmp_path):
+    """The evaluate run saw other validation predictions than the deck's numbers (as with seeds: it chooses the
+    best seed's run, the deck shows the mean): the slides follow its record."""
+    entries = scratch_entries() + ladder_entries()
+    run = evaluate_entry(tmp_path, entries, val={"finetune/vgg16-step2": 0.95, "scratch/r2-deeper": 0.9})
+    chosen = {c["model"]: c for c in run.metrics["metrics"]["chosen"]}
+    assert [m for m, c in chosen.items() if c.get("best_step")] == ["finetune/vgg16-step2", "finetune/resnet50-step1"]
+    deck = deck_inputs([*entries, run], names=NAMES, profile=SMOKE)
+    rungs, tuned = scratch.section(entries[:4], deck), finetune.section(entries[4:], deck)
+    vgg = tuned["ladders"][0]
+    step2, step4 = vgg["steps"][1], vgg["steps"][3]
+    assert step4["val"] > step2["val"]  # on the deck's numbers step 2 is not the best; evaluate chose it
+    assert vgg["story"]["best"] == {"step": 2, "variant": "step2", "val": step2["val"]}
+    assert vgg["story"]["best_is_last"]  # the last step is at least as good on these numbers: nothing more to say
+    assert [(r["backbone"], r["step"], r["val"]) for r in tuned["comparison"]] == [
+        ("vgg16", 2, step2["val"]), ("resnet50", 1, tuned["ladders"][1]["steps"][0]["val"])]
+    assert tuned["best"]["backbone"] == "vgg16"  # best on validation as the record orders them, not by the deck's values
+    assert rungs["best"]["variant"] == "r2-deeper" and rungs["best"]["test"] == 0.5
+    text = templating.render("sections/finetune.md.j2", {"planned": {"finetune": True}, "finetune": tuned,
+                                                          "not_planned": {}})
+    assert f"| VGG16 | #2/4 | {templating.pct(step2['val'])} |" in text
+    said = scratch.conclusions({"scratch": rungs}) + finetune.conclusions({"finetune": tuned})
+    assert said[0].startswith("Best CNN trained from scratch: r2-deeper,")
+    assert said[-1] == f"Best fine-tuned backbone: VGG16 (step #2), {step2['val']:.1%} validation accuracy."
+    approaches = approaches_conclusion(rungs, {}, tuned)[0]
+    assert f"fine-tuning {step2['val']:.1%} (VGG16 #2)" in approaches and "(r2-deeper)" in approaches
+    rows = {r["backbone"]: r for r in paper_section(load_references(), recorded(deck))["rows"]}
+    assert (rows["vgg16"]["finetune"], rows["vgg16"]["evaluate"]) == (chosen["finetune/vgg16-step2"]["val_accuracy"], 0.5)
+    assert rows["efficientnetb0"]["finetune"] is None
+
+
+def test_with_every_step_evaluated_the_deck_takes_the_step_the_record_marks_best(tmp_path):
+    entries = ladder_entries()
+    run = evaluate_entry(tmp_path, entries, select="all", val={"finetune/vgg16-step3": 0.99},
+                         test={"finetune/vgg16-step3": 0.6, "finetune/vgg16-step1": 0.9})
+    assert len([c for c in run.metrics["metrics"]["chosen"] if c["stage"] == "finetune"]) == 5  # every step chosen
+    deck = deck_inputs([*entries, run], names=NAMES, profile=SMOKE)
+    tuned = finetune.section(entries, deck)
+    assert [(r["backbone"], r["step"]) for r in tuned["comparison"]] == [("vgg16", 3), ("resnet50", 1)]
+    assert tuned["ladders"][0]["story"]["best"]["step"] == 3
+    vgg = next(r for r in paper_section(load_references(), recorded(deck))["rows"] if r["backbone"] == "vgg16")
+    assert (vgg["finetune"], vgg["evaluate"]) == (0.99, 0.6)  # the step chosen on validation, not the best on test
+
+
+def test_before_any_evaluate_run_the_slides_say_the_best_step_and_rung_are_not_chosen_yet():
+    entries = scratch_entries() + ladder_entries()
+    deck = deck_inputs(entries, names=NAMES, profile=SMOKE)
+    rungs, tuned = scratch.section(entries[:4], deck), finetune.section(entries[4:], deck)
+    assert rungs["best"] is None and scratch.best_rung(entries[:4], deck) is None
+    assert tuned["ladders"][0]["story"]["best"] is None and tuned["comparison"] == [] and tuned["best"] is None
+    assert tuned["unchosen"] == ["VGG16", "ResNet50"]
+    assert tuned["best_gap"]["message"].startswith("Not chosen yet: the evaluate stage chooses each fine-tuned "
+                                                   "backbone's best step on validation")
+    text = templating.render("sections/finetune.md.j2", {"planned": {"finetune": True}, "finetune": tuned,
+                                                          "not_planned": {}})
+    assert "from #1 to #4); best step not chosen yet (evaluate)\n" in text
+    compared = text.split("## Fine-tuned backbones compared (best step each)\n")[1]
+    assert "{.placeholder .missing}" in compared and "| Backbone |" not in compared
+    baseline = templating.render("sections/scratch.md.j2", {"planned": {"scratch": True}, "scratch": rungs,
+                                                             "not_planned": {}, "paper": {**PAPER, "chosen": False}})
+    assert "**" not in baseline.split("## Baseline ladder")[0] and "Baseline learning curves" not in baseline
+    assert "Not chosen yet: the evaluate stage chooses the best scratch rung on validation" in baseline
+    assert "Ours: the models the evaluate stage chose on validation (not chosen yet: it has not run)" in baseline
+    said = scratch.conclusions({"scratch": rungs}) + finetune.conclusions({"finetune": tuned})
+    assert said[0].startswith("Best CNN trained from scratch: not chosen yet")
+    assert said[-1].startswith("Best fine-tuned backbone: not chosen yet")
+    assert approaches_conclusion(rungs, {}, tuned) == []
+    paper = paper_section(load_references(), recorded(deck))
+    assert not paper["chosen"] and not paper["has_ours"]
+
+
+def test_a_backbone_the_evaluate_run_did_not_see_is_said_not_chosen(tmp_path):
+    entries = ladder_entries()
+    run = evaluate_entry(tmp_path, [e for e in entries if e.run.backbone == "vgg16"])  # before resnet50's step ran
+    tuned = finetune.section(entries, deck_inputs([*entries, run], names=NAMES, profile=SMOKE))
+    assert [r["backbone"] for r in tuned["comparison"]] == ["vgg16"] and tuned["unchosen"] == ["ResNet50"]
+    text = templating.render("sections/finetune.md.j2", {"planned": {"finetune": True}, "finetune": tuned,
+                                                          "not_planned": {}})
+    assert "Step: best of the backbone's steps on validation, as the evaluate stage chose it (not chosen: ResNet50)." in text

@@ -13,8 +13,9 @@ from mame.deck import build
 from mame.deck.pdf import pdf_page_count
 from mame.engine import runs
 from mame.engine.plan import expand, load_plan
+from tests.deck.chosen_run import evaluate_entry
 from tests.deck.test_training import training_metrics
-from tests.helpers import TEST_DATA_HOME, minimal_metrics, write_smoke_plan
+from tests.helpers import TEST_DATA_HOME, FakeEntry, minimal_metrics, write_smoke_plan
 
 STAGES = """
 stages:
@@ -38,6 +39,11 @@ stages:
         backbones: [vgg16]
         learning_rate: 0.00005
         epochs: 50
+  evaluate:
+    notebook: 06_evaluate.ipynb
+    reads: [scratch, finetune]
+    variants:
+      default: {}
 """
 VERSIONS = {"python": "3.11", "tensorflow": "2.21.0", "keras": "3.15.1", "scikit-learn": "1.9.1"}
 ACCURACY = {"scratch/r1-plain": (0.97, 0.31), "scratch/r2-deeper": (0.66, 0.45), "finetune/vgg16-step1": (0.8, 0.6),
@@ -84,7 +90,15 @@ def workspace(tmp_path, monkeypatch):
     monkeypatch.setenv("MAME_DATA_HOME", str(TEST_DATA_HOME))
     monkeypatch.setenv("MAME_REPORT_BUILD", str(tmp_path / "report"))
     plan = write_smoke_plan(tmp_path / "plan.yaml", STAGES)
+    trained = []
     for i, run in enumerate(expand(load_plan(plan), "smoke")):
+        if run.stage == "evaluate":  # the real stage's choice among the runs above, on their validation accuracies
+            chosen = evaluate_entry(tmp_path / "evaluating", trained, run_dir=runs_dir / run.stage / run.name).metrics
+            metrics = minimal_metrics(stage=run.stage, name=run.name, backbone=None, variant=run.variant,
+                                      params=run.params, versions=VERSIONS)
+            metrics.update({k: chosen[k] for k in ("metrics", "classification", "history", "headline", "artifacts")})
+            runs.write_metrics(runs_dir / run.stage / run.name, metrics)
+            continue
         train, val = ACCURACY[run.id]
         phases = [{"name": "head", "epochs": 1}, {"name": "finetune", "epochs": 2}] if run.stage == "finetune" else None
         extra = {"trainable": {"finetune": {"trainable_params": 7, "frozen_params": 3}},
@@ -94,6 +108,7 @@ def workspace(tmp_path, monkeypatch):
                                   params=run.params, versions=VERSIONS)
         metrics.update({k: shaped[k] for k in ("metrics", "classification", "history", "headline")})
         runs.write_metrics(runs_dir / run.stage / run.name, metrics)
+        trained.append(FakeEntry(run, "done", metrics))
     return {"plan": plan, "runs": runs_dir}
 
 
@@ -109,7 +124,8 @@ def test_training_slides_show_the_runs_numbers_in_plan_order_and_fit(workspace):
         metrics = runs.read_metrics(workspace["runs"] / "scratch" / name)
         m = metrics["metrics"]
         assert row[1:3] == [f"{metrics['classification'][s]['report']['accuracy']:.2f}" for s in ("train", "val")]
-        assert row[3] == "—" and row[5:] == [f"{m['n_params']:,}", f"{m['best_epoch']} of {m['epochs_run']}"]
+        tested = "0.50" if name == "r2-deeper" else "—"  # the rung the evaluate run chose, scored on test
+        assert row[3] == tested and row[5:] == [f"{m['n_params']:,}", f"{m['best_epoch']} of {m['epochs_run']}"]
     assert "Overfitting: High: train − val &gt; 0.20" in " ".join(html.split())
 
     headings = re.findall(r"^## (.+?)(?: \(stale\))?$", source, re.M)
@@ -123,8 +139,10 @@ def test_training_slides_show_the_runs_numbers_in_plan_order_and_fit(workspace):
 
     compared = table(html, "compare-table")[1:]
     assert [r[0] for r in compared] == ["vgg16", "resnet50"]
-    best_vgg = max(("vgg16-step1", "vgg16-step2"),
-                   key=lambda n: runs.read_metrics(workspace["runs"] / "finetune" / n)["metrics"]["val_accuracy"])
+    chosen = runs.read_metrics(workspace["runs"] / "evaluate" / "default")["metrics"]["chosen"]
+    best_vgg = next(c["run"] for c in chosen if c["backbone"] == "vgg16" and c["best_step"])  # the stage's choice, read
+    assert best_vgg == max(("vgg16-step1", "vgg16-step2"),
+                           key=lambda n: runs.read_metrics(workspace["runs"] / "finetune" / n)["metrics"]["val_accuracy"])
     val = runs.read_metrics(workspace["runs"] / "finetune" / best_vgg)["metrics"]["val_accuracy"]
     assert compared[0][1] == f"#{best_vgg[-1]}/2" and compared[0][2] == f"{100 * val:.1f}%"
     for name in ("finetune_ladder.png", "finetune_backbones.png"):

@@ -80,6 +80,8 @@ def test_the_best_step_per_backbone_and_the_best_rung_are_chosen_on_validation(i
     assert [c.val_accuracy for c in chosen[:-1]] == sorted((c.val_accuracy for c in chosen[:-1]), reverse=True)
     every = evaluate.choose_models(inputs, select="all", include_scratch=False)
     assert len(every) == 4 and all(c.stage == "finetune" for c in every)
+    assert all(c.best_step for c in chosen[:-1]) and not chosen[-1].best_step
+    assert sorted(c.name for c in every if c.best_step) == sorted(names[:-1])  # every step taken, the best marked
     with pytest.raises(ValueError, match="no finished finetune, classify or scratch run"):
         evaluate.choose_models({"finetune": {}, "scratch": {}})
     with pytest.raises(ValueError, match=r"inputs\['scratch'\]\['r1-plain'\]: expected the runner's run identity"):
@@ -97,6 +99,8 @@ def test_each_choice_says_why_with_the_identity_the_runner_handed(inputs):
     every = evaluate.choose_models(inputs, select="all", include_scratch=False)
     assert {c.name: c.why for c in every}["finetune/vgg16-step1"] == (
         "every VGG16 fine-tuning step is taken (select='all'): step 1 of 2")
+    assert {c.name: c.why for c in every}["finetune/vgg16-step2"] == (
+        "every VGG16 fine-tuning step is taken (select='all'): step 2 of 2, the best of 2 on validation")
 
 
 def test_a_backbone_comes_from_the_identity_and_ties_keep_the_earlier_step(tmp_path):
@@ -110,6 +114,8 @@ def test_a_backbone_comes_from_the_identity_and_ties_keep_the_earlier_step(tmp_p
     chosen = {c.backbone: c for c in evaluate.choose_models(inputs)}
     assert set(chosen) == {"resnet50", "vgg16"}
     assert (chosen["resnet50"].variant, chosen["vgg16"].step) == ("lr-small", 9)  # plan order, not alphabetical
+    marked = {c.backbone: c.step for c in evaluate.choose_models(inputs, select="all") if c.best_step}
+    assert marked == {"resnet50": 1, "vgg16": 9}  # select="all" marks the same steps
 
 
 def test_ensembles_are_chosen_on_validation_and_scored_on_the_members_test_predictions(inputs):
@@ -257,8 +263,9 @@ def test_save_records_the_chosen_models_and_why(inputs, tmp_path):
     assert [r["model"] for r in record] == [c.name for c in chosen]
     assert record[0] == {"model": "finetune/vgg16-step2", "stage": "finetune", "run": "vgg16-step2", "backbone": "vgg16",
                          "variant": "step2", "step": 2, "seed": 0, "approach": "fine-tuning", "val_accuracy": chosen[0].val_accuracy,
-                         "why": "best of 2 VGG16 fine-tuning steps on validation", "reference": True}
+                         "why": "best of 2 VGG16 fine-tuning steps on validation", "best_step": True, "reference": True}
     assert record[-1]["stage"] == "scratch" and record[-1]["backbone"] is None and record[-1]["step"] == 7
+    assert "best_step" not in record[-1]
     assert record[-1]["why"] == "best of 2 scratch rungs on validation"
     assert [r["model"] for r in record if r["reference"]] == [metrics["best_single"]]
 
@@ -293,3 +300,5 @@ def test_with_several_seeds_the_run_best_on_validation_is_chosen_and_its_seed_is
     assert chosen.why == (f"best of 2 VGG16 fine-tuning steps on validation, seed {chosen.seed} of 0, 1 "
                           "(best on validation)")
     assert evaluate.chosen_record([chosen], chosen.name)[0]["seed"] == chosen.seed
+    every = evaluate.choose_models(inputs, select="all", include_classify=False)
+    assert [(c.run, c.best_step) for c in every if c.best_step] == [(best, True)]  # the best seed run of the best step

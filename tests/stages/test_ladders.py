@@ -149,6 +149,7 @@ def test_evaluate_reads_the_test_split_once_per_model_and_no_other_stage_reads_i
     assert tuned["vgg16"]["step"] == min(i for i, acc in steps.items() if acc == max(steps.values()))
     assert tuned["vgg16"]["run"] == f"vgg16-step{tuned['vgg16']['step']}" == f"vgg16-{tuned['vgg16']['variant']}"
     assert tuned["vgg16"]["why"] == "best of 6 VGG16 fine-tuning steps on validation"
+    assert all(c["best_step"] for c in tuned.values())  # the record the deck's ladders read
     assert tuned["efficientnetb0"]["why"] == "the only EfficientNetB0 fine-tuning step" and tuned["efficientnetb0"]["step"] == 1
     rung = [c for c in chosen if c["stage"] == "scratch"]
     assert len(rung) == 1 and rung[0]["why"] == "best of 8 scratch rungs on validation" and 1 <= rung[0]["step"] <= 8
@@ -172,6 +173,30 @@ def test_evaluate_reads_the_test_split_once_per_model_and_no_other_stage_reads_i
     for run_dir in runs_dir.glob("*/*"):
         if run_dir.parent.name != "evaluate":
             assert runs.read_metrics(run_dir)["run"]["test_split_reads"] == [], run_dir
+
+
+def test_the_decks_best_steps_and_rung_are_the_ones_the_evaluate_run_recorded(ladders, evaluated):
+    """The deck reads the choice from the real evaluate run and never chooses again: its best step per backbone, the
+    comparison's order, its best rung and that rung's test accuracy are those of the record."""
+    from mame.deck import finetune, scratch
+    from mame.engine.plan import PlannedRun
+    from tests.helpers import FakeEntry, deck_inputs
+
+    runs_dir, _ = ladders
+    entries = [FakeEntry(run, "done", runs.read_metrics(runs_dir / run.stage / run.name), path=runs_dir / run.stage / run.name)
+               for run in ladder_runs()]
+    evaluate = FakeEntry(PlannedRun("evaluate", None, "default", PLAN.parent / "06_evaluate.ipynb", {}), "done", evaluated)
+    deck = deck_inputs([*entries, evaluate], profile=load_plan(PLAN).profile("smoke"))
+    chosen = evaluated["metrics"]["chosen"]
+    steps = [(c["backbone"], c["step"]) for c in chosen if c["stage"] == "finetune" and c["best_step"]]
+    tuned = finetune.section([e for e in entries if e.run.stage == "finetune"], deck)
+    assert sorted((r["backbone"], r["step"]) for r in tuned["comparison"]) == sorted(steps)
+    assert (tuned["best"]["backbone"], tuned["best"]["step"]) == steps[0]  # best on validation first, as recorded
+    assert (tuned["ladders"][0]["story"]["best"]["step"]) == dict(steps)["vgg16"]
+    (rung,) = [c for c in chosen if c["stage"] == "scratch"]
+    baseline = scratch.section([e for e in entries if e.run.stage == "scratch"], deck)
+    assert baseline["best"]["variant"] == rung["variant"]
+    assert baseline["best"]["test"] == next(m["accuracy"] for m in evaluated["metrics"]["models"] if m["model"] == rung["model"])
 
 
 def test_a_killed_fine_tuning_run_resumes_at_epoch_2_with_epoch_1_kept(tmp_path, isolated_runs):
