@@ -17,7 +17,7 @@ import numpy as np
 
 from mame.classes import CLASS_NAMES
 from mame.deck.common import split_accuracy
-from mame.engine.plan import PlannedRun
+from mame.engine.plan.load import PlannedRun
 from mame.stages import evaluate
 from tests.deck.evaluate_run import run_block
 from tests.helpers import FakeEntry

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from mame.classes import CLASS_NAMES
-from mame.engine.plan import PlannedRun
+from mame.engine.plan.load import PlannedRun
 from mame.stages import evaluate, feature_pipelines
 from tests.helpers import FakeEntry
 

@@ -19,7 +19,7 @@ from mame.deck.evaluate import evaluation_conclusions
 from mame.deck.evaluate_figures import gallery_figure
 from mame.deck.figures import run_figures
 from mame.deck.render import render_html
-from mame.engine.plan import PlannedRun
+from mame.engine.plan.load import PlannedRun
 from mame.metrics import describe_comparison as describe
 from tests.deck.evaluate_run import CONFUSIONS, designed_counts, evaluate_entry, index_of
 from tests.deck.test_training_deck import table

@@ -11,7 +11,7 @@ from mame.deck.classify import classifier_pivot
 from mame.deck.common import entry_placeholder, overfitting, report_rows
 from mame.deck.context import appendix_section, load_references, paper_section
 from mame.deck.history import compare, snapshot
-from mame.engine.plan import PlannedRun
+from mame.engine.plan.load import PlannedRun
 from mame.metrics import classification_result
 from tests.helpers import FakeEntry, deck_inputs
 
@@ -137,7 +137,7 @@ def test_training_sections_render_into_a_deck_that_fits(tmp_path):
     from mame.deck.context import build_context
     from mame.deck.figures import run_figures
     from mame.deck.render import render_html
-    from mame.engine.plan import Profile
+    from mame.engine.plan.load import Profile
     from tests.deck.evaluate_run import evaluate_entry
 
     entries = [training_entry("scratch", "small-cnn", {"train": 0.9, "val": 0.4, "test": 0.38}, tmp_path),

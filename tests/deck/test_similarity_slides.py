@@ -10,7 +10,7 @@ import numpy as np
 
 from mame.classes import CLASS_NAMES
 from mame.deck import similarity, templating
-from mame.engine.plan import PlannedRun
+from mame.engine.plan.load import PlannedRun
 from mame.metrics import classification_result
 from mame.stages import similarity as similarity_stage
 from tests.helpers import FakeEntry, deck_inputs

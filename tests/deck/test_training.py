@@ -14,7 +14,7 @@ from mame.deck.choices import recorded
 from mame.deck.context import approaches_conclusion, load_references, paper_section
 from mame.deck.figures import run_figures
 from mame.deck.ladder import overfitting_rule, training_curves
-from mame.engine.plan import PlannedRun, Profile, notebook_parameters, resolve_params
+from mame.engine.plan.load import PlannedRun, Profile, notebook_parameters, resolve_params
 from mame.metrics import classification_result
 from tests.deck.chosen_run import evaluate_entry
 from tests.helpers import FakeEntry, deck_inputs

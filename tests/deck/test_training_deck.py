@@ -11,8 +11,8 @@ import pytest
 
 from mame.deck import build
 from mame.deck.pdf import pdf_page_count
-from mame.engine import runs
-from mame.engine.plan import expand, load_plan
+from mame.engine.plan.load import expand, load_plan
+from mame.engine.run import records
 from tests.deck.chosen_run import evaluate_entry
 from tests.deck.test_training import training_metrics
 from tests.helpers import TEST_DATA_HOME, FakeEntry, minimal_metrics, write_smoke_plan
@@ -97,7 +97,7 @@ def workspace(tmp_path, monkeypatch):
             metrics = minimal_metrics(stage=run.stage, name=run.name, backbone=None, variant=run.variant,
                                       params=run.params, versions=VERSIONS)
             metrics.update({k: chosen[k] for k in ("metrics", "classification", "history", "headline", "artifacts")})
-            runs.write_metrics(runs_dir / run.stage / run.name, metrics)
+            records.write_metrics(runs_dir / run.stage / run.name, metrics)
             continue
         train, val = ACCURACY[run.id]
         phases = [{"name": "head", "epochs": 1}, {"name": "finetune", "epochs": 2}] if run.stage == "finetune" else None
@@ -107,7 +107,7 @@ def workspace(tmp_path, monkeypatch):
         metrics = minimal_metrics(stage=run.stage, name=run.name, backbone=run.backbone, variant=run.variant,
                                   params=run.params, versions=VERSIONS)
         metrics.update({k: shaped[k] for k in ("metrics", "classification", "history", "headline")})
-        runs.write_metrics(runs_dir / run.stage / run.name, metrics)
+        records.write_metrics(runs_dir / run.stage / run.name, metrics)
         trained.append(FakeEntry(run, "done", metrics))
     return {"plan": plan, "runs": runs_dir}
 
@@ -121,7 +121,7 @@ def test_training_slides_show_the_runs_numbers_in_plan_order_and_fit(workspace):
     rows = table(html, "baseline-table")[1:]
     assert [r[0].removesuffix(" (stale)") for r in rows] == ["r1-plain", "r2-deeper"]
     for row, name in zip(rows, ["r1-plain", "r2-deeper"]):
-        metrics = runs.read_metrics(workspace["runs"] / "scratch" / name)
+        metrics = records.read_metrics(workspace["runs"] / "scratch" / name)
         m = metrics["metrics"]
         assert row[1:3] == [f"{metrics['classification'][s]['report']['accuracy']:.2f}" for s in ("train", "val")]
         tested = "0.50" if name == "r2-deeper" else "—"  # the rung the evaluate run chose, scored on test
@@ -139,11 +139,11 @@ def test_training_slides_show_the_runs_numbers_in_plan_order_and_fit(workspace):
 
     compared = table(html, "compare-table")[1:]
     assert [r[0] for r in compared] == ["vgg16", "resnet50"]
-    chosen = runs.read_metrics(workspace["runs"] / "evaluate" / "default")["metrics"]["chosen"]
+    chosen = records.read_metrics(workspace["runs"] / "evaluate" / "default")["metrics"]["chosen"]
     best_vgg = next(c["run"] for c in chosen if c["backbone"] == "vgg16" and c["best_step"])  # the stage's choice, read
     assert best_vgg == max(("vgg16-step1", "vgg16-step2"),
-                           key=lambda n: runs.read_metrics(workspace["runs"] / "finetune" / n)["metrics"]["val_accuracy"])
-    val = runs.read_metrics(workspace["runs"] / "finetune" / best_vgg)["metrics"]["val_accuracy"]
+                           key=lambda n: records.read_metrics(workspace["runs"] / "finetune" / n)["metrics"]["val_accuracy"])
+    val = records.read_metrics(workspace["runs"] / "finetune" / best_vgg)["metrics"]["val_accuracy"]
     assert compared[0][1] == f"#{best_vgg[-1]}/2" and compared[0][2] == f"{100 * val:.1f}%"
     for name in ("finetune_ladder.png", "finetune_backbones.png"):
         assert (result.qmd.parent / "figures" / name).is_file()

@@ -16,9 +16,10 @@ import pytest
 
 from mame import config, results
 from mame.classes import CLASS_NAMES
-from mame.engine import run_folders, runs
-from mame.engine.plan import expand, load_plan
-from mame.engine.runner import run_plan
+from mame.engine.plan.load import expand, load_plan
+from mame.engine.run import folders
+from mame.engine.run import records as runs
+from mame.engine.run.scheduler import run_plan
 from mame.models import imagenet_labels
 from tests.helpers import TEST_DATA_HOME
 
@@ -36,7 +37,7 @@ PLAN = config.EXPERIMENTS_DIR / "plan.yaml"
 # VGG16 group with its own features and classifiers, 262 s, set the pace). One runner with ``--jobs 3`` over the
 # same runs was slower, measured back to back on a 2-core Xeon: 154.1 s and 157.7 s against 141.2 s and 132.0 s
 # for these three runners (it ran two similarity runs more, ~11 s of wall; the executor itself is tested in
-# tests/engine/test_executors.py).
+# tests/engine/run/test_executors.py).
 VGG16_VARIANTS = ("features/vgg16", "classify/vgg16-dense-head", "features/vgg16-finetuned", "classify/vgg16-finetuned")
 SMOKE_BACKBONES = ("vgg16", "efficientnetb0", "efficientnetlite0")  # the smoke profile's
 GROUPS = ("scratch,similarity/efficientnetb0",
@@ -92,7 +93,7 @@ def test_every_rung_and_step_runs_and_records_what_the_deck_needs(ladders):
             assert pred["probabilities"].shape == (len(pred["y_true"]), 29)
             np.testing.assert_allclose(pred["probabilities"].sum(axis=1), 1.0, rtol=1e-3)
         assert metrics["run"]["test_split_reads"] == []
-    assert not list(runs_dir.glob(f"*/.*{run_folders.RESUME_MARK}*"))  # checkpoints removed once done
+    assert not list(runs_dir.glob(f"*/.*{folders.RESUME_MARK}*"))  # checkpoints removed once done
     lines = [line for line in printed.splitlines() if "epoch" in line]
     assert any(line.split()[0] == "finetune/vgg16-step3" and "epoch 2/2" in line and "finetune" in line
                and "val_acc" in line for line in lines), printed
@@ -179,7 +180,7 @@ def test_the_decks_best_steps_and_rung_are_the_ones_the_evaluate_run_recorded(la
     """The deck reads the choice from the real evaluate run and never chooses again: its best step per backbone, the
     comparison's order, its best rung and that rung's test accuracy are those of the record."""
     from mame.deck import finetune, scratch
-    from mame.engine.plan import PlannedRun
+    from mame.engine.plan.load import PlannedRun
     from tests.helpers import FakeEntry, deck_inputs
 
     runs_dir, _ = ladders
@@ -210,7 +211,7 @@ def test_a_killed_fine_tuning_run_resumes_at_epoch_2_with_epoch_1_kept(tmp_path,
     stage_dir = isolated_runs / "finetune"
     deadline, state = time.monotonic() + 300, None
     while time.monotonic() < deadline and proc.poll() is None:
-        found = list(stage_dir.glob(f".vgg16-step1{run_folders.RESUME_MARK}*/state.json")) if stage_dir.exists() else []
+        found = list(stage_dir.glob(f".vgg16-step1{folders.RESUME_MARK}*/state.json")) if stage_dir.exists() else []
         if found:
             state = json.loads(found[0].read_text())
             if state["epoch"] >= 1:
@@ -221,7 +222,7 @@ def test_a_killed_fine_tuning_run_resumes_at_epoch_2_with_epoch_1_kept(tmp_path,
     proc.wait(timeout=30)
     assert state["epoch"] == 1
     assert runs.try_read_metrics(stage_dir / "vgg16-step1") is None  # nothing looks finished
-    first = json.loads(next(stage_dir.glob(f".vgg16-step1{run_folders.RESUME_MARK}*/state.json")).read_text())
+    first = json.loads(next(stage_dir.glob(f".vgg16-step1{folders.RESUME_MARK}*/state.json")).read_text())
     out = io.StringIO()
     again = run_plan("smoke", plan_file=plan, only="finetune/vgg16-step1", out=out)
     assert [o.state for o in again] == ["done"], out.getvalue()
@@ -232,7 +233,7 @@ def test_a_killed_fine_tuning_run_resumes_at_epoch_2_with_epoch_1_kept(tmp_path,
     printed_epochs = [line.split("epoch ")[1].split("/")[0] for line in out.getvalue().splitlines() if " epoch " in line]
     assert printed_epochs == ["2", "3"], out.getvalue()  # the rerun trained epochs 2 and 3 only
     assert any("resumed after epoch 1" in note for note in metrics["notes"])
-    assert not list(stage_dir.glob(f".*{run_folders.RESUME_MARK}*"))
+    assert not list(stage_dir.glob(f".*{folders.RESUME_MARK}*"))
     progress = (stage_dir / "vgg16-step1" / results.PROGRESS_FILE).read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in progress] == [2, 3]
 
