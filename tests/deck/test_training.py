@@ -359,7 +359,7 @@ def test_the_drawing_code_stamp_follows_the_drawing_code_not_the_engine(tmp_path
         code_stamp.cache_clear()
         return code_stamp(package)
 
-    assert edit("engine/runs.py", 'VALID_STAMP = ".metrics.json.valid"', 'VALID_STAMP = ".valid"') == base  # reading runs
+    assert edit("engine/run/records.py", 'VALID_STAMP = ".metrics.json.valid"', 'VALID_STAMP = ".valid"') == base  # reading runs
     assert edit("deck/figures.py", 'CODE_STAMP = ".drawn-by"', 'CODE_STAMP = ".drawn"') != base
     base = code_stamp(package)
     assert edit("plots/curves.py", "capsize=3", "capsize=4") != base
