@@ -117,7 +117,7 @@ mutation: $(STAMPS)/python ## Mutation testing of mame/engine, mame/stages and m
 	@$(PY) tests/mutation_rates.py report $(VENV)/bin/mutmut
 
 docs: $(STAMPS)/python ## Regenerate the plan's JSON Schema, its key reference experiments/plan-keys.md, and the GPU estimates in docs/estimates.md
-	$(PY) -m mame.stages.notebook_cells
+	$(PY) -m mame.stages.support.notebook_cells
 	$(PY) -m mame.engine.plan.reference
 	$(PY) -m mame estimate --profile full --gpus 1,2,4,8 --needs --write docs/estimates.md >/dev/null
 

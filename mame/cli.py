@@ -163,7 +163,7 @@ def _dispatch(args) -> int:
     if args.command == "report":
         return _report(args, study)
     if args.command == "share":
-        from mame.deck.share import share
+        from mame.deck.share.bundle import share
 
         share(args.profile, plan_file=args.plan, with_notebooks=args.with_notebooks, with_models=args.with_models,
               site=args.site, study=study)
@@ -224,10 +224,10 @@ def _executor_argv(args) -> list[str]:
 
 
 def _report(args, study) -> int:
-    from mame.deck.build import build
+    from mame.deck.render.build import build
 
     if args.watch:
-        from mame.deck.live import serve
+        from mame.deck.live.server import serve
 
         _run_options(args)  # the same checks of the executor options as a run gets
         if args.check:

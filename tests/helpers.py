@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-from mame.deck import templating
-from mame.deck.build import _relative
-from mame.deck.context import build_context, by_stage
-from mame.deck.figures import run_figures
-from mame.deck.registry import DeckInputs
+from mame.deck.render import templating
+from mame.deck.render.build import _relative
+from mame.deck.render.context import build_context, by_stage
+from mame.deck.render.figures import run_figures
+from mame.deck.sections.registry import DeckInputs
 from mame.engine.plan.load import PlannedRun, Profile
 from mame.metrics import classification_result
 
@@ -100,7 +100,7 @@ class FakeEntry:
     metrics: dict | None
     detail: str = ""
     path: Path = field(default_factory=lambda: Path("/nowhere"))
-    combined: object = None  # set by mame.deck.seeds for an entry folding several seeds' runs
+    combined: object = None  # set by mame.deck.sections.seed_groups for an entry folding several seeds' runs
 
 
 def deck_inputs(entries: list = (), *, figures: dict | None = None, names: dict | None = None, profile=PROFILE,

@@ -1,5 +1,5 @@
-"""Stage parameters are declared once, in the stage's ``*Config`` dataclass (``mame.stages.parameters``): each
-notebook's ``parameters`` cell is generated from it (``python -m mame.stages.notebook_cells``, ``make docs``),
+"""Stage parameters are declared once, in the stage's ``*Config`` dataclass (``mame.stages.support.parameters``): each
+notebook's ``parameters`` cell is generated from it (``python -m mame.stages.support.notebook_cells``, ``make docs``),
 the committed notebooks are what the generator writes, the notebook builds its config from its namespace,
 and ``python -m mame estimate`` builds its models from the same config."""
 
@@ -15,8 +15,9 @@ import pytest
 
 from mame import config, estimate
 from mame.engine.plan.load import RUNNER_PARAMS, PlannedRun, notebook_parameters
-from mame.stages import finetune, notebook_cells, scratch, trainer
-from mame.stages.parameters import StageConfig
+from mame.stages import finetune, scratch
+from mame.stages.support import notebook_cells, trainer
+from mame.stages.support.parameters import StageConfig
 
 DECLARED = notebook_cells.declared()
 
@@ -35,7 +36,7 @@ def cells(path) -> list[tuple[str, str, list, str]]:
 
 def test_the_committed_notebooks_are_what_the_generator_writes():
     assert notebook_cells.stale() == [], "a parameters cell differs from its dataclass: run `make docs` " \
-                                         "(python -m mame.stages.notebook_cells), never edit the cell by hand"
+                                         "(python -m mame.stages.support.notebook_cells), never edit the cell by hand"
 
 
 def test_every_stage_notebook_has_one_declaration_in_its_stage_module():

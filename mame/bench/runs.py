@@ -123,7 +123,7 @@ def report_split(out, profile: str = "demo") -> dict | None:
     """``make report`` with nothing new (the deck left as it is), and a forced render of the same deck in a
     private copy of the build folders (figures kept, as after a run), split into its steps. None without a
     deck of ``profile`` to render (run ``make report`` first)."""
-    from mame.deck.build import build, build_dirs
+    from mame.deck.render.build import build, build_dirs
 
     dirs = build_dirs()
     if not (dirs["output"] / "deck.html").is_file() or not config.runs_dir().is_dir():

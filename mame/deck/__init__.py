@@ -1,6 +1,7 @@
-"""The slide deck: runs -> context (``context``, ``sections``, ``figures``, ``history``) -> Jinja
-(``templating``) -> HTML (``render``: Quarto or pandoc) -> PDF (``pdf``: decktape) -> browser check
-(``browser``), all driven by ``build``. ``tools`` holds the Chromium and subprocess helpers they share.
+"""The slide deck, in rooms: ``sections`` (what each stage's slides say, from the runs' metrics.json),
+``render`` (``build``: collect -> figures -> context -> Jinja -> HTML -> PDF), ``check`` (the browser check of a
+rendered deck), ``live`` (``make watch``) and ``share`` (``make share``); ``tools`` holds the Chromium and
+subprocess helpers they share.
 
-May import ``mame.engine`` (plan, run store, status), ``mame.plots`` and the base modules.
+May import ``mame.engine`` (plan, run records, status), ``mame.plots`` and the base modules.
 """

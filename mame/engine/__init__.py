@@ -1,6 +1,6 @@
-"""The experiment engine: the plan (``plan``), cache keys (``cache``), the runner and its papermill
-execution (``runner``, ``execute``), the run store and its schema (``runs``, ``schema/``),
-provenance and status.
+"""The experiment engine, in two rooms: ``plan`` (the plan file loaded, checked and expanded into runs) and
+``run`` (deciding what is stale, executing runs in processes of their own, their folders and records,
+provenance and status). ``plan`` never imports ``run``.
 
 May import ``mame.data`` and the base modules. Stage code never imports the engine: stages hand
 their results over through ``mame.results``.

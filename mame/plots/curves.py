@@ -155,7 +155,7 @@ def draw_accuracy_bars(rows: list[dict], *, x: str, y: str | list[str], ax: Axes
     Wide rows: ``y`` lists the columns drawn side by side (e.g. train/val/test). Long rows:
     ``y`` is one column and ``hue`` names the column that splits each group (e.g. classifier).
     Missing values (absent, None or NaN) leave a gap. A value with a ``std`` (a mean over seeds,
-    ``mame.deck.seeds.Spread``) gets an error bar of ± that std.
+    ``mame.deck.sections.seed_groups.Spread``) gets an error bar of ± that std.
     """
     groups, series, values, errors = _bar_table(rows, x, y, hue)
     if ax is None:

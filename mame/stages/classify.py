@@ -16,7 +16,7 @@ import numpy as np
 
 from mame import results
 from mame.metrics import classification_result
-from mame.stages.parameters import IDENTITY, Notebook, StageConfig, param
+from mame.stages.support.parameters import IDENTITY, Notebook, StageConfig, param
 
 # The default linear SVM is trained by SGD on the hinge loss: on the demo's VGG16 features
 # (1,160 x 4,096, standardised) liblinear's LinearSVC took 153-300 s to reach val 0.43-0.47, SGD 8 s

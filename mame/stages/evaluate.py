@@ -7,7 +7,7 @@ each fine-tuned backbone, the best classifier-on-features pipeline of each backb
 rung; predicts the test split once per model (each read goes to the test-split ledger); averages the
 probabilities of the fine-tuned and feature-extraction models into ensembles chosen on validation and scored
 on test once (approaches may mix); and compares every model with the best single one on validation
-(McNemar's test, bootstrap intervals; ``mame.stages.significance``).
+(McNemar's test, bootstrap intervals; ``mame.stages.support.significance``).
 
 ``inputs`` (from the plan's ``reads: [scratch, finetune, classify, features]``) is ``{stage: {run name:
 identity}}``, an identity being the runner's ``{"stage", "backbone", "variant", "name", "seed", "folder",
@@ -28,7 +28,7 @@ the feature-extraction pipelines likewise, then the scratch rung)::
      "reference": true}                 # the best single model on validation, which every other is compared with
 
 (a scratch rung: ``"backbone": null``, ``"why": "best of 8 scratch rungs on validation"``). ``best_step`` is
-the one record of each backbone's best fine-tuning step (``mame.stages.selection``): true on every fine-tuned
+the one record of each backbone's best fine-tuning step (``mame.stages.support.selection``): true on every fine-tuned
 entry under ``select="best-per-backbone"``, on one per backbone under ``select="all"``; the deck's ladders
 read it and never choose again. A pipeline's
 ``model`` is ``classify/<run>/<classifier>`` and its entry adds ``classifier``, ``params`` (its setting chosen
@@ -55,9 +55,10 @@ from mame import results
 from mame.data import ledger as split_ledger
 from mame.data import metadata
 from mame.metrics import classification_result
-from mame.stages import common, feature_pipelines, selection, significance
-from mame.stages.parameters import IDENTITY, Notebook, StageConfig, param
-from mame.stages.selection import Candidate
+from mame.stages import feature_pipelines
+from mame.stages.support import common, selection, significance
+from mame.stages.support.parameters import IDENTITY, Notebook, StageConfig, param
+from mame.stages.support.selection import Candidate
 
 APPROACHES = {"scratch": "scratch", "classify": "feature extraction", "finetune": "fine-tuning",
               "ensemble": "ensemble"}
@@ -84,7 +85,7 @@ def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = EvaluateC
                   include_scratch: bool = EvaluateConfig.include_scratch,
                   include_classify: bool = EvaluateConfig.include_classify) -> list[Candidate]:
     """The models to score on test, chosen on validation only: the best step of each fine-tuned backbone
-    (``select="all"``: every step; ``mame.stages.selection``), the best classifier-on-features pipeline of
+    (``select="all"``: every step; ``mame.stages.support.selection``), the best classifier-on-features pipeline of
     each backbone (``mame.stages.feature_pipelines``: refitted here, from validation data only) and the
     best scratch rung, in that order, each with a one-line ``why``."""
     trained = any(inputs.get(stage) for stage in ("finetune", "scratch"))

@@ -25,9 +25,9 @@ import numpy as np
 from mame import results
 from mame.classes import CLASS_NAMES
 from mame.data import masks
-from mame.stages import common, significance
-from mame.stages.parameters import IDENTITY, Notebook, StageConfig, param
-from mame.stages.selection import Candidate, check_identity
+from mame.stages.support import common, significance
+from mame.stages.support.parameters import IDENTITY, Notebook, StageConfig, param
+from mame.stages.support.selection import Candidate, check_identity
 
 MAPS_FILE = "gradcam.npz"
 DISPLAY_SIZE = 128   # px: the images and maps kept for the slides (square, as the models see them)

@@ -34,7 +34,7 @@ import numpy as np
 
 from mame.classes import CLASS_NAMES
 from mame.stages import classify
-from mame.stages.selection import Candidate, check_identity, display_name, seed_said
+from mame.stages.support.selection import Candidate, check_identity, display_name, seed_said
 
 FROZEN = "imagenet"          # a features run's source when it built the backbone itself (not fine-tuned)
 GUARD_IMAGES = 8             # validation images re-extracted to check the rebuilt extractor

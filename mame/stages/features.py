@@ -5,7 +5,7 @@ Notebook ``02_features.ipynb`` calls, in order: ``load_splits`` → ``build_extr
 that the ``classify`` stage and the feature visualisations read, and ``features_<layer>_<split>.npz`` for each
 extra layer saved from the same pass (VGG16: fc2 beside fc1, for the dense-head comparison).
 
-``source="finetune"``: the features of the fine-tuned model instead (``mame.stages.finetuned_extractor``): the best
+``source="finetune"``: the features of the fine-tuned model instead (``mame.stages.support.finetuned_extractor``): the best
 fine-tuning run of the backbone on validation, cut below its softmax. Never reads the test split.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 from mame import results
 from mame.classes import CLASS_NAMES
 from mame.metrics import classification_result
-from mame.stages.common import Splits, load_splits  # noqa: F401  (the notebook calls features.load_splits)
-from mame.stages.parameters import IDENTITY, Notebook, StageConfig, param
+from mame.stages.support.common import Splits, load_splits  # noqa: F401  (the notebook calls features.load_splits)
+from mame.stages.support.parameters import IDENTITY, Notebook, StageConfig, param
 
 SOURCES = ("imagenet", "finetune")
 
@@ -87,7 +87,7 @@ def build_extractor(backbone: str, *, image_size: int | None = FeaturesConfig.im
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
     builders.configure_precision(precision)
     if source == "finetune":
-        from mame.stages import finetuned_extractor
+        from mame.stages.support import finetuned_extractor
 
         model, info, choice = finetuned_extractor.build_extractor(backbone, inputs or {}, image_size=image_size)
         info["precision"] = precision
@@ -145,8 +145,8 @@ def centroid_probe(extracted: dict[str, Extracted], *, fit: str = "train", score
 
 
 def structure(extracted: dict[str, Extracted], *, n_groups: int = FeaturesConfig.n_groups) -> dict:
-    """Groups of classes, nearest classes and outliers in these features (``mame.stages.structure``)."""
-    from mame.stages import structure as analysis
+    """Groups of classes, nearest classes and outliers in these features (``mame.stages.support.structure``)."""
+    from mame.stages.support import structure as analysis
 
     train, val = extracted["train"], extracted["val"]
     return analysis.analyse(train.features, train.labels, val.features, val.labels, val.files, n_groups=n_groups)

@@ -1,12 +1,12 @@
 """Stage ``finetune``: an ImageNet backbone fine-tuned on MAMe, one step of the ladder per variant.
 
-Notebook ``05_finetune.ipynb`` calls ``load_splits`` -> ``train`` -> ``evaluate`` -> ``save``. Two phases:
+Notebook ``05_finetune.ipynb`` calls ``load_splits`` -> ``train`` -> ``predict`` -> ``save``. Two phases:
 the new dense head first with the whole backbone frozen (``head_epochs`` at ``head_learning_rate``),
 then the backbone from ``trainable_from`` on unfrozen at the step's ``learning_rate``; BatchNorm stays
 in inference mode throughout. The best val epoch is restored and saved as ``model.keras`` for the
 ``evaluate`` and ``explain`` stages; val predictions and probabilities go to ``predictions_val.npz``.
 Resumes after a kill from ``checkpoint_dir``. The run itself (data, training, predictions, result) is
-``mame.stages.trainer``'s, shared with ``scratch``. Never reads the test split.
+``mame.stages.support.trainer``'s, shared with ``scratch``. Never reads the test split.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mame.classes import CLASS_NAMES
-from mame.stages import trainer
-from mame.stages.common import Splits, load_splits  # noqa: F401  (the notebook calls finetune.load_splits)
-from mame.stages.parameters import Notebook, param
-from mame.stages.trainer import Trained, evaluate, save, summary  # noqa: F401  (and evaluate, summary, save)
+from mame.stages.support import trainer
+from mame.stages.support.common import Splits, load_splits  # noqa: F401  (the notebook calls finetune.load_splits)
+from mame.stages.support.parameters import Notebook, param
+from mame.stages.support.trainer import Trained, predict, save, summary  # noqa: F401  (and predict, summary, save)
 
 
 @dataclass

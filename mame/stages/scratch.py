@@ -1,10 +1,10 @@
 """Stage ``scratch``: the baseline ladder, CNNs trained from scratch on MAMe.
 
-Notebook ``01_scratch.ipynb`` calls ``load_splits`` -> ``train`` -> ``evaluate`` -> ``save``. Each rung of
+Notebook ``01_scratch.ipynb`` calls ``load_splits`` -> ``train`` -> ``predict`` -> ``save``. Each rung of
 the ladder is a variant in ``experiments/plan.yaml`` that turns on one more idea (depth, batch
 normalisation, dropout, augmentation, L2, global average pooling). One phase; early stopping on val
 accuracy with the best epoch restored; training resumes after a kill from ``checkpoint_dir``. The run
-itself (data, training, predictions, result) is ``mame.stages.trainer``'s, shared with ``finetune``.
+itself (data, training, predictions, result) is ``mame.stages.support.trainer``'s, shared with ``finetune``.
 Never reads the test split (the ``evaluate`` stage scores the best rung on it).
 """
 
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mame.classes import CLASS_NAMES
-from mame.stages import trainer
-from mame.stages.common import Splits, load_splits  # noqa: F401  (the notebook calls scratch.load_splits)
-from mame.stages.parameters import Notebook, param
-from mame.stages.trainer import Trained, evaluate, save, summary  # noqa: F401  (and evaluate, summary, save)
+from mame.stages.support import trainer
+from mame.stages.support.common import Splits, load_splits  # noqa: F401  (the notebook calls scratch.load_splits)
+from mame.stages.support.parameters import Notebook, param
+from mame.stages.support.trainer import Trained, predict, save, summary  # noqa: F401  (and predict, summary, save)
 
 
 @dataclass

@@ -28,8 +28,8 @@ import numpy as np
 
 from mame import results
 from mame.classes import CLASS_NAMES
-from mame.stages.common import Splits, load_splits  # noqa: F401  (the notebook calls similarity.load_splits)
-from mame.stages.parameters import Notebook, StageConfig, param
+from mame.stages.support.common import Splits, load_splits  # noqa: F401  (the notebook calls similarity.load_splits)
+from mame.stages.support.parameters import Notebook, StageConfig, param
 
 PREDICTIONS_FILE = "imagenet_predictions_{split}.npz"
 LABELS_PER_CLASS = 2   # ImageNet labels listed per MAMe class

@@ -2,7 +2,7 @@
 
 Each entry's validation accuracy becomes a ``predictions_val.npz`` in a run folder handed to
 ``mame.stages.evaluate.choose_models`` as the runner hands it (``PlannedRun.identity``), so the choice is the
-stage's own (``mame.stages.selection``); made-up test predictions go through ``ensembles``, ``compare`` and
+stage's own (``mame.stages.support.selection``); made-up test predictions go through ``ensembles``, ``compare`` and
 ``save``, whose result becomes the run's metrics.json. ``val=`` gives some runs another validation accuracy
 than their metrics say, so that the stage chooses what the deck's own numbers would not: a deck that follows it
 reads the record rather than choosing again.
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mame.classes import CLASS_NAMES
-from mame.deck.common import split_accuracy
+from mame.deck.sections.common import split_accuracy
 from mame.engine.plan.load import PlannedRun
 from mame.stages import evaluate
 from tests.deck.evaluate_run import run_block

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from mame import config
-from mame.stages import evaluate, selection
-from mame.stages.selection import Candidate
+from mame.stages import evaluate
+from mame.stages.support import selection
+from mame.stages.support.selection import Candidate
 
 N_VAL, N_TEST, CLASSES = 120, 200, 29
 

@@ -10,8 +10,9 @@ import pytest
 
 from mame.classes import CLASS_NAMES
 from mame.data.synthetic.generator import SynthSpec, ensure
-from mame.stages import common, evaluate
-from mame.stages.selection import Candidate
+from mame.stages import evaluate
+from mame.stages.support import common
+from mame.stages.support.selection import Candidate
 
 SIZE = 32
 

@@ -12,8 +12,9 @@ import pytest
 from mame.classes import CLASS_NAMES
 from mame.data import masks
 from mame.data.synthetic.generator import SynthSpec, ensure
-from mame.stages import common, explain, selection
-from mame.stages.selection import Candidate
+from mame.stages import explain
+from mame.stages.support import common, selection
+from mame.stages.support.selection import Candidate
 from tests.stages.test_evaluate import handed
 
 SIZE = 32

@@ -13,8 +13,9 @@ import pytest
 
 from mame.classes import CLASS_NAMES
 from mame.data.synthetic.generator import SynthSpec, ensure
-from mame.stages import classify, common, evaluate, explain, feature_pipelines, features
+from mame.stages import classify, evaluate, explain, feature_pipelines, features
 from mame.stages.feature_pipelines import ExtractorMismatch, Pipeline
+from mame.stages.support import common
 
 SIZE = 32
 BACKBONE = "efficientnetb0"

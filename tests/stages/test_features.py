@@ -72,7 +72,7 @@ def test_vgg16_saves_fc2_beside_fc1_from_one_pass_and_classify_reads_either(tiny
 
 def _fake_finetune_run(folder, model, val_accuracy: float, n: int = 20):
     """A finetune run folder: a saved model and validation predictions with the given accuracy."""
-    from mame.stages import common
+    from mame.stages.support import common
 
     folder.mkdir(parents=True)
     if model is not None:
@@ -89,7 +89,7 @@ def test_fine_tuned_features_come_from_the_best_validation_step_below_its_softma
     import keras
 
     from mame.models import builders, extraction
-    from mame.stages import finetuned_extractor
+    from mame.stages.support import finetuned_extractor
 
     build = lambda units, dropout: builders.build_transfer_model("efficientnetb0", num_classes=29, image_size=32,
                                                                   dense_units=units, dropout_rate=dropout)

@@ -1,6 +1,6 @@
 """The training stages' functions on smoke data: fine-tuning's two phases' trainable sets, and training under
 MirroredStrategy on two logical CPU devices (what two GPUs would do), batch scaled and said; the scratch
-stage through the same run (``mame.stages.trainer``), its metrics and its resume note."""
+stage through the same run (``mame.stages.support.trainer``), its metrics and its resume note."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ splits = finetune.load_splits({smoke_dir!r}, max_per_class=2, seed=0)
 config = finetune.FinetuneConfig(image_size=32, weights="random", batch_size=8, head_epochs=1, epochs=1,
                                  dense_units=[16], precision="float32", devices=["/cpu:0", "/cpu:1"])
 trained = finetune.train(splits, "vgg16", config, checkpoint_dir=None, run_dir={str(tmp_path)!r})
-finetune.save({str(tmp_path)!r}, trained, finetune.evaluate(trained, splits))
+finetune.save({str(tmp_path)!r}, trained, finetune.predict(trained, splits))
 """
     proc = subprocess.run([sys.executable, "-c", code], cwd=config.ROOT, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -70,7 +70,7 @@ def test_scratch_trains_saves_and_notes_a_resume_through_the_shared_run(smoke_di
         run_dir = tmp_path / attempt
         run_dir.mkdir()
         trained = scratch.train(splits, config, checkpoint_dir=tmp_path / "ckpt", run_dir=run_dir)
-        scratch.save(run_dir, trained, scratch.evaluate(trained, splits))
+        scratch.save(run_dir, trained, scratch.predict(trained, splits))
     first, again = (json.loads((tmp_path / a / results.RESULT_FILE).read_text()) for a in ("first", "again"))
     m = again["metrics"]
     assert set(m) == SHARED_KEYS and m["config"] == first["metrics"]["config"]

@@ -179,7 +179,7 @@ def test_evaluate_reads_the_test_split_once_per_model_and_no_other_stage_reads_i
 def test_the_decks_best_steps_and_rung_are_the_ones_the_evaluate_run_recorded(ladders, evaluated):
     """The deck reads the choice from the real evaluate run and never chooses again: its best step per backbone, the
     comparison's order, its best rung and that rung's test accuracy are those of the record."""
-    from mame.deck import finetune, scratch
+    from mame.deck.sections import finetune, scratch
     from mame.engine.plan.load import PlannedRun
     from tests.helpers import FakeEntry, deck_inputs
 
@@ -281,9 +281,9 @@ def test_explain_maps_the_models_evaluate_takes_on_validation_images_only(ladder
 
 
 def test_explain_slides_render_from_the_run_and_fit_in_the_browser(ladders, explained, tmp_path):
-    from mame.deck.browser import check_deck
-    from mame.deck.render import render_html
-    from mame.deck.templating import md
+    from mame.deck.check.browser import check_deck
+    from mame.deck.render.html import render_html
+    from mame.deck.render.templating import md
     from tests.helpers import FakeEntry, render_deck, slide
 
     runs_dir, _ = ladders

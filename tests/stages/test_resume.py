@@ -1,6 +1,6 @@
 """The README's promise, proven directly at smoke scale: a training run killed after an epoch and started
 again sees the batches an uninterrupted run sees and ends with the same weights. The scratch stage's own
-``train`` (``mame.stages.trainer.fit``: the data pipeline with shuffling and augmentation, dropout, batch
+``train`` (``mame.stages.support.trainer.fit``: the data pipeline with shuffling and augmentation, dropout, batch
 normalisation, Adam, checkpoints) on smoke-sized synthetic MAMe."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 from mame import results
 from mame.data import pipeline
 from mame.data.synthetic.generator import SynthSpec, ensure
-from mame.stages import common, scratch
+from mame.stages import scratch
+from mame.stages.support import common
 
 EPOCHS, KILLED_AFTER = 2, 1
 

@@ -7,7 +7,7 @@ import pytest
 from statsmodels.stats.contingency_tables import mcnemar
 
 from mame.metrics import describe_comparison
-from mame.stages import significance
+from mame.stages.support import significance
 
 
 def predictions(table, n_classes: int = 3):

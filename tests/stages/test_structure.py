@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mame.classes import CLASS_NAMES
-from mame.stages import structure
+from mame.stages.support import structure
 
 N = len(CLASS_NAMES)
 

@@ -131,7 +131,7 @@ sys.path.insert(0, {str(config.ROOT)!r})
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from mame.stages import common
+from mame.stages.support import common
 from tests.stages.test_training import PHASES, build, data, val_data, N, BATCH
 from mame.models import training
 strategy, replicas = common.distribution(["/cpu:0", "/cpu:1"])

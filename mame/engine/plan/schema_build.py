@@ -25,7 +25,7 @@ from mame.names import MAX_NAME_LENGTH, NAME_PATTERN
 SCHEMA_FILE = config.SCHEMA_DIR / "plan.schema.json"
 KEYS_DOC = config.EXPERIMENTS_DIR / "plan-keys.md"
 
-# Every stage and backbone the package knows (tests compare them with mame.deck.registry and mame.models.backbones).
+# Every stage and backbone the package knows (tests compare them with mame.deck.sections.registry and mame.models.backbones).
 STAGES = ("scratch", "features", "similarity", "classify", "finetune", "evaluate", "explain")
 BACKBONES = ("vgg16", "resnet50", "efficientnetb0", "efficientnetb3", "efficientnetlite0")
 CLASSIFIERS = ("logistic_regression", "linear_svm", "linear_svc", "knn", "rbf_svc", "random_forest", "mlp")

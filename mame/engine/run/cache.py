@@ -149,7 +149,7 @@ def _closure_digest(roots: set[str], package_dir: Path) -> tuple[str, tuple[str,
 
 
 def closure_fingerprint(modules: set[str], *, package_dir: Path = config.PACKAGE_DIR) -> str:
-    """Hash of the package modules ``modules`` (dotted names, e.g. ``{"mame.deck.figures"}``) import,
+    """Hash of the package modules ``modules`` (dotted names, e.g. ``{"mame.deck.render.figures"}``) import,
     transitively, as runs count their code: each module's path and syntax tree without docstrings and
     comments. Read from disk on every call; names outside the package are ignored."""
     return _closure_digest(set(modules), Path(package_dir))[0]

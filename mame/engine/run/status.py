@@ -23,7 +23,7 @@ class Entry:
     detail: str
     path: Path
     metrics: dict | None = None
-    combined: object = None  # the deck's: ``mame.deck.seeds.Combined`` for an entry folding several seeds' runs
+    combined: object = None  # the deck's: ``mame.deck.sections.seed_groups.Combined`` for an entry folding several seeds' runs
 
 
 def collect(profile_name: str, plan_file: Path | None = None, *, left_out: list | None = None,

@@ -139,7 +139,7 @@ def test_the_schema_file_and_key_reference_are_current_and_plan_yaml_points_edit
 
 def test_the_schema_knows_exactly_the_packages_stages_backbones_and_notebook_parameters():
     from mame.data.synthetic.generator import MAX_SIZE, MIN_SIZE
-    from mame.deck.registry import STAGES
+    from mame.deck.sections.registry import STAGES
     from mame.models.backbones import BACKBONES
     from mame.plots.projection import METHODS
     from mame.stages.classify import KNOWN

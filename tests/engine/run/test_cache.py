@@ -97,7 +97,7 @@ def edit_keeping_size_and_mtime(path):
     ("metrics.py", {"features", "classify"}),
     ("results.py", {"features", "classify"}),
     ("stages/__init__.py", {"features", "classify"}),
-    ("deck/build.py", set()),
+    ("deck/render/build.py", set()),
     ("engine/run/scheduler.py", set()),
 ])
 def test_editing_a_module_changes_exactly_the_keys_of_the_notebooks_that_run_it(copied, module, changed):

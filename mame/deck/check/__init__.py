@@ -1,0 +1,2 @@
+"""The headless-browser check of a rendered deck.
+"""

@@ -1,0 +1,59 @@
+"""What every deck stage module uses: placeholders for runs that cannot be shown, accuracy per split,
+the overfitting label, a classification report as slide rows.
+
+Contract with the stages: a training stage (``scratch``, ``finetune``) stores one ``classification`` entry
+per split it scored, keyed ``train`` / ``val`` / ``test`` (or ``<model>/<split>``), and its per-epoch
+``history``; the other stages are described in their deck modules (``mame/deck/<stage>.py``).
+"""
+
+from __future__ import annotations
+
+# (limit on train − val accuracy, label), first match wins; the baseline slide's caption is derived from it.
+OVERFITTING = ((0.20, "High"), (0.08, "Medium"), (float("-inf"), "Low"))
+
+
+def placeholder(kind: str, message: str, path: str = "") -> dict:
+    """A clearly-marked gap: ``not_planned``, ``missing`` or ``failed``."""
+    return {"kind": kind, "message": message, "path": path}
+
+
+def entry_placeholder(entry) -> dict | None:
+    """None for a usable run, else the placeholder that says why it is not shown."""
+    rel = f"{entry.run.stage}/{entry.run.name}"
+    if entry.state == "failed":
+        return placeholder("failed", f"{entry.run.id} failed: {entry.detail}", f"runs/{rel}/notebook.ipynb")
+    if entry.state in ("missing", "unreadable"):
+        return placeholder("missing", f"{entry.run.id} has not run yet ({entry.detail or 'no metrics.json'})",
+                           f"runs/{rel}")
+    return None
+
+
+def split_accuracy(metrics: dict, split: str) -> float | None:
+    """Accuracy on ``split``: the entry keyed ``split`` or, failing that, the best ``<model>/split``."""
+    found = metrics["classification"]
+    if split in found:
+        return found[split]["report"]["accuracy"]
+    values = [e["report"]["accuracy"] for k, e in found.items() if k.endswith(f"/{split}")]
+    return max(values) if values else None
+
+
+def overfitting(train: float | None, val: float | None) -> str:
+    if train is None or val is None:
+        return "—"
+    return next(label for limit, label in OVERFITTING if train - val > limit)
+
+
+def report_rows(report: dict) -> dict:
+    """A classification report as two columns of per-class rows plus the summary rows (seed layout); ``seeds``:
+    how many seeds' reports it averages (``mame.deck.sections.seed_groups``), None for one run's."""
+    names = [k for k in report if k not in ("accuracy", "macro avg", "weighted avg")]
+    half = (len(names) + 1) // 2
+    row = lambda name: {"name": name, **{k: report[name][k] for k in ("precision", "recall", "f1-score", "support")}}
+    left, right = [row(n) for n in names[:half]], [row(n) for n in names[half:]]
+    total = report["macro avg"]["support"]
+    summary = [{"name": "accuracy", "precision": None, "recall": None, "f1-score": report["accuracy"], "support": total},
+               row("macro avg"), row("weighted avg")]
+    right = right + summary
+    rows = [{"left": left[i] if i < len(left) else None, "right": right[i] if i < len(right) else None}
+            for i in range(max(len(left), len(right)))]
+    return {"rows": rows, "n_classes": len(names), "seeds": getattr(report["accuracy"], "n", None)}

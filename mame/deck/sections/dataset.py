@@ -1,0 +1,72 @@
+"""The "Data" slides: one training image per class, and the images per class in each split (the real
+MAMe's test split is imbalanced; the synthetic data keeps the official per-class test shares). Drawn
+from the dataset folder the runs recorded, into the report's build folder; images are opened for
+display only (train split)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mame import plots
+from mame.classes import CLASS_NAMES
+from mame.data import metadata
+from mame.deck.sections.evaluate_figures import thumbnail
+
+SAMPLE_SEED = 0
+SAMPLE_COLUMNS = 8
+
+
+def dataset_section(setup: dict) -> dict:
+    """Counts per split and class of the deck's dataset, or ``ready`` False when it cannot be read."""
+    path = (setup.get("dataset") or {}).get("path") or ""
+    empty = {"ready": False, "path": path, "counts": {}, "totals": {}, "test_ratio": None, "samples": None,
+             "counts_figure": None}
+    if not path:
+        return empty
+    try:
+        meta = metadata.read_metadata(path)
+    except (metadata.DataError, OSError):
+        return empty
+    counts = meta.counts()
+    test = [n for n in counts.get("test", {}).values() if n > 0]
+    return {**empty, "ready": True, "counts": counts, "totals": {s: sum(v.values()) for s, v in counts.items()},
+            "test_ratio": max(test) / min(test) if test else None}
+
+
+def sample_records(path: str | Path, *, seed: int = SAMPLE_SEED) -> list:
+    """One training record per class (seeded), in class order."""
+    meta = metadata.read_metadata(path)
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list] = {}
+    for record in meta.split("train"):
+        by_class.setdefault(record.label, []).append(record)
+    return [group[int(rng.integers(len(group)))] for _, group in sorted(by_class.items())]
+
+
+def sample_figure(path: str | Path):
+    """The grid of one training image per class (None when no image can be opened)."""
+    image_dir = metadata.find_image_dir(path)
+    shown = [(CLASS_NAMES[r.label], thumbnail(image_dir / r.image_file)) for r in sample_records(path)]
+    shown = [(name, picture) for name, picture in shown if picture is not None]
+    if not shown:
+        return None
+    return plots.draw_image_grid([p for _, p in shown], [n for n, _ in shown], ncols=SAMPLE_COLUMNS)
+
+
+def dataset_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
+    """The sample grid (``samples``) and the class counts (``counts_figure``) in ``out_dir``, keyed as the section
+    shows them (None where there is nothing to draw)."""
+    if not section["ready"]:
+        return {"samples": None, "counts_figure": None}
+    samples = None
+    try:
+        fig = sample_figure(section["path"])
+    except (metadata.DataError, OSError):
+        fig = None
+    if fig is not None:
+        samples = plots.save_figure(fig, out_dir / "dataset_samples.png")
+    counts = plots.save_figure(plots.draw_class_counts(plots.class_counts_data(section["counts"])),
+                               out_dir / "dataset_counts.png")
+    return {"samples": samples, "counts_figure": counts}

@@ -1,0 +1,49 @@
+"""The data slides: one training image per class and the per-split class counts, from a generated dataset
+through the real drawing code and Jinja."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mame.data import metadata
+from mame.data.synthetic.generator import SynthSpec, ensure
+from mame.deck.render import templating
+from mame.deck.sections.dataset import dataset_figures, dataset_section, sample_records
+from mame.plots import class_counts_data
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return ensure(tmp_path_factory.mktemp("data") / "synthetic", SynthSpec(3, 1, 0.01, 32))
+
+
+def test_samples_are_one_training_image_per_class_and_seeded(data_dir):
+    records = sample_records(data_dir)
+    assert [r.label for r in records] == list(range(29)) and {r.subset for r in records} == {"train"}
+    assert [r.image_file for r in sample_records(data_dir)] == [r.image_file for r in records]
+    assert [r.image_file for r in sample_records(data_dir, seed=1)] != [r.image_file for r in records]
+
+
+def test_counts_follow_the_metadata_and_the_test_imbalance(data_dir):
+    section = dataset_section({"dataset": {"path": str(data_dir)}})
+    meta = metadata.read_metadata(data_dir)
+    assert section["ready"] and section["counts"] == meta.counts()
+    assert section["totals"] == {"train": 87, "val": 29, "test": sum(meta.counts()["test"].values())}
+    test = meta.counts()["test"]
+    assert section["test_ratio"] == max(test.values()) / min(test.values()) > 1
+    data = class_counts_data(section["counts"])
+    assert test[data["classes"][0]] == max(test.values())  # sorted by test count, largest first
+    assert np.all(np.diff(data["values"]["test"]) <= 0)
+    assert not dataset_section({"dataset": {"path": str(data_dir / "nowhere")}})["ready"]
+
+
+def test_figures_are_drawn_and_the_slides_name_the_split_sizes(data_dir, tmp_path):
+    section = dataset_section({"dataset": {"path": str(data_dir), "source": "synthetic"}})
+    drawn = dataset_figures(section, tmp_path)
+    assert drawn["samples"].is_file() and drawn["counts_figure"].is_file()
+    section.update(samples="figures/dataset_samples.png", counts_figure="figures/dataset_counts.png")
+    text = templating.render("sections/dataset.md.j2", {"dataset": section, "setup": {"dataset": {"source": "synthetic"}}})
+    assert "## The data: one training image per class" in text and "## Images per class and split" in text
+    assert "87 train / 29 val /" in text and "The test split is imbalanced" in text
+    assert text.rstrip().splitlines()[-1] == ":::"  # the caption's fence closes on its own line
