@@ -22,6 +22,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 import psutil
@@ -30,20 +31,17 @@ PRELOAD = "mame.engine.run.preload"
 STOP_GRACE_S = 5.0
 
 
-def context(fresh: bool = False):
-    """The multiprocessing context runs start from: the preloading forkserver, or ``spawn`` (a fresh interpreter
-    per run: ``fresh``)."""
-    if fresh:
-        return multiprocessing.get_context("spawn")
+def context():
+    """The multiprocessing context runs start from: the forkserver, preloading ``mame.engine.run.preload``."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([PRELOAD])
     return ctx
 
 
-def start(target: Callable, args: tuple, *, env: dict[str, str], threads: int | None, fresh: bool = False):
+def start(target: Callable, args: tuple, *, env: dict[str, str], threads: int | None):
     """A started process running ``target(*args)`` with environment ``env``, its BLAS/OpenMP pools capped at
     ``threads`` (what it prints outside a notebook, a crash's traceback, goes to the runner's stderr)."""
-    proc = context(fresh).Process(target=_child, args=(target, args, env, threads), daemon=False)
+    proc = context().Process(target=_child, args=(target, args, env, threads), daemon=False)
     proc.start()
     return proc
 
@@ -76,26 +74,46 @@ def _end_with_runner() -> None:
     os._exit(1)
 
 
-def stop_tree(pid: int, grace: float = STOP_GRACE_S, children_only: bool = False) -> None:
-    """End the process ``pid`` and every process under it: SIGTERM, then SIGKILL to those still there after
-    ``grace`` seconds (``children_only``: the processes under it, not itself)."""
+def stop_tree(pid: int, *, grace: float = STOP_GRACE_S, interrupt_first: float = 0.0,
+              children_only: bool = False) -> None:
+    """End the process ``pid`` and every process under it: SIGINT to ``pid`` alone first where ``interrupt_first``
+    gives it that many seconds to end by itself (as Ctrl-C would), then SIGTERM, then SIGKILL to those still there
+    ``grace`` seconds later (``children_only``: the processes under ``pid``, not itself). The tree is looked up
+    before each signal and those seen before stay (a parent gone leaves its children to init); a zombie counts as
+    ended and is left to its parent to reap."""
+    rounds = ([(signal.SIGINT, interrupt_first)] if interrupt_first else []) + [(signal.SIGTERM, grace),
+                                                                              (signal.SIGKILL, grace)]
+    seen: dict[int, psutil.Process] = {}
+    for sig, wait in rounds:
+        for proc in _tree(pid, children_only):
+            seen.setdefault(proc.pid, proc)
+        alive = [p for p in seen.values() if _alive(p)]
+        if not alive:
+            return
+        targets = [p for p in alive if p.pid == pid] if sig == signal.SIGINT else alive
+        for proc in targets:
+            try:
+                proc.send_signal(sig)
+            except psutil.Error:
+                pass
+        deadline = time.monotonic() + wait
+        while any(_alive(p) for p in targets) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _tree(pid: int, children_only: bool) -> list[psutil.Process]:
     try:
         root = psutil.Process(pid)
-        procs = root.children(recursive=True) + ([] if children_only else [root])
+        return root.children(recursive=True) + ([] if children_only else [root])
     except psutil.Error:
-        return
-    for proc in procs:
-        try:
-            proc.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=grace)
+        return []
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def wait_any(procs: list, timeout: float) -> list:
