@@ -13,12 +13,12 @@ import argparse
 import ast
 import importlib
 import json
-import os
 import pkgutil
 import sys
 from pathlib import Path
 
 from mame import config
+from mame.files import atomic_write
 from mame.stages.support.parameters import Notebook
 
 PARAMETERS_TAG = "parameters"
@@ -112,9 +112,7 @@ def write(folder: Path = config.EXPERIMENTS_DIR) -> list[Path]:
     for notebook, path in _paths(folder):
         now, wanted = generated(notebook, path)
         if now != wanted:
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(wanted, encoding="utf-8")
-            os.replace(tmp, path)
+            atomic_write(path, wanted)
             changed.append(path)
     return changed
 
