@@ -124,7 +124,7 @@ docs: $(STAMPS)/python ## Regenerate the plan's JSON Schema, its key reference e
 check: $(STAMPS)/python ## Check experiments/plan.yaml (schema, names, notebook parameters, every profile) without running anything
 	$(PY) -m mame check
 
-bench: $(STAMPS)/python ## Speed figures (per-run fixed cost, decode and model images/s cold/warm, fp32/bf16, peak RSS, warm report split), table + runs/bench/*.json; ~6 min
+bench: $(STAMPS)/python ## Speed figures (per-run fixed cost of each way to start a run, decode and model images/s cold/warm, fp32/bf16, peak RSS, warm report split): docs/benchmarks.md + runs/bench/*.json; ~10 min on 2 cores
 	$(PY) -m mame.bench
 
 clean: ## Remove generated data, the decoded-image cache, report outputs and caches (keeps runs/ and the venv)
