@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import _thread
 import io
+import signal
 import sys
 import threading
 
@@ -130,6 +131,9 @@ def _run_cell(shell: InteractiveShell, cell, timeout: float | None) -> bool:
         _thread.interrupt_main()
 
     timer = threading.Timer(timeout, interrupt) if timeout else None
+    # the interrupt is delivered as SIGINT: where this process ignores it (a pytest-xdist worker), the timer could
+    # not stop the cell, so the cell runs with Python's own handler
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler) if timer else None
     _Outputs.cell = cell
     sys.stdout, sys.stderr = _Stream("stdout"), _Stream("stderr")
     cell.execution_count = shell.execution_count
@@ -140,6 +144,7 @@ def _run_cell(shell: InteractiveShell, cell, timeout: float | None) -> bool:
     finally:
         if timer:
             timer.cancel()
+            signal.signal(signal.SIGINT, saved)
         sys.stdout.flush()
         _Outputs.cell = None
     return fired.is_set()
