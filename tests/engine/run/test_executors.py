@@ -198,10 +198,11 @@ def test_a_killed_worker_is_retried_or_fails_with_the_reason(tmp_path, isolated_
 
 
 def start_runner(plan: Path, *extra: str) -> subprocess.Popen:
-    """``python -m mame run`` on ``plan`` (two jobs), in a process group of its own as a terminal would start it."""
+    """``python -m mame run`` on ``plan`` (two jobs), in a process group of its own as a terminal would start it: with
+    SIGINT's default disposition (a test worker may ignore SIGINT, and an ignored signal stays ignored across exec)."""
     return subprocess.Popen([sys.executable, "-m", "mame", "run", "--profile", "smoke", "--plan", str(plan), "--jobs", "2",
                              *extra], cwd=config.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigkill"])
