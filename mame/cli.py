@@ -102,7 +102,7 @@ def _executor_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_options(args) -> dict:
-    from mame.engine.run.executors import default_jobs
+    from mame.engine.run.environment import default_jobs
     from mame.engine.run.scheduler import DEFAULT_RETRIES
 
     if args.jobs is not None and args.jobs < 1:

@@ -77,7 +77,7 @@ def _one_run(how: str, job) -> dict | None:
 
         with forked_kernels():
             return execute.execute(job.run, job.ctx, job.final_dir, fresh_kernel=True)
-    pool = executors.LocalExecutor(1, lambda *_: None, fresh_kernels=how == "fresh", out=io.StringIO())
+    pool = executors.LocalExecutor(1, lambda *_: None, fresh_kernels=how == "fresh")
     try:
         pool.submit(job)
         ended = []

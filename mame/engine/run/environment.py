@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from mame import config
+from mame.engine.run.provenance import cpu_count, gpu_count
 
 KERNEL_NAME = "mame"
 # oneDNN stays on: with TF_ENABLE_ONEDNN_OPTS=0, mixed_bfloat16 training fell back to kernels 30x slower
@@ -17,6 +18,7 @@ QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore", "KERAS_BAC
 # TensorFlow's C++ runtime writes to fd 2 before any log setting applies; with fd capture off, that goes to the
 # run's log instead of the notebook (fresh kernels)
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
+RAY_IN_FLIGHT = 256  # runs handed to Ray at once by default: Ray starts each when its resources are free
 THREAD_VARS = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -58,3 +60,15 @@ def ensure_kernel() -> str:
 
     install(kernel_name=KERNEL_NAME, display_name="Python (mame)", prefix=sys.prefix)
     return KERNEL_NAME
+
+
+def default_jobs(kind: str = "local") -> int:
+    """Runs at once when --jobs is not given: one per GPU where GPUs exist; on CPUs two (one on a single
+    core): two runs overlap one's single-threaded work (imports, graph tracing, data loading) with the other's
+    compute; a third only oversubscribes the cores (docs/running.md)."""
+    if kind == "ray":
+        return RAY_IN_FLIGHT
+    gpus = gpu_count()
+    if gpus:
+        return gpus
+    return min(2, cpu_count())

@@ -1,22 +1,15 @@
-"""Where runs execute, behind one interface: up to N side by side on this machine, each in a process of its own
-(``local``, ``--jobs N``; ``mame.engine.run.processes``), or as Ray tasks on a local Ray instance or a cluster
-(``ray``, ``mame.engine.run.ray_executor``).
+"""Where runs execute, behind one interface: up to N side by side here, each in a process of its own
+(``local``, ``--jobs N``; ``mame.engine.run.processes``), or as Ray tasks (``ray``, ``mame.engine.run.ray_executor``).
 
-The runner decides what runs and when (its needs and reads done, cache skip, dependants of a failure
-skipped); an executor only starts a job and says how it ended. Every executor runs a job through
-``mame.engine.run.execute.execute``, so atomic run folders, failure records and resume are the same for all.
-Progress has one channel: the ``progress.jsonl`` a training notebook appends to in its private folder, which
-the executor follows from the runner's side (:class:`Progress`).
-
-``wait`` hands back :class:`Ended` jobs: ``metrics`` when the run wrote its metrics.json (done or failed),
-else ``lost`` says why the process running it ended without one (killed, crashed); the runner retries or
-records the failure.
+The runner decides what runs and when; an executor starts a job and says how it ended (:class:`Ended`: the
+metrics.json the run wrote, or why its process ended without one). Every executor runs a job through
+``execute.execute`` (atomic run folders, failure records, resume) and follows its ``progress.jsonl``
+(:class:`Progress`, the one progress channel).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,11 +20,10 @@ from mame.engine.run import folders as run_folders
 from mame.engine.run import records as runs
 from mame.engine.run.environment import run_environment, threads_of
 from mame.engine.run.folders import metrics_stamp, remove_partials
-from mame.engine.run.provenance import cpu_count
+from mame.engine.run.provenance import cpu_count, gpu_count
 from mame.results import PROGRESS_FILE
 
 EXECUTORS = ("local", "ray")
-RAY_IN_FLIGHT = 256  # runs handed to Ray at once by default: Ray starts each when its resources are free
 
 
 @dataclass
@@ -45,18 +37,8 @@ class Job:
 @dataclass
 class Ended:
     run_id: str
-    metrics: dict | None   # what the run wrote (status done or failed); None when lost
-    lost: str = ""         # why no metrics.json was written: the process was killed, crashed...
-
-
-def gpu_count() -> int:
-    """GPUs nvidia-smi lists (0 without one), honouring a CUDA_VISIBLE_DEVICES already set."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    from mame.engine.run.provenance import gpu_names
-
-    return len(gpu_names())
+    metrics: dict | None   # what the run wrote (done or failed); None when lost
+    lost: str = ""         # why it wrote no metrics.json
 
 
 class Progress:
@@ -81,8 +63,8 @@ class Progress:
         offset = execute.read_new_lines(path, offset, lambda line: self.on_progress(job.run.id, line))
         self._at[job.run.id] = (path, offset)
 
-    def forget(self, job: Job) -> None:
-        self._at.pop(job.run.id, None)
+    def forget(self, run_id: str) -> None:
+        self._at.pop(run_id, None)
 
 
 def run_job(job: Job, fresh_kernel: bool) -> None:
@@ -99,39 +81,28 @@ class _Running:
 
 
 class LocalExecutor:
-    """Up to ``jobs`` runs side by side, each in a process of its own forked from the preloading forkserver
-    (``mame.engine.run.processes``), with ``threads`` CPU threads and, where GPUs exist, one GPU through
-    CUDA_VISIBLE_DEVICES (slot i gets GPU i mod the GPU count).
-
-    ``threads`` defaults to every core, as a run alone gets: TensorFlow's CPU results depend on its thread
-    count (a 3-epoch demo rung trained with 1 thread and with 2 ended 0.30 and 0.41 on validation), so runs
-    side by side must keep it to give the numbers one run at a time gives. The cores are oversubscribed
-    instead; that still pays, because much of a run is single-threaded (imports, tracing, data loading).
+    """Up to ``jobs`` runs side by side, each forked from the preloading forkserver, with ``threads`` CPU threads
+    (default every core, as a run alone gets: TensorFlow's CPU results depend on the thread count, so runs side by
+    side oversubscribe the cores rather than change their numbers) and, where GPUs exist, GPU ``slot mod count``.
     ``fresh_kernels``: each notebook in a fresh Jupyter kernel instead of the run's forked process."""
 
     name = "local"
 
     def __init__(self, jobs: int, on_progress: Callable[[str, dict], None], *, threads: int | None = None,
-                 out=sys.stdout, fresh_kernels: bool = False):
+                 fresh_kernels: bool = False):
         if jobs < 1:
             raise ValueError(f"--jobs must be 1 or more, not {jobs}")
         self.capacity = jobs
-        self.out = out
         self.threads = threads or cpu_count()
         self.gpus = gpu_count()
         self.fresh_kernels = fresh_kernels
         self.progress = Progress(on_progress)
         self._running: dict[str, _Running] = {}
 
-    def env_for(self, slot: int) -> dict[str, str]:
-        env = run_environment(dict(os.environ), self.threads)
-        if self.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str(slot % self.gpus)
-        return env
-
     def submit(self, job: Job) -> None:
         slot = min(set(range(self.capacity)) - {r.slot for r in self._running.values()})
-        env = self.env_for(slot)
+        env = run_environment(dict(os.environ), self.threads) | (
+            {"CUDA_VISIBLE_DEVICES": str(slot % self.gpus)} if self.gpus else {})
         info = {"name": self.name, "jobs": self.capacity, "attempt": job.attempt, "threads": threads_of(env),
                 "gpu": env.get("CUDA_VISIBLE_DEVICES"), "kernel": "fresh" if self.fresh_kernels else "forked"}
         job = replace(job, ctx=replace(job.ctx, executor=info))
@@ -146,21 +117,18 @@ class LocalExecutor:
         ended_procs = processes.wait_any([r.proc for r in self._running.values()], timeout)
         for running in self._running.values():
             self.progress.follow(running.job)
-        ended = []
-        for running in [r for r in self._running.values() if r.proc in ended_procs]:
-            del self._running[running.job.run.id]
-            ended.append(self._ended(running))
-            self.progress.forget(running.job)
-        return ended
+        return [self._ended(self._running.pop(r.job.run.id)) for r in list(self._running.values())
+                if r.proc in ended_procs]
 
     def _ended(self, running: _Running) -> Ended:
         job = running.job
         metrics = finished_on_disk(job, running.before)
         if metrics is not None:
             self.progress.follow(job, swapped=True)  # the lines it wrote since the last look
-            return Ended(job.run.id, metrics)
-        remove_partials(job.final_dir, running.proc.pid)
-        return Ended(job.run.id, None, lost=processes.describe_exit(running.proc.exitcode))
+        else:
+            remove_partials(job.final_dir, running.proc.pid)
+        self.progress.forget(job.run.id)
+        return Ended(job.run.id, metrics, "" if metrics is not None else processes.describe_exit(running.proc.exitcode))
 
     def close(self) -> None:
         """Stop every run still going (Ctrl-C at the runner), its processes' trees with it."""
@@ -183,15 +151,3 @@ def finished_on_disk(job: Job, before: tuple | None) -> dict | None:
     except runs.MetricsError:
         return None
     return metrics if metrics is not None and metrics["run"]["cache_key"] == job.ctx.cache_key else None
-
-
-def default_jobs(kind: str = "local") -> int:
-    """Runs at once when --jobs is not given: one per GPU where GPUs exist; on CPUs two (one on a single
-    core): two runs overlap one's single-threaded work (imports, graph tracing, data loading) with the other's
-    compute; a third only oversubscribes the cores (docs/running.md)."""
-    if kind == "ray":
-        return RAY_IN_FLIGHT
-    gpus = gpu_count()
-    if gpus:
-        return gpus
-    return min(2, cpu_count())

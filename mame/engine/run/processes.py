@@ -1,18 +1,10 @@
-"""The processes a runner starts for its runs, and how they end. Standard library and psutil only.
+"""The processes a runner starts for its runs, and how they end (standard library and psutil only).
 
-Each run executes in a process of its own, forked from Python's multiprocessing forkserver: a server process
-started at the runner's first run that imports TensorFlow, Keras and the rest of a run's heavy libraries once
-(``mame.engine.run.preload``), then forks a child per run. A child starts from that state, untouched by any run
-before it (one fork per run, never reused), and takes the runner's environment as it was when the run was
-submitted; TensorFlow's runtime (threads, devices: ``CUDA_VISIBLE_DEVICES``) is created in the child, never in
-the server, which touches no GPU.
-
-How they end, whatever happens to the runner:
-- the runner stops one (Ctrl-C at the runner, which the child does not get: it has a session of its own) with
-  :func:`stop_tree`, SIGTERM then SIGKILL, its own children (a fresh Jupyter kernel) included;
-- the runner is killed: the child's parent-death sentinel (multiprocessing's, ``parent_process().sentinel``)
-  becomes readable; the child stops its own children and exits. The forkserver exits on its own when the
-  runner's end of its pipe closes.
+Each run is a child forked from multiprocessing's forkserver, which imports a run's heavy libraries once
+(``mame.engine.run.preload``) and touches no GPU; one fork per run, never reused, with the environment the run
+was submitted with. They end with the runner: it stops a child's tree with :func:`stop_tree` (Ctrl-C reaches
+only the runner: each child has a session of its own); a child whose runner is killed sees the parent sentinel
+close, stops its own children and exits; the forkserver exits when the runner's end of its pipe closes.
 """
 
 from __future__ import annotations
@@ -47,7 +39,7 @@ def start(target: Callable, args: tuple, *, env: dict[str, str], threads: int | 
 
 
 def _child(target: Callable, args: tuple, env: dict[str, str], threads: int | None) -> None:
-    os.setsid()  # Ctrl-C typed at the runner reaches the runner, which stops its runs itself
+    os.setsid()  # Ctrl-C at the runner reaches the runner only; it stops its runs itself
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ.clear()
@@ -76,11 +68,9 @@ def _end_with_runner() -> None:
 
 def stop_tree(pid: int, *, grace: float = STOP_GRACE_S, interrupt_first: float = 0.0,
               children_only: bool = False) -> None:
-    """End the process ``pid`` and every process under it: SIGINT to ``pid`` alone first where ``interrupt_first``
-    gives it that many seconds to end by itself (as Ctrl-C would), then SIGTERM, then SIGKILL to those still there
-    ``grace`` seconds later (``children_only``: the processes under ``pid``, not itself). The tree is looked up
-    before each signal and those seen before stay (a parent gone leaves its children to init); a zombie counts as
-    ended and is left to its parent to reap."""
+    """End ``pid`` and every process under it (``children_only``: not ``pid`` itself): SIGINT to ``pid`` alone
+    first where ``interrupt_first`` gives it that many seconds, then SIGTERM, then SIGKILL ``grace`` s later. Every
+    process seen in any round is signalled (an orphan stays a target); a zombie counts as ended."""
     rounds = ([(signal.SIGINT, interrupt_first)] if interrupt_first else []) + [(signal.SIGTERM, grace),
                                                                               (signal.SIGKILL, grace)]
     seen: dict[int, psutil.Process] = {}

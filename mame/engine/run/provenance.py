@@ -92,3 +92,11 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def gpu_count() -> int:
+    """GPUs nvidia-smi lists (0 without one), honouring a CUDA_VISIBLE_DEVICES already set."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    return len(gpu_names())

@@ -1,31 +1,26 @@
 """``--executor ray``: each run a Ray task, on a local Ray instance (loopback only, no dashboard, no usage
 reporting) or on the cluster at ``--address``.
 
-A task asks for what the profile declares for its stage (``resources: {num_cpus, num_gpus, memory}``,
-``Profile.resources_for``; on a local instance without one: a CPU slot, ``--jobs`` at once, each with every
-core as threads as a run alone gets),
-runs the run through ``mame.engine.run.execute.execute`` in the Ray worker (Ray sets CUDA_VISIBLE_DEVICES for
-its GPUs; the task caps the CPU threads at its ``num_cpus``), and returns the metrics it wrote. The runs
-folder must be one path that every node sees (shared storage): the run folders are written there, and the
-runner follows each run's progress in its private folder; a run a task says it wrote that the runner cannot
-see there fails, saying the runs folder is not shared. Ray itself retries nothing (``max_retries=0``): a
-lost task comes back to the runner, which starts it again the way the local executor's are, unless its run was
-swapped into place before it was lost (its metrics.json is then taken from the disk).
+A task asks for the profile's ``resources`` for its stage (on a local instance without them: a CPU slot, every core
+as threads), runs ``execute.execute`` in the Ray worker with a fresh kernel, and returns the metrics it wrote. The
+runs folder must be one path every node sees: a run the runner cannot see where the task wrote it fails, saying
+so. Ray retries nothing (``max_retries=0``): a lost task goes back to the runner, unless its run was swapped into
+place before it was lost (its metrics.json is then taken from the disk).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
 
 from mame import config
-from mame.engine.run import execute, records
+from mame.engine.run import execute
 from mame.engine.run.environment import thread_env, threads_of
-from mame.engine.run.executors import Ended, Job, Progress, cpu_count, finished_on_disk, gpu_count
+from mame.engine.run.executors import Ended, Job, Progress, finished_on_disk
 from mame.engine.run.folders import metrics_stamp, remove_partials
+from mame.engine.run.provenance import cpu_count, gpu_count
 
 # what a local instance must not do: listen beyond loopback, start a dashboard, report usage
 LOCAL_INIT = {"include_dashboard": False, "log_to_driver": False, "object_store_memory": 256 * 1024 * 1024}
@@ -56,13 +51,11 @@ def run_task(job: Job, threads: int | None) -> dict:
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, jobs: int, on_progress: Callable[[str, dict], None], *, address: str | None = None,
-                 out=sys.stdout):
+    def __init__(self, jobs: int, on_progress: Callable[[str, dict], None], *, address: str | None = None):
         import ray
 
         self.ray = ray
         self.capacity = jobs
-        self.out = out
         self._owned = not ray.is_initialized()
         self._saved_env = dict(os.environ) if self._owned else None
         self._cluster_switch = None
@@ -88,10 +81,9 @@ class RayExecutor:
         self._unshared = False  # a run a task wrote was not seen here: the runs folder is not shared
 
     def resources(self, job: Job) -> tuple[dict, int]:
-        """What the task asks Ray for, and the CPU threads the run gets. The profile's ``resources`` for the
-        stage, threads = their ``num_cpus``; on a local instance without them, one CPU slot (``--jobs`` caps
-        how many run at once) and every core as threads, as a run alone gets (TensorFlow's CPU results depend
-        on the thread count), and one GPU per run where there are GPUs."""
+        """What the task asks Ray for, and its CPU threads: the profile's ``resources`` for the stage, threads =
+        their ``num_cpus``; on a local instance without them, a CPU slot, a GPU where there are GPUs, and every
+        core as threads, as a run alone gets (TensorFlow's CPU results depend on the thread count)."""
         asked = job.ctx.profile.resources_for(job.run.stage)
         if asked or not self.local:
             asked = {"num_cpus": 1, **asked}
@@ -114,16 +106,16 @@ class RayExecutor:
         ready, _ = self.ray.wait(list(self._active), num_returns=1, timeout=timeout) if self._active else ([], [])
         for job in self._active.values():
             self.progress.follow(job)
-        ended = []
-        for ref in ready:
-            job = self._active.pop(ref)
-            ended.append(self._ended(job, ref))
-            self.progress.forget(job)
+        ended = [self._ended(self._active.pop(ref), ref) for ref in ready]
+        for done in ended:
+            self.progress.forget(done.run_id)
         return ended
 
     def _ended(self, job: Job, ref) -> Ended:
         """How the task of ``job`` ended: the metrics it wrote, from its return or, where it was lost after its
-        swap, from the disk (as the local executor takes them); else lost, with the reason."""
+        swap, from the disk (as the local executor takes them); else lost, with the reason. A run this process
+        does not see where the task wrote it within ``SHARED_GRACE_S`` fails: the runs folder is not shared
+        (once one was not seen, the next ones are not waited for)."""
         before = self._before.pop(job.run.id, None)
         try:
             metrics = self.ray.get(ref)
@@ -132,30 +124,19 @@ class RayExecutor:
             if metrics is None:
                 remove_partials(job.final_dir)
                 return Ended(job.run.id, None, lost=lost_reason(exc))
-        if not self._visible(job, metrics):
-            return Ended(job.run.id, not_shared(job, metrics))
-        self.progress.follow(job, swapped=True)  # the lines it wrote since the last look
-        return Ended(job.run.id, metrics)
-
-    def _visible(self, job: Job, metrics: dict) -> bool:
-        """Whether this process sees the run where the task wrote it, within ``SHARED_GRACE_S`` (a shared file
-        system may show a new file a little late); once one was not seen, the next ones are not waited for."""
         deadline = time.monotonic() + (0 if self._unshared else SHARED_GRACE_S)
-        while not visible(job, metrics):
+        while finished_on_disk(job, before) is None:
             if time.monotonic() >= deadline:
                 self._unshared = True
-                return False
+                return Ended(job.run.id, not_shared(job, metrics))
             time.sleep(0.5)
-        return True
+        self.progress.follow(job, swapped=True)  # the lines it wrote since the last look
+        return Ended(job.run.id, metrics)
 
     def close(self) -> None:
         for ref, job in list(self._active.items()):
             self.ray.cancel(ref, force=True)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                done, _ = self.ray.wait([ref], timeout=0.5)
-                if done:
-                    break
+            self.ray.wait([ref], timeout=10)
             remove_partials(job.final_dir)
         self._active.clear()
         if self._owned:
@@ -167,16 +148,6 @@ class RayExecutor:
         if self._saved_env is not None:  # the settings of the instance it started go with it
             os.environ.clear()
             os.environ.update(self._saved_env)
-
-
-def visible(job: Job, metrics: dict) -> bool:
-    """Whether the run folder, as this process sees it, holds the metrics.json the task says it wrote."""
-    try:
-        seen = records.try_read_metrics(job.final_dir)
-    except records.MetricsError:
-        return False
-    return seen is not None and seen["run"]["cache_key"] == metrics["run"]["cache_key"] \
-        and seen["run"]["started"] == metrics["run"]["started"]
 
 
 def not_shared(job: Job, metrics: dict) -> dict:
@@ -191,8 +162,8 @@ def not_shared(job: Job, metrics: dict) -> dict:
 
 def lost_reason(exc: Exception) -> str:
     """A lost task's reason, in one line: the worker died (killed, out of memory) or the task raised."""
-    text = " ".join(str(exc).split())
-    kind = type(exc).__name__
-    if "WorkerCrashed" in kind or "died" in text.lower() or "killed" in text.lower():
-        return f"the Ray worker running it died before it wrote its metrics.json ({kind}: {text[:200]})"
-    return f"the Ray task failed outside the notebook ({kind}: {text[:300]})"
+    text, kind = " ".join(str(exc).split()), type(exc).__name__
+    died = "WorkerCrashed" in kind or "died" in text.lower() or "killed" in text.lower()
+    what = "the Ray worker running it died before it wrote its metrics.json" if died else \
+        "the Ray task failed outside the notebook"
+    return f"{what} ({kind}: {text[:300]})"

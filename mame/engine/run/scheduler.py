@@ -66,7 +66,7 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
         def show(run_id: str, line: dict) -> None:
             print(format_progress(run_id, line), file=out, flush=True)
 
-        pool = make_executor(executor, jobs, show, out=out, address=address, threads=threads,
+        pool = make_executor(executor, jobs, show, address=address, threads=threads,
                              fresh_kernels=fresh_kernels)
         try:
             outcomes = _schedule(todo, pool, profile, dataset, keys, runs_dir, force, planned, retries, out)
@@ -75,15 +75,15 @@ def run_plan(profile_name: str, *, only: str | None = None, force: bool = False,
     return [outcomes[r.id] for r in todo if r.id in outcomes]
 
 
-def make_executor(kind: str, jobs: int, on_progress: Callable[[str, dict], None], *, out=sys.stdout,
+def make_executor(kind: str, jobs: int, on_progress: Callable[[str, dict], None], *,
                   address: str | None = None, threads: int | None = None, fresh_kernels: bool = False):
     """The executor for ``--executor kind --jobs N`` (Ray's runs get fresh kernels)."""
     if kind == "local":
-        return executors.LocalExecutor(jobs, on_progress, out=out, threads=threads, fresh_kernels=fresh_kernels)
+        return executors.LocalExecutor(jobs, on_progress, threads=threads, fresh_kernels=fresh_kernels)
     if kind == "ray":
         from mame.engine.run.ray_executor import RayExecutor
 
-        return RayExecutor(jobs, on_progress, address=address, out=out)
+        return RayExecutor(jobs, on_progress, address=address)
     raise ValueError(f"--executor must be one of {', '.join(executors.EXECUTORS)}, not {kind!r}")
 
 

@@ -23,8 +23,8 @@ import pytest
 from mame import config
 from mame.engine.run import folders as run_folders
 from mame.engine.run import records
-from mame.engine.run.executors import cpu_count
 from mame.engine.run.processes import describe_exit
+from mame.engine.run.provenance import cpu_count
 from mame.engine.run.scheduler import run_plan
 from mame.engine.run.status import collect
 from tests.helpers import wait_for, write_smoke_plan
@@ -243,7 +243,7 @@ def test_a_stopped_or_killed_runner_takes_every_process_it_started_with_it_and_n
 
 
 def test_the_default_is_one_run_per_gpu_else_two(monkeypatch):
-    from mame.engine.run.executors import default_jobs
+    from mame.engine.run.environment import default_jobs
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
     assert default_jobs() == 3  # one per GPU this process may use
