@@ -68,8 +68,7 @@ def render_source(profile_name: str, *, plan_file: Path | None = None, collected
     (``mame.engine.run.study``; built from ``plan_file`` when not given)."""
     from mame.deck.render import templating
     from mame.deck.render.context import build_context, by_stage
-    from mame.deck.render.figures import report_figures, run_figures, side_by_side_figures
-    from mame.deck.sections.dataset import dataset_figures
+    from mame.deck.render.figures import dataset_figures, report_figures, run_figures, side_by_side_figures
     from mame.deck.sections.features import MAX_POINTS_PER_CLASS
 
     study = study or Study.load(profile_name, plan_file)

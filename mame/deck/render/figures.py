@@ -11,6 +11,7 @@ report's build folder and are redrawn each time (cheap).
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -20,9 +21,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from mame import config, plots
+from mame.data import metadata
 from mame.deck.sections import registry
 from mame.engine.run import cache, records
 from mame.engine.run.provenance import cpu_count
+from mame.results import atomic_write_text
 
 FIGURES = "figures"
 CODE_STAMP = ".drawn-by"
@@ -93,6 +96,48 @@ def run_figures(entry, options: dict | None = None) -> dict[str, Path]:
     if found and not drawer.same_code:
         (out / CODE_STAMP).write_text(code_stamp() + "\n", encoding="utf-8")
     return found
+
+
+def dataset_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
+    """The "Data" slides' figures (``mame.deck.sections.dataset``) in ``out_dir``, drawn again only when what they
+    show may differ: another dataset folder, other counts, a sample image changed, other drawing code (the key
+    beside them, ``dataset_figures.key``)."""
+    from mame.deck.sections import dataset
+
+    names = {"samples": out_dir / "dataset_samples.png", "counts_figure": out_dir / "dataset_counts.png"}
+    key = _dataset_key(section, dataset)
+    stamp = out_dir / "dataset_figures.key"
+    if key and stamp.is_file() and stamp.read_text(encoding="utf-8") == key and names["counts_figure"].is_file():
+        return {name: (path if path.is_file() else None) for name, path in names.items()}
+    stamp.unlink(missing_ok=True)
+    drawn = dataset.dataset_figures(section, out_dir)
+    if drawn["samples"] is None:
+        names["samples"].unlink(missing_ok=True)
+    if key and drawn["counts_figure"] is not None:
+        atomic_write_text(stamp, key)
+    return drawn
+
+
+def _dataset_key(section: dict, dataset) -> str | None:
+    """What the dataset figures depend on, hashed (None when the dataset cannot be read)."""
+    if not section["ready"]:
+        return None
+    try:
+        image_dir = metadata.find_image_dir(section["path"])
+        shown = [(r.image_file, *_stat(image_dir / r.image_file)) for r in dataset.sample_records(section["path"])]
+    except (metadata.DataError, OSError):
+        return None
+    code = code_stamp() + cache.module_fingerprint(Path(dataset.__file__))
+    text = json.dumps([str(section["path"]), section["counts"], shown, code], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stat(path: Path) -> tuple:
+    try:
+        st = path.stat()
+        return st.st_size, st.st_mtime_ns
+    except OSError:
+        return None, None
 
 
 def report_figures(context: dict, out_dir: Path) -> dict[str, dict]:

@@ -47,3 +47,26 @@ def test_figures_are_drawn_and_the_slides_name_the_split_sizes(data_dir, tmp_pat
     assert "## The data: one training image per class" in text and "## Images per class and split" in text
     assert "87 train / 29 val /" in text and "The test split is imbalanced" in text
     assert text.rstrip().splitlines()[-1] == ":::"  # the caption's fence closes on its own line
+
+
+def test_the_build_draws_the_data_figures_again_only_when_what_they_show_changes(data_dir, tmp_path):
+    from PIL import Image
+
+    from mame.deck.render import figures
+
+    section = dataset_section({"dataset": {"path": str(data_dir)}})
+    drawn = figures.dataset_figures(section, tmp_path)
+    stamps = lambda: {name: path.stat().st_mtime_ns for name, path in drawn.items()}
+    first = stamps()
+    assert figures.dataset_figures(section, tmp_path) == drawn and stamps() == first  # nothing changed: kept
+    shown = sample_records(data_dir)[3]
+    picture = metadata.find_image_dir(data_dir) / shown.image_file
+    Image.open(picture).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(picture)  # a sample image edited
+    figures.dataset_figures(section, tmp_path)
+    second = stamps()
+    assert all(second[name] > first[name] for name in first)
+    other = dict(section, counts={**section["counts"], "val": {**section["counts"]["val"], "Wood": 7}})
+    figures.dataset_figures(other, tmp_path)  # other counts
+    assert stamps()["counts_figure"] > second["counts_figure"]
+    (tmp_path / "dataset_counts.png").unlink()  # a figure gone
+    assert figures.dataset_figures(other, tmp_path)["counts_figure"].is_file()
