@@ -45,12 +45,17 @@ def write_plan(path: Path, backbones: str = "vgg16, efficientnetb0") -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory) -> Path:
-    """Runs of a two-backbone smoke plan, executed once; tests copy them before changing anything."""
+    """Runs of a two-backbone smoke plan, executed once, with the figures a deck draws into each run folder (drawn
+    once here: a copy keeps their times, so a test's build takes them as up to date); tests copy them before
+    changing anything."""
     root = tmp_path_factory.mktemp("report-runs")
-    mp = smoke_study_env(root)
-    outcomes = run_plan("smoke", plan_file=write_plan(root / "plan.yaml"), jobs=2)  # as `make report` runs them
-    mp.undo()
+    mp = smoke_study_env(root, MAME_REPORT_BUILD=str(root / "report"))
+    plan = write_plan(root / "plan.yaml")
+    outcomes = run_plan("smoke", plan_file=plan, jobs=2)  # as `make report` runs them
     assert {o.state for o in outcomes} == {"done"}
+    build.render_source("smoke", plan_file=plan)
+    mp.undo()
+    assert list((root / "runs").glob("features/*/figures/projection_*.png"))
     return root / "runs"
 
 
@@ -232,6 +237,8 @@ def test_what_changed_lists_metric_deltas_and_rerenders_identically(workspace):
 
 
 def test_projection_sample_size_and_3d_methods_are_profile_parameters(workspace):
+    for figures in workspace["runs"].glob("*/*/figures"):
+        shutil.rmtree(figures)  # only what this plan's settings draw
     plan = workspace["plan"]
     plan.write_text(plan.read_text().replace("report: {projections: [pca]}",
                                              "report: {projections: [pca], projections_3d: [pca], points_per_class: 3}"))
