@@ -253,7 +253,7 @@ def _report(args, study) -> int:
 
 def _data(args, study) -> int:
     if args.data_command == "check":
-        from mame.data.check import check_dataset, format_report
+        from mame.data.dataset_check import check_dataset, format_report
 
         report = check_dataset(args.dir, verify_images=not args.no_images)
         print(format_report(report))

@@ -86,3 +86,23 @@ def test_python_dash_m_mame_runs():
     result = subprocess.run([sys.executable, "-m", "mame", "--help"], cwd=config.ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0 and "run" in result.stdout and "report" in result.stdout
+
+
+def module_names_used_twice(package: Path) -> dict[str, list[str]]:
+    """Module names found in more than one folder of ``package``, but a stage's name in exactly the stages' folder
+    and the deck's sections (a stage's code and its slides are one thing: that stage)."""
+    from mame.deck.sections.registry import STAGES
+
+    folders: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        if path.stem not in ("__init__", "__main__"):
+            folders.setdefault(path.stem, set()).add(path.parent.relative_to(package.parent).as_posix())
+    stage_pair = {"mame/stages", "mame/deck/sections"}
+    return {name: sorted(where) for name, where in folders.items()
+            if len(where) > 1 and not (name in {s.stage for s in STAGES} and where == stage_pair)}
+
+
+def test_a_module_name_says_one_thing(tree):
+    assert module_names_used_twice(config.PACKAGE_DIR) == {}
+    (tree / "mame" / "deck" / "render" / "check.py").write_text('"""Another job under a name the plan uses."""\n')
+    assert module_names_used_twice(tree / "mame") == {"check": ["mame/deck/render", "mame/engine/plan"]}

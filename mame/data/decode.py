@@ -4,7 +4,7 @@ names the file, also inside ``model.fit`` (``mame.data.pipeline`` turns it into 
 
 from __future__ import annotations
 
-from mame.data.check import MAX_IMAGE_PIXELS
+from mame.data.dataset_check import MAX_IMAGE_PIXELS
 
 
 class _TensorFlow:

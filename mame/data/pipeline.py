@@ -22,7 +22,7 @@ import numpy as np
 
 from mame.data import decode
 from mame.data import ledger as test_ledger
-from mame.data.check import find_corrupt
+from mame.data.dataset_check import find_corrupt
 from mame.data.decode import decode_checked, tf
 from mame.data.metadata import TEST, DataError, Record, TestSplitError
 

@@ -2,27 +2,27 @@
 Figure), then save (``save_figure``), built on ``matplotlib.figure.Figure`` with no pyplot state.
 
 Modules: ``base`` (sizes, palette, saving), ``confusion``, ``curves`` (learning curves with best
-epoch and training phases, accuracy bars), ``ladder`` (accuracy per fine-tuning step), ``projection``
+epoch and training phases, accuracy bars), ``step_accuracy`` (accuracy per fine-tuning step), ``projection``
 (PCA/UMAP/t-SNE, 2-D or 3-D), ``projection3d`` (interactive plotly
-3-D scatter and its static matplotlib view), ``images`` (image grids, Grad-CAM overlays), ``gradcam`` (Grad-CAM grids: images and
+3-D scatter and its static matplotlib view), ``images`` (image grids, Grad-CAM overlays), ``heatmap_grid`` (Grad-CAM grids: images and
 each model's maps), ``perclass`` (sorted per-class bars), ``errors`` (most confused pairs and their
-misclassified images), ``dataset`` (images per class and split); this package re-exports their public
+misclassified images), ``class_counts`` (images per class and split); this package re-exports their public
 names. May import ``mame.classes`` and ``mame.config`` only.
 """
 
 from __future__ import annotations
 
 from mame.plots.base import DPI, SLIDE_SIZES, PlotError, class_colors, close_figure, new_figure, save_figure
+from mame.plots.class_counts import class_counts_data, draw_class_counts
 from mame.plots.confusion import confusion_matrix_data, draw_confusion_matrix
 from mame.plots.curves import draw_accuracy_bars, draw_learning_curves, phase_spans
-from mame.plots.dataset import class_counts_data, draw_class_counts
 from mame.plots.errors import confused_pairs, draw_error_gallery, error_examples, error_title
-from mame.plots.gradcam import draw_gradcam_grid
+from mame.plots.heatmap_grid import draw_gradcam_grid
 from mame.plots.images import draw_image_grid, overlay_heatmap, to_uint8_rgb
-from mame.plots.ladder import draw_ladder, ladder_data
 from mame.plots.perclass import draw_per_class_bars, per_class_data
 from mame.plots.projection import draw_projection, project_features, subsample_per_class
 from mame.plots.projection3d import draw_projection_3d, draw_projection_3d_static, save_plotly_json
+from mame.plots.step_accuracy import draw_ladder, ladder_data
 
 __all__ = [
     "class_colors", "class_counts_data", "close_figure", "confused_pairs", "confusion_matrix_data", "DPI",

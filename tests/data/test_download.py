@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mame.data.check import check_dataset, format_report
+from mame.data.dataset_check import check_dataset, format_report
 from mame.data.download import ARCHIVES, PROVENANCE, DownloadError, download, extract_zip, read_provenance
 
 

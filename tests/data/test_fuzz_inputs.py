@@ -21,7 +21,7 @@ from PIL import Image
 
 from mame import cli
 from mame.classes import CLASS_INDEX
-from mame.data.check import MAX_IMAGE_PIXELS
+from mame.data.dataset_check import MAX_IMAGE_PIXELS
 from mame.data.metadata import COLUMNS, DataError, read_metadata
 
 HEADER = ",".join(COLUMNS)

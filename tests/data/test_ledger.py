@@ -148,7 +148,7 @@ def test_a_notebook_cell_reading_the_test_split_is_journaled_by_its_kernel(data_
 
 
 def test_the_data_check_records_its_read_of_the_test_images(data_dir):
-    from mame.data.check import check_dataset
+    from mame.data.dataset_check import check_dataset
 
     before = len(test_ledger.process_reads())
     assert check_dataset(data_dir).ok

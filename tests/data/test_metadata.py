@@ -175,7 +175,7 @@ def test_fingerprint_follows_metadata_and_file_sizes(tmp_path):
 
 
 def test_light_modules_do_not_import_tensorflow():
-    code = ("import sys, mame.data.metadata, mame.data.check, mame.data.download; "
+    code = ("import sys, mame.data.metadata, mame.data.dataset_check, mame.data.download; "
             "sys.exit('tensorflow' in sys.modules)")
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True)

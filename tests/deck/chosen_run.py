@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mame.classes import CLASS_NAMES
-from mame.deck.sections.common import split_accuracy
+from mame.deck.sections.slide_parts import split_accuracy
 from mame.engine.plan.load import PlannedRun
 from mame.stages import evaluate
 from tests.deck.evaluate_run import run_block

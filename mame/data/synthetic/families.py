@@ -14,7 +14,7 @@ import numpy as np
 
 from mame.classes import CLASS_NAMES
 from mame.data.synthetic import drawings, materials, objects, prints
-from mame.data.synthetic.base import collecting_object_masks, finish
+from mame.data.synthetic.primitives import collecting_object_masks, finish
 
 Family = Callable[[np.random.Generator, int, int], np.ndarray]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mame.data.synthetic.base import (
+from mame.data.synthetic.objects import blotches, lit
+from mame.data.synthetic.primitives import (
     F32,
     Rng,
     blur,
@@ -18,7 +19,6 @@ from mame.data.synthetic.base import (
     relief_light,
     smooth_noise,
 )
-from mame.data.synthetic.objects import blotches, lit
 from mame.data.synthetic.shapes import backdrop, composite, geometry, light_dir, shade, slab_mask
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mame.data.synthetic.base import F32, Rng, blur, coords, fbm, jitter, mix, pick, relief_light, smooth_noise
+from mame.data.synthetic.primitives import F32, Rng, blur, coords, fbm, jitter, mix, pick, relief_light, smooth_noise
 from mame.data.synthetic.shapes import Geometry, backdrop, composite, geometry, light_dir, shade
 
 # hue, surface-change colour, its coverage range, shininess range, reflectivity, object kinds

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mame.data.synthetic.base import (
+from mame.data.synthetic.primitives import (
     F32,
     Rng,
     blur,

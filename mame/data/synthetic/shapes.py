@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mame.data.synthetic.base import F32, Rng, blur, coords, fill, jitter, mix, record_object, smooth_noise
+from mame.data.synthetic.primitives import F32, Rng, blur, coords, fill, jitter, mix, record_object, smooth_noise
 
 
 @dataclass

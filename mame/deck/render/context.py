@@ -15,10 +15,10 @@ from mame import config
 from mame.deck.sections import registry
 from mame.deck.sections import seed_groups as seeds
 from mame.deck.sections.choices import Choices, recorded
-from mame.deck.sections.common import placeholder
 from mame.deck.sections.dataset import dataset_section
 from mame.deck.sections.registry import DeckInputs
 from mame.deck.sections.setup import setup_section
+from mame.deck.sections.slide_parts import placeholder
 
 APPENDIX_ROWS_PER_SLIDE = 10
 

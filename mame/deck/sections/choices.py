@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mame.deck.sections.common import placeholder
+from mame.deck.sections.slide_parts import placeholder
 
 
 @dataclass

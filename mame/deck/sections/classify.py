@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mame import plots
-from mame.deck.sections.common import entry_placeholder, report_rows
+from mame.deck.sections.slide_parts import entry_placeholder, report_rows
 
 WEIGHTS_WORDS = {"imagenet": "ImageNet", "random": "random-init"}
 

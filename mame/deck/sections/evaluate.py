@@ -13,7 +13,7 @@ import numpy as np
 
 from mame import plots
 from mame.deck.sections import evaluate_figures
-from mame.deck.sections.common import entry_placeholder, placeholder, report_rows
+from mame.deck.sections.slide_parts import entry_placeholder, placeholder, report_rows
 from mame.metrics import describe_comparison as describe
 
 SIGNIFICANCE = 0.05

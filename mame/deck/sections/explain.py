@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mame import plots
-from mame.deck.sections.common import entry_placeholder, placeholder
+from mame.deck.sections.slide_parts import entry_placeholder, placeholder
 from mame.metrics import describe_comparison as describe
 
 SIGNIFICANCE = 0.05

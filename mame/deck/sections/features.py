@@ -14,7 +14,7 @@ import numpy as np
 from mame import plots
 from mame.classes import CLASS_NAMES
 from mame.deck.sections import figures3d
-from mame.deck.sections.common import entry_placeholder
+from mame.deck.sections.slide_parts import entry_placeholder
 
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 MAX_POINTS_PER_CLASS = 100  # as the seed deck: "approximately 100 points per class"

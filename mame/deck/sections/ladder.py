@@ -9,14 +9,14 @@ the rest from their ``metrics`` block (see ``mame/stages/scratch.py`` and ``fine
 from __future__ import annotations
 
 from mame import plots
-from mame.deck.sections import common, settings
-from mame.deck.sections.common import entry_placeholder, overfitting, split_accuracy
+from mame.deck.sections import settings, slide_parts
+from mame.deck.sections.slide_parts import entry_placeholder, overfitting, split_accuracy
 
 
 def overfitting_rule() -> str:
-    """The thresholds of ``common.OVERFITTING`` as one caption line: ``High: train − val > 0.20 · ...``."""
+    """The thresholds of ``slide_parts.OVERFITTING`` as one caption line: ``High: train − val > 0.20 · ...``."""
     parts, previous = [], None
-    for limit, name in common.OVERFITTING:
+    for limit, name in slide_parts.OVERFITTING:
         if limit == float("-inf"):
             parts.append(f"{name}: {'any gap' if previous is None else f'≤ {previous:.2f}'}")
         else:

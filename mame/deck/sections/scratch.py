@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mame.deck.sections import choices as recorded_choices
 from mame.deck.sections import ladder, settings
-from mame.deck.sections.common import split_accuracy
+from mame.deck.sections.slide_parts import split_accuracy
 
 BEST_RUNG = "the best scratch rung"
 

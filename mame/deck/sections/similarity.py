@@ -15,7 +15,7 @@ import numpy as np
 from mame import plots
 from mame.classes import CLASS_NAMES
 from mame.deck.sections import scratch
-from mame.deck.sections.common import entry_placeholder, split_accuracy
+from mame.deck.sections.slide_parts import entry_placeholder, split_accuracy
 
 PANEL_COLUMNS = 3
 DEFINITION = ("Map accuracy: every train image gets the backbone's top-1 ImageNet label; each label is mapped to "

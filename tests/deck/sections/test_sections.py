@@ -9,8 +9,8 @@ from mame.deck.render.context import appendix_section, load_references, paper_se
 from mame.deck.sections import classify
 from mame.deck.sections.choices import Choices
 from mame.deck.sections.classify import classifier_pivot
-from mame.deck.sections.common import entry_placeholder, overfitting, report_rows
 from mame.deck.sections.history import compare, snapshot
+from mame.deck.sections.slide_parts import entry_placeholder, overfitting, report_rows
 from mame.engine.plan.load import PlannedRun
 from mame.metrics import classification_result
 from tests.helpers import FakeEntry, deck_inputs

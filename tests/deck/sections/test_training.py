@@ -12,7 +12,7 @@ from mame import config
 from mame.deck.render import templating
 from mame.deck.render.context import approaches_conclusion, load_references, paper_section
 from mame.deck.render.figures import run_figures
-from mame.deck.sections import common, finetune, scratch, settings
+from mame.deck.sections import finetune, scratch, settings, slide_parts
 from mame.deck.sections.choices import recorded
 from mame.deck.sections.ladder import overfitting_rule, training_curves
 from mame.engine.plan.load import PlannedRun, Profile, notebook_parameters, resolve_params
@@ -264,7 +264,7 @@ def test_baseline_table_equals_the_runs_metrics_in_plan_order(tmp_path):
         m = entry.metrics
         train, val = (m["classification"][s]["report"]["accuracy"] for s in ("train", "val"))
         tested = "0.50" if entry.run.variant == "r4-dropout" else "—"  # the rung evaluate chose, scored on test
-        expected = [f"{train:.2f}", f"{val:.2f}", tested, common.overfitting(train, val), f"{m['metrics']['n_params']:,}",
+        expected = [f"{train:.2f}", f"{val:.2f}", tested, slide_parts.overfitting(train, val), f"{m['metrics']['n_params']:,}",
                     f"{m['metrics']['best_epoch']} of {m['metrics']['epochs_run']}"]
         assert [c.strip("*") for c in row[1:]] == expected
     best = max((e for e in entries if e.metrics), key=lambda e: e.metrics["metrics"]["val_accuracy"])
@@ -286,9 +286,9 @@ def test_baseline_ladder_lists_each_rungs_idea_and_changed_settings():
 
 def test_overfitting_caption_comes_from_the_one_threshold_table(monkeypatch):
     assert overfitting_rule() == "High: train − val > 0.20 · Medium: train − val > 0.08 · Low: ≤ 0.08"
-    monkeypatch.setattr(common, "OVERFITTING", ((0.3, "Severe"), (float("-inf"), "Fine")))
+    monkeypatch.setattr(slide_parts, "OVERFITTING", ((0.3, "Severe"), (float("-inf"), "Fine")))
     assert overfitting_rule() == "Severe: train − val > 0.30 · Fine: ≤ 0.30"
-    assert common.overfitting(0.9, 0.65) == "Fine"
+    assert slide_parts.overfitting(0.9, 0.65) == "Fine"
     assert scratch.section(scratch_entries(), deck_inputs(profile=SMOKE))["rule"] == overfitting_rule()
 
 

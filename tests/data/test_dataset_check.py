@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mame.data.check import check_dataset, format_report, image_problem
+from mame.data.dataset_check import check_dataset, format_report, image_problem
 
 HEADER = ("Image file,Medium,Museum,Museum-based instance ID,Subset,Width,Height,"
           "Product size,Aspect ratio")
