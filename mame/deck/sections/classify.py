@@ -62,7 +62,8 @@ def section(entries: list, deck) -> dict:
                    "n_tried": len(item.get("tried") or []), "fit_seconds": item.get("fit_seconds"),
                    "predict_seconds": item.get("predict_seconds"), "finetune": source.get("finetune")}
             rows.append(row)
-            if best is None or row["val_accuracy"] > best[0]["val_accuracy"]:
+            chosen = item["classifier"] == entry.metrics["metrics"].get("best_classifier")  # the run's own choice
+            if chosen and (best is None or row["val_accuracy"] > best[0]["val_accuracy"]):
                 best = (row, entry)
     own = [r for r in rows if r["kind"] == "features" and r["column"] == r["backbone_name"]]
     section = {"rows": rows, "own_rows": own, "gaps": gaps, "best": None,

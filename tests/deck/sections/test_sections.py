@@ -16,7 +16,7 @@ from mame.metrics import classification_result
 from tests.helpers import FakeEntry, deck_inputs
 
 
-def classify_entry(backbone, accs):
+def classify_entry(backbone, accs, chosen=None):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 29, 200)
     classification, rows = {}, []
@@ -24,7 +24,8 @@ def classify_entry(backbone, accs):
         pred = np.where(rng.random(200) < acc, y, (y + 1) % 29)
         classification[f"{name}/val"] = classification_result(y, pred)
         rows.append({"classifier": name, "train_accuracy": 1.0, "val_accuracy": float(np.mean(pred == y))})
-    metrics = {"metrics": {"classifiers": rows}, "classification": classification, "notes": [],
+    best = chosen or max(rows, key=lambda r: r["val_accuracy"])["classifier"]  # as the stage records it
+    metrics = {"metrics": {"classifiers": rows, "best_classifier": best}, "classification": classification, "notes": [],
                "headline": {"name": "best_val_accuracy", "value": max(r["val_accuracy"] for r in rows)},
                "run": {"cache_key": "k" * 20}}
     return FakeEntry(PlannedRun("classify", backbone, "default", Path("nb"), {}), "done", metrics)
@@ -51,6 +52,13 @@ def test_classify_section_picks_the_best_classifier_and_backbone():
     said = classify.conclusions({"classify": section, "names": names})
     assert said[0].startswith("Best features + classifier: ResNet50 + knn")
     assert "Backbones by best validation accuracy: ResNet50" in said[1]
+
+
+def test_classify_section_shows_each_runs_recorded_choice_and_never_chooses_again():
+    entries = [classify_entry("vgg16", {"knn": 0.9, "logistic_regression": 0.6}, chosen="logistic_regression"),
+               classify_entry("resnet50", {"knn": 0.7, "logistic_regression": 0.5})]
+    section = classify.section(entries, deck_inputs(entries, names={"vgg16": "VGG16", "resnet50": "ResNet50"}))
+    assert (section["best"]["backbone"], section["best"]["classifier"]) == ("resnet50", "knn")  # vgg16's pick: 0.6
 
 
 def test_failed_and_missing_runs_become_placeholders():
