@@ -46,6 +46,16 @@ def threads_of(env: dict) -> dict:
             "blas": value("OMP_NUM_THREADS")}
 
 
+def fresh_kernel_options(start_timeout: float) -> dict:
+    """What papermill's own engine gets to run a notebook in a fresh ``mame`` kernel: the kernel's arguments, and
+    ZeroMQ over IPC files (named after the kernel's connection file) instead of TCP ports, so that kernels starting
+    side by side never race for a free port."""
+    from traitlets.config import Config
+
+    return {"kernel_name": ensure_kernel(), "start_timeout": start_timeout, "extra_arguments": KERNEL_ARGS,
+            "config": Config({"KernelManager": {"transport": "ipc"}})}
+
+
 def ensure_kernel() -> str:
     """Make sure the Jupyter kernel ``mame`` runs this interpreter (installed into sys.prefix if absent)."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel

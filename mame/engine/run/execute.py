@@ -25,7 +25,7 @@ from pathlib import Path
 from mame.data import ledger as test_ledger
 from mame.engine.plan.load import IDENTITY_KEYS, PlannedRun, Profile
 from mame.engine.run import provenance, records
-from mame.engine.run.environment import KERNEL_ARGS, ensure_kernel, run_environment
+from mame.engine.run.environment import fresh_kernel_options, run_environment
 from mame.engine.run.folders import drop_other_resume_dirs, private_dir, resume_dir, swap_into_place
 from mame.engine.run.notebook_engine import register as in_process_engine
 
@@ -147,7 +147,7 @@ def _run_notebook(run: PlannedRun, ctx: RunContext, work: Path, resume: Path, fr
     if run.checkpoints:
         parameters["checkpoint_dir"] = str(resume)
     if fresh_kernel:
-        how = {"kernel_name": ensure_kernel(), "start_timeout": ctx.profile.start_timeout, "extra_arguments": KERNEL_ARGS}
+        how = fresh_kernel_options(ctx.profile.start_timeout)
     else:
         how = {"engine_name": in_process_engine(), "kernel_name": "python3"}
     try:

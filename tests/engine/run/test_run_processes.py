@@ -143,6 +143,15 @@ def test_a_cell_s_outputs_are_recorded_in_the_executed_notebook_as_a_kernel_reco
         ("execute_result", None, {"text/plain": "{'returned': 42}"})]
 
 
+def test_a_fresh_kernel_talks_over_ipc_files_so_kernels_starting_together_never_race_for_a_port(tmp_path):
+    run, ctx = _tiny_run(tmp_path, "transport", "from ipykernel.kernelapp import IPKernelApp\nfrom mame import results\n"
+                         "app = IPKernelApp.instance()\n"
+                         "results.save_result(run_dir, {'metrics': {'transport': app.transport, 'ip': app.ip}})")
+    metrics = execute.execute(run, ctx, tmp_path / "runs" / run.name, fresh_kernel=True)
+    assert metrics["run"]["status"] == "done", metrics["run"]["error"]
+    assert metrics["metrics"]["transport"] == "ipc" and metrics["metrics"]["ip"].endswith("-ipc"), metrics["metrics"]
+
+
 def test_a_failing_cell_fails_the_run_with_its_error_and_a_cell_past_its_time_is_stopped(tmp_path):
     run, ctx = _tiny_run(tmp_path, "fails", "x = 1\nraise ValueError('no such layer: block9')")
     metrics = execute.execute(run, ctx, tmp_path / "runs" / "fails")
