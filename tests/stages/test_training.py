@@ -199,3 +199,28 @@ def test_a_state_whose_random_number_states_do_not_fit_the_model_is_refused_nami
     results.atomic_write_json(ckpt / training.STATE_FILE, {**state, "seed_states": [[1, 2]]})
     with pytest.raises(ValueError, match=r"state\.json: records 1 random-number states, the model has 0 generators"):
         run(ckpt, tmp_path)
+
+
+def test_each_phase_traces_its_training_step_once_with_the_numbers_unchanged(tmp_path, monkeypatch):
+    """The optimizer's and the metrics' variables exist before fit traces the step (``build_before_tracing``),
+    so TensorFlow traces it once per phase, not twice; the weights trained are the same to the last bit."""
+    def counted(traces):
+        def make():
+            model = build()
+            step = model.train_step
+
+            def train_step(batch):
+                traces.append(1)  # runs once per trace, not per batch
+                return step(batch)
+            model.train_step = train_step
+            return model
+        return make
+
+    once, twice = [], []
+    built = training.train(counted(once), PHASES, data, val_data(), checkpoint_dir=tmp_path / "a", steps_per_epoch=N // BATCH)
+    monkeypatch.setattr(training, "build_before_tracing", lambda model, data: None)
+    lazy = training.train(counted(twice), PHASES, data, val_data(), checkpoint_dir=tmp_path / "b", steps_per_epoch=N // BATCH)
+    assert (len(once), len(twice)) == (len(PHASES), 2 * len(PHASES))
+    for a, b in zip(built.model.get_weights(), lazy.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert built.history["val_accuracy"] == lazy.history["val_accuracy"]
