@@ -153,7 +153,7 @@ def build_before_tracing(model: keras.Model, data) -> None:
     while ``fit`` traces its training step, and TensorFlow traces that step a second time once they exist:
     seconds per phase for an EfficientNet (a test counts the traces). Numbers are unchanged: the variables
     start at zero either way, and no random number is drawn."""
-    symbolic_build = getattr(model, "_symbolic_build", None)  # Keras 3's trainer (tested: tests/models)
+    symbolic_build = getattr(model, "_symbolic_build", None)  # Keras 3's trainer (tests/stages/test_training.py counts the traces)
     spec = getattr(data, "element_spec", None)
     if symbolic_build is None or spec is None:
         return

@@ -5,7 +5,8 @@ so a re-render with no new runs and no new plotting code draws nothing.
 What a run gets: its learning curves (any run with a history; the training stages' own curves come from
 their deck module), the confusion matrix of a ``test`` split, and what its stage's deck module draws
 (``run_figures`` in ``mame.deck.sections.registry``). Figures that compare runs (``report_figures``) go to the
-report's build folder and are redrawn each time (cheap).
+report's build folder and are redrawn each time (cheap); the data slides' figures (``dataset_figures``) go there
+too, redrawn only when the dataset, its counts, a sample image or the drawing code changed.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def dataset_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
     beside them, ``dataset_figures.key``)."""
     from mame.deck.sections import dataset
 
-    names = {"samples": out_dir / "dataset_samples.png", "counts_figure": out_dir / "dataset_counts.png"}
+    names = {name: out_dir / file for name, file in dataset.FILES.items()}
     key = _dataset_key(section, dataset)
     stamp = out_dir / "dataset_figures.key"
     if key and stamp.is_file() and stamp.read_text(encoding="utf-8") == key and names["counts_figure"].is_file():

@@ -16,6 +16,7 @@ from mame.deck.sections.evaluate_figures import thumbnail
 
 SAMPLE_SEED = 0
 SAMPLE_COLUMNS = 8
+FILES = {"samples": "dataset_samples.png", "counts_figure": "dataset_counts.png"}  # in the report's figures folder
 
 
 def dataset_section(setup: dict) -> dict:
@@ -66,7 +67,7 @@ def dataset_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
     except (metadata.DataError, OSError):
         fig = None
     if fig is not None:
-        samples = plots.save_figure(fig, out_dir / "dataset_samples.png")
+        samples = plots.save_figure(fig, out_dir / FILES["samples"])
     counts = plots.save_figure(plots.draw_class_counts(plots.class_counts_data(section["counts"])),
-                               out_dir / "dataset_counts.png")
+                               out_dir / FILES["counts_figure"])
     return {"samples": samples, "counts_figure": counts}
