@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
+from mame.data import official
 from mame.deck.render import templating
 from mame.deck.render.build import _relative
 from mame.deck.render.context import build_context, by_stage
@@ -19,9 +18,9 @@ from mame.engine.plan.load import PlannedRun, Profile
 from mame.metrics import classification_result
 
 REPO = Path(__file__).resolve().parents[1]
-# The official MAMe metadata, vendored (gzipped) so that a clone without ../shared/ runs every test.
-OFFICIAL_FIXTURES = Path(__file__).resolve().parent / "data" / "official"
-OFFICIAL_FILES = ("MAMe_dataset.csv", "MAMe_labels.csv", "MAMe_toy_dataset.csv")
+# The official MAMe metadata, shipped (gzipped) with the package (mame.data.official), so every clone has it.
+OFFICIAL_FIXTURES = official.FOLDER
+OFFICIAL_FILES = official.FILES
 
 # Generated smoke data is shared by every test (it is deterministic), so it is made once.
 TEST_DATA_HOME = Path(os.environ.get("MAME_TEST_DATA_HOME", REPO / "data" / "test-cache"))
@@ -58,14 +57,7 @@ def unpack_official_metadata(dest: Path) -> Path:
     """The official metadata CSVs, as MAMe ships them, in ``dest``; FileNotFoundError if a fixture is gone."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in OFFICIAL_FILES:
-        plain, packed = OFFICIAL_FIXTURES / name, OFFICIAL_FIXTURES / f"{name}.gz"
-        if plain.is_file():
-            shutil.copyfile(plain, dest / name)
-        elif packed.is_file():
-            with gzip.open(packed, "rb") as src, open(dest / name, "wb") as out:
-                shutil.copyfileobj(src, out)
-        else:
-            raise FileNotFoundError(f"{packed}: vendored MAMe metadata fixture missing (see {OFFICIAL_FIXTURES}/README.md)")
+        (dest / name).write_bytes(official.read_bytes(name))
     return dest
 
 

@@ -1,10 +1,18 @@
 """Decoding one image file in the tf.data graph, checked first: an empty file, an unknown format, a JPEG or PNG cut
 short, or a decompression bomb (read from the header, before its pixels exist) fails with an error whose message
-names the file, also inside ``model.fit`` (``mame.data.pipeline`` turns it into a ``DataError``)."""
+names the file, also inside ``model.fit``; ``iterate_numpy`` turns it into a ``DataError``."""
 
 from __future__ import annotations
 
-from mame.data.dataset_check import MAX_IMAGE_PIXELS
+import re
+import weakref
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mame.data.dataset_check import MAX_IMAGE_PIXELS, find_corrupt
+from mame.data.metadata import DataError
 
 
 class _TensorFlow:
@@ -17,6 +25,8 @@ class _TensorFlow:
 
 
 tf = _TensorFlow()
+DATASET_FILES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # dataset -> the files it reads
+_ASSERT_RE = re.compile(r"\[corrupt image file:\] \[(.*?)\] \[(.*?)\]")
 
 
 def decode_checked(path: tf.Tensor) -> tf.Tensor:
@@ -65,3 +75,44 @@ def _header_size(data: tf.Tensor, is_png: tf.Tensor, is_whole_jpeg: tf.Tensor) -
                    lambda: tf.zeros([2], tf.int64))
     size = tf.where(is_png, png, jpeg)
     return size[0], size[1]
+
+
+def iterate_numpy(dataset: tf.data.Dataset,
+                  files: Sequence[str] | None = None) -> Iterator[tuple[np.ndarray, ...]]:
+    """Iterate a dataset as tuples of numpy arrays (paths as ``str``), raising ``DataError`` on a
+    corrupt image. ``files`` (default: the files of a ``mame.data.pipeline.make_dataset`` result) are re-checked with
+    Pillow when TensorFlow's error does not name the file."""
+    files = files if files is not None else DATASET_FILES.get(dataset)
+    iterator = iter(dataset)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
+            raise _as_data_error(error, files) from None
+        yield tuple(_to_numpy(t) for t in batch)
+
+
+def _to_numpy(tensor: tf.Tensor | dict) -> np.ndarray | dict:
+    if isinstance(tensor, dict):  # variable shape: {"image", "valid_size"}
+        return {name: _to_numpy(value) for name, value in tensor.items()}
+    array = tensor.numpy()
+    if array.dtype == object:
+        return np.array([v.decode("utf-8") for v in array.ravel()]).reshape(array.shape)
+    return array
+
+
+def _as_data_error(error: tf.errors.OpError, files: Sequence[str] | None) -> DataError:
+    message = (error.message or str(error)).strip()
+    first_line = message.splitlines()[0] if message else type(error).__name__
+    match = _ASSERT_RE.search(message)
+    if match:
+        return DataError(f"{match.group(1)}: corrupt image: {match.group(2)}")
+    if isinstance(error, tf.errors.NotFoundError):
+        return DataError(f"image file disappeared while reading ({first_line})")
+    bad = find_corrupt([Path(f) for f in files]) if files else []
+    if bad:
+        return DataError(f"{bad[0][0]}: corrupt image: {bad[0][1]}")
+    return DataError(f"unreadable image in the dataset ({first_line}); "
+                     "run `python -m mame data check DIR` to find it")

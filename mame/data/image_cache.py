@@ -1,5 +1,6 @@
 """Decoded-image cache: each image decoded and resized once per (image folder, resolution, crop), kept as
-uint8 rows of a memory-mapped file that every backbone at that resolution, every epoch and every stage reads.
+uint8 rows of a memory-mapped file that every backbone at that resolution, every epoch and every stage reads;
+variable-shape images (``RaggedImageCache``, per image folder and pixel budget) each at their own size.
 
 Layout: ``<cache>/<key>/`` holds ``pixels.u8`` (rows of ``size x size x 3`` bytes, appended), ``index.json``
 (image file name -> row, with the file's size and modification time when it was decoded: a changed file is
@@ -108,9 +109,11 @@ class ImageCache:
     def _write_index(self, index: dict) -> None:
         atomic_write(self.folder / INDEX, json.dumps(index))
 
-    def fill(self, paths: Sequence[str], decode: Callable[[list[str]], object]) -> np.ndarray | None:
+    def fill(self, paths: Sequence[str], decode: Callable[[list[str]], object],
+             sizes: Sequence[int] | None = None) -> np.ndarray | None:
         """Rows for ``paths`` (decoding those not cached, ``decode(paths)`` yielding uint8 batches in order);
-        None when they cannot fit under the bound (the caller decodes without a cache)."""
+        None when they cannot fit under the bound (the caller decodes without a cache). ``sizes``: each image's
+        bytes where they differ (the ragged cache)."""
         start = time.perf_counter()
         with self._locked():
             index = self._index()
@@ -119,10 +122,11 @@ class ImageCache:
 
             def current(p: str) -> bool:
                 entry = index.get(names[p])
-                return entry is not None and entry[1:] == [stats[p].st_size, stats[p].st_mtime_ns]
+                return entry is not None and entry[1:3] == [stats[p].st_size, stats[p].st_mtime_ns]
 
             missing = list(dict.fromkeys(p for p in paths if not current(p)))
-            if missing and not self._make_room(len(missing) * self.row_bytes):
+            nbytes = dict(zip(paths, sizes)) if sizes is not None else {}
+            if missing and not self._make_room(sum(nbytes.get(p, self.row_bytes) for p in missing)):
                 return None
             if missing:
                 self._decode_into(missing, decode, index, stats, names)
@@ -132,13 +136,20 @@ class ImageCache:
         STATS.reused += len(paths) - len(missing)
         STATS.seconds += seconds
         if missing:
-            print(f"image cache: decoded {len(missing):,} images at {self.shape[0]} px in {seconds:.1f} s "
+            print(f"image cache: decoded {len(missing):,} images at {self.describe()} in {seconds:.1f} s "
                   f"({len(paths) - len(missing):,} already there); {describe_use(self.root)}", file=sys.stderr,
                   flush=True)
         else:
-            print(f"image cache: all {len(paths):,} images at {self.shape[0]} px already decoded", file=sys.stderr,
+            print(f"image cache: all {len(paths):,} images at {self.describe()} already decoded", file=sys.stderr,
                   flush=True)
-        return np.array([index[names[p]][0] for p in paths], dtype=np.int64)
+        return np.array([self._entry(index[names[p]]) for p in paths], dtype=np.int64)
+
+    def describe(self) -> str:
+        return f"{self.shape[0]} px"
+
+    def _entry(self, item: list) -> int | list:
+        """What ``fill`` returns of an index entry: the row."""
+        return item[0]
 
     def _decode_into(self, missing, decode, index, stats, names) -> None:
         pixels = self.folder / PIXELS
@@ -189,6 +200,53 @@ class ImageCache:
             if wanted.size > 1 and wanted[-1] - wanted[0] == wanted.size - 1 and np.all(np.diff(wanted) == 1):
                 return pixels[wanted[0]:wanted[-1] + 1]  # rows in order (no shuffle): a view, copied once into the tensor
             return pixels[wanted]
+
+        return read
+
+
+class RaggedImageCache(ImageCache):
+    """The cache of one (image folder, pixel budget) key for variable-shape images: each image at its own size,
+    appended to ``pixels.u8``; the index holds [byte offset, file size, file mtime, height, width]."""
+
+    def __init__(self, root: Path, image_dir: Path, target_pixels: int, stamp: str):
+        super().__init__(root, image_dir, 1, None, stamp)
+        self.target_pixels, self.row_bytes = target_pixels, 0
+        key = hashlib.sha256(json.dumps([str(image_dir.resolve()), "variable", target_pixels, stamp]).encode()).hexdigest()[:20]
+        self.folder = root / key
+
+    def describe(self) -> str:
+        return f"about {self.target_pixels:,} pixels"
+
+    def _entry(self, item: list) -> list:
+        """(byte offset, height, width) of an index entry."""
+        return [item[0], item[3], item[4]]
+
+    def _decode_into(self, missing, decode, index, stats, names) -> None:
+        pixels, placed = self.folder / PIXELS, []
+        with open(pixels, "ab") as out:
+            offset = out.tell()
+            for batch in decode(missing):
+                for image in batch:
+                    image = np.ascontiguousarray(image, dtype=np.uint8)
+                    out.write(image.tobytes())
+                    placed.append([offset, int(image.shape[0]), int(image.shape[1])])
+                    offset += image.nbytes
+            out.flush()
+            os.fsync(out.fileno())
+        if len(placed) != len(missing):
+            raise RuntimeError(f"{self.image_dir}: decoded {len(placed)} of {len(missing)} images for the cache")
+        for (start, height, width), path in zip(placed, missing):
+            index[names[path]] = [start, stats[path].st_size, stats[path].st_mtime_ns, height, width]
+        self._write_index(index)
+
+    def reader(self) -> Callable[[np.ndarray], list[np.ndarray]]:
+        """A function from ``fill``'s entries to those images (uint8 ``(height, width, 3)`` views of a read-only
+        memory map)."""
+        pixels = np.memmap(self.folder / PIXELS, dtype=np.uint8, mode="r")
+
+        def read(entries: np.ndarray) -> list[np.ndarray]:
+            return [np.asarray(pixels[start:start + height * width * 3]).reshape(height, width, 3)
+                    for start, height, width in np.asarray(entries, dtype=np.int64)]
 
         return read
 

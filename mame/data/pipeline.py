@@ -1,8 +1,9 @@
 """tf.data pipelines over MAMe records: decode, resize (fixed or variable shape), augment, batch.
 
-Fixed-shape images come out as uint8 (the resized pixels rounded: exact, a quarter of float32's bytes to move
-and, on a GPU, to copy to it; Keras casts them to the model's float32 input), augmented and variable-shape
-ones as float32 in 0-255 (what the backbones' own preprocessing expects); labels int32.
+Images come out as uint8 (the resized pixels rounded: exact, a quarter of float32's bytes to move and, on a GPU,
+to copy to it; Keras casts them to the model's float32 input), augmented ones as float32 in 0-255 (what the
+backbones' own preprocessing expects); labels int32. Variable shape (``mame.data.padded_batches``): batches grouped by
+aspect ratio into a fixed set of padded shapes, each with its images' valid sizes.
 
 Corrupt images. Each file is checked in the graph before decoding (empty, unknown format, JPEG
 without its end marker, PNG without ``IEND``): such a file fails with an error whose message
@@ -13,7 +14,6 @@ for the rare corruption the cheap check cannot see, it finds the file with Pillo
 from __future__ import annotations
 
 import os
-import re
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,16 +22,12 @@ import numpy as np
 
 from mame.data import decode
 from mame.data import ledger as test_ledger
-from mame.data.dataset_check import find_corrupt
-from mame.data.decode import decode_checked, tf
+from mame.data.augment import augment_image
+from mame.data.decode import DATASET_FILES, decode_checked, iterate_numpy, tf  # noqa: F401  (iterate_numpy: re-exported)
 from mame.data.metadata import TEST, DataError, Record, TestSplitError
 
 SHOW_FIRST = 5
-_FILES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_ASSERT_RE = re.compile(r"\[corrupt image file:\] \[(.*?)\] \[(.*?)\]")
-_ZOOM_MIN = 0.85        # random crop keeps 85-100 % of each side, then resizes back
-_BRIGHTNESS = 25.0      # max brightness shift, in 0-255 units
-_CONTRAST = (0.8, 1.2)  # contrast factor range
+_ORDER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def image_paths(records: Sequence[Record], image_dir: str | os.PathLike) -> list[str]:
@@ -49,14 +45,16 @@ def image_paths(records: Sequence[Record], image_dir: str | os.PathLike) -> list
 
 def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
                  image_size: int | None = None, crop_size: int | None = None,
-                 target_pixels: int | None = None, batch_size: int = 32, shuffle: bool = False,
+                 target_pixels: int | None = None, placement: str = "corner", batch_size: int = 32, shuffle: bool = False,
                  seed: int = 0, augment: bool = False, repeat: bool = False, first_epoch: int = 0,
                  with_paths: bool = False, allow_test: bool = False, cache: bool = True) -> tf.data.Dataset:
     """Batches of ``(images, labels)`` (``(images, labels, paths)`` with ``with_paths``).
 
     Fixed shape: ``image_size`` (square resize) then an optional central ``crop_size`` crop.
-    Variable shape: ``target_pixels`` keeps the aspect ratio at about that many pixels, and
-    batches are zero-padded to the largest image. The order (``shuffle``) and the augmentation
+    Variable shape: ``target_pixels`` keeps the aspect ratio at about that many pixels; batches are grouped by
+    aspect ratio into a fixed set of padded shapes, and their images are ``{"image", "valid_size"}``
+    (``mame.data.padded_batches``: ``placement`` corner or centre; ``record_order`` gives an unshuffled dataset's
+    order, bucket by bucket). The order (``shuffle``) and the augmentation
     depend only on ``seed`` and the epoch; with ``repeat`` every epoch is reshuffled, and batches
     never straddle two epochs (the last batch of an epoch may be short). ``first_epoch`` starts the
     stream at that epoch, so a resumed training run sees exactly the batches of an uninterrupted one.
@@ -64,7 +62,7 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
     recorded in the test-split ledger here (``mame.data.ledger.record``: the ledger the records carry, or the one
     named by ``mame.data.ledger.reading``).
 
-    Fixed-shape images are decoded once into the decoded-image cache (``mame.data.image_cache``; ``cache``
+    Images are decoded once into the decoded-image cache (``mame.data.image_cache``; ``cache``
     False, or ``MAME_IMAGE_CACHE=off``, decodes them at each pass): a corrupt image then fails here, before
     anything trains, with a ``DataError`` naming it. Either way the pixels are the resized ones rounded to
     integers, bit for bit the same.
@@ -82,17 +80,22 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
     if n_test:  # recorded here, whoever asked: in the ledger the records carry (or the one being read into)
         test_ledger.record(getattr(records, "ledger", None), f"{image_dir}: {n_test} test-split images loaded (make_dataset)",
                            n_test)
+    if target_pixels is not None:
+        from mame.data import padded_batches
+
+        dataset, order = padded_batches.make_batches(
+            paths, [r.label for r in records], Path(image_dir), target_pixels=target_pixels, placement=placement,
+            batch_size=batch_size, shuffle=shuffle, seed=seed, augment=augment, repeat=repeat, first_epoch=first_epoch,
+            cache=cache)
+        return _finish(dataset, paths, with_paths, None if shuffle else order)
     path_table = tf.constant(paths)
     label_table = tf.constant([r.label for r in records], dtype=tf.int32)
 
-    read = _cached_reader(paths, image_dir, image_size, crop_size) if cache and target_pixels is None else None
+    read = _cached_reader(paths, image_dir, image_size, crop_size) if cache else None
 
     def load(position: tf.Tensor, index: tf.Tensor):
         path = tf.gather(path_table, index)
-        if target_pixels is None:
-            image = decode_fixed(path, image_size, crop_size)
-        else:
-            image = resize_variable(decode_checked(path), target_pixels)
+        image = decode_fixed(path, image_size, crop_size)
         if augment:
             image = augment_image(image, tf.stack([tf.constant(seed, tf.int64), position]))
         return image, tf.gather(label_table, index), path
@@ -108,18 +111,40 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
         dataset = _epoch_positions(len(paths), epoch, shuffle=shuffle, seed=seed)
         if read is not None:
             return dataset.batch(batch_size).map(load_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        if target_pixels is None:
-            return dataset.batch(batch_size)
-        return dataset.padded_batch(batch_size, padded_shapes=([None, None, 3], [], []))
+        return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
 
     epochs = tf.data.Dataset.counter(start=first_epoch) if repeat else tf.data.Dataset.range(first_epoch, first_epoch + 1)
-    dataset = epochs.flat_map(one_epoch)
+    return _finish(epochs.flat_map(one_epoch), paths, with_paths, np.arange(len(paths)))
+
+
+def _finish(dataset: tf.data.Dataset, paths: list[str], with_paths: bool, order: np.ndarray | None) -> tf.data.Dataset:
+    """``(images, labels)`` or with their paths, prefetched; its files and record order remembered."""
     if not with_paths:
         dataset = dataset.map(lambda images, labels, _: (images, labels))
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    _FILES[dataset] = paths
+    DATASET_FILES[dataset] = paths
+    if order is not None:
+        _ORDER[dataset] = order
     return dataset
+
+
+def record_order(dataset: tf.data.Dataset) -> np.ndarray:
+    """The record index of each image an unshuffled ``make_dataset`` result yields, in yield order (record order
+    for fixed shape, bucket by bucket for variable shape); ValueError for a shuffled or unknown dataset."""
+    order = _ORDER.get(dataset)
+    if order is None:
+        raise ValueError("record_order: not an unshuffled dataset made by make_dataset")
+    return order
+
+
+def in_record_order(dataset: tf.data.Dataset, rows: np.ndarray) -> np.ndarray:
+    """``rows`` computed in ``dataset``'s yield order (one per image), put back in record order."""
+    order = record_order(dataset)
+    if len(rows) != len(order):
+        raise ValueError(f"in_record_order: {len(rows)} rows for {len(order)} images")
+    out = np.empty_like(rows)
+    out[order] = rows
+    return out
 
 
 def _cached_reader(paths: list[str], image_dir, image_size: int, crop_size: int | None):
@@ -188,69 +213,6 @@ def resize_fixed(image: tf.Tensor, image_size: int, crop_size: int | None) -> tf
         offset = (image_size - crop_size) // 2
         image = tf.image.crop_to_bounding_box(image, offset, offset, crop_size, crop_size)
     return tf.clip_by_value(image, 0.0, 255.0)
-
-
-def resize_variable(image: tf.Tensor, target_pixels: int) -> tf.Tensor:
-    """Resize keeping the aspect ratio to about ``target_pixels`` pixels (R65k-VS, R360k)."""
-    shape = tf.cast(tf.shape(image)[:2], tf.float64)
-    scale = tf.sqrt(tf.cast(target_pixels, tf.float64) / (shape[0] * shape[1]))
-    size = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), 1)
-    return tf.clip_by_value(tf.image.resize(image, size, antialias=True), 0.0, 255.0)
-
-
-def augment_image(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Seeded random flip, zoom (crop 85-100 % and resize back), brightness and contrast."""
-    static_shape, image = image.shape, tf.cast(image, tf.float32)
-    seeds = tf.random.experimental.stateless_split(seed, num=5)
-    image = tf.image.stateless_random_flip_left_right(image, seed=seeds[0])
-    shape = tf.shape(image)
-    zoom = tf.random.stateless_uniform([], seeds[1], _ZOOM_MIN, 1.0)
-    crop = tf.maximum(tf.cast(tf.cast(shape[:2], tf.float32) * zoom, tf.int32), 1)
-    image = tf.image.stateless_random_crop(image, tf.concat([crop, [3]], 0), seed=seeds[2])
-    image = tf.image.resize(image, shape[:2])
-    image = tf.image.stateless_random_brightness(image, _BRIGHTNESS, seed=seeds[3])
-    image = tf.image.stateless_random_contrast(image, *_CONTRAST, seed=seeds[4])
-    image.set_shape(static_shape)
-    return tf.clip_by_value(image, 0.0, 255.0)
-
-
-def iterate_numpy(dataset: tf.data.Dataset,
-                  files: Sequence[str] | None = None) -> Iterator[tuple[np.ndarray, ...]]:
-    """Iterate a dataset as tuples of numpy arrays (paths as ``str``), raising ``DataError`` on a
-    corrupt image. ``files`` (default: the files of a ``make_dataset`` result) are re-checked with
-    Pillow when TensorFlow's error does not name the file."""
-    files = files if files is not None else _FILES.get(dataset)
-    iterator = iter(dataset)
-    while True:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
-            raise _as_data_error(error, files) from None
-        yield tuple(_to_numpy(t) for t in batch)
-
-
-def _to_numpy(tensor: tf.Tensor) -> np.ndarray:
-    array = tensor.numpy()
-    if array.dtype == object:
-        return np.array([v.decode("utf-8") for v in array.ravel()]).reshape(array.shape)
-    return array
-
-
-def _as_data_error(error: tf.errors.OpError, files: Sequence[str] | None) -> DataError:
-    message = (error.message or str(error)).strip()
-    first_line = message.splitlines()[0] if message else type(error).__name__
-    match = _ASSERT_RE.search(message)
-    if match:
-        return DataError(f"{match.group(1)}: corrupt image: {match.group(2)}")
-    if isinstance(error, tf.errors.NotFoundError):
-        return DataError(f"image file disappeared while reading ({first_line})")
-    bad = find_corrupt([Path(f) for f in files]) if files else []
-    if bad:
-        return DataError(f"{bad[0][0]}: corrupt image: {bad[0][1]}")
-    return DataError(f"unreadable image in the dataset ({first_line}); "
-                     "run `python -m mame data check DIR` to find it")
 
 
 def load_arrays(records: Sequence[Record], image_dir: str | os.PathLike, *, image_size: int,

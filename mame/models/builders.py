@@ -17,6 +17,7 @@ import numpy as np
 from keras import layers
 
 from mame.models.backbones import BACKBONES, BackboneSpec, WeightsChoice, build_base, get_backbone, resolve_weights
+from mame.models.valid_pooling import ValidRegionPooling
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 HEAD_PREFIX = "head_"         # the layers put on top of a backbone: head_pool, head_dense_1, ...
@@ -44,6 +45,46 @@ def _image_input(image_size: int) -> keras.KerasTensor:
     return keras.Input(shape=(image_size, image_size, 3), name="image")
 
 
+def variable_inputs() -> dict[str, keras.KerasTensor]:
+    """The inputs of a variable-shape model: padded images of any size and each one's valid (height, width)
+    (``mame.data.padded_batches`` batches)."""
+    return {"image": keras.Input(shape=(None, None, 3), name="image"),
+            "valid_size": keras.Input(shape=(2,), dtype="int32", name="valid_size")}
+
+
+def variable_pool(feature_map, inputs: dict, placement: str = "corner", stride: int = 32):
+    """Global pooling of a variable-shape batch's feature map: over each image's valid region (``corner``:
+    ``ValidRegionPooling``) or, as the paper, over the whole padded map (``centre``)."""
+    if placement == "corner":
+        return ValidRegionPooling(stride=stride, name="valid_pool")([feature_map, inputs["valid_size"], inputs["image"]])
+    if placement == "centre":
+        return layers.GlobalAveragePooling2D(name="avg_pool")(feature_map)
+    raise ValueError(f"placement must be 'corner' or 'centre', not {placement!r}")
+
+
+def feature_stride(base: keras.Model) -> int:
+    """How many input pixels one cell of ``base``'s output map spans (32 for every backbone here)."""
+    size = 256
+    cells = keras.Model(base.inputs, base.output).compute_output_shape((1, size, size, 3))[1]
+    return size // int(cells)
+
+
+def build_variable_extractor(key: str, *, weights_choice: WeightsChoice | str = "random",
+                             placement: str = "corner") -> keras.Model:
+    """Variable shape: ``{"image", "valid_size"}`` -> float32 features, the backbone's last convolutional map
+    pooled by ``variable_pool`` (for VGG16 its 512 block5 maps: fc1/fc2 need a 224 x 224 input)."""
+    spec = get_backbone(key)
+    choice = _as_choice(spec, weights_choice, include_top=False)
+    inputs = variable_inputs()
+    base = build_base(spec, inputs["image"], choice, include_top=False, image_size=None)
+    pooled = variable_pool(base.output, inputs, placement, feature_stride(base))
+    features = layers.Activation("linear", dtype="float32", name="features")(pooled)
+    model = keras.Model(inputs, features, name=f"{key}_variable_features")
+    _INFO[model] = {**_extractor_info(spec, model, choice, pooled._keras_history.operation.name, None),
+                    "shape": "variable", "placement": placement}
+    return model
+
+
 def build_feature_extractor(key: str, *, image_size: int | None = None,
                             weights_choice: WeightsChoice | str = "random",
                             feature_layer: str | None = None) -> keras.Model:
@@ -69,7 +110,7 @@ def build_feature_extractor(key: str, *, image_size: int | None = None,
 def _extractor_info(spec: BackboneSpec, model: keras.Model, choice: WeightsChoice,
                     layer: str, size: int) -> dict:
     n_top = 0
-    if spec.features_need_top:  # VGG16: fc1 (and fc2 when the features come from fc2)
+    if spec.features_need_top and layer in spec.feature_layers:  # VGG16: fc1 (and fc2 when the features come from fc2)
         top_layers = spec.feature_layers[: spec.feature_layers.index(layer) + 1]
         n_top = sum(model.get_layer(name).count_params() for name in top_layers)
     n_params = model.count_params()
@@ -210,7 +251,8 @@ def last_conv_layer_name(model: keras.Model) -> str:
 
 def load_model(path, *, compile: bool = True) -> keras.Model:
     """A model saved by this package: importing this module registers its custom layers
-    (``backbones.CaffePreprocess``), without which Keras cannot rebuild a VGG16 or ResNet50 model."""
+    (``backbones.CaffePreprocess``, ``valid_pooling.ValidRegionPooling``), without which Keras cannot rebuild a VGG16
+    or ResNet50 model, or a variable-shape one."""
     return keras.models.load_model(path, compile=compile)
 
 

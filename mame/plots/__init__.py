@@ -6,12 +6,13 @@ epoch and training phases, accuracy bars), ``step_accuracy`` (accuracy per fine-
 (PCA/UMAP/t-SNE, 2-D or 3-D), ``projection3d`` (interactive plotly
 3-D scatter and its static matplotlib view), ``images`` (image grids, Grad-CAM overlays), ``heatmap_grid`` (Grad-CAM grids: images and
 each model's maps), ``perclass`` (sorted per-class bars), ``errors`` (most confused pairs and their
-misclassified images), ``class_counts`` (images per class and split); this package re-exports their public
-names. May import ``mame.classes`` and ``mame.config`` only.
+misclassified images), ``class_counts`` (images per class and split), ``aspect_ratios`` (image shape per
+class); this package re-exports their public names. May import ``mame.classes`` and ``mame.config`` only.
 """
 
 from __future__ import annotations
 
+from mame.plots.aspect_ratios import aspect_ratio_data, draw_aspect_ratios
 from mame.plots.base import DPI, SLIDE_SIZES, PlotError, class_colors, close_figure, new_figure, save_figure
 from mame.plots.class_counts import class_counts_data, draw_class_counts
 from mame.plots.confusion import confusion_matrix_data, draw_confusion_matrix
@@ -25,8 +26,8 @@ from mame.plots.projection3d import draw_projection_3d, draw_projection_3d_stati
 from mame.plots.step_accuracy import draw_ladder, ladder_data
 
 __all__ = [
-    "class_colors", "class_counts_data", "close_figure", "confused_pairs", "confusion_matrix_data", "DPI",
-    "draw_accuracy_bars", "draw_class_counts", "draw_confusion_matrix", "draw_error_gallery",
+    "aspect_ratio_data", "class_colors", "class_counts_data", "close_figure", "confused_pairs", "confusion_matrix_data", "DPI",
+    "draw_accuracy_bars", "draw_aspect_ratios", "draw_class_counts", "draw_confusion_matrix", "draw_error_gallery",
     "draw_gradcam_grid", "draw_image_grid", "draw_ladder", "draw_learning_curves", "draw_per_class_bars",
     "draw_projection", "draw_projection_3d", "draw_projection_3d_static", "error_examples", "error_title",
     "ladder_data", "new_figure", "overlay_heatmap", "per_class_data", "phase_spans", "PlotError", "project_features",

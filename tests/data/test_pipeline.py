@@ -60,21 +60,6 @@ def test_fixed_shape_with_central_crop(tiny):
     assert 0.0 <= x.min() and x.max() <= 255.0
 
 
-def test_variable_shape_keeps_aspect_ratio_and_pads(tiny):
-    records, images = tiny
-    dataset = make_dataset(records, images, target_pixels=400, batch_size=2, with_paths=True)
-    for x, _labels, paths in batches(dataset):
-        for image, path in zip(x, paths):
-            height, width = np.argwhere(image.sum(axis=2) > 0).max(axis=0) + 1
-            with Image.open(path) as original_image:
-                original = original_image.size  # (width, height)
-            assert abs(height * width - 400) < 60
-            assert abs(width / height - original[0] / original[1]) < 0.2
-    first = batches(make_dataset(records[:2], images, target_pixels=400, batch_size=2))[0][0]
-    assert first.shape[1:] == (26, 26, 3)  # 24x40 -> 15x26 and 40x24 -> 26x15, padded to 26x26
-    assert (first[0, 16:] == 0).all() and (first[1, :, 16:] == 0).all()
-
-
 def test_paths_match_labels(tiny):
     records, images = tiny
     (x, y, paths), = batches(make_dataset(records, images, image_size=16, batch_size=8,

@@ -52,18 +52,6 @@ FAMILIES: dict[str, Family] = {
 
 assert tuple(FAMILIES) == CLASS_NAMES, "FAMILIES must list every class of mame.classes, in order"
 
-ASPECT_RANGE = (0.6, 1.7)
-
-
-def image_size(rng: np.random.Generator, long_side: int) -> tuple[int, int]:
-    """A (width, height) with ``long_side`` as the longer side and a log-uniform aspect ratio."""
-    lo, hi = np.log(ASPECT_RANGE[0]), np.log(ASPECT_RANGE[1])
-    ratio = float(np.exp(rng.uniform(lo, hi)))
-    if ratio >= 1:
-        return long_side, max(1, int(round(long_side / ratio)))
-    return max(1, int(round(long_side * ratio))), long_side
-
-
 def render(name: str, rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """Render one image of class ``name`` as a (height, width, 3) uint8 array."""
     return render_with_mask(name, rng, width, height)[0]

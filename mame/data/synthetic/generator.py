@@ -6,7 +6,8 @@ It is written in the real MAMe's on-disk format, pitfalls included, so the same 
 ``<digits>.jpg`` and some ``<accession>.jpeg`` with extra dots. Where an object stands on a backdrop
 (metals, ceramics, glass, ivory, stone, wood, cloth fragments), its mask is written beside the images as
 ``masks/<Image file>.png`` (8-bit coverage at the image's size; ``mame.data.masks`` reads it). Each medium has its own image family
-(``mame.data.synthetic.families``). ``synth.json`` records the spec, ``GENERATOR_VERSION`` and the counts.
+(``mame.data.synthetic.families``), and the shape of a real MAMe image of its class
+(``mame.data.synthetic.sizes``). ``synth.json`` records the spec, ``GENERATOR_VERSION`` and the counts.
 
 Sizes that suit the profiles (the values themselves live in ``experiments/plan.yaml``):
 smoke ``SynthSpec(train_per_class=4, val_per_class=2, test_fraction=0.004, size=48)`` (240 images);
@@ -30,9 +31,10 @@ from PIL import Image
 
 from mame import config
 from mame.classes import CLASS_NAMES, SPLITS, TEST_COUNTS
-from mame.data.synthetic.families import image_size, render_with_mask
+from mame.data.synthetic.families import render_with_mask
+from mame.data.synthetic.sizes import image_size
 
-GENERATOR_VERSION = "2"   # bump when images or tables change for the same spec: ensure() then regenerates
+GENERATOR_VERSION = "3"   # bump when images or tables change for the same spec: ensure() then regenerates
 MANIFEST = "synth.json"
 METADATA_CSV = config.METADATA_CSV
 LABELS_CSV = config.LABELS_CSV
@@ -53,8 +55,9 @@ class SynthError(ValueError):
 @dataclass(frozen=True)
 class SynthSpec:
     """How much synthetic MAMe to make: images per class for train/val, the test share of the official
-    per-class test counts (at least 1 each, so the test split keeps the real imbalance), and the long
-    side of the images in pixels."""
+    per-class test counts (at least 1 each, so the test split keeps the real imbalance), and the pixel
+    budget: each image has about ``size``² pixels, at the aspect ratio of a real image of its class
+    (``mame.data.synthetic.sizes``)."""
 
     train_per_class: int
     val_per_class: int
@@ -134,7 +137,7 @@ class _Namer:
 def _encode(spec: SynthSpec, class_index: int, split_index: int, item: int) -> tuple[bytes, bytes | None, int, int]:
     """Render one image from its own seeded stream; return JPEG bytes, PNG mask bytes (or None), width, height."""
     rng = np.random.default_rng([spec.seed, 1, class_index, split_index, item])
-    width, height = image_size(rng, spec.size)
+    width, height = image_size(rng, CLASS_NAMES[class_index], spec.size)
     pixels, mask = render_with_mask(CLASS_NAMES[class_index], rng, width, height)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(rng.integers(85, 96)))

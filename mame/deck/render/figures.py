@@ -101,7 +101,7 @@ def run_figures(entry, options: dict | None = None) -> dict[str, Path]:
 
 def dataset_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
     """The "Data" slides' figures (``mame.deck.sections.dataset``) in ``out_dir``, drawn again only when what they
-    show may differ: another dataset folder, other counts, a sample image changed, other drawing code (the key
+    show may differ: another dataset folder, other counts, a sample image or the metadata CSV changed, other drawing code (the key
     beside them, ``dataset_figures.key``)."""
     from mame.deck.sections import dataset
 
@@ -112,8 +112,9 @@ def dataset_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
         return {name: (path if path.is_file() else None) for name, path in names.items()}
     stamp.unlink(missing_ok=True)
     drawn = dataset.dataset_figures(section, out_dir)
-    if drawn["samples"] is None:
-        names["samples"].unlink(missing_ok=True)
+    for name, path in drawn.items():
+        if path is None:
+            names[name].unlink(missing_ok=True)
     if key and drawn["counts_figure"] is not None:
         atomic_write_text(stamp, key)
     return drawn
@@ -126,6 +127,7 @@ def _dataset_key(section: dict, dataset) -> str | None:
     try:
         image_dir = metadata.find_image_dir(section["path"])
         shown = [(r.image_file, *_stat(image_dir / r.image_file)) for r in dataset.sample_records(section["path"])]
+        shown.append(_stat(metadata.metadata_path(section["path"])))  # the sizes the aspect ratios are read from
     except (metadata.DataError, OSError):
         return None
     code = code_stamp() + cache.module_fingerprint(Path(dataset.__file__))

@@ -16,14 +16,15 @@ from mame.deck.sections.evaluate_figures import thumbnail
 
 SAMPLE_SEED = 0
 SAMPLE_COLUMNS = 8
-FILES = {"samples": "dataset_samples.png", "counts_figure": "dataset_counts.png"}  # in the report's figures folder
+FILES = {"samples": "dataset_samples.png", "counts_figure": "dataset_counts.png",
+         "aspect_figure": "dataset_aspect_ratios.png"}  # in the report's figures folder
 
 
 def dataset_section(setup: dict) -> dict:
     """Counts per split and class of the deck's dataset, or ``ready`` False when it cannot be read."""
     path = (setup.get("dataset") or {}).get("path") or ""
     empty = {"ready": False, "path": path, "counts": {}, "totals": {}, "test_ratio": None, "samples": None,
-             "counts_figure": None}
+             "counts_figure": None, "aspect_figure": None}
     if not path:
         return empty
     try:
@@ -56,11 +57,33 @@ def sample_figure(path: str | Path):
     return plots.draw_image_grid([p for _, p in shown], [n for n, _ in shown], ncols=SAMPLE_COLUMNS)
 
 
+def aspect_ratios(path: str | Path) -> dict[str, np.ndarray]:
+    """The width/height ratio of each training image per class, from the dataset's metadata (its Width and Height
+    columns: the files' own sizes for the synthetic data and the full-resolution sizes for MAMe)."""
+    by_class: dict[str, list[float]] = {}
+    for record in metadata.read_metadata(path).split("train"):
+        if record.width > 0 and record.height > 0:
+            by_class.setdefault(CLASS_NAMES[record.label], []).append(record.width / record.height)
+    return {name: np.array(values) for name, values in by_class.items()}
+
+
+def aspect_figure(path: str | Path):
+    """Aspect ratios per class, the dataset's training images beside all 37,407 real MAMe images (the official CSV
+    shipped with the package); None when the dataset records no sizes."""
+    from mame.data import official
+
+    ours = aspect_ratios(path)
+    if not ours:
+        return None
+    real = {name: np.array([w / h for w, h in shapes]) for name, shapes in official.image_shapes().items()}
+    return plots.draw_aspect_ratios(plots.aspect_ratio_data(ours, real, labels=("this dataset, train split", "real MAMe, all splits")))
+
+
 def dataset_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
-    """The sample grid (``samples``) and the class counts (``counts_figure``) in ``out_dir``, keyed as the section
-    shows them (None where there is nothing to draw)."""
+    """The sample grid (``samples``), the class counts (``counts_figure``) and the aspect ratios per class
+    (``aspect_figure``) in ``out_dir``, keyed as the section shows them (None where there is nothing to draw)."""
     if not section["ready"]:
-        return {"samples": None, "counts_figure": None}
+        return dict.fromkeys(FILES)
     samples = None
     try:
         fig = sample_figure(section["path"])
@@ -70,4 +93,9 @@ def dataset_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
         samples = plots.save_figure(fig, out_dir / FILES["samples"])
     counts = plots.save_figure(plots.draw_class_counts(plots.class_counts_data(section["counts"])),
                                out_dir / FILES["counts_figure"])
-    return {"samples": samples, "counts_figure": counts}
+    try:
+        fig = aspect_figure(section["path"])
+    except (metadata.DataError, OSError):
+        fig = None
+    aspects = plots.save_figure(fig, out_dir / FILES["aspect_figure"]) if fig is not None else None
+    return {"samples": samples, "counts_figure": counts, "aspect_figure": aspects}

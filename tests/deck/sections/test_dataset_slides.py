@@ -41,12 +41,33 @@ def test_counts_follow_the_metadata_and_the_test_imbalance(data_dir):
 def test_figures_are_drawn_and_the_slides_name_the_split_sizes(data_dir, tmp_path):
     section = dataset_section({"dataset": {"path": str(data_dir), "source": "synthetic"}})
     drawn = dataset_figures(section, tmp_path)
-    assert drawn["samples"].is_file() and drawn["counts_figure"].is_file()
-    section.update(samples="figures/dataset_samples.png", counts_figure="figures/dataset_counts.png")
+    assert drawn["samples"].is_file() and drawn["counts_figure"].is_file() and drawn["aspect_figure"].is_file()
+    section.update(samples="figures/dataset_samples.png", counts_figure="figures/dataset_counts.png",
+                   aspect_figure="figures/dataset_aspect_ratios.png")
     text = templating.render("sections/dataset.md.j2", {"dataset": section, "setup": {"dataset": {"source": "synthetic"}}})
     assert "## The data: one training image per class" in text and "## Images per class and split" in text
     assert "87 train / 29 val /" in text and "The test split is imbalanced" in text
+    assert "## Image shape per class" in text and "a fixed-shape run squeezes it away" in text
     assert text.rstrip().splitlines()[-1] == ":::"  # the caption's fence closes on its own line
+
+
+def test_the_shape_slide_sets_the_datasets_aspect_ratios_beside_the_real_mames(data_dir):
+    from mame.data import official
+    from mame.deck.sections.dataset import aspect_ratios
+    from mame.plots import aspect_ratio_data, draw_aspect_ratios
+
+    ours = aspect_ratios(data_dir)
+    train = metadata.read_metadata(data_dir).split("train")
+    assert sorted(ours) == sorted({r.medium.strip() for r in train}) and sum(map(len, ours.values())) == len(train) == 87
+    real = {name: np.array([w / h for w, h in shapes]) for name, shapes in official.image_shapes().items()}
+    data = aspect_ratio_data(ours, real)
+    reference = next(s for s in data["series"] if s["kind"] == "reference")
+    assert sum(reference["n"]) == 37_407
+    assert np.all(np.diff(reference["quantiles"][:, 2]) >= 0)  # classes ordered by the real median ratio
+    fig = draw_aspect_ratios(data)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == data["classes"]  # upright at the top, wide at the bottom
+    assert ax.get_xscale() == "log" and len(ax.get_legend().get_texts()) == 2
 
 
 def test_the_build_draws_the_data_figures_again_only_when_what_they_show_changes(data_dir, tmp_path):
