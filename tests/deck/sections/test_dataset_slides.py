@@ -47,7 +47,7 @@ def test_figures_are_drawn_and_the_slides_name_the_split_sizes(data_dir, tmp_pat
     text = templating.render("sections/dataset.md.j2", {"dataset": section, "setup": {"dataset": {"source": "synthetic"}}})
     assert "## The data: one training image per class" in text and "## Images per class and split" in text
     assert "87 train / 29 val /" in text and "The test split is imbalanced" in text
-    assert "## Image shape per class" in text and "a fixed-shape run squeezes it away" in text
+    assert "## Image shape per class" in text and "fixed shape squeezes it away" in text
     assert text.rstrip().splitlines()[-1] == ":::"  # the caption's fence closes on its own line
 
 
