@@ -95,6 +95,7 @@ def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = EvaluateC
     if not chosen:
         raise ValueError("no finished finetune, classify or scratch run to evaluate (inputs: "
                          f"{ {k: sorted(v) for k, v in inputs.items()} })")
+    selection.check_same_validation(chosen, "choosing the reference model across approaches")
     return chosen
 
 
@@ -233,7 +234,7 @@ def chosen_record(chosen: list[Candidate], reference: str) -> list[dict]:
     ``model`` (``stage/run``) of the best single one."""
     return [{"model": c.name, "stage": c.stage, "run": c.run, "backbone": c.backbone, "variant": c.variant,
              "step": c.step, "seed": c.seed, "approach": APPROACHES[c.stage], "val_accuracy": c.val_accuracy,
-             "why": c.why, "reference": c.name == reference,
+             **c.val_set, "why": c.why, "reference": c.name == reference,
              **({"best_step": c.best_step} if c.stage == "finetune" else {}),
              **(c.record() if isinstance(c, feature_pipelines.Pipeline) else {})}
             for c in chosen]

@@ -112,7 +112,7 @@ def sample(data_dir: str | Path, *, per_class: int, seed: int = 0) -> Sample:
     """``per_class`` validation images of each class (seeded); the test split is never read."""
     if per_class < 1:
         raise ValueError(f"per_class must be >= 1, got {per_class}")
-    splits = common.load_splits(data_dir, ("val",), max_per_class=per_class, seed=seed)
+    splits = common.load_splits(data_dir, ("val",), max_per_class=per_class, seed=seed, subsampled=("val",))
     records = splits.records["val"]
     first: dict[int, int] = {}
     for i, record in enumerate(records):

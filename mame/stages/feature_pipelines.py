@@ -138,7 +138,8 @@ def choose(inputs: dict) -> list[Pipeline]:
     """Per backbone, the pipeline best on validation, refitted (with validation probabilities), each with a
     one-line ``why``; best first."""
     per_backbone: dict[str, list[Pipeline]] = {}
-    for p in candidates(inputs):
+    found = candidates(inputs)
+    for p in found:
         per_backbone.setdefault(p.backbone, []).append(p)
     chosen = []
     for options in per_backbone.values():

@@ -37,7 +37,7 @@ class FeaturesConfig(StageConfig):
                                                    "feature_layer, VGG16 fc1 to fc2) or a list")
     source: str = param("imagenet", "imagenet: the backbone built with `weights` | finetune: the best fine-tuning run "
                                     "read (plan: reads: [finetune]), below its softmax")
-    max_per_class: int | None = param(None, "subsample train/val per class (None: every image)")
+    max_per_class: int | None = param(None, "subsample the training split per class (None: every image; validation stays whole)")
     precision: str = param("float32", "float32 | mixed_bfloat16")
     n_groups: int = param(6, "clusters of class centroids whose linear separability is measured")
 

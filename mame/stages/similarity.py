@@ -43,7 +43,7 @@ class SimilarityConfig(StageConfig):
     weights: str = param("imagenet-if-cached", "random | imagenet-if-cached | imagenet-if-available | imagenet | "
                                                "path to a weights file")
     top_k: int = param(5, "ImageNet classes kept per image")
-    max_per_class: int | None = param(None, "subsample train/val per class (None: every image)")
+    max_per_class: int | None = param(None, "subsample the training split per class (None: every image; validation stays whole)")
     examples: int = param(6, "validation images shown with their labels (one per class, seeded: the same for every backbone)")
     precision: str = param("float32", "float32 | mixed_bfloat16")
 

@@ -119,6 +119,45 @@ def test_a_backbone_comes_from_the_identity_and_ties_keep_the_earlier_step(tmp_p
     assert marked == {"resnet50": 1, "vgg16": 9}  # select="all" marks the same steps
 
 
+def test_an_earlier_step_and_an_earlier_rung_win_when_validation_says_so(tmp_path):
+    """Not the plan's last step or rung: the best on validation, wherever it stands in the plan."""
+    runs = [("finetune", "vgg16", "step1", 1, 0.40), ("finetune", "vgg16", "step2", 2, 0.75),
+            ("finetune", "vgg16", "step3", 3, 0.50), ("scratch", None, "r1-plain", 1, 0.35),
+            ("scratch", None, "r2-deeper", 2, 0.55), ("scratch", None, "r3-batchnorm", 3, 0.25)]
+    chosen = {c.stage: c for c in evaluate.choose_models(handed(tmp_path, runs))}
+    assert (chosen["finetune"].step, chosen["scratch"].variant) == (2, "r2-deeper")
+    record = {r["stage"]: r for r in evaluate.chosen_record(list(chosen.values()), "finetune/vgg16-step2")}
+    assert record["finetune"]["step"] == 2 and record["scratch"]["step"] == 2
+
+
+def test_runs_scored_on_different_validation_images_are_not_compared(tmp_path):
+    """A run that scored a subsample of validation (or another dataset's) against runs that scored all of it: the
+    choice would compare different image sets, so it fails naming both sets; every choice records its set."""
+    inputs = handed(tmp_path)
+    chosen = evaluate.choose_models(inputs)
+    assert {(r["n_val"], r["val_fingerprint"]) for r in evaluate.chosen_record(chosen, chosen[0].name)} == {
+        (N_VAL, selection.validation_set([f"{i}.jpg" for i in range(N_VAL)])["val_fingerprint"])}
+    folder = Path(inputs["scratch"]["r1-plain"]["folder"])
+    with np.load(folder / "predictions_val.npz") as arrays:
+        kept = {name: arrays[name][:N_VAL // 2] for name in arrays.files}  # half the images, as a subsample scores
+    np.savez_compressed(folder / "predictions_val.npz", **kept)
+    with pytest.raises(ValueError, match=rf"scratch/r1-plain: {N_VAL // 2} images .* different validation images|"
+                                         rf"different validation images .*scratch/r1-plain: {N_VAL // 2} images"):
+        evaluate.choose_models(inputs)
+
+
+def test_a_training_stages_subsample_takes_training_images_only(tmp_path):
+    from mame.data.synthetic.generator import SynthSpec, generate
+    from mame.stages.support import common
+
+    data_dir = generate(tmp_path / "mame", SynthSpec(4, 3, 0.004, 24))
+    whole, sampled = common.load_splits(data_dir), common.load_splits(data_dir, max_per_class=2, seed=1)
+    assert len(sampled.records["train"]) == 2 * 29 < len(whole.records["train"])
+    assert [r.image_file for r in sampled.records["val"]] == [r.image_file for r in whole.records["val"]]  # every one
+    explained = common.load_splits(data_dir, ("val",), max_per_class=1, subsampled=("val",))
+    assert len(explained.records["val"]) == 29  # explain's few validation images a class
+
+
 def test_ensembles_are_chosen_on_validation_and_scored_on_the_members_test_predictions(inputs):
     chosen = evaluate.choose_models(inputs)
     add_test(chosen, {c.name: 0.9 if c.name.endswith("r7-gap") else 0.5 for c in chosen})
@@ -264,7 +303,8 @@ def test_save_records_the_chosen_models_and_why(inputs, tmp_path):
     assert [r["model"] for r in record] == [c.name for c in chosen]
     assert record[0] == {"model": "finetune/vgg16-step2", "stage": "finetune", "run": "vgg16-step2", "backbone": "vgg16",
                          "variant": "step2", "step": 2, "seed": 0, "approach": "fine-tuning", "val_accuracy": chosen[0].val_accuracy,
-                         "why": "best of 2 VGG16 fine-tuning steps on validation", "best_step": True, "reference": True}
+                         "why": "best of 2 VGG16 fine-tuning steps on validation", "best_step": True, "reference": True,
+                         **selection.validation_set([f"{i}.jpg" for i in range(N_VAL)])}
     assert record[-1]["stage"] == "scratch" and record[-1]["backbone"] is None and record[-1]["step"] == 7
     assert "best_step" not in record[-1]
     assert record[-1]["why"] == "best of 2 scratch rungs on validation"

@@ -33,8 +33,10 @@ class Splits:
 
 
 def load_splits(data_dir: str | Path, splits=("train", "val"), *, max_per_class: int | None = None,
-                seed: int = 0) -> Splits:
-    """Records of the requested splits, optionally a seeded subsample of at most ``max_per_class`` each."""
+                seed: int = 0, subsampled: tuple[str, ...] = ("train",)) -> Splits:
+    """Records of the requested splits, those in ``subsampled`` optionally a seeded subsample of at most
+    ``max_per_class`` images a class. Validation stays whole by default: every run that a later choice compares
+    (a rung, a step, a classifier) is scored on the same validation images."""
     if "test" in splits:
         raise ValueError("this stage does not read the test split; only the evaluate stage does")
     meta = metadata.read_metadata(data_dir)
@@ -44,7 +46,7 @@ def load_splits(data_dir: str | Path, splits=("train", "val"), *, max_per_class:
         records = meta.split(split)
         if not records:
             raise ValueError(f"{meta.path}: split {split!r} has no rows")
-        chosen[split] = subsample(records, max_per_class, rng) if max_per_class else records
+        chosen[split] = subsample(records, max_per_class, rng) if max_per_class and split in subsampled else records
     return Splits(image_dir=metadata.find_image_dir(data_dir), records=chosen)
 
 

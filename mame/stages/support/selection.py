@@ -8,6 +8,7 @@ chooses its backbone's step with it too."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,29 @@ class Candidate:
     @property
     def name(self) -> str:
         return f"{self.stage}/{self.run}"
+
+    @property
+    def val_set(self) -> dict:
+        """The validation images it was scored on: their number and a fingerprint of their file names."""
+        return validation_set(self.val.get("files", ()))
+
+
+def validation_set(files) -> dict:
+    """``{"n_val", "val_fingerprint"}`` of a set of validation image files (order does not count)."""
+    names = sorted(str(f) for f in files)
+    return {"n_val": len(names), "val_fingerprint": hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]}
+
+
+def check_same_validation(candidates: list, what: str) -> None:
+    """A ValueError naming the runs when ``candidates`` (anything with ``name`` and ``val_set``) were not all scored
+    on the same validation images: a choice among them would compare different image sets."""
+    sets: dict[tuple, list[str]] = {}
+    for c in candidates:
+        sets.setdefault(tuple(c.val_set.values()), []).append(c.name)
+    if len(sets) > 1:
+        said = "; ".join(f"{', '.join(names)}: {n} images (fingerprint {fp})" for (n, fp), names in sets.items())
+        raise ValueError(f"{what}: the runs were scored on different validation images ({said}); a choice among them "
+                         "would compare different image sets: rerun the runs on the older sets")
 
 
 def _load_val(run_dir: Path) -> dict:
@@ -77,6 +101,7 @@ def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = "best-per
     if select not in ("best-per-backbone", "all"):
         raise ValueError(f"select must be 'best-per-backbone' or 'all', not {select!r}")
     pool = candidates(inputs)
+    check_same_validation(pool, "choosing the fine-tuning steps and the scratch rung")
     tuned = [c for c in pool if c.stage == "finetune"]
     per_backbone: dict[str, list[Candidate]] = {}
     for c in tuned:

@@ -25,7 +25,7 @@ from mame.stages.support.parameters import StageConfig, param
 class DataParameters(StageConfig):
     """Notebook parameters of the training stages that choose the data (``load_splits``), not the model: not in
     their config (nor in the config their runs record)."""
-    max_per_class: int | None = param(None, "subsample train/val per class (None: every image); chooses the data, "
+    max_per_class: int | None = param(None, "subsample the training split per class (None: every image; validation stays whole); chooses the data, "
                                             "not in the config")
 
 

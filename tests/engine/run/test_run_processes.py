@@ -86,22 +86,25 @@ def _without_times(value):
     return value
 
 
-def test_a_forked_run_gives_the_metrics_a_fresh_kernel_gives(tmp_path, monkeypatch):
-    """A training run and a prediction run with random (seeded) weights, each once in a forked process (its cells
-    run there) and once in a fresh Jupyter kernel: the same metrics.json, but for times and how it ran."""
+def test_a_forked_run_gives_the_metrics_a_fresh_kernel_gives_and_two_side_by_side_give_them_too(tmp_path, monkeypatch):
+    """A training run and a prediction run with random (seeded) weights, once each in a forked process (its cells
+    run there), once each in a fresh Jupyter kernel, and both at once (``--jobs 2``, forked): the same metrics.json,
+    but for times and how it ran."""
     only = "scratch/r1-plain,similarity/vgg16"
     got = {}
-    for how, fresh in (("forked", False), ("fresh", True)):
+    for how, fresh, jobs in (("forked", False, 1), ("fresh", True, 1), ("side-by-side", False, 2)):
         runs_dir = tmp_path / how
         monkeypatch.setenv("MAME_RUNS_DIR", str(runs_dir))
-        outcomes = run_plan("smoke", only=only, jobs=1, fresh_kernels=fresh, out=io.StringIO())
+        outcomes = run_plan("smoke", only=only, jobs=jobs, fresh_kernels=fresh, out=io.StringIO())
         assert [o.state for o in outcomes] == ["done", "done"], [o.detail for o in outcomes]
         got[how] = {run: runs.read_metrics(runs_dir / run) for run in only.split(",")}
-        assert {m["run"]["executor"]["kernel"] for m in got[how].values()} == {how}
+        assert {m["run"]["executor"]["kernel"] for m in got[how].values()} == {"fresh" if fresh else "forked"}
+        assert {m["run"]["executor"]["jobs"] for m in got[how].values()} == {jobs}
         assert all(m["run"]["peak_rss_mb"] > 200 for m in got[how].values())
     for run in only.split(","):
-        forked, fresh = (_without_times(got[how][run]) for how in ("forked", "fresh"))
+        forked, fresh, side = (_without_times(got[how][run]) for how in ("forked", "fresh", "side-by-side"))
         assert json.dumps(forked, sort_keys=True) == json.dumps(fresh, sort_keys=True), run
+        assert json.dumps(forked, sort_keys=True) == json.dumps(side, sort_keys=True), run
 
 
 def _tiny_run(tmp_path: Path, name: str, body: str = "from mame import results\n"
