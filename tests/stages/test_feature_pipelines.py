@@ -248,7 +248,7 @@ def test_evaluate_scores_each_model_once_and_an_ensemble_mixes_approaches(study,
     ensemble = evaluate.ensembles(chosen)
     assert [e.members for e in ensemble["tried"]] == [["finetune/custom-step1", pipeline.name]]
     mixed = ensemble["chosen"]
-    assert mixed.n_val == 29  # the fine-tuned model scored one validation image per class: averaged on those
+    assert mixed.n_val == len(pipeline.val["y_true"]) == 58  # every validation image: both members scored them all
     assert ensemble["method"] == "every subset of 2-2 of the 2 models (fine-tuning: 1, feature extraction: 1)"
     np.testing.assert_allclose(mixed.test["probabilities"], (chosen[0].test["probabilities"]
                                                              + pipeline.test["probabilities"]) / 2, rtol=1e-6)
