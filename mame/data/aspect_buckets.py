@@ -30,6 +30,7 @@ STEP = 2 ** (1 / 3)                # ratio between neighbouring buckets
 RATIOS = tuple(STEP ** k for k in range(-5, 6))  # width / height of each bucket's centre: 0.31 ... 3.17
 PAD_RGB = (124, 117, 104)          # the ImageNet mean, rounded: mid-grey
 PLACEMENTS = ("corner", "centre")  # corner: top-left + valid-region pooling; centre: the paper's (pooling over all)
+MIN_SIDE = 32                      # no padded side shorter: VGG16's five 2x2 'valid' poolings need 32 px for one cell
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,11 @@ class Buckets:
     @cached_property
     def shapes(self) -> tuple[tuple[int, int], ...]:
         """(height, width) of each bucket, in ``RATIOS`` order: the tallest and the widest image of its ratio range
-        at the budget."""
+        at the budget, and at least ``MIN_SIDE`` (small budgets only: 32 px is a 1:3.2 image's short side at
+        about 3,000 pixels)."""
         half = math.sqrt(STEP)
-        return tuple((math.ceil(math.sqrt(self.target_pixels * half / r) - 1e-9),
-                      math.ceil(math.sqrt(self.target_pixels * r * half) - 1e-9)) for r in RATIOS)
+        return tuple((max(MIN_SIDE, math.ceil(math.sqrt(self.target_pixels * half / r) - 1e-9)),
+                      max(MIN_SIDE, math.ceil(math.sqrt(self.target_pixels * r * half) - 1e-9))) for r in RATIOS)
 
     def bucket(self, width: np.ndarray, height: np.ndarray) -> np.ndarray:
         """The bucket index of images of these sizes (any units: only the ratio counts)."""

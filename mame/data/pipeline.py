@@ -114,7 +114,7 @@ def make_dataset(records: Sequence[Record], image_dir: str | os.PathLike, *,
         return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
 
     epochs = tf.data.Dataset.counter(start=first_epoch) if repeat else tf.data.Dataset.range(first_epoch, first_epoch + 1)
-    return _finish(epochs.flat_map(one_epoch), paths, with_paths, np.arange(len(paths)))
+    return _finish(epochs.flat_map(one_epoch), paths, with_paths, None if shuffle else np.arange(len(paths)))
 
 
 def _finish(dataset: tf.data.Dataset, paths: list[str], with_paths: bool, order: np.ndarray | None) -> tf.data.Dataset:

@@ -52,13 +52,14 @@ def variable_inputs() -> dict[str, keras.KerasTensor]:
             "valid_size": keras.Input(shape=(2,), dtype="int32", name="valid_size")}
 
 
-def variable_pool(feature_map, inputs: dict, placement: str = "corner", stride: int = 32):
+def variable_pool(feature_map, inputs: dict, placement: str = "corner", stride: int = 32, name: str | None = None):
     """Global pooling of a variable-shape batch's feature map: over each image's valid region (``corner``:
     ``ValidRegionPooling``) or, as the paper, over the whole padded map (``centre``)."""
     if placement == "corner":
-        return ValidRegionPooling(stride=stride, name="valid_pool")([feature_map, inputs["valid_size"], inputs["image"]])
+        return ValidRegionPooling(stride=stride, name=name or "valid_pool")(
+            [feature_map, inputs["valid_size"], inputs["image"]])
     if placement == "centre":
-        return layers.GlobalAveragePooling2D(name="avg_pool")(feature_map)
+        return layers.GlobalAveragePooling2D(name=name or "avg_pool")(feature_map)
     raise ValueError(f"placement must be 'corner' or 'centre', not {placement!r}")
 
 
@@ -192,25 +193,34 @@ def build_transfer_model(key: str, *, num_classes: int, image_size: int | None =
                          weights_choice: WeightsChoice | str = "random",
                          dense_units: Iterable[int] = (512,), dropout_rate: float = 0.0,
                          l2: float = 0.0, trainable_from: str | None = None,
-                         pooling: str = "avg") -> keras.Model:
+                         pooling: str = "avg", variable: bool = False, placement: str = "corner") -> keras.Model:
     """Backbone (include_top=False) + pooling + dense head, one flat Functional graph.
 
     ``trainable_from``: first trainable backbone layer (e.g. VGG16 "block4_conv1"); None freezes
-    the whole backbone. ``pooling``: "avg" (global average) or "flatten".
+    the whole backbone. ``pooling``: "avg" (global average) or "flatten". ``variable``: the inputs of a
+    variable-shape batch (``variable_inputs``), pooled by ``variable_pool`` with ``placement`` (``image_size`` is
+    then only recorded).
     """
     if pooling not in ("avg", "flatten"):
         raise ValueError(f"pooling must be 'avg' or 'flatten', got {pooling!r}")
+    if variable and pooling != "avg":
+        raise ValueError("a variable-shape model pools globally (pooling='avg'); flattening needs a fixed size")
     spec = get_backbone(key)
     size = image_size or spec.default_size
     choice = _as_choice(spec, weights_choice, include_top=False)
-    inputs = _image_input(size)
-    base = build_base(spec, inputs, choice, include_top=False, image_size=size)
+    if variable:
+        inputs = variable_inputs()
+        base = build_base(spec, inputs["image"], choice, include_top=False, image_size=None)
+        x = variable_pool(base.output, inputs, placement, feature_stride(base), name="head_pool")
+    else:
+        inputs = _image_input(size)
+        base = build_base(spec, inputs, choice, include_top=False, image_size=size)
+        pool = layers.GlobalAveragePooling2D if pooling == "avg" else layers.Flatten
+        x = pool(name="head_pool")(base.output)
     _freeze(spec, base, trainable_from)
-    pool = layers.GlobalAveragePooling2D if pooling == "avg" else layers.Flatten
-    x = pool(name="head_pool")(base.output)
     outputs = dense_head(x, dense_units, dropout_rate, l2, num_classes)
     model = keras.Model(inputs, outputs, name=f"{key}_transfer")
-    _INFO[model] = {"key": key, "name": spec.name, "input_size": size,
+    _INFO[model] = {"key": key, "name": spec.name, "input_size": size, "shape": "variable" if variable else "fixed",
                     "weights": choice.used, "weights_reason": choice.reason, "weights_source": choice.source,
                     "trainable_from": trainable_from, "n_params": model.count_params()}
     return model

@@ -76,12 +76,14 @@ def extract_features(model: keras.Model, dataset: Iterable, *, with_labels: bool
     float32 array, same rows) go into ``extra``.
 
     ``stats``, when given, receives n_images, seconds, warmup_seconds (the first batch) and
-    images_per_second (batches after the first, or all when there is one).
+    images_per_second (batches after the first, or all when there is one) and batch_shapes (the distinct image
+    shapes of the batches: 1 for fixed shape; a variable-shape model's function is traced for each).
     """
     parts: dict[str, list[np.ndarray]] = {}
-    labels, times = [], []
+    labels, times, shapes = [], [], set()
     for batch in dataset:
         images, y = _split_batch(batch, with_labels)
+        shapes.add(tuple((images["image"] if isinstance(images, dict) else images).shape[1:3]))
         start = time.perf_counter()
         out = model.predict_on_batch(images)
         times.append(time.perf_counter() - start)
@@ -94,7 +96,7 @@ def extract_features(model: keras.Model, dataset: Iterable, *, with_labels: bool
     if not times:
         raise ValueError("extract_features got an empty dataset")
     if stats is not None:
-        stats.update(_throughput(times, [len(batch) for batch in parts["features"]]))
+        stats.update(_throughput(times, [len(batch) for batch in parts["features"]]), batch_shapes=len(shapes))
     arrays = {name: np.concatenate(values) for name, values in parts.items()}
     if extra is not None:
         extra.update({name: values for name, values in arrays.items() if name != "features"})

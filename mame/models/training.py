@@ -159,7 +159,10 @@ def build_before_tracing(model: keras.Model, data) -> None:
         return
     import tensorflow as tf
 
-    batch = tf.nest.map_structure(lambda s: tf.zeros([1 if d is None else d for d in s.shape], s.dtype), spec)
+    def zeros(s):  # a batch of one; a variable-shape image 64 px a side (deep enough for every backbone's pooling)
+        return tf.zeros([(1 if i == 0 else 64) if d is None else d for i, d in enumerate(s.shape)], s.dtype)
+
+    batch = tf.nest.map_structure(zeros, spec)
     symbolic_build(data_batch=batch)  # only the shapes and dtypes are read
 
 

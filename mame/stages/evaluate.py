@@ -7,7 +7,9 @@ each fine-tuned backbone, the best classifier-on-features pipeline of each backb
 rung; predicts the test split once per model (each read goes to the test-split ledger); averages the
 probabilities of the fine-tuned and feature-extraction models into ensembles chosen on validation and scored
 on test once (approaches may mix); and compares every model with the best single one on validation
-(McNemar's test, bootstrap intervals; ``mame.stages.support.significance``).
+(McNemar's test, bootstrap intervals; ``mame.stages.support.significance``). Fixed and variable shape are
+not chosen between: each is chosen on validation within its shape and both go to test, where
+``metrics["shapes"]`` compares them per approach and backbone (``shape_pairs``).
 
 ``inputs`` (from the plan's ``reads: [scratch, finetune, classify, features]``) is ``{stage: {run name:
 identity}}``, an identity being the runner's ``{"stage", "backbone", "variant", "name", "seed", "folder",
@@ -52,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from mame import results
+from mame.data import input_shape
 from mame.data import ledger as split_ledger
 from mame.data import metadata
 from mame.metrics import classification_result
@@ -119,18 +122,19 @@ def predict_test(chosen: list[Candidate], records: list, image_dir: Path, *, led
         if isinstance(c, feature_pipelines.Pipeline):
             if data_dir is None:
                 raise ValueError(f"{c.name}: data_dir is needed to check its rebuilt extractor on validation images")
-            model, size = feature_pipelines.build_extractor(c)
+            model, shape = feature_pipelines.build_extractor(c)
             feature_pipelines.check_extractor(c, model, data_dir, batch_size=batch_size)
             with split_ledger.reading(ledger, what=f"evaluate: test predictions of {c.name} (test features from the rebuilt "
                                       f"{c.features_run} extractor, {c.layer})", model=c.name):
-                dataset = pipeline.make_dataset(records, image_dir, image_size=size, batch_size=batch_size, allow_test=True)
+                dataset = pipeline.make_dataset(records, image_dir, batch_size=batch_size, allow_test=True,
+                                                **shape.dataset_args())
             c.test = feature_pipelines.predict(c, model, dataset, records)
             del model
             continue
         model = builders.load_model(c.path / common.MODEL_FILE, compile=False)
-        size = int(model.input_shape[1])
+        shape = input_shape.from_record(selection.run_metrics(c.path))
         with split_ledger.reading(ledger, what=f"evaluate: test predictions of {c.name}", model=f"{c.name}/{common.MODEL_FILE}"):
-            c.test = common.predict(model, records, image_dir, image_size=size, batch_size=batch_size, allow_test=True)
+            c.test = common.predict(model, records, image_dir, image_size=shape, batch_size=batch_size, allow_test=True)
         del model
 
 
@@ -181,7 +185,7 @@ def ensembles(chosen: list[Candidate], *, exhaustive_up_to: int = EvaluateConfig
     two or more when there are at most ``exhaustive_up_to`` of them, else greedy forward selection on
     validation. The ensemble kept is the best on validation (on the validation images all its members
     predicted); test predictions are averaged from the members' (no new read of the test split)."""
-    tuned = [c for c in chosen if c.stage in stages and getattr(c, "probabilistic", True)]
+    tuned = [c for c in chosen if c.stage in stages and getattr(c, "probabilistic", True) and not c.twin_of]
     what = ", ".join(f"{APPROACHES[s]}: {sum(c.stage == s for c in tuned)}" for s in stages
                      if any(c.stage == s for c in tuned))
     if len(tuned) < 2:
@@ -213,7 +217,7 @@ def _val_acc(members: list[Candidate]) -> float:
 def compare(chosen: list[Candidate], ensemble: dict, *, bootstrap: int = EvaluateConfig.bootstrap, seed: int = 0) -> list[dict]:
     """One row per model and for the chosen ensemble: val and test accuracy, macro F1, a bootstrap 95 %
     interval of the test accuracy, and McNemar's test against the best single model (best on val)."""
-    best = max(chosen, key=lambda c: c.val_accuracy)
+    best = max((c for c in chosen if not c.twin_of), key=lambda c: c.val_accuracy)
     entries = [(c.name, c.stage, c.val_accuracy, c.test) for c in chosen]
     if ensemble.get("chosen") is not None:
         e = ensemble["chosen"]
@@ -229,12 +233,39 @@ def compare(chosen: list[Candidate], ensemble: dict, *, bootstrap: int = Evaluat
     return rows
 
 
+def shape_pairs(chosen: list[Candidate]) -> list[dict]:
+    """Fixed against variable shape, per approach and backbone where both were chosen: their test accuracies and
+    McNemar's test of the variable-shape model against the fixed-shape one on the same test images (``delta_pp``:
+    variable minus fixed), the MAMe paper's R65k-FS vs R65k-VS question."""
+    rows, by_name = [], {c.name: c for c in chosen}
+    for variable in (c for c in chosen if c.shape == "variable" and c.stage != "scratch"):
+        if variable.twin:  # a fine-tuning step: its fixed-shape twin, same settings
+            fixed, how = by_name[variable.twin], "the same settings at fixed shape"
+        else:  # a pipeline: the fixed-shape features' pipeline, chosen on validation the same way
+            fixed = next((c for c in chosen if (c.stage, c.backbone, c.shape) == (variable.stage, variable.backbone, "fixed")
+                          and not c.twin_of), None)
+            how = "each shape's best on validation, chosen the same way"
+        if fixed is None:
+            continue
+        rows.append({"approach": APPROACHES[variable.stage], "backbone": variable.backbone, "fixed": fixed.name,
+                     "variable": variable.name, "paired_by": how, "fixed_val_accuracy": fixed.val_accuracy,
+                     "variable_val_accuracy": variable.val_accuracy,
+                     "fixed_accuracy": float((fixed.test["y_pred"] == fixed.test["y_true"]).mean()),
+                     "variable_accuracy": float((variable.test["y_pred"] == variable.test["y_true"]).mean()),
+                     "n_images": int(len(fixed.test["y_true"])),
+                     "mcnemar": significance.mcnemar_test(fixed.test["y_true"], fixed.test["y_pred"],
+                                                          variable.test["y_pred"])})
+    return rows
+
+
 def chosen_record(chosen: list[Candidate], reference: str) -> list[dict]:
     """What the run records of the models it chose (shape in the module docstring); ``reference`` is the
     ``model`` (``stage/run``) of the best single one."""
     return [{"model": c.name, "stage": c.stage, "run": c.run, "backbone": c.backbone, "variant": c.variant,
-             "step": c.step, "seed": c.seed, "approach": APPROACHES[c.stage], "val_accuracy": c.val_accuracy,
+             "step": c.step, "seed": c.seed, "shape": c.shape, "approach": APPROACHES[c.stage],
+             "val_accuracy": c.val_accuracy,
              **c.val_set, "why": c.why, "reference": c.name == reference,
+             **({"twin_of": c.twin_of} if c.twin_of else {}), **({"twin": c.twin} if c.twin else {}),
              **({"best_step": c.best_step} if c.stage == "finetune" else {}),
              **(c.record() if isinstance(c, feature_pipelines.Pipeline) else {})}
             for c in chosen]
@@ -259,7 +290,7 @@ def save(run_dir: str | Path, chosen: list[Candidate], ensemble: dict, table: li
               "metrics": {"models": table, "best_single": best["model"], "chosen": chosen_record(chosen, best["model"]),
                           "ensembles": [{"members": e.members, "val_accuracy": e.val_accuracy, "n_val": e.n_val}
                                         for e in ensemble["tried"]],
-                          "ensemble_method": ensemble["method"],
+                          "ensemble_method": ensemble["method"], "shapes": shape_pairs(chosen),
                           "ensemble": ensemble["chosen"].members if ensemble.get("chosen") else None},
               "classification": classification, "artifacts": artifacts, "test_split_reads": ledger,
               "notes": [f"models chosen on validation; {len(ledger)} reads of the test split, one per model"]}

@@ -95,6 +95,8 @@ def chosen_models(inputs: dict) -> list[Candidate]:
     for entry in record:
         if entry["stage"] not in EXPLAINED:
             continue  # a classifier on extracted features: no conv net of its own to explain
+        if entry.get("shape", "fixed") != "fixed" or entry.get("twin_of"):
+            continue  # the shape comparison's models are scored on test, not explained
         handed = (inputs.get(entry["stage"]) or {}).get(entry["run"])
         if handed is None:
             raise ValueError(f"{path}: evaluate chose {entry['stage']}/{entry['run']}, which the plan does not hand "

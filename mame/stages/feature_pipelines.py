@@ -34,7 +34,7 @@ import numpy as np
 
 from mame.classes import CLASS_NAMES
 from mame.stages import classify
-from mame.stages.support.selection import Candidate, check_identity, display_name, seed_said
+from mame.stages.support.selection import Candidate, check_identity, display_name, seed_said, shape_said
 
 FROZEN = "imagenet"          # a features run's source when it built the backbone itself (not fine-tuned)
 GUARD_IMAGES = 8             # validation images re-extracted to check the rebuilt extractor
@@ -43,6 +43,7 @@ LOW_PRECISION_TOLERANCE = 2e-2
 REFIT_TOLERANCE = 1e-9       # the refit's validation accuracy against the recorded one
 PROBA, SOFTMAX = "predict_proba", "softmax of decision_function"
 EXTRACTOR_KEYS = ("key", "image_size", "feature_layer", "extra_layers", "precision", "weights_choice")
+SHAPE_KEYS = ("shape", "placement")  # recorded since variable shape exists (a run without them was fixed shape)
 
 
 class ExtractorMismatch(ValueError):
@@ -122,10 +123,11 @@ def candidates(inputs: dict) -> list[Pipeline]:
         defaults = classify.ClassifyConfig  # a run that did not record the parameter ran with its default
         settings = {"max_iter": params.get("max_iter", defaults.max_iter),
                     "standardize": params.get("standardize", defaults.standardize), "seed": metrics["run"].get("seed", 0)}
-        extractor = {k: v for k, v in features_metrics["metrics"].items() if k in EXTRACTOR_KEYS + ("seed",)}
+        extractor = {k: v for k, v in features_metrics["metrics"].items() if k in EXTRACTOR_KEYS + SHAPE_KEYS + ("seed",)}
         for row in metrics["metrics"]["classifiers"]:
             found.append(Pipeline("classify", run["name"], folder, float(row["val_accuracy"]), {}, run["backbone"],
-                                  variant=run["variant"], step=run["step"], seed=run["seed"], classifier=row["classifier"],
+                                  variant=run["variant"], step=run["step"], seed=run["seed"],
+                                  shape=str(features_metrics["metrics"].get("shape", "fixed")), classifier=row["classifier"],
                                   params=dict(row.get("params") or {}), settings=settings,
                                   feature_layer=params.get("feature_layer"),
                                   layer=metrics["metrics"].get("feature_layer") or "",
@@ -135,17 +137,18 @@ def candidates(inputs: dict) -> list[Pipeline]:
 
 
 def choose(inputs: dict) -> list[Pipeline]:
-    """Per backbone, the pipeline best on validation, refitted (with validation probabilities), each with a
-    one-line ``why``; best first."""
-    per_backbone: dict[str, list[Pipeline]] = {}
+    """Per backbone and input shape, the pipeline best on validation, refitted (with validation probabilities),
+    each with a one-line ``why``; best first."""
+    per_backbone: dict[tuple, list[Pipeline]] = {}
     found = candidates(inputs)
     for p in found:
-        per_backbone.setdefault(p.backbone, []).append(p)
+        per_backbone.setdefault((p.backbone, p.shape), []).append(p)
     chosen = []
     for options in per_backbone.values():
         best = max(options, key=lambda p: p.val_accuracy)  # ties keep the first
         layers = sorted({p.layer for p in options if p.layer})
-        on = f"{display_name(best.backbone)} features" + (f" ({', '.join(layers)})" if len(layers) > 1 else "")
+        on = f"{display_name(best.backbone)}{shape_said(best.shape)} features" + (
+            f" ({', '.join(layers)})" if len(layers) > 1 else "")
         best.why = (f"best of {len(options)} classifiers on {on} on validation" if len(options) > 1
                     else f"the only classifier on {on}") + seed_said(best, options)
         refit(best)
@@ -188,7 +191,7 @@ def class_probabilities(model, x: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def build_extractor(p: Pipeline):
-    """The features run's extractor built again from its record; returns (model, image size)."""
+    """The features run's extractor built again from its record; returns (model, its ``InputShape``)."""
     from mame.models import builders
     from mame.models.backbones import WeightsChoice
     from mame.stages import features
@@ -206,23 +209,25 @@ def build_extractor(p: Pipeline):
     try:
         extractor = features.build_extractor(info["key"], image_size=info["image_size"], weights=choice,
                                              feature_layer=info["feature_layer"], precision=info["precision"],
-                                             extra_layers=list(info["extra_layers"]), seed=info.get("seed"))
+                                             extra_layers=list(info["extra_layers"]), seed=info.get("seed"),
+                                             shape=info.get("shape", "fixed"), placement=info.get("placement", "corner"))
     finally:
         builders.configure_precision(previous)
-    return extractor.model, int(info["image_size"])
+    return extractor.model, features.input_shape_of(info)
 
 
 def extract(p: Pipeline, model, dataset) -> np.ndarray:
-    """The layer ``p`` classifies, for every image of ``dataset``."""
+    """The layer ``p`` classifies, for every image of ``dataset`` (an unshuffled ``make_dataset``), in record order."""
+    from mame.data import pipeline
     from mame.models import extraction
 
     extra: dict = {}
     own, _ = extraction.extract_features(model, dataset, extra=extra)
     if p.feature_layer in (None, p.extractor["feature_layer"]):
-        return own
+        return pipeline.in_record_order(dataset, own)
     if p.feature_layer not in extra:
         raise ValueError(f"{p.features_run}: the rebuilt extractor gives no {p.feature_layer!r} layer")
-    return extra[p.feature_layer]
+    return pipeline.in_record_order(dataset, extra[p.feature_layer])
 
 
 def check_extractor(p: Pipeline, model, data_dir: str | Path, *, batch_size: int = 32,
@@ -236,8 +241,10 @@ def check_extractor(p: Pipeline, model, data_dir: str | Path, *, batch_size: int
     by_file = {r.image_file: r for r in metadata.read_metadata(data_dir).split("val")}
     if not files or any(f not in by_file for f in files):
         raise ValueError(f"{p.features_run}: its saved validation images are not in {data_dir}'s validation split")
+    from mame.stages import features
+
     dataset = pipeline.make_dataset([by_file[f] for f in files], metadata.find_image_dir(data_dir),
-                                    image_size=int(p.extractor["image_size"]), batch_size=batch_size)
+                                    batch_size=batch_size, **features.input_shape_of(p.extractor).dataset_args())
     again, before = extract(p, model, dataset), saved.x["val"][: len(files)]
     difference = float(np.linalg.norm(again - before) / max(np.linalg.norm(before), 1e-12))
     tolerance = TOLERANCE.get(p.extractor["precision"], LOW_PRECISION_TOLERANCE)

@@ -18,6 +18,7 @@ import numpy as np
 
 from mame import results
 from mame.classes import CLASS_NAMES
+from mame.data.input_shape import PLACEMENT_DOC, SHAPE_DOC, InputShape
 from mame.metrics import classification_result
 from mame.stages.support.common import Splits, load_splits  # noqa: F401  (the notebook calls features.load_splits)
 from mame.stages.support.parameters import IDENTITY, Notebook, StageConfig, param
@@ -29,6 +30,8 @@ SOURCES = ("imagenet", "finetune")
 class FeaturesConfig(StageConfig):
     """The stage parameters of ``02_features.ipynb`` (its ``parameters`` cell is generated from these fields)."""
     image_size: int | None = param(None, "None: the backbone's default (224; EfficientNetB3 300)")
+    shape: str = param("fixed", SHAPE_DOC + " (VGG16: its block5 maps pooled; fc1 and fc2 need 224 x 224)")
+    placement: str = param("corner", PLACEMENT_DOC)
     batch_size: int = param(32)
     weights: str = param("imagenet-if-cached", "random | imagenet-if-cached | imagenet-if-available | imagenet | "
                                                "path to a weights file")
@@ -72,7 +75,8 @@ class Extracted:
 def build_extractor(backbone: str, *, image_size: int | None = FeaturesConfig.image_size, weights=FeaturesConfig.weights,
                     feature_layer: str | None = FeaturesConfig.feature_layer, precision: str = FeaturesConfig.precision,
                     extra_layers=FeaturesConfig.extra_layers, source: str = FeaturesConfig.source, inputs: dict | None = None,
-                    seed: int | None = None) -> Extractor:
+                    seed: int | None = None, shape: str = FeaturesConfig.shape,
+                    placement: str = FeaturesConfig.placement) -> Extractor:
     """``source="imagenet"``: the backbone as built with ``weights`` (a policy or weights file, resolved
     here, or a ``WeightsChoice`` already resolved: ImageNet or, as the policy allows, random init) at
     ``feature_layer``, plus ``extra_layers`` from the same pass ("above": the backbone's feature layers
@@ -80,7 +84,9 @@ def build_extractor(backbone: str, *, image_size: int | None = FeaturesConfig.im
     random init can be built again identically (the evaluate stage rebuilds the extractor from the run's
     record: ``weights_choice``, ``seed``, ``image_size``, ``feature_layer``, ``extra_layers``, ``precision``).
     ``source="finetune"``: the best fine-tuning run of ``backbone`` among ``inputs["finetune"]`` (chosen
-    on validation), below its softmax."""
+    on validation), below its softmax. ``shape="variable"``: the backbone's last convolutional map pooled over each
+    image's valid region (``placement`` corner) or all of it (centre), images at about ``image_size``² pixels with
+    their aspect ratio kept; no extra layers (VGG16's fc1/fc2 need a fixed 224 px input)."""
     from mame.models import builders
 
     if source not in SOURCES:
@@ -89,6 +95,8 @@ def build_extractor(backbone: str, *, image_size: int | None = FeaturesConfig.im
     if source == "finetune":
         from mame.stages.support import finetuned_extractor
 
+        if shape != "fixed":
+            raise ValueError("source='finetune' takes the fine-tuned model's own input shape; leave shape at 'fixed'")
         model, info, choice = finetuned_extractor.build_extractor(backbone, inputs or {}, image_size=image_size)
         info["precision"] = precision
         return Extractor(model=model, info=info, weights=choice)
@@ -96,6 +104,9 @@ def build_extractor(backbone: str, *, image_size: int | None = FeaturesConfig.im
 
     spec = builders.get_backbone(backbone)
     size = image_size or spec.default_size
+    input_shape = InputShape(shape, size, placement)
+    if input_shape.variable:
+        return _variable_extractor(backbone, input_shape, weights, precision, seed)
     extra = extraction.layers_above(backbone, feature_layer) if extra_layers == "above" else list(extra_layers or [])
     choice = weights if isinstance(weights, builders.WeightsChoice) else builders.resolve_weights(
         backbone, weights, include_top=spec.features_need_top)
@@ -105,9 +116,31 @@ def build_extractor(backbone: str, *, image_size: int | None = FeaturesConfig.im
         keras.utils.set_random_seed(seed)
     model, info = extraction.build_extractor(backbone, image_size=size, weights_choice=choice,
                                              feature_layer=feature_layer, extra_layers=extra)
-    info.update({"precision": precision, "image_size": size, "source": source, "seed": seed,
+    info.update({"precision": precision, **input_shape.record(), "source": source, "seed": seed,
                  "weights_choice": choice.as_dict()})
     return Extractor(model=model, info=info, weights=choice)
+
+
+def _variable_extractor(backbone: str, input_shape: InputShape, weights, precision: str, seed: int | None) -> Extractor:
+    from mame.models import builders
+
+    choice = weights if isinstance(weights, builders.WeightsChoice) else builders.resolve_weights(
+        backbone, weights, include_top=False)
+    if seed is not None:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+    model = builders.build_variable_extractor(backbone, weights_choice=choice, placement=input_shape.placement)
+    info = {**builders.backbone_info(model), "extra_layers": {}, "precision": precision, **input_shape.record(),
+            "source": "imagenet", "seed": seed, "weights_choice": choice.as_dict()}
+    return Extractor(model=model, info=info, weights=choice)
+
+
+def input_shape_of(info: dict) -> InputShape:
+    """The shape an extractor's record says its images had."""
+    from mame.data.input_shape import from_record
+
+    return from_record(info)
 
 
 def extract(extractor: Extractor, splits: Splits, *, batch_size: int = FeaturesConfig.batch_size) -> dict[str, Extracted]:
@@ -115,12 +148,14 @@ def extract(extractor: Extractor, splits: Splits, *, batch_size: int = FeaturesC
     from mame.data import pipeline
     from mame.models import extraction
 
-    size = extractor.info["image_size"]
+    shape = input_shape_of(extractor.info)
     out = {}
     for split, records in splits.records.items():
-        dataset = pipeline.make_dataset(records, splits.image_dir, image_size=size, batch_size=batch_size)
+        dataset = pipeline.make_dataset(records, splits.image_dir, batch_size=batch_size, **shape.dataset_args())
         stats, extra = {}, {}
         feats, labels = extraction.extract_features(extractor.model, dataset, stats=stats, extra=extra)
+        feats, labels = pipeline.in_record_order(dataset, feats), pipeline.in_record_order(dataset, labels)
+        extra = {name: pipeline.in_record_order(dataset, values) for name, values in extra.items()}
         out[split] = Extracted(feats.astype(np.float32), labels.astype(np.int32),
                                [r.image_file for r in records], stats["seconds"], stats, extra)
     return out
@@ -174,6 +209,7 @@ def save(run_dir: str | Path, extractor: Extractor, extracted: dict[str, Extract
     metrics = {k: v for k, v in extractor.info.items() if k != "notes"}
     metrics["n_images"] = {split: int(len(ex.labels)) for split, ex in extracted.items()}
     metrics["images_per_second"] = {split: round(ex.images_per_second, 2) for split, ex in extracted.items()}
+    metrics["batch_shapes"] = {split: int(ex.extra.get("batch_shapes", 1)) for split, ex in extracted.items()}
     if structure is not None:
         metrics["structure"] = structure
     result = {

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mame.classes import CLASS_NAMES
+from mame.data.input_shape import PLACEMENT_DOC, SHAPE_DOC, InputShape
 from mame.stages.support import trainer
 from mame.stages.support.common import Splits, load_splits  # noqa: F401  (the notebook calls finetune.load_splits)
 from mame.stages.support.parameters import Notebook, param
@@ -25,6 +26,8 @@ from mame.stages.support.trainer import Trained, predict, save, summary  # noqa:
 class FinetuneConfig(trainer.StageConfig):
     """The stage parameters of ``05_finetune.ipynb`` (its ``parameters`` cell is generated from these fields)."""
     image_size: int | None = param(None, "None: the backbone's default (224; EfficientNetB3 300)")
+    shape: str = param("fixed", SHAPE_DOC)
+    placement: str = param("corner", PLACEMENT_DOC)
     weights: str = param("imagenet-if-cached", "random | imagenet-if-cached | imagenet-if-available | imagenet | "
                                                "path to a weights file")
     batch_size: int = param(128)
@@ -52,11 +55,18 @@ def image_size(backbone: str, config: FinetuneConfig) -> int:
     return config.image_size or backbones.get_backbone(backbone).default_size
 
 
+def input_shape(backbone: str, config: FinetuneConfig) -> InputShape:
+    """How the run shows images to its model (variable shape: about ``image_size``² pixels, aspect ratio kept)."""
+    return InputShape(config.shape, image_size(backbone, config), config.placement)
+
+
 def build_model(backbone: str, config: FinetuneConfig, *, weights_choice="random"):
     """Backbone + the config's dense head, backbone frozen (also what ``python -m mame estimate`` counts)."""
     from mame.models import builders
 
-    return builders.build_transfer_model(backbone, num_classes=len(CLASS_NAMES), image_size=image_size(backbone, config),
+    shape = input_shape(backbone, config)
+    return builders.build_transfer_model(backbone, num_classes=len(CLASS_NAMES), image_size=shape.image_size,
+                                         variable=shape.variable, placement=shape.placement,
                                          weights_choice=weights_choice, dense_units=config.dense_units,
                                          dropout_rate=config.dropout_rate, l2=config.l2, trainable_from=None)
 
@@ -81,7 +91,7 @@ def train(splits: Splits, backbone: str, config: FinetuneConfig, *, checkpoint_d
         phases.append(trainer.phase("finetune", config.epochs, config.learning_rate,
                                     trainable=unfrozen_from("finetune", unfreeze)))
     trained = trainer.fit(splits, config, lambda: build_model(backbone, config, weights_choice=choice), phases,
-                          image_size=image_size(backbone, config), checkpoint_dir=checkpoint_dir, run_dir=run_dir,
+                          image_size=input_shape(backbone, config), checkpoint_dir=checkpoint_dir, run_dir=run_dir,
                           seed=seed, label=label, devices=config.devices)
     if "finetune" not in trainable and len(phases) > 1:  # resumed in (or after) the fine-tuning phase
         trainable["finetune"] = builders.set_trainable(trained.model, unfreeze)

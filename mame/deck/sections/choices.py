@@ -30,8 +30,9 @@ class Choices:
         return self.run is not None
 
     def best_steps(self) -> list[dict]:
-        """Each fine-tuned backbone's best step, as recorded (best on validation first)."""
-        return [c for c in self.chosen if c["stage"] == "finetune" and c.get("best_step")]
+        """Each fine-tuned backbone's best fixed-shape step, as recorded (best on validation first); the variable-shape
+        runs are compared with them on the shapes slide (``shape_pairs``)."""
+        return [c for c in self.chosen if c["stage"] == "finetune" and c.get("best_step") and _fixed(c)]
 
     def best_step(self, backbone: str) -> dict | None:
         return next((c for c in self.best_steps() if c["backbone"] == backbone), None)
@@ -41,7 +42,7 @@ class Choices:
 
     def pipeline(self, backbone: str) -> dict | None:
         """The feature pipeline (classifier on frozen features) chosen for ``backbone``."""
-        return next((c for c in self.chosen if c["stage"] == "classify" and c["backbone"] == backbone), None)
+        return next((c for c in self.chosen if c["stage"] == "classify" and c["backbone"] == backbone and _fixed(c)), None)
 
 
 def recorded(deck) -> Choices:
@@ -70,3 +71,8 @@ def not_chosen(what: str, choices: Choices, record: dict | None = None) -> dict:
                                       "which is not a usable run of this plan (run evaluate again).", f"runs/{choices.run}")
     return placeholder("missing", f"Not chosen: the evaluate run {choices.run} records no choice of {what} (an older "
                                   "evaluate stage, or its parameters leave it out).", f"runs/{choices.run}")
+
+
+def _fixed(entry: dict) -> bool:
+    """A chosen model of fixed shape (records from before shapes existed were fixed)."""
+    return entry.get("shape", "fixed") == "fixed"

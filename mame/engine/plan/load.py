@@ -158,6 +158,8 @@ def expand(plan: Plan, profile_name: str, only: str | None = None, *,
             for backbone in backbones:
                 if only_backbones is not None and backbone not in only_backbones:
                     continue
+                if not profile.runs_variant(stage, variant, backbone):
+                    continue
                 weights = weights_outlook(profile, stage, backbone, resolve_params(declared, profile, stage, overrides), outlooks)
                 if weights is not None and not weights.pretrained and profile.weights_rule(stage) == "skip":
                     dropped.append(LeftOut(f"{stage}/{run_name(backbone, variant)}", stage, backbone, variant,

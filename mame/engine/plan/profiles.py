@@ -53,6 +53,12 @@ class Profile:
         only = (self.stages.get(stage) or {}).get("backbones")
         return (self.backbones is None or backbone in self.backbones) and (only is None or backbone in only)
 
+    def runs_variant(self, stage: str, variant: str, backbone: str | None) -> bool:
+        """Whether this profile runs ``variant`` of ``stage`` for ``backbone`` (``stages.<stage>.variants.<variant>
+        .backbones``; a stage without backbones: an empty list leaves the variant out)."""
+        only = (((self.stages.get(stage) or {}).get("variants") or {}).get(variant) or {}).get("backbones")
+        return only is None or (backbone in only if backbone is not None else bool(only))
+
     def weights_rule(self, stage: str) -> str:
         """``run`` (default) or ``skip``: whether this profile runs ``stage`` for a backbone left with random
         weights (``stages.<stage>.random_weights``)."""

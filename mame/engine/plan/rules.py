@@ -108,6 +108,13 @@ def _profile_stage_problems(at, where: list, spec: dict, block: dict, stage: str
     declared, notebook = settable(spec), notebook_path(spec).name
     out = _unknown(at, where + ["backbones"], block.get("backbones") or [], spec.get("backbones", []),
                    f"not a backbone of stage {stage!r}")
+    variants = spec.get("variants") or {"default": {}}
+    for variant, settings in (block.get("variants") or {}).items():
+        if variant not in variants:
+            out += _unknown(at, where + ["variants"], [variant], variants, f"not a variant of stage {stage!r}")
+            continue
+        out += _unknown(at, where + ["variants", variant, "backbones"], (settings or {}).get("backbones") or [],
+                        spec.get("backbones", []), f"not a backbone of stage {stage!r}")
     layers = [([kind], block.get(kind) or {}) for kind in ("params", "force")]
     layers += [(["pretrained", kind], (block.get("pretrained") or {}).get(kind) or {}) for kind in ("params", "force")]
     for keys, layer in layers:

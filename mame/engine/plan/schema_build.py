@@ -185,6 +185,11 @@ def _profile_stage() -> dict:
         "random_weights": {**_enum(("run", "skip"), "run or leave out the runs of a backbone left with random weights"),
                            "default": "run"},
         "backbones": {**_list(_BACKBONE, "run the stage for these of its backbones only"), "uniqueItems": True},
+        "variants": {"type": "object", "description": "per variant, {backbones: [...]}: run it for these backbones "
+                                                      "only in this profile ([]: not at all)",
+                     "additionalProperties": _closed({"backbones": {**_list(_BACKBONE, "the backbones that run it", min_items=0),
+                                                                    "uniqueItems": True}},
+                                                     "this profile's settings for one variant")},
         "resources": _RESOURCES,
         "seeds": _SEEDS,
     }, "the profile's settings for one stage")

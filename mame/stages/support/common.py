@@ -89,19 +89,24 @@ def steps_per_epoch(count: int, batch_size: int) -> int:
     return max(1, math.ceil(count / batch_size))
 
 
-def predict(model, records: list, image_dir: Path, *, image_size: int, batch_size: int,
+def predict(model, records: list, image_dir: Path, *, image_size, batch_size: int,
             allow_test: bool = False) -> dict:
-    """Class probabilities (float32) and labels of ``records`` in order (no augmentation).
+    """Class probabilities (float32) and labels of ``records`` in order (no augmentation). ``image_size``: a side
+    in pixels (fixed shape) or a ``mame.data.input_shape.InputShape`` (variable shape: batches come bucket by
+    bucket, put back in record order here).
 
     ``model.predict`` rather than ``predict_on_batch``: under MirroredStrategy the latter returned one
     row per replica and image (2 x 58 rows for 58 images on two devices)."""
     from mame.data import pipeline
+    from mame.data.input_shape import as_shape
 
-    dataset = pipeline.make_dataset(records, image_dir, image_size=image_size, batch_size=batch_size,
-                                    allow_test=allow_test)
+    shape = as_shape(image_size)
+    dataset = pipeline.make_dataset(records, image_dir, batch_size=batch_size, allow_test=allow_test,
+                                    **shape.dataset_args())
     probabilities = np.asarray(model.predict(dataset.map(lambda images, labels: images), verbose=0), dtype=np.float32)
     if len(probabilities) != len(records):
         raise ValueError(f"{image_dir}: predicted {len(probabilities)} rows for {len(records)} images")
+    probabilities = pipeline.in_record_order(dataset, probabilities)
     return {"y_true": np.array([r.label for r in records], dtype=np.int32),
             "y_pred": probabilities.argmax(axis=1).astype(np.int32),
             "probabilities": probabilities, "files": np.array([r.image_file for r in records])}

@@ -14,11 +14,12 @@ from mame.stages.support.common import MODEL_FILE
 
 
 def choose_run(backbone: str, inputs: dict) -> tuple[selection.Candidate, list[selection.Candidate]]:
-    """The fine-tuning run of ``backbone`` with the best validation accuracy among ``inputs["finetune"]``
+    """The fixed-shape fine-tuning run of ``backbone`` with the best validation accuracy among ``inputs["finetune"]``
     (``{run name: identity}``, what a plan variant's ``reads: [finetune]`` hands over), and every candidate."""
     handed = (inputs or {}).get("finetune") or {}
     runs = {name: identity for name, identity in handed.items()
-            if selection.check_identity("finetune", name, identity)["backbone"] == backbone}
+            if selection.check_identity("finetune", name, identity)["backbone"] == backbone
+            and selection.run_shape(Path(identity["folder"])) == "fixed"}
     if not runs:
         raise ValueError(f"source='finetune' needs the finetune runs of {backbone}: give the plan variant "
                          f"`reads: [finetune]` (inputs had: {sorted(handed)})")

@@ -31,6 +31,9 @@ class Candidate:
     why: str = ""                  # one line: why it was chosen (set by choose_models)
     seed: int = 0                  # the run's seed (a plan's ``seeds:`` makes one run per seed)
     best_step: bool = False        # the best step of its backbone on validation (set by choose_models)
+    shape: str = "fixed"           # how its images were shown: fixed | variable (the run's metrics.shape)
+    twin_of: str = ""              # a fixed-shape step taken only as the like-for-like partner of this variable one
+    twin: str = ""                 # a variable-shape step: its fixed-shape twin (same settings), chosen or taken as one
 
     @property
     def name(self) -> str:
@@ -58,6 +61,26 @@ def check_same_validation(candidates: list, what: str) -> None:
         said = "; ".join(f"{', '.join(names)}: {n} images (fingerprint {fp})" for (n, fp), names in sets.items())
         raise ValueError(f"{what}: the runs were scored on different validation images ({said}); a choice among them "
                          "would compare different image sets: rerun the runs on the older sets")
+
+
+def run_metrics(run_dir: Path) -> dict:
+    """A run's ``metrics.json["metrics"]``, or a ValueError naming the file."""
+    import json
+
+    try:
+        return dict(json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["metrics"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{run_dir / 'metrics.json'}: cannot read the run's metrics: {exc}") from None
+
+
+def run_shape(run_dir: Path) -> str:
+    """``fixed`` or ``variable``: the input shape a run recorded (runs from before shapes existed were fixed)."""
+    return str(run_metrics(run_dir).get("shape", "fixed"))
+
+
+def shape_said(shape: str) -> str:
+    """`` variable-shape`` for a variable-shape choice, nothing for a fixed one (the plan's default)."""
+    return " variable-shape" if shape == "variable" else ""
 
 
 def _load_val(run_dir: Path) -> dict:
@@ -89,30 +112,32 @@ def candidates(inputs: dict[str, dict[str, dict]]) -> list[Candidate]:
             val = _load_val(folder)
             accuracy = float((val["probabilities"].argmax(axis=1) == val["y_true"]).mean())
             found.append(Candidate(stage, identity["name"], folder, accuracy, val, identity["backbone"],
-                                   variant=identity["variant"], step=identity["step"], seed=identity["seed"]))
+                                   variant=identity["variant"], step=identity["step"], seed=identity["seed"],
+                                   shape=run_shape(folder)))
     return found
 
 
 def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = "best-per-backbone",
                   include_scratch: bool = True) -> list[Candidate]:
-    """The models to score on test, chosen on validation only: the best step of each fine-tuned backbone
-    (``select="all"``: every step, the best of each backbone still marked ``best_step``) and the best scratch
-    rung, each with a one-line ``why``."""
+    """The models to score on test, chosen on validation only: the best step of each fine-tuned backbone and
+    input shape (fixed and variable shape are compared on test, not chosen between; ``select="all"``: every step,
+    the best of each still marked ``best_step``) and the best scratch rung, each with a one-line ``why``."""
     if select not in ("best-per-backbone", "all"):
         raise ValueError(f"select must be 'best-per-backbone' or 'all', not {select!r}")
     pool = candidates(inputs)
     check_same_validation(pool, "choosing the fine-tuning steps and the scratch rung")
     tuned = [c for c in pool if c.stage == "finetune"]
-    per_backbone: dict[str, list[Candidate]] = {}
+    per_backbone: dict[tuple, list[Candidate]] = {}
     for c in tuned:
-        per_backbone.setdefault(c.backbone, []).append(c)
+        per_backbone.setdefault((c.backbone, c.shape), []).append(c)
     for steps in per_backbone.values():  # ties keep the earlier step (max keeps the first, in plan order)
         max(steps, key=lambda c: c.val_accuracy).best_step = True
     if select == "best-per-backbone":
         tuned = [c for c in tuned if c.best_step]
     for c in tuned:
-        c.why = _why_tuned(c, per_backbone[c.backbone], select)
+        c.why = _why_tuned(c, per_backbone[(c.backbone, c.shape)], select)
     chosen = sorted(tuned, key=lambda c: -c.val_accuracy)
+    chosen += twins(chosen, [c for c in pool if c.stage == "finetune"])
     scratch = [c for c in pool if c.stage == "scratch"]
     if include_scratch and scratch:
         best = max(scratch, key=lambda c: c.val_accuracy)
@@ -126,8 +151,37 @@ def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = "best-per
     return chosen
 
 
+SHAPE_SETTINGS = ("shape", "placement")
+
+
+def _settings(c: Candidate) -> dict:
+    """A training run's recorded config, without its input shape."""
+    config = run_metrics(c.path).get("config") or {}
+    return {k: v for k, v in config.items() if k not in SHAPE_SETTINGS}
+
+
+def twins(chosen: list[Candidate], tuned: list[Candidate]) -> list[Candidate]:
+    """For each chosen variable-shape fine-tuning run, the fixed-shape run of its backbone with the same settings
+    (same seed) when it was not chosen itself: the MAMe paper's FS vs VS question compares the two on test, like
+    for like. Marked ``twin_of``; they are scored on test but never the reference nor in an ensemble."""
+    out, names = [], {c.name for c in chosen}
+    for c in [c for c in chosen if c.shape == "variable"]:
+        mine = _settings(c)
+        twin = next((t for t in tuned if t.shape == "fixed" and t.backbone == c.backbone and t.seed == c.seed
+                     and _settings(t) == mine), None)
+        if twin is None:
+            continue
+        c.twin = twin.name
+        if twin.name not in names:
+            twin.twin_of, twin.why = c.name, (f"the fixed-shape twin of {c.name} (same settings), scored on test to "
+                                              f"compare the shapes like for like")
+            out.append(twin)
+            names.add(twin.name)
+    return out
+
+
 def _why_tuned(c: Candidate, runs: list[Candidate], select: str) -> str:
-    name, n_steps = display_name(c.backbone), len({r.step for r in runs})
+    name, n_steps = display_name(c.backbone) + shape_said(c.shape), len({r.step for r in runs})
     if select == "all":
         best = f", the best of {n_steps} on validation" if c.best_step and n_steps > 1 else ""
         return f"every {name} fine-tuning step is taken (select='all'): step {c.step} of {n_steps}{best}" + seed_said(c, runs)

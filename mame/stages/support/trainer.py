@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from mame import results
+from mame.data.input_shape import InputShape, as_shape
 from mame.stages.support import common
 from mame.stages.support.common import Splits
 from mame.stages.support.parameters import StageConfig, param
@@ -36,7 +37,7 @@ DATA_PARAMETERS = tuple(f.name for f in fields(DataParameters))
 class Trained:
     model: object
     config: StageConfig
-    image_size: int
+    input_shape: InputShape
     precision: str
     replicas: int
     result: object                                        # models.training.TrainResult
@@ -60,12 +61,13 @@ def phase(name: str, epochs: int, learning_rate: float, *, trainable: Callable[[
     return training.Phase(name, epochs, prepare)
 
 
-def fit(splits: Splits, config: StageConfig, build: Callable[[], object], phases: list, *, image_size: int,
+def fit(splits: Splits, config: StageConfig, build: Callable[[], object], phases: list, *, image_size,
         checkpoint_dir: str | Path | None, run_dir: str | Path, seed: int, label: str,
         devices: list[str] | None = None) -> Trained:
     """Train ``build()`` through ``phases`` on train, monitoring val accuracy, with ``config``'s batch size
     (per device), augmentation, patience and precision; resumes from ``checkpoint_dir`` (None: inside
-    ``run_dir``). ``devices``: MirroredStrategy over these (None: every visible GPU)."""
+    ``run_dir``). ``image_size``: a side in pixels or an ``InputShape`` (variable shape). ``devices``:
+    MirroredStrategy over these (None: every visible GPU)."""
     import keras
 
     from mame.data import pipeline
@@ -77,24 +79,25 @@ def fit(splits: Splits, config: StageConfig, build: Callable[[], object], phases
     strategy, replicas = common.distribution(devices)
     batch = config.batch_size * replicas
     train_records = splits.records["train"]
+    shape = as_shape(image_size)
 
     def train_data(first_epoch: int):
-        return pipeline.make_dataset(train_records, splits.image_dir, image_size=image_size, batch_size=batch,
+        return pipeline.make_dataset(train_records, splits.image_dir, batch_size=batch, **shape.dataset_args(),
                                      shuffle=True, seed=seed, augment=config.augment, repeat=True,
                                      first_epoch=first_epoch)
 
-    val_data = pipeline.make_dataset(splits.records["val"], splits.image_dir, image_size=image_size, batch_size=batch)
+    val_data = pipeline.make_dataset(splits.records["val"], splits.image_dir, batch_size=batch, **shape.dataset_args())
     result = training.train(build, phases, train_data, val_data,
                             checkpoint_dir=checkpoint_dir or Path(run_dir) / "checkpoints",
                             steps_per_epoch=common.steps_per_epoch(len(train_records), batch),
                             patience=config.patience, run_dir=run_dir, label=label, strategy=strategy)
-    return Trained(result.model, config, image_size, precision, replicas, result)
+    return Trained(result.model, config, shape, precision, replicas, result)
 
 
 def predict(trained: Trained, splits: Splits) -> dict[str, dict]:
     """Predictions of the restored best model on train (no augmentation) and val, with probabilities."""
     return {split: common.predict(trained.model, splits.records[split], splits.image_dir,
-                                  image_size=trained.image_size, batch_size=trained.config.batch_size)
+                                  image_size=trained.input_shape, batch_size=trained.config.batch_size)
             for split in ("train", "val")}
 
 
@@ -126,7 +129,7 @@ def save(run_dir: str | Path, trained: Trained, predictions: dict[str, dict]) ->
     classification, artifacts = common.score(run_dir, predictions)
     artifacts["model"] = common.save_model(trained.model, run_dir)
     row = summary(trained, predictions)
-    metrics = {**trained.details, **row, "image_size": trained.image_size, "precision": trained.precision,
+    metrics = {**trained.details, **row, **trained.input_shape.record(), "precision": trained.precision,
                "replicas": trained.replicas, "batch_size_global": trained.config.batch_size * trained.replicas,
                "config": asdict(trained.config)}
     result = {"headline": {"name": "val_accuracy", "value": row["val_accuracy"], "split": "val"},
