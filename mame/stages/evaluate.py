@@ -54,9 +54,8 @@ from pathlib import Path
 import numpy as np
 
 from mame import results
-from mame.data import input_shape
+from mame.data import input_shape, metadata
 from mame.data import ledger as split_ledger
-from mame.data import metadata
 from mame.metrics import classification_result
 from mame.stages import feature_pipelines
 from mame.stages.support import common, selection, significance

@@ -26,8 +26,8 @@ from mame.stages.support.parameters import StageConfig, param
 class DataParameters(StageConfig):
     """Notebook parameters of the training stages that choose the data (``load_splits``), not the model: not in
     their config (nor in the config their runs record)."""
-    max_per_class: int | None = param(None, "subsample the training split per class (None: every image; validation stays whole); chooses the data, "
-                                            "not in the config")
+    max_per_class: int | None = param(None, "subsample the training split per class (None: every image; validation "
+                                            "stays whole); chooses the data, not in the config")
 
 
 DATA_PARAMETERS = tuple(f.name for f in fields(DataParameters))
