@@ -153,3 +153,17 @@ def test_estimate_builds_the_stage_model_from_the_runs_params(monkeypatch, stage
     expected = config_class.from_parameters(params)
     assert seen == [(expected,) if stage == "scratch" else (backbone, expected)]
     assert expected.dense_units == [64, 32]
+
+
+@pytest.mark.parametrize("notebook", DECLARED, ids=lambda n: n.name)
+def test_every_parameter_the_notebook_declares_reaches_its_code(notebook):
+    """A declared parameter that no later cell reads would be set by the plan and silently ignored (a variant's
+    ``shape: variable`` once ran at fixed shape this way): each is read by name, or the notebook builds its config
+    from its namespace (``from_parameters(globals())``)."""
+    later = [source for _, kind, tags, source in cells(config.EXPERIMENTS_DIR / notebook.name)
+             if kind == "code" and "parameters" not in tags]
+    read = {node.id for source in later for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
+    if any("from_parameters(globals())" in source for source in later):
+        read |= {f.name for f in fields(notebook.config)}
+    unread = [name for name in notebook_defaults(notebook.name) if name not in read and name not in RUNNER_PARAMS]
+    assert not unread, f"{notebook.name}: parameters no cell reads: {unread}"

@@ -29,12 +29,14 @@ def probs(y, accuracy, rng, confidence=0.6):
     return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def write_run(folder: Path, val_accuracy: float, seed: int) -> str:
+def write_run(folder: Path, val_accuracy: float, seed: int, *, shape: str = "fixed", config: dict | None = None) -> str:
     rng = np.random.default_rng(seed)
     y = np.arange(N_VAL) % CLASSES
     folder.mkdir(parents=True)
     np.savez_compressed(folder / "predictions_val.npz", y_true=y, probabilities=probs(y, val_accuracy, rng),
                         files=np.array([f"{i}.jpg" for i in range(N_VAL)]))
+    config = {"learning_rate": 1e-4, **(config or {}), "shape": shape}
+    (folder / "metrics.json").write_text(json.dumps({"metrics": {"shape": shape, "config": config}}))
     return str(folder)
 
 
@@ -302,7 +304,8 @@ def test_save_records_the_chosen_models_and_why(inputs, tmp_path):
     record = metrics["chosen"]
     assert [r["model"] for r in record] == [c.name for c in chosen]
     assert record[0] == {"model": "finetune/vgg16-step2", "stage": "finetune", "run": "vgg16-step2", "backbone": "vgg16",
-                         "variant": "step2", "step": 2, "seed": 0, "approach": "fine-tuning", "val_accuracy": chosen[0].val_accuracy,
+                         "variant": "step2", "step": 2, "seed": 0, "shape": "fixed", "approach": "fine-tuning",
+                         "val_accuracy": chosen[0].val_accuracy,
                          "why": "best of 2 VGG16 fine-tuning steps on validation", "best_step": True, "reference": True,
                          **selection.validation_set([f"{i}.jpg" for i in range(N_VAL)])}
     assert record[-1]["stage"] == "scratch" and record[-1]["backbone"] is None and record[-1]["step"] == 7
@@ -343,3 +346,38 @@ def test_with_several_seeds_the_run_best_on_validation_is_chosen_and_its_seed_is
     assert evaluate.chosen_record([chosen], chosen.name)[0]["seed"] == chosen.seed
     every = evaluate.choose_models(inputs, select="all", include_classify=False)
     assert [(c.run, c.best_step) for c in every if c.best_step] == [(best, True)]  # the best seed run of the best step
+
+
+def test_a_variable_shape_step_is_compared_on_test_with_its_fixed_shape_twin_not_the_best_step(tmp_path):
+    """The MAMe paper's FS vs VS question like for like: each shape's step is chosen on validation within its shape,
+    and a variable-shape step meets the fixed-shape step of the same settings on test (scored for that alone: never
+    the reference, never in an ensemble), not whichever fixed-shape step was best."""
+    inputs: dict = {}
+    for i, (variant, step, accuracy, shape, lr) in enumerate([("step1", 1, 0.55, "fixed", 1e-4), ("step2", 2, 0.70, "fixed", 5e-5),
+                                                              ("step1-vs", 3, 0.60, "variable", 1e-4)]):
+        run = identity("finetune", "vgg16", variant, step, tmp_path)
+        write_run(Path(run["folder"]), accuracy, seed=i, shape=shape, config={"learning_rate": lr})
+        inputs.setdefault("finetune", {})[run["name"]] = run
+    chosen = evaluate.choose_models(inputs, include_classify=False)
+    by_name = {c.name: c for c in chosen}
+    assert set(by_name) == {"finetune/vgg16-step2", "finetune/vgg16-step1-vs", "finetune/vgg16-step1"}
+    variable, twin = by_name["finetune/vgg16-step1-vs"], by_name["finetune/vgg16-step1"]
+    assert (variable.shape, variable.twin, twin.twin_of) == ("variable", "finetune/vgg16-step1", "finetune/vgg16-step1-vs")
+    assert variable.why == "the only VGG16 variable-shape fine-tuning step" and "fixed-shape twin" in twin.why
+    assert by_name["finetune/vgg16-step2"].best_step and not twin.best_step
+    add_test(chosen, {"finetune/vgg16-step2": 0.7, "finetune/vgg16-step1-vs": 0.5, "finetune/vgg16-step1": 0.3})
+    ensemble = evaluate.ensembles(chosen)
+    assert all("finetune/vgg16-step1" not in e.members for e in ensemble["tried"])
+    table = evaluate.compare(chosen, ensemble, bootstrap=50)
+    assert [r["model"] for r in table if r["reference"]] == ["finetune/vgg16-step2"]
+    (pair,) = evaluate.shape_pairs(chosen)
+    assert (pair["fixed"], pair["variable"], pair["paired_by"]) == ("finetune/vgg16-step1", "finetune/vgg16-step1-vs",
+                                                                     "the same settings at fixed shape")
+    fixed_right = twin.test["y_pred"] == twin.test["y_true"]
+    variable_right = variable.test["y_pred"] == variable.test["y_true"]
+    assert pair["fixed_accuracy"] == fixed_right.mean() and pair["variable_accuracy"] == variable_right.mean()
+    assert pair["mcnemar"]["delta_pp"] == pytest.approx(100 * (variable_right.mean() - fixed_right.mean()))
+    assert pair["mcnemar"]["discordant"] == int((fixed_right != variable_right).sum())
+    record = {r["model"]: r for r in evaluate.chosen_record(chosen, "finetune/vgg16-step2")}
+    assert record["finetune/vgg16-step1"]["twin_of"] == "finetune/vgg16-step1-vs"
+    assert record["finetune/vgg16-step1-vs"]["shape"] == "variable"

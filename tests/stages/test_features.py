@@ -125,3 +125,47 @@ def test_fine_tuned_features_come_from_the_best_validation_step_below_its_softma
     assert saved["metrics"]["finetune"]["run"] == "finetune/efficientnetb0-step2" and saved["notes"][-1] == info["notes"][0]
     with pytest.raises(ValueError, match="needs the finetune runs of resnet50"):
         features.build_extractor("resnet50", source="finetune", inputs=inputs)
+
+
+def test_variable_shape_features_come_back_in_record_order_each_as_its_own_batch_gives_it(tiny_dataset, tmp_path):
+    """Variable shape: batches come bucket by bucket (several padded shapes); the features are put back in record
+    order, and each image's row equals what a batch of that image alone gives (inference-mode BatchNorm, pooling over
+    the valid region: the batch around an image changes nothing). Saved and recorded as variable shape."""
+    from mame.data import pipeline
+
+    splits = features.load_splits(tiny_dataset, ("train", "val"), max_per_class=1)
+    extractor = features.build_extractor("efficientnetlite0", image_size=32, weights="random", shape="variable", seed=0)
+    assert extractor.info["shape"] == "variable" and extractor.info["target_pixels"] == 32 * 32
+    extracted = features.extract(extractor, splits, batch_size=16)
+    assert extracted["val"].extra["batch_shapes"] > 1  # several buckets, so the yield order is not record order
+    records = splits.records["val"]
+    assert list(extracted["val"].labels) == [r.label for r in records]
+    for i in (0, 7, 23, 41, len(records) - 1):
+        alone = pipeline.make_dataset([records[i]], splits.image_dir, target_pixels=32 * 32, batch_size=1)
+        (images, _), = list(alone)
+        row = np.asarray(extractor.model.predict_on_batch(images))[0]
+        np.testing.assert_allclose(extracted["val"].features[i], row, rtol=1e-4, atol=1e-5)
+    saved = features.save(tmp_path, extractor, extracted, features.centroid_probe(extracted))
+    metrics = json.loads(saved.read_text())["metrics"]
+    assert (metrics["shape"], metrics["placement"], metrics["batch_shapes"]["val"]) == (
+        "variable", "corner", extracted["val"].extra["batch_shapes"])
+
+
+def test_a_variable_shape_models_predictions_come_back_in_record_order(tiny_dataset):
+    from mame.classes import CLASS_NAMES
+    from mame.data import pipeline
+    from mame.data.input_shape import InputShape
+    from mame.models import builders
+    from mame.stages.support import common
+
+    splits = features.load_splits(tiny_dataset, ("val",))
+    records = splits.records["val"][:24]
+    model = builders.build_transfer_model("efficientnetlite0", num_classes=len(CLASS_NAMES), image_size=32,
+                                          dense_units=[8], variable=True)
+    shape = InputShape("variable", 32)
+    predicted = common.predict(model, records, splits.image_dir, image_size=shape, batch_size=8)
+    assert list(predicted["files"]) == [r.image_file for r in records]
+    for i in (0, 5, 17, 23):
+        (images, _), = list(pipeline.make_dataset([records[i]], splits.image_dir, batch_size=1, **shape.dataset_args()))
+        np.testing.assert_allclose(predicted["probabilities"][i], np.asarray(model.predict_on_batch(images))[0],
+                                   rtol=1e-4, atol=1e-6)

@@ -78,6 +78,10 @@ PARAMETERS: dict[str, dict] = {
     "dropout_rate": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "description": "dropout before the classifier"},
     "l2": {"type": "number", "minimum": 0, "description": "L2 weight decay on every kernel (0: none)"},
     "augment": {"type": "boolean", "description": "flips, crops, brightness and contrast jitter"},
+    "shape": _enum(("fixed", "variable"), "fixed: images squeezed to image_size x image_size (MAMe's R65k-FS); variable: "
+                                          "aspect ratio kept at about image_size² pixels (R65k-VS)"),
+    "placement": _enum(("corner", "centre"), "variable shape: image top-left, pooled over its valid region; or centred "
+                                             "on a mid-grey pad, pooled over all of it (the MAMe paper's)"),
     "patience": _int(1, "early stopping: epochs without a better val accuracy", null="never stop early"),
     "precision": _enum(("auto", "float32", "mixed_bfloat16"), "arithmetic (auto: bfloat16 where the CPU or GPU has it)"),
     "max_per_class": _int(1, "subsample train and val to this many images a class", null="every image"),

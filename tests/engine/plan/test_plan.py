@@ -42,6 +42,16 @@ def test_the_shipped_plan_expands_for_every_profile():
         runs = expand(plan, profile)
         assert {r.stage for r in runs} == set(plan.stages)
     smoke = {r.id: r for r in expand(plan, "smoke")}
+    # fixed vs variable shape: the demo's for EfficientNet-Lite0 (its weights ship with its package), the full
+    # profile's for every backbone, as the MAMe paper's R65k-FS vs R65k-VS
+    shaped = lambda profile: {r.id for r in expand(plan, profile) if r.params.get("shape") == "variable"
+                              or r.needs.get("features", "").endswith("-vs")}
+    assert shaped("demo") == {"features/efficientnetlite0-vs", "classify/efficientnetlite0-vs",
+                              "finetune/efficientnetlite0-step1-vs"}
+    backbones = ("vgg16", "resnet50", "efficientnetb0", "efficientnetb3", "efficientnetlite0")
+    assert shaped("full") == {f"{stage}/{b}-{variant}" for b in backbones
+                              for stage, variant in (("features", "vs"), ("classify", "vs"), ("finetune", "step1-vs"))}
+    assert {r.id: r.needs for r in expand(plan, "demo")}["classify/efficientnetlite0-vs"] == {"features": "efficientnetlite0-vs"}
     assert smoke["features/vgg16"].params["image_size"] == 32  # smoke forces its scale
     assert smoke["classify/efficientnetlite0"].needs == {"features": "efficientnetlite0"}
     assert {r.backbone for r in smoke.values()} == {None, "vgg16", "efficientnetb0", "efficientnetlite0"}
@@ -173,6 +183,25 @@ def test_stage_blocks_of_a_profile_and_backbones_of_a_variant(tmp_path):
     assert runs["classify/vgg16"].params["max_iter"] == 500                                   # per stage, not global
     path.write_text(STAGED.replace("classify: {params: {max_iter", "classify: {backbones: [resnet50], params: {max_iter"))
     assert {r.id for r in expand(load_plan(path), "p") if r.stage == "classify"} == {"classify/resnet50"}
+    path.write_text(STAGED.replace("      classify: {params", "      features: {variants: {only-vgg: {backbones: []}}}\n"
+                                                             "      classify: {params")
+                    .replace("      features: {params: {batch_size: 8", "      features_: {params: {batch_size: 8"))
+    with pytest.raises(PlanError):  # features_ is no stage
+        expand(load_plan(path), "p")
+    per_variant = STAGED.replace("force: {image_size: 16, weights: random}}",
+                                 "force: {image_size: 16, weights: random}, variants: {only-vgg: {backbones: []}}}")
+    path.write_text(per_variant)
+    assert "features/vgg16-only-vgg" not in {r.id for r in expand(load_plan(path), "p")}  # a profile leaves a variant out
+    path.write_text(per_variant.replace("{only-vgg: {backbones: []}}", "{only-vgg: {backbones: [vgg16]}}"))
+    assert "features/vgg16-only-vgg" in {r.id for r in expand(load_plan(path), "p")}
+    for old, new, message in [("{only-vgg: {backbones: []}}", "{only-vg: {backbones: []}}",
+                               r"profiles.p.stages.features.variants.only-vg: not a variant of stage 'features'; "
+                               r"did you mean 'only-vgg'\?"),
+                              ("{only-vgg: {backbones: []}}", "{only-vgg: {backbones: [vgg19]}}", r"vgg19"),
+                              ("{only-vgg: {backbones: []}}", "{only-vgg: {backbone: []}}", r"backbone: unknown key")]:
+        path.write_text(per_variant.replace(old, new))
+        with pytest.raises(PlanError, match=message):
+            expand(load_plan(path), "p")
     path.write_text(STAGED)
     breakages = [
         (("max_per_class: 3", "max_per_clas: 3"), r"profiles.p.stages.features.params.max_per_clas: "
