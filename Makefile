@@ -33,7 +33,7 @@ TEST_WORKERS ?= 2
 
 # percent of the mutants `make mutation` runs (a fixed sample, the same mutants every run; 100: all)
 MUTATION_SAMPLE ?= 5
-.PHONY: help setup run status check report watch share test lint docs bench mutation clean distclean python-check
+.PHONY: help setup run status check report watch share test lint docs bench gpu-check mutation clean distclean python-check
 
 help: ## List the targets (the default)
 	@echo "MAMe transfer-learning study. Variables: PROFILE=smoke|demo|full (default demo), ONLY=stage[/backbone], FORCE=1,"
@@ -126,6 +126,9 @@ check: $(STAMPS)/python ## Check experiments/plan.yaml (schema, names, notebook 
 
 bench: $(STAMPS)/python ## Speed figures (per-run fixed cost of each way to start a run, decode and model images/s cold/warm, fp32/bf16, peak RSS, warm report split): docs/benchmarks.md + runs/bench/*.json; ~10 min on 2 cores
 	$(PY) -m mame.bench
+
+gpu-check: $(STAMPS)/python ## On a GPU machine: the smoke plan in both shapes on the GPU (each run's metrics must say TensorFlow saw it) and the fixed vs variable shape figures at R65k, one summary table; ~8 min on one GPU
+	$(PY) -m mame.bench.gpu_check
 
 clean: ## Remove generated data, the decoded-image cache, report outputs and caches (keeps runs/ and the venv)
 	rm -rf data/synthetic data/cache report/_generated report/_output .pytest_cache

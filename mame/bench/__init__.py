@@ -8,6 +8,8 @@ table to ``docs/benchmarks.md`` (machine, CPU flags, date: the latest run's figu
 - images: decode-only images/s at 224 px, cold and from the decoded-image cache; per backbone, images/s of
   ``model.predict`` on in-memory arrays (the ceiling) and through our pipeline cold and warm, fp32 and bf16
   where the hardware has it; VGG16 fine-tuning train steps (``mame.bench.models``);
+- shapes: fixed against variable shape per backbone (images/s, traced shapes, the padding gap) and the batch
+  shapes of one epoch of the real MAMe's shapes, the paper's padding against the buckets (``mame.bench.shapes``);
 - memory: peak RSS of the feature and fine-tuning stages;
 - report: ``make report`` with nothing new, and a forced render split into collect / figures / Jinja /
   pandoc / PDF (with a demo deck at hand);
@@ -18,7 +20,6 @@ table to ``docs/benchmarks.md`` (machine, CPU flags, date: the latest run's figu
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import tempfile
@@ -57,15 +58,13 @@ def bench_runner(profile: str = "smoke") -> dict:
 
 
 def bench_data() -> None:
-    from mame.data import metadata
+    from mame.data import metadata, official
 
-    packed = config.ROOT / "tests" / "data" / "official" / f"{config.METADATA_CSV}.gz"
-    if packed.is_file():  # the official metadata, vendored with the tests
-        with tempfile.TemporaryDirectory() as tmp:
-            csv_path = Path(tmp) / config.METADATA_CSV
-            csv_path.write_bytes(gzip.decompress(packed.read_bytes()))
-            seconds, meta = _timed(metadata.read_metadata, csv_path)
-        print(f"data    read_metadata official CSV: {seconds:.3f} s for {len(meta.records):,} rows")
+    with tempfile.TemporaryDirectory() as tmp:  # the official metadata, shipped with the package
+        csv_path = Path(tmp) / config.METADATA_CSV
+        csv_path.write_bytes(official.read_bytes(config.METADATA_CSV))
+        seconds, meta = _timed(metadata.read_metadata, csv_path)
+    print(f"data    read_metadata official CSV: {seconds:.3f} s for {len(meta.records):,} rows")
     synth = config.synthetic_dir("smoke")
     if (synth / config.METADATA_CSV).is_file():
         seconds, _ = _timed(metadata.dataset_fingerprint, synth)
@@ -95,6 +94,16 @@ def table(found: dict) -> str:
     for rate in found["images"]["finetune"]:
         lines.append(f"fine-tuning train steps {rate['precision']:<26} {rate['train_per_s']:.1f} images/s "
                      f"(VGG16 {rate['size']} px, batch {rate['batch']})")
+    shapes = found.get("shapes")
+    if shapes:
+        epoch = shapes["epoch"]
+        lines.append(f"batch shapes, one epoch of MAMe's shapes at R65k    paper's padding {epoch['paper_shapes']} in "
+                     f"{epoch['batches']} batches ({epoch['paper_padded_fraction']:.0%} pad), buckets "
+                     f"{epoch['bucket_shapes']} ({epoch['bucket_padded_fraction']:.0%} pad)")
+        for row in shapes["backbones"]:
+            lines.append(f"FS vs VS {row['backbone']:<18} {row['target_pixels']:>6,} px   FS {row['fixed_per_s']:6.1f}  VS "
+                         f"{row['variable_per_s']:6.1f} images/s ({row['variable_over_fixed']}x), VS traced "
+                         f"{row['variable_traces']} shapes, padding gap {row['padding_gap_median']} ({row['weights']})")
     for where, values in found["memory"].items():
         for run_id, mb in values.items():
             lines.append(f"peak RSS {where} {run_id:<40} {mb:,.0f} MB")
@@ -145,6 +154,11 @@ def main() -> int:
                                                   ("forked", "provisioner", "fresh"))
           + f" (median of {fixed['forked']['runs'] - 1})", flush=True)
     found["images"] = models.measure(sys.stdout)
+    from mame.bench import shapes
+    from mame.engine.run.provenance import gpu_names
+
+    with tempfile.TemporaryDirectory(prefix="mame-bench-shapes-") as tmp:  # R65k on a GPU, 128 px on a CPU
+        found["shapes"] = shapes.measure(sys.stdout, Path(tmp), image_size=256 if gpu_names() else 128)
     found["memory"] = runs.peak_memory(sys.stdout)
     found["report"] = runs.report_split(sys.stdout)
     found["runner"] = bench_runner()
