@@ -32,6 +32,7 @@ from mame.stages.support.selection import Candidate, check_identity
 MAPS_FILE = "gradcam.npz"
 DISPLAY_SIZE = 128   # px: the images and maps kept for the slides (square, as the models see them)
 TARGETS = ("true", "predicted")
+GRIDS = ("common", "last")
 EVALUATE_METRICS = "metrics.json"  # the evaluate run's, holding metrics["chosen"]
 EXPLAINED = ("finetune", "scratch")  # the chosen models that are conv nets (evaluate's classify pipelines are not)
 
@@ -43,6 +44,8 @@ class ExplainConfig(StageConfig):
     target: str = param("true", "the class each map explains: true | predicted")
     bootstrap: int = param(1000, "resamples for the 95 % intervals")
     batch_size: int = param(16)
+    grid: str = param("common", "common: every model at its deepest layer whose map grid reaches the finest of the models' "
+                                "last-conv grids (maps compared like for like) | last: each model's last conv layer")
 
 
 NOTEBOOK = Notebook("07_explain.ipynb", ExplainConfig,
@@ -71,6 +74,7 @@ class Explained:
     mass: np.ndarray            # (n,) share of heat inside the object mask, NaN without a mask or without heat
     chance: np.ndarray          # (n,) the mask's area share (a uniform map's score), NaN without a mask
     hot: np.ndarray             # (n,) share of the image at >= half the map's peak (NaN for an all-zero map)
+    native: dict | None = None  # the reference explained at its own last conv layer too: layer, grid, mass, hot
 
 
 def chosen_models(inputs: dict) -> list[Candidate]:
@@ -142,6 +146,27 @@ def layer_for(model, candidate: Candidate) -> str:
     return builders.last_conv_layer_name(model)
 
 
+def grid_of(model, layer: str) -> tuple[int, int]:
+    """The spatial size of ``layer``'s output: the map's real resolution before upsampling."""
+    return tuple(int(d) for d in model.get_layer(layer).output.shape[1:3])
+
+
+def layer_at_grid(model, last: str, grid: tuple[int, int]) -> str:
+    """The deepest layer up to ``last`` whose output is a map of at least ``grid`` cells each way (``last`` itself
+    when its own grid reaches it): where Grad-CAM gives a map as fine as ``grid``."""
+    names = [layer.name for layer in model.layers]
+    for layer in reversed(model.layers[:names.index(last) + 1]):
+        shape = layer.output.shape if hasattr(layer, "output") else None
+        if shape is not None and len(shape) == 4 and all(d is not None for d in shape[1:3]) and \
+                shape[1] >= grid[0] and shape[2] >= grid[1]:
+            return layer.name
+    raise ValueError(f"{model.name}: no layer before {last!r} has a {grid[0]}x{grid[1]} map")
+
+
+def common_grid(last_grids: list[tuple[int, int]]) -> tuple[int, int]:
+    """The finest of the models' last-conv grids: every model is explained at a map this fine."""
+    return max(last_grids, key=lambda g: (g[0] * g[1], g))
+
 def _spec(candidate: Candidate):
     """The registry's entry for the candidate's backbone (None for a scratch CNN or an unknown key)."""
     from mame.models import backbones
@@ -153,36 +178,55 @@ def _spec(candidate: Candidate):
 
 
 def explain(chosen: list[Candidate], data: Sample, *, target: str = ExplainConfig.target,
-            batch_size: int = ExplainConfig.batch_size) -> list[Explained]:
-    """Each chosen model's Grad-CAM maps of the sample, in batches, with its probabilities and mask measures."""
-    from mame.data import pipeline
-    from mame.models import builders, gradcam
+            batch_size: int = ExplainConfig.batch_size, grid: str = ExplainConfig.grid) -> list[Explained]:
+    """Each chosen model's Grad-CAM maps of the sample, in batches, with its probabilities and mask measures.
+    ``grid="common"``: every model at a layer whose map is at least as fine as the finest last-conv grid among them
+    (``layer_at_grid``), so that heat on the object compares models, not map resolutions; the fine-tuned reference
+    is explained at its own last conv layer too (``Explained.native``: the grid's effect on one model)."""
+    from mame.models import builders
 
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
+    models = {c.name: builders.load_model(c.path / common.MODEL_FILE, compile=False) for c in chosen}
+    last = {c.name: layer_for(models[c.name], c) for c in chosen}
+    finest = common_grid([grid_of(models[c.name], last[c.name]) for c in chosen])
+    best = max((c for c in chosen if c.stage == "finetune"), key=lambda c: c.val_accuracy, default=None)
     out, masks_at = [], {}
     for c in chosen:
-        model = builders.load_model(c.path / common.MODEL_FILE, compile=False)
-        size = int(model.input_shape[1])
-        images, labels = pipeline.load_arrays(data.records, data.image_dir, image_size=size, batch_size=batch_size)
-        layer = layer_for(model, c)
-        grid = tuple(int(d) for d in model.get_layer(layer).output.shape[1:3])
-        parts = [gradcam.heatmaps_with_probabilities(model, images[i:i + batch_size], layer_name=layer,
-                                                     class_index=labels[i:i + batch_size] if target == "true" else None)
-                 for i in range(0, len(images), batch_size)]
-        maps = np.concatenate([p[0] for p in parts])
-        if size not in masks_at:  # read once per input size, not once per model
-            masks_at[size] = masks.load_masks(data.data_dir, data.records, image_size=size)
-        object_masks, known = masks_at[size]
-        mass = np.full(len(maps), np.nan)
-        chance = np.full(len(maps), np.nan)
-        if known.any():
-            mass[known] = gradcam.mass_inside(maps[known], object_masks[known])
-            chance[known] = object_masks[known].mean(axis=(1, 2))
-        out.append(Explained(c, layer, grid, size, maps, np.concatenate([p[2] for p in parts]),
-                             np.concatenate([p[1] for p in parts]), mass, chance, gradcam.hot_area(maps)))
+        model = models.pop(c.name)
+        layer = layer_at_grid(model, last[c.name], finest) if grid == "common" else last[c.name]
+        explained = _explain_at(model, c, layer, data, target, batch_size, masks_at)
+        if c is best and layer != last[c.name]:
+            native = _explain_at(model, c, last[c.name], data, target, batch_size, masks_at)
+            explained.native = {"layer": native.layer, "grid": list(native.grid), "mass_inside": _mean(native.mass),
+                                "hot_area": _mean(native.hot), "n_empty": int(np.sum(native.maps.max(axis=(1, 2)) == 0))}
+        out.append(explained)
         del model
     return out
+
+
+def _explain_at(model, c: Candidate, layer: str, data: Sample, target: str, batch_size: int, masks_at: dict) -> Explained:
+    from mame.data import pipeline
+    from mame.models import gradcam
+
+    size = int(model.input_shape[1])
+    images, labels = pipeline.load_arrays(data.records, data.image_dir, image_size=size, batch_size=batch_size)
+    parts = [gradcam.heatmaps_with_probabilities(model, images[i:i + batch_size], layer_name=layer,
+                                                 class_index=labels[i:i + batch_size] if target == "true" else None)
+             for i in range(0, len(images), batch_size)]
+    maps = np.concatenate([p[0] for p in parts])
+    if size not in masks_at:  # read once per input size, not once per model
+        masks_at[size] = masks.load_masks(data.data_dir, data.records, image_size=size)
+    object_masks, known = masks_at[size]
+    mass = np.full(len(maps), np.nan)
+    chance = np.full(len(maps), np.nan)
+    if known.any():
+        mass[known] = gradcam.mass_inside(maps[known], object_masks[known])
+        chance[known] = object_masks[known].mean(axis=(1, 2))
+    return Explained(c, layer, grid_of(model, layer), size, maps, np.concatenate([p[2] for p in parts]),
+                     np.concatenate([p[1] for p in parts]), mass, chance, gradcam.hot_area(maps))
 
 
 def reference(explained: list[Explained]) -> Explained | None:
@@ -209,12 +253,14 @@ def compare(explained: list[Explained], data: Sample, *, bootstrap: int = Explai
                      "mass_inside": _mean(e.mass), "mass_ci": [_finite(low), _finite(high)], "chance": _mean(e.chance),
                      "hot_area": _mean(e.hot), "n_measured": int(np.sum(~np.isnan(e.mass))),
                      "n_empty": int(np.sum(e.maps.max(axis=(1, 2)) == 0)),
-                     "per_class_mass": per_class, "reference": e is best})
+                     "per_class_mass": per_class, "reference": e is best, **({"native": e.native} if e.native else {})})
     scratch = next((e for e in explained if e.candidate.stage == "scratch"), None)
     comparison = None
     if scratch is not None and best is not None:
         comparison = {"scratch": scratch.candidate.name, "finetuned": best.candidate.name,
                       "scratch_label": label(scratch.candidate), "finetuned_label": label(best.candidate),
+                      "grids": {"scratch": list(scratch.grid), "finetuned": list(best.grid)},
+                      "same_grid": scratch.grid == best.grid,
                       "mass": _finite_values(significance.paired_test(scratch.mass, best.mass)),
                       "hot_area": _finite_values(significance.paired_test(scratch.hot, best.hot))}
     return {"models": rows, "comparison": comparison}

@@ -185,3 +185,45 @@ def test_explain_skips_the_classifiers_on_features_evaluate_chose(tmp_path):
     path.write_text(json.dumps({"metrics": {"chosen": [pipeline]}}))
     with pytest.raises(ValueError, match="evaluate chose no conv net to explain .*classify/vgg16/logistic_regression"):
         explain.chosen_models(inputs)
+
+
+def deeper_candidate(folder: Path, seed: int) -> Candidate:
+    """A fine-tuned stand-in whose last conv map is coarser than the scratch CNN's (three blocks, not two)."""
+    import keras
+
+    from mame.models.cnn_ladder import build_scratch_cnn
+
+    keras.utils.set_random_seed(seed)
+    model = build_scratch_cnn(num_classes=len(CLASS_NAMES), image_size=SIZE, filters=(8, 16, 32), dense_units=(16,))
+    folder.mkdir(parents=True)
+    common.save_model(model, folder)
+    return Candidate("finetune", "deep-step1", folder, 0.5, {}, "custom", variant="step1", step=1)
+
+
+def test_models_are_compared_at_the_same_map_grid_and_the_grids_effect_is_shown_for_the_reference(data_dir, tmp_path):
+    """Heat on the object depends on the map's resolution: a coarse last-conv map spreads heat over the image. By
+    default every model is explained at a map as fine as the finest last-conv grid among them; the reference is
+    explained at its own last layer too; explained each at its last layer, the comparison says the grids differ."""
+    from mame.deck.sections.explain import comparison, explain_conclusions
+
+    chosen = [deeper_candidate(tmp_path / "deep", 3), trained_candidate(tmp_path / "scratch", "scratch", "r1-plain", 1,
+                                                                        variant="r1-plain")]
+    data = explain.sample(data_dir, per_class=1, seed=0)
+    last = explain.explain(chosen, data, batch_size=16, grid="last")
+    assert last[0].grid != last[1].grid and last[0].native is None
+    common_grid = explain.explain(chosen, data, batch_size=16)
+    assert common_grid[0].grid == common_grid[1].grid == last[1].grid  # the scratch CNN's finer grid, for both
+    assert common_grid[0].layer != last[0].layer and common_grid[1].layer == last[1].layer
+    native = common_grid[0].native
+    assert (native["layer"], native["grid"]) == (last[0].layer, list(last[0].grid))
+    assert native["mass_inside"] == pytest.approx(explain._mean(last[0].mass))
+    for out, same in ((common_grid, True), (last, False)):
+        summary = explain.compare(out, data, bootstrap=50)
+        assert summary["comparison"]["same_grid"] is same
+        assert summary["comparison"]["grids"] == {"scratch": list(out[1].grid), "finetuned": list(out[0].grid)}
+        models = [{"label": r["label"], "chance": r["chance"]} for r in summary["models"]]
+        said = " ".join(explain_conclusions({"ready": True, "models": models,
+                                             "comparison": comparison(summary["comparison"])}))
+        assert ("different map grids" in said) is not same, said
+    with pytest.raises(ValueError, match="grid"):
+        explain.explain(chosen, data, grid="finest")

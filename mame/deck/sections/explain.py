@@ -53,7 +53,15 @@ def model_row(row: dict) -> dict:
             "val": row["val_accuracy"], "sample_accuracy": row["sample_accuracy"], "mass": mass, "ci_low": low,
             "ci_high": high, "chance": chance, "lift": mass / chance if mass is not None and chance else None,
             "hot_area": row.get("hot_area"), "n_measured": row.get("n_measured", 0), "n_empty": row.get("n_empty", 0),
-            "reference": bool(row.get("reference"))}
+            "reference": bool(row.get("reference")), "native": native_row(row.get("native"))}
+
+
+def native_row(native: dict | None) -> dict | None:
+    """The reference model at its own last conv layer (explained at a finer common grid for the comparison)."""
+    if not native:
+        return None
+    return {"layer": native["layer"], "grid": "×".join(str(d) for d in native["grid"]),
+            "mass": native.get("mass_inside"), "hot_area": native.get("hot_area"), "n_empty": native.get("n_empty", 0)}
 
 
 def comparison(comp: dict | None) -> dict | None:
@@ -61,7 +69,9 @@ def comparison(comp: dict | None) -> dict | None:
     if not comp or comp["mass"].get("n", 0) == 0:
         return None
     mass, hot = comp["mass"], comp["hot_area"]
-    return {"scratch": comp["scratch_label"], "finetuned": comp["finetuned_label"],
+    grids = {k: "×".join(str(d) for d in v) for k, v in (comp.get("grids") or {}).items()}
+    return {"scratch": comp["scratch_label"], "finetuned": comp["finetuned_label"], "grids": grids,
+            "same_grid": comp.get("same_grid", not grids or len(set(grids.values())) == 1),
             "n": mass["n"], "delta_pp": mass["delta_pp"], "p_value": mass["p_value"], "text": describe(mass),
             "scratch_mass": mass["mean_a"], "finetuned_mass": mass["mean_b"],
             "significant": mass["p_value"] < SIGNIFICANCE, "hot_delta_pp": hot["delta_pp"], "hot_p": hot["p_value"],
@@ -91,14 +101,23 @@ def explain_conclusions(section: dict) -> list[str]:
     if not comp:
         return []
     chance = next(r["chance"] for r in section["models"] if r["label"] == comp["finetuned"])
+    grids = comp.get("grids") or {}
+    at = (f", both at a {grids['finetuned']} map" if comp["same_grid"] and grids.get("finetuned") else
+          f", at different map grids ({grids.get('finetuned', '?')} vs {grids.get('scratch', '?')}): not like for like, "
+          "the coarser map spreads its heat" if not comp["same_grid"] else "")
     numbers = (f"{comp['finetuned']} puts {comp['finetuned_mass']:.0%} of its Grad-CAM heat on the object, "
                f"{comp['scratch']} {comp['scratch_mass']:.0%} (a uniform map: {chance:.0%}; the same {comp['n']} "
-               f"validation images, {comp['text']}, Wilcoxon)")
-    if not comp["significant"]:
-        return [f"Grad-CAM: no significant difference in where the models look: {numbers}."]
-    verdict = ("more on the object than the scratch model" if comp["delta_pp"] > 0
-               else "less on the object than the scratch model")
-    return [f"Grad-CAM: the fine-tuned model looks {verdict}: {numbers}."]
+               f"validation images{at}; {comp['text']}, Wilcoxon)")
+    said = [f"Grad-CAM: no significant difference in where the models look: {numbers}." if not comp["significant"] else
+            "Grad-CAM: the fine-tuned model looks " + ("more on the object than the scratch model" if comp["delta_pp"] > 0
+                                                      else "less on the object than the scratch model") + f": {numbers}."]
+    native = next((r["native"] for r in section["models"] if r.get("native") and r["label"] == comp["finetuned"]), None)
+    mass = next((r.get("mass") for r in section["models"] if r["label"] == comp["finetuned"]), None)
+    if native and native["mass"] is not None and mass is not None:
+        said.append(f"The map's grid matters: {comp['finetuned']} at its last conv layer ({native['layer']}, a "
+                    f"{native['grid']} map) puts {native['mass']:.0%} of its heat on the object, at the common "
+                    f"{grids.get('finetuned', '')} map {mass:.0%}.")
+    return said
 
 
 # --- figures (drawn into the run's figures/ folder through mame.deck.render.figures.Drawer) ---

@@ -113,6 +113,8 @@ PARAMETERS: dict[str, dict] = {
     "bootstrap": _int(1, "resamples for the 95 % intervals"),
     "per_class": _int(1, "explain: validation images per class"),
     "target": _enum(("true", "predicted"), "explain: the class each map explains"),
+    "grid": _enum(("common", "last"), "explain: every model's map as fine as the finest last-conv map among them "
+                                      "(like for like), or each model's last conv layer"),
 }
 
 _SEEDS = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1, "uniqueItems": True,
