@@ -10,6 +10,7 @@ CNN training). An estimate: data loading, validation passes and start-up are not
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 from mame.classes import CLASS_NAMES, TRAIN_PER_CLASS, VAL_PER_CLASS
 from mame.engine.plan.load import PlannedRun, expand, load_plan
@@ -35,7 +36,9 @@ def run_epochs(run: PlannedRun) -> int:
 def run_flops(run: PlannedRun, sizes: dict[str, int]) -> float | None:
     """FLOPs of one planned run (None for stages without a network to count). The training stages' models
     come from their own ``build_model`` with the config built from the run's params; the extraction stages
-    are counted as the backbone under fine-tuning's default head (a rounding error next to the backbone)."""
+    are counted as the backbone under fine-tuning's default head (a rounding error next to the backbone). A
+    variable-shape run is counted at fixed shape (the same pixel budget) times its padded batches' extra pixels
+    (``aspect_buckets.PADDED_PIXELS``)."""
     from mame.models import flops
     from mame.stages import finetune, scratch
 
@@ -43,19 +46,22 @@ def run_flops(run: PlannedRun, sizes: dict[str, int]) -> float | None:
     per_class = p.get("max_per_class")
     train = min(sizes["train"], per_class * len(CLASS_NAMES)) if per_class else sizes["train"]
     val = min(sizes["val"], per_class * len(CLASS_NAMES)) if per_class else sizes["val"]
+    from mame.data.aspect_buckets import PADDED_PIXELS
+
+    pad = PADDED_PIXELS if p.get("shape") == "variable" else 1.0
     if run.stage == "scratch":
         config = scratch.ScratchConfig.from_parameters(p)
         model, epochs = scratch.build_model(config), config.epochs
     elif run.stage == "finetune":
-        config = finetune.FinetuneConfig.from_parameters(p)
+        config = replace(finetune.FinetuneConfig.from_parameters(p), shape="fixed")
         model, epochs = finetune.build_model(run.backbone, config), config.head_epochs + config.epochs
     elif run.stage in FORWARD_ONLY:
         model = finetune.build_model(run.backbone, finetune.FinetuneConfig(image_size=p.get("image_size")))
-        return 2.0 * flops.model_macs(model) * (train + val)
+        return 2.0 * flops.model_macs(model) * (train + val) * pad
     else:
         return None
     forward = 2.0 * flops.model_macs(model)
-    return epochs * (flops.training_flops_per_image(model) * train + forward * val)
+    return epochs * (flops.training_flops_per_image(model) * train + forward * val) * pad
 
 
 def estimate(profile_name: str, *, tflops: float = DEFAULT_TFLOPS, plan_file=None) -> list[dict]:
@@ -161,12 +167,15 @@ def run_needs(run: PlannedRun, sizes: dict[str, int]) -> dict | None:
     if run.stage == "scratch":
         model = scratch.build_model(scratch.ScratchConfig.from_parameters(p))
     elif run.stage in ("finetune", *FORWARD_ONLY):
-        config = finetune.FinetuneConfig.from_parameters(p) if run.stage == "finetune" else \
+        config = replace(finetune.FinetuneConfig.from_parameters(p), shape="fixed") if run.stage == "finetune" else \
             finetune.FinetuneConfig(image_size=p.get("image_size"))
-        model = finetune.build_model(run.backbone, config)
+        model = finetune.build_model(run.backbone, config)  # variable shape: counted at fixed shape, then padded
     else:
         return None
-    sizes_out = [math.prod(int(d) for d in layer.output.shape[1:]) for layer in model.layers
+    from mame.data.aspect_buckets import PADDED_PIXELS
+
+    pad = PADDED_PIXELS if p.get("shape") == "variable" else 1.0
+    sizes_out = [math.prod(int(d) for d in layer.output.shape[1:]) * pad for layer in model.layers
                  if getattr(layer, "output", None) is not None and not isinstance(layer.output, (list, tuple))]
     activations = sum(sizes_out)
     params = model.count_params()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -45,15 +44,10 @@ def json_default(value: Any) -> Any:
 
 
 def save_result(run_dir: Path, result: dict) -> Path:
-    """Called at the end of a stage notebook: hand the stage's results to the runner. When the stage used
-    TensorFlow, its metrics say how many GPUs TensorFlow saw in the run's process (``tensorflow_gpus``: 0 on a CPU)."""
+    """Called at the end of a stage notebook: hand the stage's results to the runner."""
     unknown = set(result) - set(RESULT_KEYS)
     if unknown:
         raise MetricsError(f"{run_dir}/{RESULT_FILE}: unknown keys {sorted(unknown)}; allowed: {list(RESULT_KEYS)}")
-    if "tensorflow" in sys.modules:  # imported by the stage (never here: a stage without it stays without it)
-        tf = sys.modules["tensorflow"]
-        result = {**result, "metrics": {**(result.get("metrics") or {}),
-                                        "tensorflow_gpus": len(tf.config.list_logical_devices("GPU"))}}
     return atomic_write_json(Path(run_dir) / RESULT_FILE, result)
 
 

@@ -141,3 +141,15 @@ def wait_for(predicate, timeout: float, what: str):
             return value
         time.sleep(0.05)
     raise AssertionError(f"waited {timeout} s for {what}")
+
+
+def write_training_metrics(folder: Path, image_size: int, *, shape: str = "fixed", config: dict | None = None) -> Path:
+    """The part of a training run's metrics.json the later stages read (its input shape and settings), for a
+    run folder a test builds by hand."""
+    import json
+
+    metrics = {"shape": shape, "image_size": image_size, "config": {**(config or {}), "shape": shape},
+               **({"target_pixels": image_size ** 2, "placement": "corner"} if shape == "variable" else {})}
+    path = Path(folder) / "metrics.json"
+    path.write_text(json.dumps({"metrics": metrics}))
+    return path

@@ -67,7 +67,8 @@ def test_status_on_real_metadata_without_runs_lists_every_entry_missing(official
     proc = mame("status", "--profile", "full", env=env)
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("features/", "classify/"))]
-    assert len(rows) == 13 and all(" missing " in row for row in rows)  # 5 + VGG16 fine-tuned; 5 + dense head + fine-tuned
+    assert len(rows) == 23 and all(" missing " in row for row in rows)  # features: 5 + VGG16 fine-tuned + 5 VS;
+    # classify: 5 + dense head + fine-tuned + 5 VS
 
 
 def test_watch_on_a_port_in_use_is_a_one_line_error_naming_it():

@@ -33,17 +33,3 @@ def test_save_result_refuses_unknown_keys_and_writes_json(tmp_path):
     results.save_result(tmp_path, {"headline": {"name": "a", "value": 1.0}})
     assert json.loads((tmp_path / results.RESULT_FILE).read_text())["headline"]["value"] == 1.0
 
-
-def test_a_stage_that_used_tensorflow_records_the_gpus_it_saw(tmp_path):
-    """``make gpu-check`` reads it: 0 here, on a CPU; nothing from a process that never imported TensorFlow."""
-    import tensorflow as tf
-
-    results.save_result(tmp_path, {"metrics": {"shape": "fixed"}})
-    saved = json.loads((tmp_path / results.RESULT_FILE).read_text())["metrics"]
-    assert saved == {"shape": "fixed", "tensorflow_gpus": len(tf.config.list_logical_devices("GPU"))} and \
-        saved["tensorflow_gpus"] == 0
-    code = ("import json, sys, pathlib; from mame import results; results.save_result(pathlib.Path(sys.argv[1]), "
-            "{'metrics': {}}); print('tensorflow' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=config.ROOT,
-                          timeout=120)
-    assert done.stdout.strip() == "False" and json.loads((tmp_path / results.RESULT_FILE).read_text())["metrics"] == {}

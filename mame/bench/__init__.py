@@ -9,7 +9,7 @@ table to ``docs/benchmarks.md`` (machine, CPU flags, date: the latest run's figu
   ``model.predict`` on in-memory arrays (the ceiling) and through our pipeline cold and warm, fp32 and bf16
   where the hardware has it; VGG16 fine-tuning train steps (``mame.bench.models``);
 - shapes: fixed against variable shape per backbone (images/s, traced shapes, the padding gap) and the batch
-  shapes of one epoch of the real MAMe's shapes, the paper's padding against the buckets (``mame.bench.shapes``);
+  shapes of one epoch of the real MAMe's shapes, the paper's padding against the buckets (``mame.bench.shape_speed``);
 - memory: peak RSS of the feature and fine-tuning stages;
 - report: ``make report`` with nothing new, and a forced render split into collect / figures / Jinja /
   pandoc / PDF (with a demo deck at hand);
@@ -154,7 +154,7 @@ def main() -> int:
                                                   ("forked", "provisioner", "fresh"))
           + f" (median of {fixed['forked']['runs'] - 1})", flush=True)
     found["images"] = models.measure(sys.stdout)
-    from mame.bench import shapes
+    from mame.bench import shape_speed as shapes
     from mame.engine.run.provenance import gpu_names
 
     with tempfile.TemporaryDirectory(prefix="mame-bench-shapes-") as tmp:  # R65k on a GPU, 128 px on a CPU

@@ -4,7 +4,7 @@
    fine-tuning step 1) from nothing, in a private runs and data folder; every run must finish, and each run that
    used TensorFlow must say in its metrics.json that TensorFlow saw the GPU (``metrics.tensorflow_gpus``).
 2. The bench's shapes section at the paper's R65k (256 px): images/s fixed against variable shape per backbone,
-   the traced shapes, the padding gap (``mame.bench.shapes``).
+   the traced shapes, the padding gap (``mame.bench.shape_speed``).
 
 Prints one summary table and exits 0 when every check passed, 1 when one failed, 2 without a GPU
 (``--allow-cpu`` runs it anyway, to try the command: the GPU checks then fail, as they should).
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu-check: TensorFlow sees no GPU here (tf.config.list_physical_devices('GPU') is empty): run it on "
               "the GPU machine (check nvidia-smi and that the tensorflow[and-cuda] wheel is installed)", file=sys.stderr)
         return 2
-    from mame.bench import shapes
+    from mame.bench import shape_speed as shapes
     from mame.engine.run.scheduler import run_plan
 
     start = time.perf_counter()

@@ -30,6 +30,7 @@ STEP = 2 ** (1 / 3)                # ratio between neighbouring buckets
 RATIOS = tuple(STEP ** k for k in range(-5, 6))  # width / height of each bucket's centre: 0.31 ... 3.17
 PAD_RGB = (124, 117, 104)          # the ImageNet mean, rounded: mid-grey
 PLACEMENTS = ("corner", "centre")  # corner: top-left + valid-region pooling; centre: the paper's (pooling over all)
+PADDED_PIXELS = 2 ** (1 / 6)       # a padded shape's pixels over the budget: sqrt(STEP), about 1.12 (estimates)
 MIN_SIDE = 32                      # no padded side shorter: VGG16's five 2x2 'valid' poolings need 32 px for one cell
 
 

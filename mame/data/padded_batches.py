@@ -82,6 +82,14 @@ def decode_resized(path: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
 
 
+def unpadded(path: str, target_pixels: int) -> np.ndarray:
+    """One image as a variable-shape batch holds it, without its pad: resized with its aspect ratio kept to about
+    ``target_pixels`` (its bucket's ``resized``), uint8 ``(height, width, 3)``."""
+    width, height = header_sizes([path])[0]
+    size = aspect_buckets.Buckets(int(target_pixels)).resized(np.array([width]), np.array([height]))[0]
+    return np.asarray(decode_resized(tf.constant(path), tf.constant(size, tf.int64)), dtype=np.uint8)
+
+
 def place(image: tf.Tensor, box: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
     """``image`` (uint8) inside a mid-grey ``box`` (height, width) at ``offset`` (top, left)."""
     size = tf.shape(image, out_type=tf.int64)[:2]

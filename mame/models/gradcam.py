@@ -16,9 +16,15 @@ from mame.models.builders import last_conv_layer_name
 
 
 def gradcam_model(model: keras.Model, layer_name: str | None = None) -> keras.Model:
-    """``images -> (last conv activations, class probabilities)``."""
+    """``images -> (last conv activations, class probabilities)`` (a variable-shape model keeps its
+    ``{"image", "valid_size"}`` inputs)."""
     name = layer_name or last_conv_layer_name(model)
-    return keras.Model(model.inputs, [model.get_layer(name).output, model.output])
+    return keras.Model(model.input, [model.get_layer(name).output, model.output])
+
+
+def is_variable(model: keras.Model) -> bool:
+    """A variable-shape model (``builders.variable_inputs``): images with their valid sizes."""
+    return isinstance(model.input, dict) and "valid_size" in model.input
 
 
 def heatmaps(model: keras.Model, images: np.ndarray, *, class_index: np.ndarray | None = None,
@@ -45,6 +51,8 @@ def heatmaps_with_probabilities(model: keras.Model, images: np.ndarray, *, class
                              f"{class_index.dtype} of shape {class_index.shape}")
     grad_model = gradcam_model(model, layer_name)
     x = tf.constant(images)
+    if is_variable(model):  # unpadded images: each one's valid region is all of it
+        x = {"image": x, "valid_size": tf.tile(tf.constant([images.shape[1:3]], tf.int32), [len(images), 1])}
     with tf.GradientTape() as tape:
         conv, probabilities = grad_model(x, training=False)
         tape.watch(conv)

@@ -286,7 +286,8 @@ def save(run_dir: str | Path, chosen: list[Candidate], ensemble: dict, table: li
                                                                 predictions="test_ensemble.npz")
     best = next(r for r in table if r["reference"])
     result = {"headline": {"name": "test_accuracy", "value": best["accuracy"], "split": "test"},
-              "metrics": {"models": table, "best_single": best["model"], "chosen": chosen_record(chosen, best["model"]),
+              "metrics": {**common.tensorflow_gpus(), "models": table, "best_single": best["model"],
+                          "chosen": chosen_record(chosen, best["model"]),
                           "ensembles": [{"members": e.members, "val_accuracy": e.val_accuracy, "n_val": e.n_val}
                                         for e in ensemble["tried"]],
                           "ensemble_method": ensemble["method"], "shapes": shape_pairs(chosen),

@@ -6,8 +6,11 @@ classifiers on extracted features are skipped; this stage never chooses again) -
 -> ``compare`` -> ``save``. ``inputs`` holds the identity of the evaluate run it needs (``inputs["evaluate"]``)
 and of every scratch and fine-tuning run it reads (``inputs[stage][run name]``): ``{"stage", "backbone",
 "variant", "name", "seed", "folder", "step"}``.
-Validation images only, ``per_class`` of each class. Each model's Grad-CAM map is taken at the last conv
-layer the registry names for its backbone (the scratch CNN's last Conv2D), for the true class by default.
+Validation images only, ``per_class`` of each class. Each model's Grad-CAM map is taken, for the true class by
+default, at a layer whose map is as fine as the finest last-conv map among the models (``grid="common"``: heat
+on the object compares models, not map resolutions; ``grid="last"``: the last conv layer the registry names for
+its backbone, the scratch CNN's last Conv2D); the reference is explained at its own last layer too. A
+variable-shape model is explained on each image alone, unpadded, its map squeezed to the others' square.
 Where the dataset knows the object's mask (the synthetic data writes one for objects on a backdrop), the
 share of the map's heat inside the mask is measured per image; a uniform map would score the object's
 area share ("chance"). The fine-tuned reference (best on validation) and the scratch model are compared on
@@ -99,15 +102,16 @@ def chosen_models(inputs: dict) -> list[Candidate]:
     for entry in record:
         if entry["stage"] not in EXPLAINED:
             continue  # a classifier on extracted features: no conv net of its own to explain
-        if entry.get("shape", "fixed") != "fixed" or entry.get("twin_of"):
-            continue  # the shape comparison's models are scored on test, not explained
+        if entry.get("twin_of"):
+            continue  # a fixed-shape step scored on test only to meet its variable-shape twin
         handed = (inputs.get(entry["stage"]) or {}).get(entry["run"])
         if handed is None:
             raise ValueError(f"{path}: evaluate chose {entry['stage']}/{entry['run']}, which the plan does not hand "
                              f"explain (its reads: {sorted(k for k in inputs if k != 'evaluate')})")
         run = check_identity(entry["stage"], entry["run"], handed)
         out.append(Candidate(run["stage"], run["name"], Path(run["folder"]), float(entry["val_accuracy"]), {},
-                             run["backbone"], variant=run["variant"], step=run["step"], why=entry.get("why", "")))
+                             run["backbone"], variant=run["variant"], step=run["step"], why=entry.get("why", ""),
+                             shape=entry.get("shape", "fixed")))
     if not out:
         raise ValueError(f"{path}: evaluate chose no conv net to explain (only classifiers on extracted features: "
                          f"{', '.join(e['model'] for e in record)})")
@@ -133,6 +137,8 @@ def label(candidate: Candidate) -> str:
     if candidate.stage == "scratch":
         return f"Scratch {candidate.variant}"
     name = _spec(candidate).name if _spec(candidate) else candidate.backbone or candidate.stage
+    if candidate.shape == "variable":
+        return f"{name} {candidate.variant} (fine-tuned, variable shape)"
     return f"{name} #{candidate.step} (fine-tuned)"
 
 
@@ -191,12 +197,23 @@ def explain(chosen: list[Candidate], data: Sample, *, target: str = ExplainConfi
         raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
     models = {c.name: builders.load_model(c.path / common.MODEL_FILE, compile=False) for c in chosen}
     last = {c.name: layer_for(models[c.name], c) for c in chosen}
-    finest = common_grid([grid_of(models[c.name], last[c.name]) for c in chosen])
-    best = max((c for c in chosen if c.stage == "finetune"), key=lambda c: c.val_accuracy, default=None)
+    fixed = [c for c in chosen if c.shape == "fixed"]
+    finest = common_grid([grid_of(models[c.name], last[c.name]) for c in fixed]) if fixed else None
+    best = max((c for c in fixed if c.stage == "finetune"), key=lambda c: c.val_accuracy, default=None)
+    layers: dict = {}
+    for c in fixed:
+        layers[c.name] = layer_at_grid(models[c.name], last[c.name], finest) if grid == "common" else last[c.name]
+    for c in chosen:  # variable shape: the layer chosen for a fixed-shape model of its backbone (the same stride)
+        if c.shape == "variable":
+            layers[c.name] = next((layers[f.name] for f in fixed if f.backbone == c.backbone), last[c.name])
     out, masks_at = [], {}
     for c in chosen:
         model = models.pop(c.name)
-        layer = layer_at_grid(model, last[c.name], finest) if grid == "common" else last[c.name]
+        layer = layers[c.name]
+        if c.shape == "variable":
+            out.append(_explain_unpadded(model, c, layer, data, target, masks_at))
+            del model
+            continue
         explained = _explain_at(model, c, layer, data, target, batch_size, masks_at)
         if c is best and layer != last[c.name]:
             native = _explain_at(model, c, last[c.name], data, target, batch_size, masks_at)
@@ -205,6 +222,55 @@ def explain(chosen: list[Candidate], data: Sample, *, target: str = ExplainConfi
         out.append(explained)
         del model
     return out
+
+
+def _explain_unpadded(model, c: Candidate, layer: str, data: Sample, target: str, masks_at: dict) -> Explained:
+    """A variable-shape model: each image alone at its own size, no pad (as it is resized in the model's batches),
+    its map squeezed to the square the other models' maps and the masks have, to be measured the same way."""
+    from mame.data import padded_batches
+    from mame.data.input_shape import from_record
+    from mame.models import gradcam
+    from mame.stages.support.selection import run_metrics
+
+    size = from_record(run_metrics(c.path)).image_size
+    maps, probabilities, classes, cells = [], [], [], []
+    for record in data.records:
+        image = padded_batches.unpadded(str(data.image_dir / record.image_file), size * size)
+        one, index, prob = gradcam.heatmaps_with_probabilities(
+            model, image[None], layer_name=layer, class_index=np.array([record.label]) if target == "true" else None)
+        maps.append(_resize(one, size)[0])
+        probabilities.append(prob[0])
+        classes.append(int(index[0]))
+        cells.append(_cells(model, layer, image.shape[:2]))
+    maps = np.stack(maps).astype(np.float32)
+    mass, chance = _measure(maps, data, size, masks_at)
+    grid = tuple(int(round(float(np.median([g[k] for g in cells])))) for k in (0, 1))  # its median map
+    return Explained(c, layer, grid, size, maps, np.stack(probabilities), np.array(classes), mass, chance,
+                     gradcam.hot_area(maps))
+
+
+def _cells(model, layer: str, size: tuple[int, int]) -> tuple[int, int]:
+    """The map size of ``layer`` for one image of ``size`` (height, width)."""
+    import keras
+
+    out = keras.Model(model.input, model.get_layer(layer).output).compute_output_spec(
+        {"image": keras.KerasTensor((1, *size, 3)), "valid_size": keras.KerasTensor((1, 2), dtype="int32")})
+    return int(out.shape[1]), int(out.shape[2])
+
+
+def _measure(maps: np.ndarray, data: Sample, size: int, masks_at: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Heat inside each image's object mask, and the mask's share (a uniform map's score); NaN without a mask."""
+    from mame.models import gradcam
+
+    if size not in masks_at:  # read once per input size, not once per model
+        masks_at[size] = masks.load_masks(data.data_dir, data.records, image_size=size)
+    object_masks, known = masks_at[size]
+    mass = np.full(len(maps), np.nan)
+    chance = np.full(len(maps), np.nan)
+    if known.any():
+        mass[known] = gradcam.mass_inside(maps[known], object_masks[known])
+        chance[known] = object_masks[known].mean(axis=(1, 2))
+    return mass, chance
 
 
 def _explain_at(model, c: Candidate, layer: str, data: Sample, target: str, batch_size: int, masks_at: dict) -> Explained:
@@ -217,21 +283,15 @@ def _explain_at(model, c: Candidate, layer: str, data: Sample, target: str, batc
                                                  class_index=labels[i:i + batch_size] if target == "true" else None)
              for i in range(0, len(images), batch_size)]
     maps = np.concatenate([p[0] for p in parts])
-    if size not in masks_at:  # read once per input size, not once per model
-        masks_at[size] = masks.load_masks(data.data_dir, data.records, image_size=size)
-    object_masks, known = masks_at[size]
-    mass = np.full(len(maps), np.nan)
-    chance = np.full(len(maps), np.nan)
-    if known.any():
-        mass[known] = gradcam.mass_inside(maps[known], object_masks[known])
-        chance[known] = object_masks[known].mean(axis=(1, 2))
+    mass, chance = _measure(maps, data, size, masks_at)
     return Explained(c, layer, grid_of(model, layer), size, maps, np.concatenate([p[2] for p in parts]),
                      np.concatenate([p[1] for p in parts]), mass, chance, gradcam.hot_area(maps))
 
 
 def reference(explained: list[Explained]) -> Explained | None:
-    """The fine-tuned model best on validation (None without one)."""
-    tuned = [e for e in explained if e.candidate.stage == "finetune"]
+    """The fixed-shape fine-tuned model best on validation (None without one): the one set beside the scratch
+    model (a variable-shape model's maps are taken on its unpadded images, at other grids)."""
+    tuned = [e for e in explained if e.candidate.stage == "finetune" and e.candidate.shape == "fixed"]
     return max(tuned, key=lambda e: e.candidate.val_accuracy) if tuned else None
 
 
@@ -247,7 +307,7 @@ def compare(explained: list[Explained], data: Sample, *, bootstrap: int = Explai
         per_class = {CLASS_NAMES[k]: _mean(e.mass[labels == k]) for k in sorted(set(labels.tolist()))
                      if not np.all(np.isnan(e.mass[labels == k]))}
         rows.append({"model": c.name, "label": label(c), "stage": c.stage, "run": c.run, "backbone": c.backbone,
-                     "variant": c.variant, "step": c.step, "layer": e.layer, "grid": list(e.grid),
+                     "variant": c.variant, "step": c.step, "shape": c.shape, "layer": e.layer, "grid": list(e.grid),
                      "image_size": e.image_size, "val_accuracy": c.val_accuracy,
                      "sample_accuracy": float((e.probabilities.argmax(axis=1) == labels).mean()),
                      "mass_inside": _mean(e.mass), "mass_ci": [_finite(low), _finite(high)], "chance": _mean(e.chance),
@@ -311,7 +371,8 @@ def save(run_dir: str | Path, explained: list[Explained], data: Sample, summary:
              f"Grad-CAM of the {'true' if target == 'true' else 'predicted'} class"]
     result = {"headline": ({"name": "heat_on_object", "value": best["mass_inside"], "split": "val"}
                            if best["mass_inside"] is not None else None),
-              "metrics": {"target": target, "per_class": int(taken), "n_images": len(data.records), "n_masked": masked,
+              "metrics": {**common.tensorflow_gpus(), "target": target, "per_class": int(taken),
+                          "n_images": len(data.records), "n_masked": masked,
                           "shown": [CLASS_NAMES[r.label] for r in shown], "models": summary["models"],
                           "comparison": summary["comparison"]},
               "artifacts": {"gradcam": MAPS_FILE}, "notes": notes}

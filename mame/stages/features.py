@@ -20,6 +20,7 @@ from mame import results
 from mame.classes import CLASS_NAMES
 from mame.data.input_shape import PLACEMENT_DOC, SHAPE_DOC, InputShape
 from mame.metrics import classification_result
+from mame.stages.support import common
 from mame.stages.support.common import Splits, load_splits  # noqa: F401  (the notebook calls features.load_splits)
 from mame.stages.support.parameters import IDENTITY, Notebook, StageConfig, param
 
@@ -206,7 +207,7 @@ def save(run_dir: str | Path, extractor: Extractor, extracted: dict[str, Extract
     np.savez_compressed(run_dir / "probe_predictions.npz", y_true=probe["y_true"], y_pred=probe["y_pred"])
     artifacts["probe_predictions"] = "probe_predictions.npz"
     entry = classification_result(probe["y_true"], probe["y_pred"], predictions="probe_predictions.npz")
-    metrics = {k: v for k, v in extractor.info.items() if k != "notes"}
+    metrics = {**{k: v for k, v in extractor.info.items() if k != "notes"}, **common.tensorflow_gpus()}
     metrics["n_images"] = {split: int(len(ex.labels)) for split, ex in extracted.items()}
     metrics["images_per_second"] = {split: round(ex.images_per_second, 2) for split, ex in extracted.items()}
     metrics["batch_shapes"] = {split: int(ex.extra.get("batch_shapes", 1)) for split, ex in extracted.items()}

@@ -28,6 +28,7 @@ import numpy as np
 
 from mame import results
 from mame.classes import CLASS_NAMES
+from mame.stages.support import common
 from mame.stages.support.common import Splits, load_splits  # noqa: F401  (the notebook calls similarity.load_splits)
 from mame.stages.support.parameters import Notebook, StageConfig, param
 
@@ -207,7 +208,8 @@ def save(run_dir: str | Path, model: ImagenetModel, predicted: dict[str, Predict
                             top_probabilities=p.top_probabilities)
         artifacts[f"imagenet_predictions_{split}"] = name
     info = {k: v for k, v in model.info.items() if k != "notes"}
-    metrics = {**info, "meaningful": model.meaningful, "top_k": top_k, "similarity": measured, "examples": shown,
+    metrics = {**info, **common.tensorflow_gpus(),
+               "meaningful": model.meaningful, "top_k": top_k, "similarity": measured, "examples": shown,
                "images_per_second": {s: round(len(p.labels) / p.seconds, 2) if p.seconds else None
                                      for s, p in predicted.items()}}
     headline = ({"name": "similarity_map_accuracy", "value": measured["map_accuracy"], "split": "val"}

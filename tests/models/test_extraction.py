@@ -29,7 +29,8 @@ def test_extract_features_returns_features_labels_and_throughput(efficientnet):
     assert features.shape == (5, 1280) and features.dtype == np.float32
     np.testing.assert_array_equal(got, labels)
     np.testing.assert_allclose(features[:2], efficientnet(images[:2]), atol=1e-4)
-    assert set(stats) == {"n_images", "seconds", "warmup_seconds", "images_per_second"}
+    assert set(stats) == {"n_images", "seconds", "warmup_seconds", "images_per_second", "batch_shapes"}
+    assert stats["batch_shapes"] == 1  # fixed shape: one shape, one trace
     assert stats["n_images"] == 5 and stats["images_per_second"] > 0 and stats["seconds"] >= stats["warmup_seconds"]
     only_images = tf.data.Dataset.from_tensor_slices(images).batch(2)
     features, got = extraction.extract_features(efficientnet, only_images, with_labels=False)
@@ -55,7 +56,7 @@ def test_one_loop_takes_several_layers_from_one_pass():
     assert list(extra) == ["fc2"] and extra["fc2"].shape == (3, 4096) and extra["fc2"].dtype == np.float32
     np.testing.assert_allclose(extra["fc2"], expected["fc2"], rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(got, labels)
-    assert stats["n_images"] == 3 and set(stats) == {"n_images", "seconds", "warmup_seconds", "images_per_second"}
+    assert stats["n_images"] == 3 and set(stats) == {"n_images", "seconds", "warmup_seconds", "images_per_second", "batch_shapes"}
     untouched: dict = {}
     extraction.extract_features(alone, dataset, extra=untouched)
     assert untouched == {}  # a single-output model has nothing beside its features

@@ -13,6 +13,7 @@ from mame.data.synthetic.generator import SynthSpec, ensure
 from mame.stages import evaluate
 from mame.stages.support import common
 from mame.stages.support.selection import Candidate
+from tests.helpers import write_training_metrics
 
 SIZE = 32
 
@@ -32,6 +33,7 @@ def saved_model(folder: Path, seed: int):
     model = build_scratch_cnn(num_classes=len(CLASS_NAMES), image_size=SIZE, filters=(8,), dense_units=(16,))
     folder.mkdir(parents=True)
     common.save_model(model, folder)
+    write_training_metrics(folder, SIZE)
     return model
 
 

@@ -16,6 +16,7 @@ from mame.data.synthetic.generator import SynthSpec, ensure
 from mame.stages import classify, evaluate, explain, feature_pipelines, features
 from mame.stages.feature_pipelines import ExtractorMismatch, Pipeline
 from mame.stages.support import common
+from tests.helpers import write_training_metrics
 
 SIZE = 32
 BACKBONE = "efficientnetb0"
@@ -66,8 +67,8 @@ def classify_run(root: Path, features_identity: dict, variant: str, step: int, c
 
 
 def cnn_run(root: Path, data_dir: Path, stage: str, backbone: str | None, variant: str, seed: int) -> dict:
-    """A small untrained CNN saved as the run's model, with its predictions on a validation subsample (one
-    image per class, as a training run with max_per_class scores it)."""
+    """A small untrained CNN saved as the run's model, with its predictions on every validation image (as a
+    training run scores them, whatever its max_per_class)."""
     import keras
 
     from mame.models.cnn_ladder import build_scratch_cnn
@@ -78,7 +79,8 @@ def cnn_run(root: Path, data_dir: Path, stage: str, backbone: str | None, varian
     keras.utils.set_random_seed(seed)
     model = build_scratch_cnn(num_classes=len(CLASS_NAMES), image_size=SIZE, filters=(8,), dense_units=(16,))
     common.save_model(model, folder)
-    splits = common.load_splits(data_dir, ("val",), max_per_class=1, seed=seed)
+    write_training_metrics(folder, SIZE)
+    splits = common.load_splits(data_dir, ("val",), seed=seed)  # every validation image, as a training run scores
     val = common.predict(model, splits.records["val"], splits.image_dir, image_size=SIZE, batch_size=16)
     np.savez_compressed(folder / "predictions_val.npz", **val)
     return run
@@ -143,19 +145,19 @@ def test_validation_decides_even_when_test_ranks_the_pipelines_otherwise(study, 
     assert (best.classifier, best.val_accuracy) == ("knn", 1.0)
     ledger: list = []
     records, image_dir = evaluate.load_test(study["data_dir"], ledger)
-    model, size = feature_pipelines.build_extractor(best)
+    model, shape = feature_pipelines.build_extractor(best)
     test = {}
     for p in feature_pipelines.candidates(inputs):
         feature_pipelines.refit(p)
-        predicted = feature_pipelines.predict(p, model, _test_dataset(records, image_dir, size), records)
+        predicted = feature_pipelines.predict(p, model, _test_dataset(records, image_dir, shape), records)
         test[p.classifier] = float(np.mean(predicted["y_pred"] == predicted["y_true"]))
     assert max(test.values()) > test["knn"], test  # the test split would have chosen another one
 
 
-def _test_dataset(records, image_dir, size):
+def _test_dataset(records, image_dir, shape):
     from mame.data import pipeline
 
-    return pipeline.make_dataset(records, image_dir, image_size=size, batch_size=16, allow_test=True)
+    return pipeline.make_dataset(records, image_dir, batch_size=16, allow_test=True, **shape.dataset_args())
 
 
 def test_the_refit_reproduces_the_recorded_validation_accuracy_or_says_which_run_to_rerun(study, tmp_path):
@@ -202,8 +204,8 @@ def test_margin_classifiers_get_a_softmax_of_their_decision_function_and_stay_ou
 
 def test_the_rebuilt_extractor_matches_the_run_or_fails_naming_it(study, tmp_path):
     p = feature_pipelines.choose(study["inputs"])[0]
-    model, size = feature_pipelines.build_extractor(p)
-    assert size == SIZE
+    model, shape = feature_pipelines.build_extractor(p)
+    assert (shape.shape, shape.image_size) == ("fixed", SIZE)
     check = feature_pipelines.check_extractor(p, model, study["data_dir"])
     assert check["images"] == feature_pipelines.GUARD_IMAGES and check["relative_difference"] <= 1e-4
     # the run's saved validation features no longer match what its record builds (e.g. its weights changed)

@@ -5,6 +5,7 @@ import pytest
 
 from mame.data.synthetic.generator import SynthSpec, generate
 from mame.stages import features
+from tests.helpers import write_training_metrics
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,7 @@ def _fake_finetune_run(folder, model, val_accuracy: float, n: int = 20):
     folder.mkdir(parents=True)
     if model is not None:
         common.save_model(model, folder)
+    write_training_metrics(folder, 32)
     y = np.arange(n) % 29
     right = int(round(val_accuracy * n))
     pred = np.where(np.arange(n) < right, y, (y + 1) % 29)
@@ -147,8 +149,8 @@ def test_variable_shape_features_come_back_in_record_order_each_as_its_own_batch
         np.testing.assert_allclose(extracted["val"].features[i], row, rtol=1e-4, atol=1e-5)
     saved = features.save(tmp_path, extractor, extracted, features.centroid_probe(extracted))
     metrics = json.loads(saved.read_text())["metrics"]
-    assert (metrics["shape"], metrics["placement"], metrics["batch_shapes"]["val"]) == (
-        "variable", "corner", extracted["val"].extra["batch_shapes"])
+    assert (metrics["shape"], metrics["placement"], metrics["batch_shapes"]["val"], metrics["tensorflow_gpus"]) == (
+        "variable", "corner", extracted["val"].extra["batch_shapes"], 0)
 
 
 def test_a_variable_shape_models_predictions_come_back_in_record_order(tiny_dataset):

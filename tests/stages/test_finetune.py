@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 # What the deck and the later stages read from every training run's metrics (plus the stage's own keys).
 SHARED_KEYS = {"train_accuracy", "val_accuracy", "n_params", "epochs_run", "best_epoch", "seconds_per_epoch",
                "stopped_early", "resumed_from_epoch", "phases", "image_size", "precision", "replicas",
-               "batch_size_global", "config"}
+               "batch_size_global", "config", "shape", "tensorflow_gpus"}
 
 
 @pytest.fixture(scope="module")

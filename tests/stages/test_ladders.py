@@ -80,7 +80,10 @@ def test_every_rung_and_step_runs_and_records_what_the_deck_needs(ladders):
     assert summary == {r.id: "done" for r in planned}, printed
     assert len([r for r in planned if r.stage == "scratch"]) >= 6
     assert [r.name for r in planned if r.stage == "finetune" and r.backbone == "vgg16"] == [
-        f"vgg16-step{i}" for i in range(1, 7)]
+        f"vgg16-step{i}" for i in range(1, 7)] + ["vgg16-step1-vs"]  # step 1 at variable shape too
+    shaped = runs.read_metrics(runs_dir / "finetune" / "vgg16-step1-vs")["metrics"]
+    assert (shaped["shape"], shaped["target_pixels"], shaped["config"]["dense_units"]) == (
+        "variable", 32 * 32, runs.read_metrics(runs_dir / "finetune" / "vgg16-step1")["metrics"]["config"]["dense_units"])
     for run in planned:
         metrics = runs.read_metrics(runs_dir / run.stage / run.name)
         m, history = metrics["metrics"], metrics["history"]
@@ -144,7 +147,7 @@ def test_evaluate_reads_the_test_split_once_per_model_and_no_other_stage_reads_i
     singles = [m for m in models if m["kind"] != "ensemble"]
     chosen = metrics["metrics"]["chosen"]  # what it chose and why, for the deck and for explain
     assert [c["model"] for c in chosen] == [m["model"] for m in singles]
-    tuned = {c["backbone"]: c for c in chosen if c["stage"] == "finetune"}
+    tuned = {c["backbone"]: c for c in chosen if c["stage"] == "finetune" and c["shape"] == "fixed" and c["best_step"]}
     assert set(tuned) == set(TUNED)  # the best step of each backbone
     steps = {i: runs.read_metrics(runs_dir / "finetune" / f"vgg16-step{i}")["metrics"]["val_accuracy"] for i in range(1, 7)}
     assert tuned["vgg16"]["step"] == min(i for i, acc in steps.items() if acc == max(steps.values()))
@@ -154,8 +157,18 @@ def test_evaluate_reads_the_test_split_once_per_model_and_no_other_stage_reads_i
     assert tuned["efficientnetb0"]["why"] == "the only EfficientNetB0 fine-tuning step" and tuned["efficientnetb0"]["step"] == 1
     rung = [c for c in chosen if c["stage"] == "scratch"]
     assert len(rung) == 1 and rung[0]["why"] == "best of 8 scratch rungs on validation" and 1 <= rung[0]["step"] <= 8
-    pipelines = {c["backbone"]: c for c in chosen if c["stage"] == "classify"}  # feature extraction, one per backbone
-    assert set(pipelines) == set(SMOKE_BACKBONES)
+    pipelines = {c["backbone"]: c for c in chosen if c["stage"] == "classify" and c["shape"] == "fixed"}
+    assert set(pipelines) == set(SMOKE_BACKBONES)  # feature extraction, one per backbone (and Lite0's at variable shape)
+    # fixed vs variable shape: VGG16's step 1 against its variable-shape twin, Lite0's classifiers on each shape's
+    # features, on the same test images
+    pairs = {p["approach"]: p for p in metrics["metrics"]["shapes"]}
+    assert (pairs["fine-tuning"]["fixed"], pairs["fine-tuning"]["variable"]) == ("finetune/vgg16-step1",
+                                                                                  "finetune/vgg16-step1-vs")
+    assert pairs["feature extraction"]["variable"].startswith("classify/efficientnetlite0-vs/")
+    accuracy = {m["model"]: m["accuracy"] for m in singles}
+    for pair in pairs.values():
+        assert (pair["fixed_accuracy"], pair["variable_accuracy"]) == (accuracy[pair["fixed"]], accuracy[pair["variable"]])
+        assert pair["mcnemar"]["delta_pp"] == pytest.approx(100 * (pair["variable_accuracy"] - pair["fixed_accuracy"]))
     assert pipelines["vgg16"]["why"] == "best of 7 classifiers on VGG16 features (fc1, fc2) on validation"  # + dense head
     assert pipelines["vgg16"]["run"] in ("vgg16", "vgg16-dense-head")  # never the classifiers on fine-tuned features
     for c in pipelines.values():
@@ -189,7 +202,8 @@ def test_the_decks_best_steps_and_rung_are_the_ones_the_evaluate_run_recorded(la
     evaluate = FakeEntry(PlannedRun("evaluate", None, "default", PLAN.parent / "06_evaluate.ipynb", {}), "done", evaluated)
     deck = deck_inputs([*entries, evaluate], profile=load_plan(PLAN).profile("smoke"))
     chosen = evaluated["metrics"]["chosen"]
-    steps = [(c["backbone"], c["step"]) for c in chosen if c["stage"] == "finetune" and c["best_step"]]
+    steps = [(c["backbone"], c["step"]) for c in chosen if c["stage"] == "finetune" and c["best_step"]
+             and c["shape"] == "fixed"]  # the ladders' (a variable-shape step is compared on the shapes slide)
     tuned = finetune.section([e for e in entries if e.run.stage == "finetune"], deck)
     assert sorted((r["backbone"], r["step"]) for r in tuned["comparison"]) == sorted(steps)
     assert (tuned["best"]["backbone"], tuned["best"]["step"]) == steps[0]  # best on validation first, as recorded
@@ -249,16 +263,21 @@ def test_explain_maps_the_models_evaluate_takes_on_validation_images_only(ladder
     m = metrics["metrics"]
     rows = {row["model"]: row for row in m["models"]}
     chosen = [c for c in runs.read_metrics(runs_dir / "evaluate" / "default")["metrics"]["chosen"]
-              if c["stage"] != "classify"]  # a classifier on features has no conv net to explain
+              if c["stage"] != "classify" and not c.get("twin_of")]  # no conv net; a twin is for the shapes only
     assert list(rows) == [c["model"] for c in chosen]  # exactly the models evaluate chose, in its order
     assert [(r["backbone"], r["step"]) for r in rows.values()] == [(c["backbone"], c["step"]) for c in chosen]
-    tuned = {row["backbone"]: row for row in rows.values() if row["stage"] == "finetune"}
+    tuned = {row["backbone"]: row for row in rows.values() if row["stage"] == "finetune" and row["shape"] == "fixed"}
     assert set(tuned) == set(TUNED)  # the best step of each backbone
     assert tuned["vgg16"]["label"] == f"VGG16 #{tuned['vgg16']['step']} (fine-tuned)"
-    assert sum(row["stage"] == "scratch" for row in rows.values()) == 1
-    assert {b: tuned[b]["layer"] for b in tuned} == {"vgg16": "block5_conv3", "efficientnetb0": "top_activation"}
+    (rung,) = [row for row in rows.values() if row["stage"] == "scratch"]
+    # like for like: every model's map at the scratch CNN's (finer) grid, the reference's own last layer beside it
+    assert all(row["grid"] == rung["grid"] for row in tuned.values()) and m["comparison"]["same_grid"]
     reference = [row for row in rows.values() if row["reference"]]
     assert len(reference) == 1 and reference[0]["val_accuracy"] == max(r["val_accuracy"] for r in tuned.values())
+    last = {"vgg16": "block5_conv3", "efficientnetb0": "top_activation"}[reference[0]["backbone"]]
+    assert reference[0]["native"]["layer"] == last and reference[0]["layer"] != last
+    shaped = rows["finetune/vgg16-step1-vs"]  # on its unpadded images, at the layer of VGG16's fixed-shape map
+    assert shaped["label"] == "VGG16 step1-vs (fine-tuned, variable shape)" and shaped["layer"] == tuned["vgg16"]["layer"]
     data_dir = metrics["run"]["dataset"]["path"]
     val = metadata.read_metadata(data_dir).split("val")
     known = masks.load_masks(data_dir, val, image_size=8)[1]
@@ -322,7 +341,7 @@ def test_fine_tuned_features_and_the_dense_head_run_on_the_ladders(ladders):
     assert m["finetune"]["candidates"] == pytest.approx(steps) and m["weights"] == f"fine-tuned ({m['finetune']['run']})"
     units = 512 if m["finetune"]["run"].endswith("step1") else 256  # step1: a 512-512 head; step2 on: 512-256
     assert (m["feature_layer"], m["feature_dim"]) == ("head_dense_2", units)
-    assert set(tuned["run"]["depends_on"]) == {f"finetune/vgg16-step{i}" for i in range(1, 7)}
+    assert set(tuned["run"]["depends_on"]) == {f"finetune/vgg16-step{i}" for i in range(1, 7)} | {"finetune/vgg16-step1-vs"}
     assert m["structure"]["groups"] and (runs_dir / "features" / "vgg16-finetuned" / "features_val.npz").is_file()
     head = runs.read_metrics(runs_dir / "classify" / "vgg16-dense-head")["metrics"]
     assert (head["feature_layer"], head["standardize"]) == ("fc2", False)

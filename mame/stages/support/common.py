@@ -85,6 +85,14 @@ def distribution(devices: list[str] | None = None):
     return tf.distribute.get_strategy(), 1
 
 
+def tensorflow_gpus() -> dict:
+    """``{"tensorflow_gpus": n}``: the GPUs TensorFlow computes on in this process (0 on a CPU), for the metrics of a
+    stage that used TensorFlow (``make gpu-check`` reads it)."""
+    import tensorflow as tf
+
+    return {"tensorflow_gpus": len(tf.config.list_logical_devices("GPU"))}
+
+
 def steps_per_epoch(count: int, batch_size: int) -> int:
     return max(1, math.ceil(count / batch_size))
 

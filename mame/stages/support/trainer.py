@@ -129,7 +129,7 @@ def save(run_dir: str | Path, trained: Trained, predictions: dict[str, dict]) ->
     classification, artifacts = common.score(run_dir, predictions)
     artifacts["model"] = common.save_model(trained.model, run_dir)
     row = summary(trained, predictions)
-    metrics = {**trained.details, **row, **trained.input_shape.record(), "precision": trained.precision,
+    metrics = {**trained.details, **row, **trained.input_shape.record(), **common.tensorflow_gpus(), "precision": trained.precision,
                "replicas": trained.replicas, "batch_size_global": trained.config.batch_size * trained.replicas,
                "config": asdict(trained.config)}
     result = {"headline": {"name": "val_accuracy", "value": row["val_accuracy"], "split": "val"},

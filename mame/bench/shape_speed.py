@@ -88,7 +88,7 @@ def backbone_shapes(key: str, records, image_dir: Path, *, image_size: int, batc
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # the retracing warning: each trace here is one bucket's shape, counted below
-    from mame.data import aspect_buckets, pipeline
+    from mame.data import aspect_buckets, padded_batches, pipeline
     from mame.models import builders, weight_files
 
     keras.utils.set_random_seed(0)
@@ -107,7 +107,7 @@ def backbone_shapes(key: str, records, image_dir: Path, *, image_size: int, batc
     features = pipeline.in_record_order(variable_data, features)
     gaps = []
     for i in range(0, len(records), max(1, len(records) // 8)):  # each image alone at its own size, no pad
-        alone = _unpadded(records[i], image_dir, image_size ** 2)
+        alone = padded_batches.unpadded(str(image_dir / records[i].image_file), image_size ** 2)[None]
         if min(alone.shape[1:3]) < aspect_buckets.MIN_SIDE:
             continue  # too small alone for VGG16's poolings: only its bucket's box makes it fit
         own = np.asarray(variable_model({"image": alone, "valid_size": np.array([alone.shape[1:3]], np.int32)},
@@ -124,17 +124,6 @@ def backbone_shapes(key: str, records, image_dir: Path, *, image_size: int, batc
     out["variable_over_fixed"] = round(out["variable_per_s"] / out["fixed_per_s"], 2)
     keras.backend.clear_session()
     return out
-
-
-def _unpadded(record, image_dir: Path, target_pixels: int) -> np.ndarray:
-    """One image resized as the variable-shape pipeline resizes it, without any pad: (1, h, w, 3) uint8."""
-    from mame.data import aspect_buckets, padded_batches
-
-    path = str(image_dir / record.image_file)
-    width, height = padded_batches.header_sizes([path])[0]
-    h, w = aspect_buckets.Buckets(target_pixels).resized(np.array([width]), np.array([height]))[0]
-    image = padded_batches.decode_resized(path, np.array([h, w], np.int64))
-    return np.asarray(image, dtype=np.uint8)[None]
 
 
 def measure(out, tmp: Path, *, image_size: int, images: int = 48, batch: int = 8, backbones=BACKBONES) -> dict:
