@@ -37,8 +37,10 @@ def heatmaps(model: keras.Model, images: np.ndarray, *, class_index: np.ndarray 
 
 
 def heatmaps_with_probabilities(model: keras.Model, images: np.ndarray, *, class_index: np.ndarray | None = None,
-                                layer_name: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``heatmaps`` plus the model's class probabilities ``(n, classes)`` from the same forward pass."""
+                                layer_name: str | None = None,
+                                valid_size: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``heatmaps`` plus the model's class probabilities ``(n, classes)`` from the same forward pass. A variable-shape
+    model takes each image's valid (height, width) from ``valid_size`` (default: all of it)."""
     import tensorflow as tf
 
     images = np.asarray(images, dtype=np.float32)
@@ -51,8 +53,9 @@ def heatmaps_with_probabilities(model: keras.Model, images: np.ndarray, *, class
                              f"{class_index.dtype} of shape {class_index.shape}")
     grad_model = gradcam_model(model, layer_name)
     x = tf.constant(images)
-    if is_variable(model):  # unpadded images: each one's valid region is all of it
-        x = {"image": x, "valid_size": tf.tile(tf.constant([images.shape[1:3]], tf.int32), [len(images), 1])}
+    if is_variable(model):
+        valid = np.tile(images.shape[1:3], (len(images), 1)) if valid_size is None else np.asarray(valid_size)
+        x = {"image": x, "valid_size": tf.constant(valid, tf.int32)}
     with tf.GradientTape() as tape:
         conv, probabilities = grad_model(x, training=False)
         tape.watch(conv)

@@ -7,7 +7,8 @@ epoch and training phases, accuracy bars), ``step_accuracy`` (accuracy per fine-
 3-D scatter and its static matplotlib view), ``images`` (image grids, Grad-CAM overlays), ``heatmap_grid`` (Grad-CAM grids: images and
 each model's maps), ``perclass`` (sorted per-class bars), ``errors`` (most confused pairs and their
 misclassified images), ``class_counts`` (images per class and split), ``aspect_ratios`` (image shape per
-class); this package re-exports their public names. May import ``mame.classes`` and ``mame.config`` only.
+class), ``padding`` (variable shape's padding per aspect-ratio bucket); this package re-exports their public
+names. May import ``mame.classes`` and ``mame.config`` only.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mame.plots.curves import draw_accuracy_bars, draw_learning_curves, phase_sp
 from mame.plots.errors import confused_pairs, draw_error_gallery, error_examples, error_title
 from mame.plots.heatmap_grid import draw_gradcam_grid
 from mame.plots.images import draw_image_grid, overlay_heatmap, to_uint8_rgb
+from mame.plots.padding import draw_padding, padding_data, ratio_label
 from mame.plots.perclass import draw_per_class_bars, per_class_data
 from mame.plots.projection import draw_projection, project_features, subsample_per_class
 from mame.plots.projection3d import draw_projection_3d, draw_projection_3d_static, save_plotly_json
@@ -28,8 +30,8 @@ from mame.plots.step_accuracy import draw_ladder, ladder_data
 __all__ = [
     "aspect_ratio_data", "class_colors", "class_counts_data", "close_figure", "confused_pairs", "confusion_matrix_data", "DPI",
     "draw_accuracy_bars", "draw_aspect_ratios", "draw_class_counts", "draw_confusion_matrix", "draw_error_gallery",
-    "draw_gradcam_grid", "draw_image_grid", "draw_ladder", "draw_learning_curves", "draw_per_class_bars",
+    "draw_gradcam_grid", "draw_image_grid", "draw_ladder", "draw_learning_curves", "draw_padding", "draw_per_class_bars",
     "draw_projection", "draw_projection_3d", "draw_projection_3d_static", "error_examples", "error_title",
-    "ladder_data", "new_figure", "overlay_heatmap", "per_class_data", "phase_spans", "PlotError", "project_features",
-    "save_figure", "save_plotly_json", "SLIDE_SIZES", "subsample_per_class", "to_uint8_rgb",
+    "ladder_data", "new_figure", "overlay_heatmap", "padding_data", "per_class_data", "phase_spans", "PlotError",
+    "project_features", "ratio_label", "save_figure", "save_plotly_json", "SLIDE_SIZES", "subsample_per_class", "to_uint8_rgb",
 ]

@@ -158,14 +158,24 @@ def grid_of(model, layer: str) -> tuple[int, int]:
 
 
 def layer_at_grid(model, last: str, grid: tuple[int, int]) -> str:
-    """The deepest layer up to ``last`` whose output is a map of at least ``grid`` cells each way (``last`` itself
-    when its own grid reaches it): where Grad-CAM gives a map as fine as ``grid``."""
+    """The deepest layer up to ``last`` whose output is a map of ``grid`` cells (else the deepest with at least as
+    many each way; never a padding layer, whose border is not the image): where Grad-CAM gives a map as fine as
+    ``grid``. ``last`` itself when its own grid is ``grid``."""
+    import keras
+
     names = [layer.name for layer in model.layers]
+    maps = []
     for layer in reversed(model.layers[:names.index(last) + 1]):
-        shape = layer.output.shape if hasattr(layer, "output") else None
-        if shape is not None and len(shape) == 4 and all(d is not None for d in shape[1:3]) and \
-                shape[1] >= grid[0] and shape[2] >= grid[1]:
-            return layer.name
+        shape = getattr(layer, "output", None)
+        shape = getattr(shape, "shape", None)
+        if shape is None or len(shape) != 4 or any(d is None for d in shape[1:3]) or \
+                isinstance(layer, keras.layers.ZeroPadding2D):
+            continue
+        maps.append((layer.name, (int(shape[1]), int(shape[2]))))
+    exact = next((name for name, cells in maps if cells == tuple(grid)), None)
+    finer = next((name for name, cells in maps if cells[0] >= grid[0] and cells[1] >= grid[1]), None)
+    if exact or finer:
+        return exact or finer
     raise ValueError(f"{model.name}: no layer before {last!r} has a {grid[0]}x{grid[1]} map")
 
 
@@ -228,6 +238,7 @@ def _explain_unpadded(model, c: Candidate, layer: str, data: Sample, target: str
     """A variable-shape model: each image alone at its own size, no pad (as it is resized in the model's batches),
     its map squeezed to the square the other models' maps and the masks have, to be measured the same way."""
     from mame.data import padded_batches
+    from mame.data.aspect_buckets import MIN_SIDE, PAD_RGB
     from mame.data.input_shape import from_record
     from mame.models import gradcam
     from mame.stages.support.selection import run_metrics
@@ -236,12 +247,17 @@ def _explain_unpadded(model, c: Candidate, layer: str, data: Sample, target: str
     maps, probabilities, classes, cells = [], [], [], []
     for record in data.records:
         image = padded_batches.unpadded(str(data.image_dir / record.image_file), size * size)
+        (h, w), box = image.shape[:2], np.maximum(image.shape[:2], MIN_SIDE)  # a side under 32 px: padded to 32
+        held = np.empty((*box, 3), np.uint8)
+        held[...] = PAD_RGB
+        held[:h, :w] = image
         one, index, prob = gradcam.heatmaps_with_probabilities(
-            model, image[None], layer_name=layer, class_index=np.array([record.label]) if target == "true" else None)
-        maps.append(_resize(one, size)[0])
+            model, held[None], layer_name=layer, class_index=np.array([record.label]) if target == "true" else None,
+            valid_size=np.array([[h, w]]))
+        maps.append(_resize(one[:, :h, :w], size)[0])  # the map of the image only
         probabilities.append(prob[0])
         classes.append(int(index[0]))
-        cells.append(_cells(model, layer, image.shape[:2]))
+        cells.append(_cells(model, layer, tuple(box)))
     maps = np.stack(maps).astype(np.float32)
     mass, chance = _measure(maps, data, size, masks_at)
     grid = tuple(int(round(float(np.median([g[k] for g in cells])))) for k in (0, 1))  # its median map

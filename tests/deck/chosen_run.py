@@ -3,9 +3,10 @@
 Each entry's validation accuracy becomes a ``predictions_val.npz`` in a run folder handed to
 ``mame.stages.evaluate.choose_models`` as the runner hands it (``PlannedRun.identity``), so the choice is the
 stage's own (``mame.stages.support.selection``); made-up test predictions go through ``ensembles``, ``compare`` and
-``save``, whose result becomes the run's metrics.json. ``val=`` gives some runs another validation accuracy
-than their metrics say, so that the stage chooses what the deck's own numbers would not: a deck that follows it
-reads the record rather than choosing again.
+``save``, whose result becomes the run's metrics.json. Each handed folder has the metrics.json the stage reads
+(the run's shape and settings: a variable-shape step's twin is the fixed-shape step of the same settings).
+``val=`` gives some runs another validation accuracy than their metrics say, so that the stage chooses what the
+deck's own numbers would not: a deck that follows it reads the record rather than choosing again.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ def predictions(accuracy: float, n: int = N, seed: int = 0) -> dict:
             "files": np.array([f"v{i}.png" for i in range(n)])}
 
 
+def handed_metrics(entry) -> dict:
+    """What the stage reads of a handed run's metrics.json: its input shape and its recorded config (the settings a
+    variable-shape step shares with its fixed-shape twin), here its planned parameters when the metrics have none."""
+    m = entry.metrics["metrics"]
+    config = m.get("config") or {k: v for k, v in entry.run.planned.items() if k not in ("shape", "placement")}
+    return {"shape": m.get("shape", "fixed"), "config": json.loads(json.dumps(config, default=str))}
+
+
 def evaluate_entry(tmp_path: Path, entries: list, *, select: str = "best-per-backbone", test: float | dict = 0.5,
                    val: dict | None = None, run_dir: Path | None = None) -> FakeEntry:
     """A done evaluate/default run over the usable scratch and finetune ``entries`` (each seed's run of a
@@ -51,6 +60,7 @@ def evaluate_entry(tmp_path: Path, entries: list, *, select: str = "best-per-bac
             folder.mkdir(parents=True)
             accuracy = (val or {}).get(member.run.id, split_accuracy(member.metrics, "val"))
             np.savez(folder / "predictions_val.npz", **predictions(accuracy))
+            (folder / "metrics.json").write_text(json.dumps({"metrics": handed_metrics(member)}))
             inputs.setdefault(member.run.stage, {})[member.run.name] = member.run.identity(folder)
     chosen = evaluate.choose_models(inputs, select=select, include_classify=False)
     for i, c in enumerate(chosen):

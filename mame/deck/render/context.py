@@ -42,20 +42,57 @@ def not_planned(stage: str, what: str) -> dict:
                                       f"(experiments/plan.yaml) does not define yet.")
 
 
-def paper_section(references: dict, choices: Choices) -> dict:
-    """The MAMe paper's fine-tuning baselines beside our own numbers per backbone, those of the models the
-    evaluate run chose on validation (``mame.deck.sections.choices``): its feature pipeline (validation accuracy), its
-    best fine-tuning step (validation, and test). Before any evaluate run nothing is chosen: no numbers."""
-    paper = references["mame_paper"]
-    rows = []
-    for row in paper["baselines"]:
-        pipeline, step = (choices.pipeline(row["backbone"]), choices.best_step(row["backbone"])) if row["backbone"] else (None, None)
-        rows.append({**row, "classify": pipeline["val_accuracy"] if pipeline else None,
-                     "finetune": step["val_accuracy"] if step else None,
-                     "evaluate": choices.test.get(step["model"]) if step else None})
+def paper_section(references: dict, choices: Choices, setup: dict | None = None, names: dict | None = None) -> dict:
+    """The MAMe paper's fine-tuning baselines (the real MAMe at R65k, fixed and variable shape, test accuracy) beside
+    this deck's test accuracies per backbone, of the models the evaluate run chose on validation
+    (``mame.deck.sections.choices``): feature extraction and fine-tuning, each at fixed and variable shape. Where the
+    evaluate run compared the shapes (``metrics.shapes``) both come from that pair, so the fine-tuned FS number is
+    then the variable-shape step's same-settings twin (``twin``), which may not be the best step; else FS is the chosen
+    model and VS "—". Our backbones the paper did not run get rows of their own. Before any evaluate run: no numbers."""
+    paper, names = references["mame_paper"], names or {}
+    rows = [{**row, **ours(choices, row["backbone"])} for row in paper["baselines"]]
+    cited = {row["backbone"] for row in paper["baselines"] if row["backbone"]}
+    own = dict.fromkeys(c["backbone"] for c in [*choices.chosen, *choices.shapes] if c.get("backbone") not in cited | {None})
+    rows += [{"architecture": names.get(b, b), "backbone": b, "fs": None, "vs": None, **ours(choices, b)} for b in own]
+    keys = ("features_fs", "features_vs", "finetune_fs", "finetune_vs")
     return {"citation": paper["citation"], "doi": paper["doi"], "what": paper["what"], "rows": rows,
-            "has_ours": any(r[k] is not None for r in rows for k in ("classify", "finetune", "evaluate")),
-            "chosen": choices.made}
+            "has_ours": any(r[k] is not None for r in rows for k in keys), "chosen": choices.made,
+            "twins": [r for r in rows if r["twin"]], "ours": ours_label(setup or {})}
+
+
+def ours(choices: Choices, backbone: str | None) -> dict:
+    """Test accuracies of one backbone's chosen models: ``features_fs``/``_vs`` and ``finetune_fs``/``_vs`` (None: not
+    run or not chosen), and ``twin``: the fine-tuned FS model when it is a variable-shape step's twin, not the best step
+    (with ``best``, the best step and its test accuracy)."""
+    none = {"features_fs": None, "features_vs": None, "finetune_fs": None, "finetune_vs": None, "twin": None, "best": None}
+    if not backbone:
+        return none
+    pipeline, step = choices.pipeline(backbone), choices.best_step(backbone)
+    features, tuned = choices.shape_pair("feature extraction", backbone), choices.shape_pair("fine-tuning", backbone)
+    out = {**none, "features_fs": choices.test.get(pipeline["model"]) if pipeline else None,
+           "finetune_fs": choices.test.get(step["model"]) if step else None}
+    if features:
+        out.update(features_fs=features["fixed_accuracy"], features_vs=features["variable_accuracy"])
+    if tuned:
+        out.update(finetune_fs=tuned["fixed_accuracy"], finetune_vs=tuned["variable_accuracy"])
+        if step is None or tuned["fixed"] != step["model"]:
+            out.update(twin=tuned["fixed"], best={"model": step["model"], "test": choices.test.get(step["model"])} if step else None)
+    return out
+
+
+def ours_label(setup: dict) -> str:
+    """What this deck ran, in a few words: ``synthetic data, random init, CPU`` (as the setup slide says it)."""
+    source = (setup.get("dataset") or {}).get("source")
+    words = ["synthetic data" if source == "synthetic" else "the real MAMe" if source == "mame" else "its own data"]
+    used = {w["used_key"] for w in setup.get("weights") or []}
+    if "random" in used:
+        words.append("partly random init" if "imagenet" in used else "random init")
+    elif "imagenet" in used:
+        words.append("ImageNet weights")
+    devices = setup.get("devices") or []
+    if devices:
+        words.append("CPU" if all(d.startswith("CPU") for d in devices) else "GPU")
+    return ", ".join(words)
 
 
 def display_names(entries: list) -> dict[str, str]:
@@ -147,7 +184,7 @@ def build_context(entries: list, profile, plan_stages: list[str], *, figures: di
                "not_planned": {s.stage: not_planned(s.stage, s.not_planned) for s in registry.STAGES}}
     for stage in registry.STAGES:
         context[stage.stage] = stage.section(grouped.get(stage.stage, []), deck)
-    context["paper"] = paper_section(references, recorded(deck))
+    context["paper"] = paper_section(references, recorded(deck), setup, deck.names)
     context["conclusions"] = conclusions(context, sum(e.state in ("failed", "missing", "unreadable") for e in entries))
     context.update(appendix=appendix_section(entries), stage_parameters=stage_parameters(entries), changes=changes,
                    references=references["references"])

@@ -5,8 +5,9 @@ best step, the best scratch rung and the best feature pipeline of each backbone,
 ``metrics["chosen"]``: one entry per model, with ``stage``, ``backbone``, ``variant``, ``seed``,
 ``val_accuracy``, ``why``, and ``best_step`` on the fine-tuned ones (the backbone's step best on validation,
 which is marked under ``select="all"`` too); the fine-tuned ones come best first, then the pipelines, then the
-rung. ``metrics["models"]`` holds their test accuracies. Before any evaluate run nothing is chosen: the slides
-say so (``not_chosen``) instead of choosing themselves.
+rung. ``metrics["models"]`` holds their test accuracies, ``metrics["shapes"]`` the fixed- against variable-shape pairs
+it compared on test. Before any evaluate run nothing is chosen: the slides say so (``not_chosen``) instead of
+choosing themselves.
 
 A ladder step with several seeds is one deck entry (``mame.deck.sections.seed_groups``); the record names the seed run
 chosen, so a run is matched by stage, backbone and variant.
@@ -24,6 +25,7 @@ class Choices:
     run: str | None = None                             # the evaluate run's id; None: no usable evaluate run
     chosen: list[dict] = field(default_factory=list)   # its metrics["chosen"]
     test: dict[str, float] = field(default_factory=dict)  # model -> test accuracy (its metrics["models"])
+    shapes: list[dict] = field(default_factory=list)   # its metrics["shapes"]: fixed vs variable shape on test
 
     @property
     def made(self) -> bool:
@@ -31,7 +33,7 @@ class Choices:
 
     def best_steps(self) -> list[dict]:
         """Each fine-tuned backbone's best fixed-shape step, as recorded (best on validation first); the variable-shape
-        runs are compared with them on the shapes slide (``shape_pairs``)."""
+        runs are compared with their fixed-shape partners on the shape slides (``shape_pair``)."""
         return [c for c in self.chosen if c["stage"] == "finetune" and c.get("best_step") and _fixed(c)]
 
     def best_step(self, backbone: str) -> dict | None:
@@ -44,13 +46,18 @@ class Choices:
         """The feature pipeline (classifier on frozen features) chosen for ``backbone``."""
         return next((c for c in self.chosen if c["stage"] == "classify" and c["backbone"] == backbone and _fixed(c)), None)
 
+    def shape_pair(self, approach: str, backbone: str) -> dict | None:
+        """The fixed- against variable-shape pair the evaluate run compared for ``approach`` ("feature extraction",
+        "fine-tuning") and ``backbone``, or None."""
+        return next((p for p in self.shapes if (p["approach"], p["backbone"]) == (approach, backbone)), None)
+
 
 def recorded(deck) -> Choices:
     """The choices of the plan's evaluate run (``deck``: ``mame.deck.sections.registry.DeckInputs``); empty before one ran."""
     for entry in deck.usable("evaluate")[:1]:
         m = entry.metrics["metrics"]
         return Choices(entry.run.id, list(m.get("chosen") or []),
-                       {row["model"]: row["accuracy"] for row in m.get("models") or []})
+                       {row["model"]: row["accuracy"] for row in m.get("models") or []}, list(m.get("shapes") or []))
     return Choices()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mame import plots
+from mame.deck.sections import shape_slides as shapes
 from mame.deck.sections.slide_parts import entry_placeholder, report_rows
 
 WEIGHTS_WORDS = {"imagenet": "ImageNet", "random": "random-init"}
@@ -17,8 +18,9 @@ WEIGHTS_WORDS = {"imagenet": "ImageNet", "random": "random-init"}
 def feature_source(entry, features: dict[str, dict], names: dict[str, str]) -> dict:
     """What a classify run classified, from the features run it needs (``features``: run name -> its
     ``metrics``): ``kind`` "features" (the backbone's own, ImageNet or random init), "dense_head" (logistic
-    regression on raw activations of VGG16's dense layers: a new softmax on the kept layers) or "finetuned"
-    (the fine-tuned model's features), and the column ``label`` the deck shows."""
+    regression on raw activations of VGG16's dense layers: a new softmax on the kept layers), "finetuned"
+    (the fine-tuned model's features) or "variable" (the backbone's features at variable shape), and the column
+    ``label`` the deck shows."""
     m = entry.metrics["metrics"]
     backbone = entry.run.backbone
     name = names.get(backbone, backbone)
@@ -35,6 +37,9 @@ def feature_source(entry, features: dict[str, dict], names: dict[str, str]) -> d
         label = f"{name} dense head ({weights} {'+'.join(kept)} kept, new softmax)"
         return {"kind": "dense_head", "label": label, "full": label, "layer": layer}
     full = " ".join(w for w in (name, weights, layer) if w)
+    if fm.get("shape") == "variable":
+        label = shapes.labelled(name, "variable")
+        return {"kind": "variable", "label": label, "full": f"{full} (variable shape)", "layer": layer}
     own = entry.run.variant == "default" and layer == fm.get("feature_layer", layer)
     return {"kind": "features", "label": name if own else full, "full": full, "layer": layer}
 
@@ -91,8 +96,11 @@ def variant_comparisons(rows: list[dict]) -> list[dict]:
         changes = [{"classifier": c, "before": own[c]["val_accuracy"], "after": tuned[c]["val_accuracy"],
                     "column": tuned[c]["full"], "own": own[c]["full"], "finetune": tuned[c]["finetune"]} for c in tuned if c in own]
         head = [r for r in mine if r["kind"] == "dense_head"]
+        kinds = {r["kind"] for r in mine}
+        others = [what for kind, what in (("dense_head", "its dense head"), ("finetuned", "fine-tuned features"),
+                                          ("variable", "variable-shape features")) if kind in kinds]
         out.append({"backbone": backbone, "name": mine[0]["backbone_name"], **classifier_pivot(mine, column="full"),
-                    "changes": changes, "dense_head": head[0] if head else None,
+                    "others": others, "changes": changes, "dense_head": head[0] if head else None,
                     "own_best": max(own.values(), key=lambda r: r["val_accuracy"]) if own else None})
     return out
 

@@ -1,7 +1,8 @@
 """The "Final result" slides from the evaluate run (``mame/stages/evaluate.py``): the reference model's
 (best single model on validation) test report and confusion matrix, the models table (each row labelled
 with its approach: scratch, feature extraction, fine-tuning, ensemble) with intervals and McNemar
-comparisons, the three approaches side by side on test, the test-split ledger, per-class findings, the most
+comparisons, the three approaches side by side on test (fixed shape), fixed against variable shape on test and
+what variable shape costs (``mame.deck.sections.shape_slides``), the test-split ledger, per-class findings, the most
 confused pairs, the conclusions.
 
 Every statement is computed from the run's metrics.json; a missing or failed run gives placeholders.
@@ -13,6 +14,7 @@ import numpy as np
 
 from mame import plots
 from mame.deck.sections import evaluate_figures
+from mame.deck.sections import shape_slides as shapes
 from mame.deck.sections.slide_parts import entry_placeholder, placeholder, report_rows
 from mame.metrics import describe_comparison as describe
 
@@ -33,22 +35,24 @@ def section(entries: list, deck) -> dict:
     gaps = [g for g in (entry_placeholder(e) for e in entries) if g]
     usable = [e for e in entries if entry_placeholder(e) is None]
     empty = {"gaps": gaps, "ready": False, "run": None, "stale": False, "reference": None, "models": [],
-             "model_pages": [], "approaches": [], "ensemble": None, "ledger": None, "best_on_test": None}
+             "model_pages": [], "approaches": [], "ensemble": None, "ledger": None, "best_on_test": None,
+             "shapes_figure": None}
     if not usable:
-        return empty
+        return {**empty, "shapes": shapes.section(None, [], deck)}
     entry = usable[0]
     m = entry.metrics["metrics"]
     if not m.get("models") or not m.get("best_single"):
         gaps.append(placeholder("failed", f"{entry.run.id} has no model table (metrics.models): run it again "
                                           "with the current evaluate stage", f"runs/{entry.run.stage}/{entry.run.name}"))
-        return empty
+        return {**empty, "shapes": shapes.section(entry.run.id, [], deck)}
     figs = figures.get(entry.run.id, {})
-    models = model_rows(m["models"])
+    models = model_rows(m["models"], m.get("chosen") or [])
     final = {**reference(entry.metrics, figs), "seed": chosen_seed(m["best_single"], deck.grouped)}
-    return {"gaps": gaps, "ready": True, "run": entry.run.id, "stale": entry.state == "stale",
+    return {**empty, "ready": True, "run": entry.run.id, "stale": entry.state == "stale",
             "reference": final, "models": models, "model_pages": pages(models),
             "approaches": approaches(models), "ensemble": ensemble_summary(m, models),
-            "ledger": ledger(entry, all_entries), "best_on_test": max(models, key=lambda r: r["test"])}
+            "ledger": ledger(entry, all_entries), "best_on_test": max(models, key=lambda r: r["test"]),
+            "shapes": shapes.section(entry.run.id, m.get("shapes") or [], deck)}
 
 
 def chosen_seed(model: str, grouped: dict) -> dict | None:
@@ -62,14 +66,19 @@ def chosen_seed(model: str, grouped: dict) -> dict | None:
     return None
 
 
-def model_rows(models: list[dict]) -> list[dict]:
+def model_rows(models: list[dict], chosen: list[dict] = ()) -> list[dict]:
     """metrics.models as table rows: approach, val, test (95 % interval), macro F1, the comparison with the
-    reference; ``shown``: the model's name on the slide (an ensemble's members are listed under the table)."""
-    rows = []
+    reference; ``shown``: the model's name on the slide (an ensemble's members are listed under the table);
+    ``shape`` and ``twin_of`` from the run's choices (``metrics.chosen``), ``marks``: ``VS`` for a variable-shape
+    model, ``FS twin`` for a fixed-shape step scored only as a variable-shape step's like-for-like partner."""
+    rows, record = [], {c["model"]: c for c in chosen}
     for row in models:
         vs = row.get("vs_best")
         shown = f"ensemble of {row['model'].count(' + ') + 1} models" if row["kind"] == "ensemble" else row["model"]
-        rows.append({"model": row["model"], "shown": shown, "kind": row["kind"],
+        mine = record.get(row["model"], {})
+        shape, twin_of = mine.get("shape", "fixed"), mine.get("twin_of")
+        rows.append({"model": row["model"], "shown": shown, "kind": row["kind"], "shape": shape, "twin_of": twin_of,
+                     "marks": "VS" if shape == "variable" else "FS twin" if twin_of else "",
                      "approach": row.get("approach") or APPROACHES.get(row["kind"], row["kind"]),
                      "val": row["val_accuracy"], "test": row["accuracy"],
                      "ci_low": row["ci_low"], "ci_high": row["ci_high"], "macro_f1": row["macro_f1"],
@@ -89,12 +98,13 @@ def pages(models: list[dict], per_slide: int = MODELS_PER_SLIDE) -> list[list[di
 
 
 def approaches(models: list[dict]) -> list[dict]:
-    """Per approach (not the ensemble), the model of it best on validation with its test accuracy and interval,
-    highest test accuracy first: the approaches side by side on test. The evaluate run records each approach's
-    models best on validation first (``mame/stages/evaluate.py``): its first row is read, not chosen again."""
+    """Per approach (not the ensemble), the fixed-shape model of it best on validation with its test accuracy and
+    interval, highest test accuracy first: the approaches side by side on test (variable shape has its own slide; a
+    twin was not chosen). The evaluate run records each approach's models best on validation first
+    (``mame/stages/evaluate.py``): its first row is read, not chosen again."""
     best: dict[str, dict] = {}
     for row in models:
-        if row["kind"] != "ensemble":
+        if row["kind"] != "ensemble" and row["shape"] == "fixed" and not row["twin_of"]:
             best.setdefault(row["approach"], row)
     return sorted(({"approach": a, "model": r["model"], "val": r["val"], "test": r["test"], "ci_low": r["ci_low"],
                     "ci_high": r["ci_high"], "reference": r["reference"]} for a, r in best.items()),
@@ -237,12 +247,18 @@ def conclusions(context: dict) -> list[str]:
     final, real = context["evaluate"], context["setup"]["dataset"].get("source") != "synthetic"
     if not final.get("reference"):
         return ["No test-split evaluation yet" + (", so no distance to the paper's test accuracies is claimed." if real else ".")]
-    out = evaluation_conclusions(final)
+    out = evaluation_conclusions(final) + shapes.conclusions(final.get("shapes") or {})
     if real:
-        best_paper = max(context["paper"]["rows"], key=lambda r: r["fs"])
+        best_paper = max((r for r in context["paper"]["rows"] if r["fs"] is not None), key=lambda r: r["fs"])
         out.append(f"Distance to the paper's best R65k result ({best_paper['architecture']}, {best_paper['fs']:.1%}): "
                    f"{100 * (final['reference']['accuracy'] - best_paper['fs']):+.1f} percentage points.")
     return out
+
+
+def report_figures(section: dict, out_dir) -> dict:
+    """The padding per aspect-ratio bucket of the shape slides (``mame.deck.sections.shape_slides``), kept while it shows
+    the same data drawn by the same code."""
+    return {"shapes_figure": shapes.padding_figure(section["shapes"], out_dir)}
 
 
 def run_figures(entry, drawer) -> dict:

@@ -107,7 +107,7 @@ def explain_conclusions(section: dict) -> list[str]:
           "the coarser map spreads its heat" if not comp["same_grid"] else "")
     numbers = (f"{comp['finetuned']} puts {comp['finetuned_mass']:.0%} of its Grad-CAM heat on the object, "
                f"{comp['scratch']} {comp['scratch_mass']:.0%} (a uniform map: {chance:.0%}; the same {comp['n']} "
-               f"validation images{at}; {comp['text']}, Wilcoxon)")
+               f"validation images{at}, {comp['text']}, Wilcoxon)")
     said = [f"Grad-CAM: no significant difference in where the models look: {numbers}." if not comp["significant"] else
             "Grad-CAM: the fine-tuned model looks " + ("more on the object than the scratch model" if comp["delta_pp"] > 0
                                                       else "less on the object than the scratch model") + f": {numbers}."]

@@ -14,6 +14,7 @@ import numpy as np
 from mame import plots
 from mame.classes import CLASS_NAMES
 from mame.deck.sections import figures3d
+from mame.deck.sections import shape_slides as shapes
 from mame.deck.sections.slide_parts import entry_placeholder
 
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -31,14 +32,17 @@ def section(entries: list, deck) -> dict:
             gaps.append(gap)
             continue
         m = entry.metrics["metrics"]
-        label = short = m.get("name", entry.run.backbone)
+        shape = shapes.entry_shape(entry)
+        label = short = shapes.labelled(m.get("name", entry.run.backbone), shape)
         if m.get("source") == "finetune":
             short = f"{label} fine-tuned"
             label = f"{short} ({(m.get('finetune') or {}).get('run', '')})"
+        size = m.get("image_size", m.get("input_size"))
         rows.append({"run": entry.run.id, "backbone": label, "short": short, "key": entry.run.backbone,
-                     "source": m.get("source", "imagenet"), "n_params": m.get("n_params"),
+                     "source": m.get("source", "imagenet"), "n_params": m.get("n_params"), "shape": shape,
                      "feature_dim": m.get("feature_dim"), "feature_layer": m.get("feature_layer"),
-                     "input_size": m.get("image_size", m.get("input_size")), "weights": m.get("weights"),
+                     "input_size": size, "input": f"≈{size}² px" if shape == "variable" else f"{size} px",
+                     "weights": m.get("weights"),
                      "images_per_second": (m.get("images_per_second") or {}).get("train"),
                      "probe": entry.metrics["headline"]["value"] if entry.metrics.get("headline") else None,
                      "stale": entry.state == "stale"})

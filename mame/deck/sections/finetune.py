@@ -1,6 +1,12 @@
 """The "Fine tuning" slides from the finetune runs (``mame/stages/finetune.py``): one ladder per backbone
-(plan order; step numbers are the plan's, ``PlannedRun.step``), each step's settings and curves, the
+(plan order; a step's number: its place among the backbone's fixed-shape steps, as in the plan, ``PlannedRun.step``
+while no variable-shape step comes before it), each step's settings and curves, the
 ladder's story (first, last and best step), and the backbones' best steps compared.
+
+A ladder holds the backbone's fixed-shape steps, numbered in plan order. A variable-shape step (the MAMe paper's
+R65k-VS) is no step of it: it gets its own slide after the ladder, its settings set against its fixed-shape twin
+(the step of the same planned settings), and is compared with that twin on test on the shape slides
+(``mame.deck.sections.shape_slides``).
 
 The best step of a backbone is the one the evaluate run chose on validation and recorded
 (``mame.deck.sections.choices``): the deck reads it, never chooses again; before any evaluate run the slides say the
@@ -14,6 +20,7 @@ from pathlib import Path
 from mame import plots
 from mame.deck.sections import choices as recorded_choices
 from mame.deck.sections import settings
+from mame.deck.sections import shape_slides as shapes
 from mame.deck.sections.ladder import ladder_item, run_figures  # noqa: F401  (the registry's hook: the training curves)
 
 # Settings every fine-tuning slide lists, in this order; keys some step sets follow.
@@ -22,22 +29,25 @@ BEST_STEP = "each fine-tuned backbone's best step"
 
 
 def section(entries: list, deck) -> dict:
-    """One ladder per backbone (plan order), its summary, and the backbones compared on the steps the
-    evaluate run chose."""
-    keys, names, figures = settings.ladder_keys([e.run for e in entries], FINETUNE_KEYS), deck.names, deck.figures
+    """One ladder per backbone (plan order) of its fixed-shape steps, its variable-shape steps beside it, its summary,
+    and the backbones compared on the steps the evaluate run chose."""
+    fixed = [e for e in entries if shapes.entry_shape(e) == "fixed"]
+    keys, names, figures = settings.ladder_keys([e.run for e in fixed], FINETUNE_KEYS), deck.names, deck.figures
     choices = recorded_choices.recorded(deck)
     ladders: dict[str, dict] = {}
-    for entry in entries:
+    for entry in fixed:
         backbone = entry.run.backbone
-        ladder = ladders.setdefault(backbone, {"backbone": backbone, "name": names.get(backbone, backbone),
-                                               "steps": [], "planned": None, "best": None})
+        ladder = ladders.setdefault(backbone, _ladder(backbone, names))
         item, ladder["planned"] = ladder_item(entry, figures, deck.profile, ladder["planned"], keys)
-        item.update(backbone=backbone, backbone_name=ladder["name"])
+        item.update(backbone=backbone, backbone_name=ladder["name"], step=len(ladder["steps"]) + 1)
         if item["ran"]:
             item.update(_trainable(entry.metrics["metrics"]))
             if recorded_choices.is_run(choices.best_step(backbone), entry):
                 ladder["best"] = item
         ladder["steps"].append(item)
+    for entry in (e for e in entries if all(e is not f for f in fixed)):
+        ladder = ladders.setdefault(entry.run.backbone, _ladder(entry.run.backbone, names))
+        ladder["variable"].append(variable_item(entry, ladder, fixed, deck, keys))
     out = []
     for ladder in ladders.values():
         del ladder["planned"]
@@ -47,7 +57,8 @@ def section(entries: list, deck) -> dict:
     order = [c["backbone"] for c in choices.best_steps() if c["backbone"] in rows]  # best on validation first
     several = len(ran) > 1
     return {"ladders": out, "items": [s for ladder in out for s in ladder["steps"]],
-            "gaps": [s["gap"] for ladder in out for s in ladder["steps"] if s["gap"]],
+            "variable": [v for ladder in out for v in ladder["variable"]],
+            "gaps": [s["gap"] for ladder in out for s in ladder["steps"] + ladder["variable"] if s["gap"]],
             "multi_step": [ladder for ladder in out if len(ladder["steps"]) > 1],
             "comparison": [rows[ladder["backbone"]] for ladder in ran if ladder["backbone"] in rows] if several else [],
             "unchosen": [ladder["name"] for ladder in ran if ladder["backbone"] not in rows] if several else [],
@@ -55,6 +66,26 @@ def section(entries: list, deck) -> dict:
             "best_gap": recorded_choices.not_chosen(BEST_STEP, choices, next(iter(choices.best_steps()), None))
             if ran and not order else None,
             "ladder_figure": None, "backbones_figure": None}
+
+
+def _ladder(backbone: str, names: dict) -> dict:
+    return {"backbone": backbone, "name": names.get(backbone, backbone), "steps": [], "variable": [], "planned": None,
+            "best": None}
+
+
+def variable_item(entry, ladder: dict, fixed: list, deck, keys) -> dict:
+    """A variable-shape step: its settings against its fixed-shape twin's (the ladder step of the same planned
+    settings but the shape; ``twin`` None when no step has them), its numbers, out of the ladder."""
+    mine = shapes.unshaped(entry.run.planned)
+    twin = next((e for e in fixed if e.run.backbone == entry.run.backbone and shapes.unshaped(e.run.planned) == mine), None)
+    twin_item = next((s for s in ladder["steps"] if twin is not None and s["run"] == twin.run.id), None)
+    shown = list(keys) + [k for k in shapes.SHAPE_KEYS if k in entry.run.overrides and k not in keys]
+    item, _ = ladder_item(entry, deck.figures, deck.profile, twin.run.planned if twin else None, shown)
+    item.update(backbone=entry.run.backbone, backbone_name=ladder["name"], shape="variable",
+                twin={"step": twin_item["step"], "variant": twin_item["variant"], "run": twin_item["run"]} if twin_item else None)
+    if item["ran"]:
+        item.update(_trainable(entry.metrics["metrics"]))
+    return item
 
 
 def _trainable(m: dict) -> dict:

@@ -252,9 +252,9 @@ def test_test_accuracies_reach_the_baseline_and_paper_tables(deck):
 
     deck_in = deck_inputs([deck.entry, *tuned])
     rows = {r["backbone"]: r for r in paper_section(load_references(), recorded(deck_in))["rows"]}
-    chosen = {c["model"]: c for c in deck.entry.metrics["metrics"]["chosen"]}
-    assert rows["vgg16"]["evaluate"] == final["models"][0]["test"]
-    assert rows["resnet50"]["evaluate"] == final["models"][1]["test"]
-    assert rows["vgg16"]["finetune"] == chosen["finetune/vgg16-step2"]["val_accuracy"]  # the model evaluate tested
-    assert rows["efficientnetb0"]["classify"] == chosen["classify/efficientnetb0/logistic_regression"]["val_accuracy"]
-    assert rows["resnet50"]["classify"] is None  # no pipeline chosen for it
+    tested = {m["model"]: m["test"] for m in final["models"]}
+    assert rows["vgg16"]["finetune_fs"] == tested["finetune/vgg16-step2"] == final["models"][0]["test"]
+    assert rows["resnet50"]["finetune_fs"] == tested["finetune/resnet50-step1"]
+    assert rows["efficientnetb0"]["features_fs"] == tested["classify/efficientnetb0/logistic_regression"]
+    assert rows["resnet50"]["features_fs"] is None  # no pipeline chosen for it
+    assert all(r[k] is None for r in rows.values() for k in ("features_vs", "finetune_vs", "twin"))  # no shape pair

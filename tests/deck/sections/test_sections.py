@@ -82,7 +82,8 @@ def test_paper_table_is_the_cited_numbers_with_ours_beside_them():
     section = paper_section(refs, Choices("evaluate/default", chosen, {"classify/resnet50/knn": 0.78}))
     rows = {r["architecture"]: r for r in section["rows"]}
     assert rows["ResNet50"]["fs"] == 0.8429 and rows["EfficientNet-B3"]["vs"] == 0.8348
-    assert rows["ResNet50"]["classify"] == 0.8 and rows["VGG16"]["classify"] is None and section["has_ours"]
+    assert rows["ResNet50"]["features_fs"] == 0.78 and rows["VGG16"]["features_fs"] is None and section["has_ours"]
+    assert rows["ResNet50"]["features_vs"] is None  # no variable-shape pipeline compared
     before = paper_section(refs, Choices())  # no evaluate run yet: nothing chosen, only the cited numbers
     assert not before["chosen"] and not before["has_ours"] and [r["fs"] for r in before["rows"]] == [r["fs"] for r in section["rows"]]
 

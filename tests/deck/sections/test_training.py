@@ -247,7 +247,7 @@ def table_rows(text: str, header: str) -> list[list[str]]:
     return [[c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("|")][:20]
 
 
-PAPER = {"rows": [], "what": "", "citation": "", "doi": "", "chosen": True}
+PAPER = {"rows": [], "what": "", "citation": "", "doi": "", "chosen": True, "twins": [], "ours": "synthetic data"}
 
 
 def test_baseline_table_equals_the_runs_metrics_in_plan_order(tmp_path):
@@ -400,8 +400,8 @@ def test_the_deck_shows_the_best_step_and_rung_the_evaluate_run_recorded_not_its
     approaches = approaches_conclusion(rungs, {}, tuned)[0]
     assert f"fine-tuning {step2['val']:.1%} (VGG16 #2)" in approaches and "(r2-deeper)" in approaches
     rows = {r["backbone"]: r for r in paper_section(load_references(), recorded(deck))["rows"]}
-    assert (rows["vgg16"]["finetune"], rows["vgg16"]["evaluate"]) == (chosen["finetune/vgg16-step2"]["val_accuracy"], 0.5)
-    assert rows["efficientnetb0"]["finetune"] is None
+    assert (rows["vgg16"]["finetune_fs"], rows["vgg16"]["finetune_vs"], rows["vgg16"]["twin"]) == (0.5, None, None)
+    assert rows["efficientnetb0"]["finetune_fs"] is None
 
 
 def test_with_every_step_evaluated_the_deck_takes_the_step_the_record_marks_best(tmp_path):
@@ -414,7 +414,7 @@ def test_with_every_step_evaluated_the_deck_takes_the_step_the_record_marks_best
     assert [(r["backbone"], r["step"]) for r in tuned["comparison"]] == [("vgg16", 3), ("resnet50", 1)]
     assert tuned["ladders"][0]["story"]["best"]["step"] == 3
     vgg = next(r for r in paper_section(load_references(), recorded(deck))["rows"] if r["backbone"] == "vgg16")
-    assert (vgg["finetune"], vgg["evaluate"]) == (0.99, 0.6)  # the step chosen on validation, not the best on test
+    assert vgg["finetune_fs"] == 0.6  # the step chosen on validation, not the best on test
 
 
 def test_before_any_evaluate_run_the_slides_say_the_best_step_and_rung_are_not_chosen_yet():
