@@ -10,7 +10,8 @@ Validation images only, ``per_class`` of each class. Each model's Grad-CAM map i
 default, at a layer whose map is as fine as the finest last-conv map among the models (``grid="common"``: heat
 on the object compares models, not map resolutions; ``grid="last"``: the last conv layer the registry names for
 its backbone, the scratch CNN's last Conv2D); the reference is explained at its own last layer too. A
-variable-shape model is explained on each image alone, unpadded, its map squeezed to the others' square.
+variable-shape model is explained on its own padded batches, each map cut to its image (no pad) and squeezed to
+the others' square.
 Where the dataset knows the object's mask (the synthetic data writes one for objects on a backdrop), the
 share of the map's heat inside the mask is measured per image; a uniform map would score the object's
 area share ("chance"). The fine-tuned reference (best on validation) and the scratch model are compared on
@@ -221,7 +222,7 @@ def explain(chosen: list[Candidate], data: Sample, *, target: str = ExplainConfi
         model = models.pop(c.name)
         layer = layers[c.name]
         if c.shape == "variable":
-            out.append(_explain_unpadded(model, c, layer, data, target, masks_at))
+            out.append(_explain_unpadded(model, c, layer, data, target, masks_at, batch_size))
             del model
             continue
         explained = _explain_at(model, c, layer, data, target, batch_size, masks_at)
@@ -234,35 +235,39 @@ def explain(chosen: list[Candidate], data: Sample, *, target: str = ExplainConfi
     return out
 
 
-def _explain_unpadded(model, c: Candidate, layer: str, data: Sample, target: str, masks_at: dict) -> Explained:
-    """A variable-shape model: each image alone at its own size, no pad (as it is resized in the model's batches),
-    its map squeezed to the square the other models' maps and the masks have, to be measured the same way."""
-    from mame.data import padded_batches
-    from mame.data.aspect_buckets import MIN_SIDE, PAD_RGB
+def _explain_unpadded(model, c: Candidate, layer: str, data: Sample, target: str, masks_at: dict,
+                      batch_size: int = ExplainConfig.batch_size) -> Explained:
+    """A variable-shape model: Grad-CAM of its own padded batches (bucket by bucket, as it trains and is tested),
+    each map cut to its image (the valid region: no pad) and squeezed to the square the other models' maps and
+    the masks have, to be measured the same way."""
+    from mame.data import pipeline
     from mame.data.input_shape import from_record
     from mame.models import gradcam
     from mame.stages.support.selection import run_metrics
 
-    size = from_record(run_metrics(c.path)).image_size
+    shape = from_record(run_metrics(c.path))
+    size = shape.image_size
+    dataset = pipeline.make_dataset(data.records, data.image_dir, batch_size=batch_size, **shape.dataset_args())
     maps, probabilities, classes, cells = [], [], [], []
-    for record in data.records:
-        image = padded_batches.unpadded(str(data.image_dir / record.image_file), size * size)
-        (h, w), box = image.shape[:2], np.maximum(image.shape[:2], MIN_SIDE)  # a side under 32 px: padded to 32
-        held = np.empty((*box, 3), np.uint8)
-        held[...] = PAD_RGB
-        held[:h, :w] = image
-        one, index, prob = gradcam.heatmaps_with_probabilities(
-            model, held[None], layer_name=layer, class_index=np.array([record.label]) if target == "true" else None,
-            valid_size=np.array([[h, w]]))
-        maps.append(_resize(one[:, :h, :w], size)[0])  # the map of the image only
-        probabilities.append(prob[0])
-        classes.append(int(index[0]))
-        cells.append(_cells(model, layer, tuple(box)))
-    maps = np.stack(maps).astype(np.float32)
+    for images, labels in dataset:
+        pixels, valid = np.asarray(images["image"]), np.asarray(images["valid_size"])
+        batch_maps, index, prob = gradcam.heatmaps_with_probabilities(
+            model, pixels, layer_name=layer, class_index=np.asarray(labels) if target == "true" else None,
+            valid_size=valid)
+        box = np.array(pixels.shape[1:3])
+        grid = np.array(_cells(model, layer, tuple(box)))
+        for k, (h, w) in enumerate(valid):
+            top, left = (box - (h, w)) // 2 if shape.placement == "centre" else (0, 0)
+            crop = batch_maps[k:k + 1, top:top + h, left:left + w]  # the image only, scaled to its own peak
+            maps.append(_resize(crop / crop.max() if crop.max() > 0 else crop, size)[0])
+            cells.append(np.maximum(1, np.rint(grid * (h, w) / box)).astype(int))
+        probabilities.append(prob)
+        classes.append(index)
+    maps = pipeline.in_record_order(dataset, np.stack(maps).astype(np.float32))
     mass, chance = _measure(maps, data, size, masks_at)
-    grid = tuple(int(round(float(np.median([g[k] for g in cells])))) for k in (0, 1))  # its median map
-    return Explained(c, layer, grid, size, maps, np.stack(probabilities), np.array(classes), mass, chance,
-                     gradcam.hot_area(maps))
+    median = tuple(int(round(float(np.median([g[k] for g in cells])))) for k in (0, 1))  # its images' median map
+    return Explained(c, layer, median, size, maps, pipeline.in_record_order(dataset, np.concatenate(probabilities)),
+                     pipeline.in_record_order(dataset, np.concatenate(classes)), mass, chance, gradcam.hot_area(maps))
 
 
 def _cells(model, layer: str, size: tuple[int, int]) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from mame.data.synthetic.generator import SynthSpec, ensure
 from mame.stages import explain
 from mame.stages.support import common, selection
 from mame.stages.support.selection import Candidate
+from tests.helpers import write_training_metrics
 from tests.stages.test_evaluate import handed
 
 SIZE = 32
@@ -230,11 +231,11 @@ def test_models_are_compared_at_the_same_map_grid_and_the_grids_effect_is_shown_
 
 
 def test_a_variable_shape_model_is_explained_on_each_unpadded_image_and_shown_beside_the_others(data_dir, tmp_path):
-    """Grad-CAM of a variable-shape model: each image alone at the size its batches give it (aspect ratio kept, no
-    pad), the map squeezed to the square the masks and the other models' maps have; it is not the reference."""
+    """Grad-CAM of a variable-shape model: its own padded batches (bucket by bucket), each map cut to its image (no
+    pad) and squeezed to the square the masks and the other models' maps have; in record order; not the reference."""
     import keras
 
-    from mame.data import aspect_buckets, padded_batches
+    from mame.data import pipeline
     from mame.models import builders, gradcam
 
     keras.utils.set_random_seed(0)
@@ -243,28 +244,27 @@ def test_a_variable_shape_model_is_explained_on_each_unpadded_image_and_shown_be
     folder = tmp_path / "vs"
     folder.mkdir()
     common.save_model(model, folder)
-    (folder / "metrics.json").write_text(json.dumps({"metrics": {"shape": "variable", "image_size": 64,
-                                                                 "target_pixels": 64 * 64, "placement": "corner"}}))
+    write_training_metrics(folder, 64, shape="variable")
     vs = Candidate("finetune", "efficientnetlite0-step1-vs", folder, 0.9, {}, "efficientnetlite0", variant="step1-vs",
                    step=7, shape="variable")
     scratch = trained_candidate(tmp_path / "scratch", "scratch", "r1-plain", 1, variant="r1-plain")
     whole = explain.sample(data_dir, per_class=1, seed=0)
     data = explain.Sample(whole.records[:10], whole.image_dir, whole.data_dir, [0, 5], whole.known[:10])  # 10 images
-    out = {e.candidate.name: e for e in explain.explain([vs, scratch], data, batch_size=16)}
+    out = {e.candidate.name: e for e in explain.explain([vs, scratch], data, batch_size=4)}
     e = out["finetune/efficientnetlite0-step1-vs"]
     assert e.maps.shape == (len(data.records), 64, 64) and e.layer == "top_activation" and e.image_size == 64
     assert explain.label(vs) == "EfficientNet-Lite0 step1-vs (fine-tuned, variable shape)"
     loaded = builders.load_model(folder / common.MODEL_FILE, compile=False)
-    for i in (0, 4, 9):
+    for i in (0, 4, 9):  # the image alone in its bucket's padded shape: the same map, cut to the image
         record = data.records[i]
-        path = str(data.image_dir / record.image_file)
-        image = padded_batches.unpadded(path, 64 * 64)
-        width, height = padded_batches.header_sizes([path])[0]
-        box = aspect_buckets.Buckets(64 * 64).shapes[int(aspect_buckets.Buckets(64 * 64).bucket([width], [height])[0])]
-        assert image.shape[:2] != box  # the image alone, smaller than its bucket's padded shape
-        alone, _, probabilities = gradcam.heatmaps_with_probabilities(loaded, image[None], layer_name="top_activation",
-                                                                      class_index=np.array([record.label]))
-        np.testing.assert_allclose(e.maps[i], explain._resize(alone, 64)[0], atol=1e-5)
+        ((images, _),) = list(pipeline.make_dataset([record], data.image_dir, target_pixels=64 * 64, batch_size=1))
+        (h, w) = np.asarray(images["valid_size"])[0]
+        assert (h, w) != tuple(images["image"].shape[1:3])  # the batch holds pad beside the image
+        alone, _, probabilities = gradcam.heatmaps_with_probabilities(
+            loaded, np.asarray(images["image"]), layer_name="top_activation", class_index=np.array([record.label]),
+            valid_size=np.asarray(images["valid_size"]))
+        crop = alone[:, :h, :w]
+        np.testing.assert_allclose(e.maps[i], explain._resize(crop / crop.max(), 64)[0], atol=1e-4)
         np.testing.assert_allclose(e.probabilities[i], probabilities[0], rtol=1e-4, atol=1e-6)
     summary = explain.compare(list(out.values()), data, bootstrap=50)
     rows = {r["model"]: r for r in summary["models"]}
