@@ -60,7 +60,7 @@ def draw_padding(data: dict, *, ax=None) -> Figure:
     bars = ax.bar(x, data["share"], width=0.7, color=COLORS["share"], label=f"share of the {data['n']:,} images",
                   gid="share")
     ax.bar_label(bars, labels=[f"{c:,}" if c else "" for c in data["counts"]], fontsize=9, padding=1, color="#1e3a8a")
-    ax.set_ylim(0, max(0.05, float(np.max(data["share"]))) * 1.2)
+    ax.set_ylim(0, max(0.05, float(np.max(data["share"]))) * 1.6)  # room for the legend above the bars
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_ylabel("share of the images", fontsize=11)
     ax.set_xticks(x, data["labels"], fontsize=10)
@@ -80,7 +80,8 @@ def draw_padding(data: dict, *, ax=None) -> Figure:
     ax.spines["top"].set_visible(False)
     right.spines["top"].set_visible(False)
     handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=10, frameon=False)
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=10, frameon=True, framealpha=0.9,
+              edgecolor="none")
     ax.tick_params(axis="y", labelsize=10)
     right.tick_params(axis="y", labelsize=10)
     return fig
