@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from mame.plots.base import SLIDE_SIZES, PlotError, figure_of, new_figure, tick_font_size
+from mame.plots.base import PlotError, one_axes, tick_font_size
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 COLORS = {"reference": "#6b7280", "dataset": "#2563eb"}
@@ -39,11 +39,7 @@ def draw_aspect_ratios(data: dict, *, ax=None) -> Figure:
     classes, series = data["classes"], data["series"]
     if not classes or not series:
         raise PlotError("data: expected at least one class and one series")
-    if ax is None:
-        fig, grid = new_figure(figsize=SLIDE_SIZES["full"])
-        ax = grid.ravel()[0]
-    else:
-        fig = figure_of(ax)
+    fig, ax = one_axes(ax, "full")
     n = len(classes)
     positions = np.arange(n)[::-1].astype(float)
     offsets = np.linspace(-0.18, 0.18, len(series)) if len(series) > 1 else [0.0]

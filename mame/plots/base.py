@@ -47,6 +47,14 @@ def figure_of(ax: Axes) -> Figure:
     return ax.get_figure(root=True)
 
 
+def one_axes(ax: Axes | None, size: str) -> tuple[Figure, Axes]:
+    """``ax`` and its figure, or a new figure of a slide size with one axes when ``ax`` is None."""
+    if ax is not None:
+        return figure_of(ax), ax
+    fig, grid = new_figure(size)
+    return fig, grid[0, 0]
+
+
 def class_colors(n: int) -> list[tuple[float, float, float, float]]:
     """``n`` distinct colours: strong hues first (tab10, tab20b darks), then their light variants."""
     tab20 = matplotlib.colormaps["tab20"].colors

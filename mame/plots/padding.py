@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from mame.plots.base import SLIDE_SIZES, PlotError, figure_of, new_figure
+from mame.plots.base import PlotError, one_axes
 
 COLORS = {"share": "#93c5fd", "lines": ("#c2410c", "#7c3aed", "#0f766e", "#be123c")}
 
@@ -51,11 +51,7 @@ def draw_padding(data: dict, *, ax=None) -> Figure:
     buckets that hold images, its overall mean dashed (right axis)."""
     if not data.get("labels") or not data.get("series"):
         raise PlotError("data: expected the buckets' labels and at least one series")
-    if ax is None:
-        fig, grid = new_figure(figsize=SLIDE_SIZES["column"])
-        ax = grid.ravel()[0]
-    else:
-        fig = figure_of(ax)
+    fig, ax = one_axes(ax, "column")
     x = np.arange(len(data["labels"]))
     bars = ax.bar(x, data["share"], width=0.7, color=COLORS["share"], label=f"share of the {data['n']:,} images",
                   gid="share")

@@ -1,16 +1,15 @@
 """Variable shape: the paper's R65k sizes, aspect-ratio buckets that bound the batch shapes, batches padded
 mid-grey with their valid sizes, the decoded-image cache for them (ragged) and augmentation of the valid region
-only. Real TensorFlow on tiny images."""
+only. Real TensorFlow on cached_tiny images."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from mame.data import aspect_buckets, image_cache, official
 from mame.data.metadata import read_metadata
 from mame.data.pipeline import in_record_order, iterate_numpy, make_dataset, record_order
-from tests.data.test_pipeline import SIZES, write_dataset
+from tests.data.test_pipeline import SIZES
 
 
 def test_a_3144_by_3840_image_gets_the_papers_r65k_size():
@@ -41,16 +40,8 @@ def test_every_real_mame_image_fits_its_bucket_and_the_pad_is_bounded():
     assert np.mean(paper) > 0.4
 
 
-@pytest.fixture()
-def tiny(tmp_path, monkeypatch):
-    monkeypatch.setenv(image_cache.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(image_cache, "STATS", image_cache.Stats())
-    images = write_dataset(tmp_path / "set")
-    return read_metadata(tmp_path / "set").records, images
-
-
-def test_batches_come_from_one_bucket_each_padded_mid_grey_with_their_valid_sizes(tiny):
-    records, images = tiny
+def test_batches_come_from_one_bucket_each_padded_mid_grey_with_their_valid_sizes(cached_tiny):
+    records, images = cached_tiny
     dataset = make_dataset(records, images, target_pixels=400, batch_size=3, with_paths=True)
     batches = list(iterate_numpy(dataset))
     buckets = aspect_buckets.Buckets(400)
@@ -99,8 +90,8 @@ def test_bucketing_bounds_the_distinct_batch_shapes(tmp_path, monkeypatch):
     assert seen <= set(buckets.shapes) and len(seen) <= len(set(buckets.bucket(np.arange(20, 80), np.arange(80, 20, -1))))
 
 
-def test_shuffled_epochs_differ_and_a_resumed_stream_matches(tiny):
-    records, images = tiny
+def test_shuffled_epochs_differ_and_a_resumed_stream_matches(cached_tiny):
+    records, images = cached_tiny
     stream = make_dataset(records, images, target_pixels=400, batch_size=2, shuffle=True, repeat=True, seed=5,
                           with_paths=True)
     epochs = [[], []]
@@ -113,8 +104,8 @@ def test_shuffled_epochs_differ_and_a_resumed_stream_matches(tiny):
     assert epochs[1] != epochs[0][:4]
 
 
-def test_cached_variable_shape_batches_are_the_uncached_ones_bit_for_bit_and_a_second_pass_decodes_nothing(tiny):
-    records, images = tiny
+def test_cached_variable_shape_batches_are_the_uncached_ones_bit_for_bit_and_a_second_pass_decodes_nothing(cached_tiny):
+    records, images = cached_tiny
     for options in ({"shuffle": True, "augment": True, "seed": 3}, {}):
         uncached = list(iterate_numpy(make_dataset(records, images, target_pixels=400, batch_size=3, cache=False, **options)))
         cached = list(iterate_numpy(make_dataset(records, images, target_pixels=400, batch_size=3, **options)))
@@ -124,8 +115,8 @@ def test_cached_variable_shape_batches_are_the_uncached_ones_bit_for_bit_and_a_s
     assert (image_cache.STATS.decoded, image_cache.STATS.reused) == (8, 8)
 
 
-def test_augmentation_changes_the_valid_region_only(tiny):
-    records, images = tiny
+def test_augmentation_changes_the_valid_region_only(cached_tiny):
+    records, images = cached_tiny
     plain = list(iterate_numpy(make_dataset(records, images, target_pixels=400, batch_size=3)))
     changed = list(iterate_numpy(make_dataset(records, images, target_pixels=400, batch_size=3, augment=True, seed=1)))
     differs = 0

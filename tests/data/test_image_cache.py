@@ -1,6 +1,6 @@
 """The decoded-image cache: pixel-exact with the uncached pipeline, decoded once per folder/resolution/crop (a
 second stage decodes nothing), decoded again when a file changes, a corrupt file named before anything trains,
-and bounded on disk. Real TensorFlow on tiny images, and real smoke runs."""
+and bounded on disk. Real TensorFlow on cached_tiny images, and real smoke runs."""
 
 from __future__ import annotations
 
@@ -17,19 +17,10 @@ from PIL import Image
 
 from mame import config
 from mame.data import image_cache
-from mame.data.metadata import DataError, read_metadata
+from mame.data.metadata import DataError
 from mame.data.pipeline import iterate_numpy, make_dataset
 from mame.engine.run import records as runs
 from mame.engine.run.scheduler import run_plan
-from tests.data.test_pipeline import write_dataset
-
-
-@pytest.fixture()
-def tiny(tmp_path, monkeypatch):
-    monkeypatch.setenv(image_cache.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(image_cache, "STATS", image_cache.Stats())
-    images = write_dataset(tmp_path / "set")
-    return read_metadata(tmp_path / "set").records, images
 
 
 def pixels(dataset) -> np.ndarray:
@@ -37,8 +28,8 @@ def pixels(dataset) -> np.ndarray:
 
 
 @pytest.mark.parametrize("sizes", [{"image_size": 32, "crop_size": 24}, {"image_size": 20}])
-def test_cached_images_are_the_uncached_ones_bit_for_bit(tiny, sizes):
-    records, images = tiny
+def test_cached_images_are_the_uncached_ones_bit_for_bit(cached_tiny, sizes):
+    records, images = cached_tiny
     for options in ({"shuffle": True, "augment": True, "seed": 3}, {}):
         uncached = pixels(make_dataset(records, images, batch_size=3, cache=False, **sizes, **options))
         cached = pixels(make_dataset(records, images, batch_size=3, **sizes, **options))
@@ -47,8 +38,8 @@ def test_cached_images_are_the_uncached_ones_bit_for_bit(tiny, sizes):
     assert (image_cache.STATS.decoded, image_cache.STATS.reused) == (8, 8)
 
 
-def test_a_second_process_at_the_same_resolution_decodes_nothing_and_a_changed_file_is_decoded_again(tiny):
-    records, images = tiny
+def test_a_second_process_at_the_same_resolution_decodes_nothing_and_a_changed_file_is_decoded_again(cached_tiny):
+    records, images = cached_tiny
     # another process (a stage's kernel) fills the cache
     code = ("import sys; from mame.data.metadata import read_metadata; from mame.data.pipeline import make_dataset; "
             f"make_dataset(read_metadata({str(images.parent)!r}).records, {str(images)!r}, image_size=24)")
@@ -65,8 +56,8 @@ def test_a_second_process_at_the_same_resolution_decodes_nothing_and_a_changed_f
     assert image_cache.STATS.decoded == 9 and again[2].max() == 0  # only the changed file, and its new pixels
 
 
-def test_a_corrupt_image_is_named_when_the_dataset_is_made_and_nothing_of_it_is_kept(tiny):
-    records, images = tiny
+def test_a_corrupt_image_is_named_when_the_dataset_is_made_and_nothing_of_it_is_kept(cached_tiny):
+    records, images = cached_tiny
     victim = images / records[3].image_file
     good = victim.read_bytes()
     victim.write_bytes(good[:200])
@@ -76,8 +67,8 @@ def test_a_corrupt_image_is_named_when_the_dataset_is_made_and_nothing_of_it_is_
     assert pixels(make_dataset(records, images, image_size=16)).shape == (8, 16, 16, 3)
 
 
-def test_the_cache_stays_under_its_bound(tiny, monkeypatch, capsys):
-    records, images = tiny
+def test_the_cache_stays_under_its_bound(cached_tiny, monkeypatch, capsys):
+    records, images = cached_tiny
     one_set = 8 * 16 * 16 * 3
     monkeypatch.setenv(image_cache.LIMIT_ENV, str(1.5 * one_set / 1e9))  # room for one 16 px set, not two
     make_dataset(records, images, image_size=16)
@@ -90,8 +81,8 @@ def test_the_cache_stays_under_its_bound(tiny, monkeypatch, capsys):
     assert sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) <= 1.5 * one_set + 4096
 
 
-def test_off_switches_the_cache_off(tiny, monkeypatch):
-    records, images = tiny
+def test_off_switches_the_cache_off(cached_tiny, monkeypatch):
+    records, images = cached_tiny
     monkeypatch.setenv(image_cache.CACHE_ENV, "off")
     make_dataset(records, images, image_size=16)
     assert image_cache.STATS.decoded == 0 and image_cache.cache_root() is None
