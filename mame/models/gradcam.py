@@ -9,17 +9,24 @@ their last Conv2D (``builders.last_conv_layer_name``).
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 
 from mame.models.builders import last_conv_layer_name
 
+_BUILT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {layer: its Grad-CAM model}, built once
+
 
 def gradcam_model(model: keras.Model, layer_name: str | None = None) -> keras.Model:
     """``images -> (last conv activations, class probabilities)`` (a variable-shape model keeps its
-    ``{"image", "valid_size"}`` inputs)."""
+    ``{"image", "valid_size"}`` inputs); built once per model and layer, then reused batch after batch."""
     name = layer_name or last_conv_layer_name(model)
-    return keras.Model(model.input, [model.get_layer(name).output, model.output])
+    built = _BUILT.setdefault(model, {})
+    if name not in built:
+        built[name] = keras.Model(model.input, [model.get_layer(name).output, model.output])
+    return built[name]
 
 
 def is_variable(model: keras.Model) -> bool:
