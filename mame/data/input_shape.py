@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mame.data.aspect_buckets import PLACEMENTS
 
 SHAPES = ("fixed", "variable")
+SETTINGS = ("shape", "placement")  # the parameters that choose a run's input shape (a VS run differs from its twin in these)
 SHAPE_DOC = ("fixed: every image squeezed to image_size x image_size | variable: aspect ratio kept at about image_size² "
              "pixels, batches padded per aspect-ratio bucket")
 PLACEMENT_DOC = ("variable shape: corner (image top-left, pooling over its valid region) | centre (the MAMe paper's: "
@@ -40,11 +41,6 @@ class InputShape:
     @property
     def target_pixels(self) -> int | None:
         return int(self.image_size) ** 2 if self.variable else None
-
-    @property
-    def tag(self) -> str:
-        """FS or VS, as the MAMe paper names them."""
-        return "VS" if self.variable else "FS"
 
     def dataset_args(self) -> dict:
         """``make_dataset``'s size arguments."""

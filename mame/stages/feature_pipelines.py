@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mame.classes import CLASS_NAMES
+from mame.data import input_shape
 from mame.stages import classify
 from mame.stages.support.selection import Candidate, check_identity, display_name, seed_said, shape_said
 
@@ -43,7 +44,6 @@ LOW_PRECISION_TOLERANCE = 2e-2
 REFIT_TOLERANCE = 1e-9       # the refit's validation accuracy against the recorded one
 PROBA, SOFTMAX = "predict_proba", "softmax of decision_function"
 EXTRACTOR_KEYS = ("key", "image_size", "feature_layer", "extra_layers", "precision", "weights_choice")
-SHAPE_KEYS = ("shape", "placement")  # recorded since variable shape exists (a run without them was fixed shape)
 
 
 class ExtractorMismatch(ValueError):
@@ -123,7 +123,7 @@ def candidates(inputs: dict) -> list[Pipeline]:
         defaults = classify.ClassifyConfig  # a run that did not record the parameter ran with its default
         settings = {"max_iter": params.get("max_iter", defaults.max_iter),
                     "standardize": params.get("standardize", defaults.standardize), "seed": metrics["run"].get("seed", 0)}
-        extractor = {k: v for k, v in features_metrics["metrics"].items() if k in EXTRACTOR_KEYS + SHAPE_KEYS + ("seed",)}
+        extractor = {k: v for k, v in features_metrics["metrics"].items() if k in EXTRACTOR_KEYS + input_shape.SETTINGS + ("seed",)}
         for row in metrics["metrics"]["classifiers"]:
             found.append(Pipeline("classify", run["name"], folder, float(row["val_accuracy"]), {}, run["backbone"],
                                   variant=run["variant"], step=run["step"], seed=run["seed"],
@@ -213,7 +213,7 @@ def build_extractor(p: Pipeline):
                                              shape=info.get("shape", "fixed"), placement=info.get("placement", "corner"))
     finally:
         builders.configure_precision(previous)
-    return extractor.model, features.input_shape_of(info)
+    return extractor.model, input_shape.from_record(info)
 
 
 def extract(p: Pipeline, model, dataset) -> np.ndarray:
@@ -241,10 +241,9 @@ def check_extractor(p: Pipeline, model, data_dir: str | Path, *, batch_size: int
     by_file = {r.image_file: r for r in metadata.read_metadata(data_dir).split("val")}
     if not files or any(f not in by_file for f in files):
         raise ValueError(f"{p.features_run}: its saved validation images are not in {data_dir}'s validation split")
-    from mame.stages import features
 
     dataset = pipeline.make_dataset([by_file[f] for f in files], metadata.find_image_dir(data_dir),
-                                    batch_size=batch_size, **features.input_shape_of(p.extractor).dataset_args())
+                                    batch_size=batch_size, **input_shape.from_record(p.extractor).dataset_args())
     again, before = extract(p, model, dataset), saved.x["val"][: len(files)]
     difference = float(np.linalg.norm(again - before) / max(np.linalg.norm(before), 1e-12))
     tolerance = TOLERANCE.get(p.extractor["precision"], LOW_PRECISION_TOLERANCE)

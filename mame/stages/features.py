@@ -18,7 +18,7 @@ import numpy as np
 
 from mame import results
 from mame.classes import CLASS_NAMES
-from mame.data.input_shape import PLACEMENT_DOC, SHAPE_DOC, InputShape
+from mame.data.input_shape import PLACEMENT_DOC, SHAPE_DOC, InputShape, from_record
 from mame.metrics import classification_result
 from mame.stages.support import common
 from mame.stages.support.common import Splits, load_splits  # noqa: F401  (the notebook calls features.load_splits)
@@ -137,19 +137,12 @@ def _variable_extractor(backbone: str, input_shape: InputShape, weights, precisi
     return Extractor(model=model, info=info, weights=choice)
 
 
-def input_shape_of(info: dict) -> InputShape:
-    """The shape an extractor's record says its images had."""
-    from mame.data.input_shape import from_record
-
-    return from_record(info)
-
-
 def extract(extractor: Extractor, splits: Splits, *, batch_size: int = FeaturesConfig.batch_size) -> dict[str, Extracted]:
     """Features of every image of every split, in the metadata's order."""
     from mame.data import pipeline
     from mame.models import extraction
 
-    shape = input_shape_of(extractor.info)
+    shape = from_record(extractor.info)
     out = {}
     for split, records in splits.records.items():
         dataset = pipeline.make_dataset(records, splits.image_dir, batch_size=batch_size, **shape.dataset_args())

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from mame import config, plots
-from mame.data import aspect_buckets, metadata
+from mame.data import aspect_buckets, input_shape, metadata
 from mame.deck.sections.slide_parts import placeholder
 from mame.results import atomic_write_text
 
 SIGNIFICANCE = 0.05
 PAIRS_PER_SLIDE = 4
-SHAPE_KEYS = ("shape", "placement")   # the settings a variable-shape run differs in from its fixed-shape twin
+SHAPE_KEYS = input_shape.SETTINGS  # the settings a variable-shape run differs in from its fixed-shape twin
 FIGURE = "shapes_padding.png"          # in the report's figures folder, its key beside it
 WORDS = {"fixed": "fixed shape", "variable": "variable shape"}
 

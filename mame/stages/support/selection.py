@@ -151,13 +151,12 @@ def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = "best-per
     return chosen
 
 
-SHAPE_SETTINGS = ("shape", "placement")
-
-
 def _settings(c: Candidate) -> dict:
     """A training run's recorded config, without its input shape."""
     config = run_metrics(c.path).get("config") or {}
-    return {k: v for k, v in config.items() if k not in SHAPE_SETTINGS}
+    from mame.data.input_shape import SETTINGS
+
+    return {k: v for k, v in config.items() if k not in SETTINGS}
 
 
 def twins(chosen: list[Candidate], tuned: list[Candidate]) -> list[Candidate]:
