@@ -121,6 +121,10 @@ def _run_options(args) -> dict:
 def _profile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default=DEFAULT_PROFILE, help="smoke, demo (default) or full")
     parser.add_argument("--plan", type=Path, default=None, help="plan file (default: experiments/plan.yaml)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="study this dataset instead of the profile's: a folder of class folders (optionally in "
+                             "train/validation/test folders), a folder with a metadata.csv, or a CSV file; its runs go "
+                             "to runs-<name>/ unless MAME_RUNS_DIR says where")
 
 
 def _stop(signum, _frame) -> None:
@@ -146,13 +150,29 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, saved)
 
 
+def _runs_beside(data: Path) -> None:
+    """A dataset given with ``--data`` keeps its runs apart (``runs-<name>/``), so that they never replace the runs of
+    another dataset, unless ``MAME_RUNS_DIR`` names a folder."""
+    import os
+    import re
+
+    if not data.expanduser().exists():
+        raise ValueError(f"--data {data}: no such file or folder")
+    if not os.environ.get("MAME_RUNS_DIR"):
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", data.expanduser().resolve().stem).strip("-.") or "dataset"
+        os.environ["MAME_RUNS_DIR"] = str(config.ROOT / f"runs-{name}")
+    print(f"dataset {data}: runs in {os.environ['MAME_RUNS_DIR']}", file=sys.stderr)
+
+
 def _dispatch(args) -> int:
     study = None
     if args.command != "check" and hasattr(args, "plan"):  # a plan with a mistake stops every command before it starts
         from mame.engine.run.study import Study
 
+        if getattr(args, "data", None) is not None:
+            _runs_beside(args.data)
         # the plan loaded, its runs expanded and their cache keys computed once, for the whole command
-        study = Study.load(args.profile, args.plan)
+        study = Study.load(args.profile, args.plan, data=getattr(args, "data", None))
     if args.command == "run":
         from mame.engine.run.scheduler import run_plan, summary_table
 

@@ -51,12 +51,12 @@ def run_flops(run: PlannedRun, sizes: dict[str, int]) -> float | None:
     pad = PADDED_PIXELS if p.get("shape") == "variable" else 1.0
     if run.stage == "scratch":
         config = scratch.ScratchConfig.from_parameters(p)
-        model, epochs = scratch.build_model(config), config.epochs
+        model, epochs = scratch.build_model(config, len(CLASS_NAMES)), config.epochs
     elif run.stage == "finetune":
         config = replace(finetune.FinetuneConfig.from_parameters(p), shape="fixed")
-        model, epochs = finetune.build_model(run.backbone, config), config.head_epochs + config.epochs
+        model, epochs = finetune.build_model(run.backbone, config, len(CLASS_NAMES)), config.head_epochs + config.epochs
     elif run.stage in FORWARD_ONLY:
-        model = finetune.build_model(run.backbone, finetune.FinetuneConfig(image_size=p.get("image_size")))
+        model = finetune.build_model(run.backbone, finetune.FinetuneConfig(image_size=p.get("image_size")), len(CLASS_NAMES))
         return 2.0 * flops.model_macs(model) * (train + val) * pad
     else:
         return None
@@ -165,11 +165,11 @@ def run_needs(run: PlannedRun, sizes: dict[str, int]) -> dict | None:
     act_bytes = 2 if p.get("precision") == "mixed_bfloat16" else 4
     batch = int(p.get("batch_size") or 32)
     if run.stage == "scratch":
-        model = scratch.build_model(scratch.ScratchConfig.from_parameters(p))
+        model = scratch.build_model(scratch.ScratchConfig.from_parameters(p), len(CLASS_NAMES))
     elif run.stage in ("finetune", *FORWARD_ONLY):
         config = replace(finetune.FinetuneConfig.from_parameters(p), shape="fixed") if run.stage == "finetune" else \
             finetune.FinetuneConfig(image_size=p.get("image_size"))
-        model = finetune.build_model(run.backbone, config)  # variable shape: counted at fixed shape, then padded
+        model = finetune.build_model(run.backbone, config, len(CLASS_NAMES))  # variable shape: counted at fixed shape, then padded
     else:
         return None
     from mame.data.aspect_buckets import PADDED_PIXELS

@@ -7,8 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mame.classes import CLASS_NAMES
-
 
 def _as_labels(values, n_classes: int, what: str) -> np.ndarray:
     arr = np.asarray(values)
@@ -19,8 +17,7 @@ def _as_labels(values, n_classes: int, what: str) -> np.ndarray:
     return arr.astype(int)
 
 
-def classification_result(y_true, y_pred, *, class_names: Sequence[str] = CLASS_NAMES,
-                          predictions: str | None = None) -> dict:
+def classification_result(y_true, y_pred, *, class_names: Sequence[str], predictions: str | None = None) -> dict:
     """The ``classification`` entry of metrics.json for one split (all classes listed, even if absent)."""
     from sklearn.metrics import classification_report, confusion_matrix
 

@@ -62,3 +62,13 @@ def report_progress(run_dir: Path, **fields: Any) -> None:
         os.write(fd, line.encode("utf-8"))
     finally:
         os.close(fd)
+
+
+def class_names(metrics: dict) -> tuple[str, ...]:
+    """The class names a run classified, in label order: the labels of its first confusion matrix (every run that
+    classifies records one, all classes listed); empty when it records none."""
+    for entry in (metrics.get("classification") or {}).values():
+        labels = (entry.get("confusion_matrix") or {}).get("labels")
+        if labels:
+            return tuple(labels)
+    return ()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
+from mame.classes import CLASS_NAMES
 from mame.data import official
 from mame.deck.render import templating
 from mame.deck.render.build import _relative
@@ -74,7 +75,8 @@ def minimal_metrics(**run_overrides):
     }
     run.update(run_overrides)
     return {"schema_version": 1, "run": run, "headline": {"name": "acc", "value": 0.5}, "metrics": {},
-            "classification": {"val": classification_result([0, 1, 2], [0, 1, 1])}, "history": {"loss": [1.0, 0.5]},
+            "classification": {"val": classification_result([0, 1, 2], [0, 1, 1], class_names=CLASS_NAMES)},
+            "history": {"loss": [1.0, 0.5]},
             "artifacts": {}, "notes": []}
 
 

@@ -10,7 +10,7 @@ def test_matches_sklearn_and_lists_every_class():
     rng = np.random.default_rng(0)
     y_true = rng.integers(0, 29, 300)
     y_pred = np.where(rng.random(300) < 0.6, y_true, rng.integers(0, 29, 300))
-    entry = classification_result(y_true, y_pred)
+    entry = classification_result(y_true, y_pred, class_names=CLASS_NAMES)
     expected = classification_report(y_true, y_pred, labels=range(29), target_names=CLASS_NAMES,
                                       output_dict=True, zero_division=0)
     for name in CLASS_NAMES:
@@ -22,7 +22,7 @@ def test_matches_sklearn_and_lists_every_class():
 
 
 def test_absent_classes_still_give_accuracy():
-    entry = classification_result([0, 0, 1], [0, 1, 1])
+    entry = classification_result([0, 0, 1], [0, 1, 1], class_names=CLASS_NAMES)
     assert entry["report"]["accuracy"] == pytest.approx(2 / 3)
     assert "micro avg" not in entry["report"]
     assert entry["report"]["Woven fabric"]["support"] == 0
@@ -36,4 +36,4 @@ def test_absent_classes_still_give_accuracy():
 ])
 def test_bad_input_says_what_was_expected(y_true, y_pred, message):
     with pytest.raises(ValueError, match=message):
-        classification_result(y_true, y_pred)
+        classification_result(y_true, y_pred, class_names=CLASS_NAMES)

@@ -61,6 +61,7 @@ class FeatureSet:
     y: dict[str, np.ndarray]
     layer: str | None = None  # the feature layer read (as the features run recorded it)
     files: dict[str, np.ndarray] = field(default_factory=dict)  # the image file of each row, per split
+    classes: tuple[str, ...] = ()  # the dataset's class names, in label order
 
 
 def load_features(features_run_dir: str | Path, splits=("train", "val"), *, layer: str | None = None) -> FeatureSet:
@@ -70,7 +71,7 @@ def load_features(features_run_dir: str | Path, splits=("train", "val"), *, laye
     if "test" in splits:
         raise ValueError("the classify stage does not read the test split; only the evaluate stage does")
     source = Path(features_run_dir)
-    x, y, files = {}, {}, {}
+    x, y, files, classes = {}, {}, {}, ()
     for split in splits:
         path = _feature_file(source, split, layer)
         with np.load(path) as arrays:
@@ -79,10 +80,14 @@ def load_features(features_run_dir: str | Path, splits=("train", "val"), *, laye
             x[split], y[split] = arrays["features"], arrays["labels"]
             if "files" in arrays:
                 files[split] = arrays["files"]
+            if "class_names" not in arrays:
+                raise ValueError(f"{path}: no class names saved with the features (a features run of an older version: "
+                                 "run it again)")
+            classes = tuple(str(c) for c in arrays["class_names"])
             found = str(arrays["layer"]) if "layer" in arrays else None
         if layer is not None and found != layer:
             raise ValueError(f"{source}: the features run saved no {layer!r} layer (its features come from {found!r})")
-    return FeatureSet(source, x, y, layer or found, files)
+    return FeatureSet(source, x, y, layer or found, files, classes)
 
 
 def _feature_file(source: Path, split: str, layer: str | None) -> Path:
@@ -214,7 +219,7 @@ def summary(table: dict[str, dict]) -> list[dict]:
             for name, row in table.items()]
 
 
-def save(run_dir: str | Path, table: dict[str, dict], features: FeatureSet | None = None, *,
+def save(run_dir: str | Path, table: dict[str, dict], features: FeatureSet, *,
          standardize: bool = ClassifyConfig.standardize) -> Path:
     """Predictions and the result; ``features`` and ``standardize`` are recorded (which layer was classified,
     and whether the features were standardised: without, logistic regression is a softmax layer on them)."""
@@ -225,13 +230,13 @@ def save(run_dir: str | Path, table: dict[str, dict], features: FeatureSet | Non
         np.savez_compressed(run_dir / pred_file, y_true=row["y_true"], y_pred=row["y_pred"])
         artifacts[f"predictions_{name}"] = pred_file
         classification[f"{name}/{row['split']}"] = classification_result(row["y_true"], row["y_pred"],
-                                                                         predictions=pred_file)
+                                                                         class_names=features.classes, predictions=pred_file)
     best = max(table, key=lambda n: table[n][f"{table[n]['split']}_accuracy"])
     split = table[best]["split"]
     result = {
         "headline": {"name": f"best_{split}_accuracy", "value": table[best][f"{split}_accuracy"], "split": split},
         "metrics": {"best_classifier": best, "classifiers": summary(table), "selection": "validation accuracy",
-                    "feature_layer": features.layer if features else None, "standardize": standardize},
+                    "feature_layer": features.layer, "standardize": standardize},
         "classification": classification,
         "artifacts": artifacts,
         "notes": ["hyper-parameters chosen on validation: " + "; ".join(

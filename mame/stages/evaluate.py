@@ -101,12 +101,13 @@ def choose_models(inputs: dict[str, dict[str, dict]], *, select: str = EvaluateC
     return chosen
 
 
-def load_test(data_dir: str | Path, ledger: list) -> tuple[list, Path]:
-    """The test split's records through the data layer's guarded reader; the data layer records the read in
-    ``ledger``, which the records carry: each later read of them goes there too."""
+def load_test(data_dir: str | Path, ledger: list) -> tuple[list, Path, tuple[str, ...]]:
+    """The test split's records through the data layer's guarded reader, their image folder and the dataset's class
+    names; the data layer records the read in ``ledger``, which the records carry: each later read of them goes
+    there too."""
     meta = metadata.read_metadata(data_dir, ledger=ledger)
     records = metadata.read_test_split(meta, what="evaluate: the test split's records")
-    return records, metadata.find_image_dir(data_dir)
+    return records, metadata.find_image_dir(data_dir), meta.classes
 
 
 def predict_test(chosen: list[Candidate], records: list, image_dir: Path, *, ledger: list,
@@ -270,19 +271,21 @@ def chosen_record(chosen: list[Candidate], reference: str) -> list[dict]:
             for c in chosen]
 
 
-def save(run_dir: str | Path, chosen: list[Candidate], ensemble: dict, table: list[dict], ledger: list) -> Path:
+def save(run_dir: str | Path, chosen: list[Candidate], ensemble: dict, table: list[dict], ledger: list,
+         classes: tuple[str, ...]) -> Path:
     run_dir = Path(run_dir)
     classification, artifacts = {}, {}
     for c in chosen:
         name = f"test_{c.name.replace('/', '_')}.npz"
         np.savez_compressed(run_dir / name, **c.test)
         artifacts[f"test/{c.name}"] = name
-        classification[f"{c.name}/test"] = classification_result(c.test["y_true"], c.test["y_pred"], predictions=name)
+        classification[f"{c.name}/test"] = classification_result(c.test["y_true"], c.test["y_pred"], class_names=classes,
+                                                                 predictions=name)
     if ensemble.get("chosen") is not None:
         e = ensemble["chosen"]
         np.savez_compressed(run_dir / "test_ensemble.npz", **e.test)
         artifacts["test/ensemble"] = "test_ensemble.npz"
-        classification["ensemble/test"] = classification_result(e.test["y_true"], e.test["y_pred"],
+        classification["ensemble/test"] = classification_result(e.test["y_true"], e.test["y_pred"], class_names=classes,
                                                                 predictions="test_ensemble.npz")
     best = next(r for r in table if r["reference"])
     result = {"headline": {"name": "test_accuracy", "value": best["accuracy"], "split": "test"},

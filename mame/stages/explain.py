@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from mame import results
-from mame.classes import CLASS_NAMES
 from mame.data import masks
 from mame.stages.support import common, significance
 from mame.stages.support.parameters import IDENTITY, Notebook, StageConfig, param
@@ -64,6 +63,7 @@ class Sample:
     data_dir: Path
     display: list[int]          # one index per class (the first sampled image of each), for the slides
     known: np.ndarray           # which records have an object mask
+    classes: tuple[str, ...] = ()  # the dataset's class names, in label order
 
 
 @dataclass
@@ -129,7 +129,7 @@ def sample(data_dir: str | Path, *, per_class: int, seed: int = 0) -> Sample:
     for i, record in enumerate(records):
         first.setdefault(record.label, i)
     return Sample(records, splits.image_dir, Path(data_dir), [first[k] for k in sorted(first)],
-                  masks.known_masks(data_dir, records))
+                  masks.known_masks(data_dir, records), splits.classes)
 
 
 def label(candidate: Candidate) -> str:
@@ -325,7 +325,7 @@ def compare(explained: list[Explained], data: Sample, *, bootstrap: int = Explai
     for e in explained:
         c = e.candidate
         low, high = significance.mean_interval(e.mass, resamples=bootstrap, seed=seed)
-        per_class = {CLASS_NAMES[k]: _mean(e.mass[labels == k]) for k in sorted(set(labels.tolist()))
+        per_class = {data.classes[k]: _mean(e.mass[labels == k]) for k in sorted(set(labels.tolist()))
                      if not np.all(np.isnan(e.mass[labels == k]))}
         rows.append({"model": c.name, "label": label(c), "stage": c.stage, "run": c.run, "backbone": c.backbone,
                      "variant": c.variant, "step": c.step, "shape": c.shape, "layer": e.layer, "grid": list(e.grid),
@@ -379,7 +379,7 @@ def save(run_dir: str | Path, explained: list[Explained], data: Sample, summary:
     arrays = {"images": np.clip(np.rint(images), 0, 255).astype(np.uint8), "y_true": labels,
               "files": np.array([r.image_file for r in shown]), "masks": object_masks, "mask_known": known,
               "models": np.array([e.candidate.name for e in explained]),
-              "labels": np.array([label(e.candidate) for e in explained]), "class_names": np.array(CLASS_NAMES)}
+              "labels": np.array([label(e.candidate) for e in explained]), "class_names": np.array(data.classes)}
     for i, e in enumerate(explained):
         arrays[f"maps_{i}"] = _resize(e.maps[data.display], display_size).astype(np.float16)
         arrays[f"probabilities_{i}"] = e.probabilities[data.display].astype(np.float32)
@@ -394,7 +394,7 @@ def save(run_dir: str | Path, explained: list[Explained], data: Sample, summary:
                            if best["mass_inside"] is not None else None),
               "metrics": {**common.tensorflow_gpus(), "target": target, "per_class": int(taken),
                           "n_images": len(data.records), "n_masked": masked,
-                          "shown": [CLASS_NAMES[r.label] for r in shown], "models": summary["models"],
+                          "shown": [data.classes[r.label] for r in shown], "models": summary["models"],
                           "comparison": summary["comparison"]},
               "artifacts": {"gradcam": MAPS_FILE}, "notes": notes}
     return results.save_result(run_dir, result)

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mame.classes import CLASS_NAMES
 from mame.data import input_shape
 from mame.stages import classify
 from mame.stages.support.selection import Candidate, check_identity, display_name, seed_said, shape_said
@@ -63,6 +62,7 @@ class Pipeline(Candidate):
     probabilities_from: str = ""
     model: object = None                            # the refitted scikit-learn pipeline
     check: dict = field(default_factory=dict)       # the extractor check's result
+    classes: tuple[str, ...] = ()                   # the dataset's class names (from its features)
 
     @property
     def name(self) -> str:
@@ -168,14 +168,14 @@ def refit(p: Pipeline) -> None:
         raise ValueError(f"{p.name}: refitted from {p.features_run}'s train features with {p.params} "
                          f"({p.settings}), it scores {accuracy:.4f} on validation, not the {p.val_accuracy:.4f} the "
                          f"classify run recorded: re-run classify/{p.run}")
-    probabilities, p.probabilities_from = class_probabilities(model, features.x["val"])
-    p.model = model
+    probabilities, p.probabilities_from = class_probabilities(model, features.x["val"], len(features.classes))
+    p.model, p.classes = model, features.classes
     p.val = {"y_true": features.y["val"], "y_pred": y_pred, "probabilities": probabilities,
              "files": features.files.get("val", np.array([]))}
 
 
-def class_probabilities(model, x: np.ndarray) -> tuple[np.ndarray, str]:
-    """(n, 29) float32 class scores and where they come from: ``predict_proba``, else a softmax of
+def class_probabilities(model, x: np.ndarray, n_classes: int) -> tuple[np.ndarray, str]:
+    """(n, n_classes) float32 class scores and where they come from: ``predict_proba``, else a softmax of
     ``decision_function``; classes absent from training get 0."""
     if hasattr(model, "predict_proba"):
         part, source = model.predict_proba(x), PROBA
@@ -185,7 +185,7 @@ def class_probabilities(model, x: np.ndarray) -> tuple[np.ndarray, str]:
             scores = np.stack([-scores, scores], axis=1)
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))
         part, source = scores / scores.sum(axis=1, keepdims=True), SOFTMAX
-    full = np.zeros((len(x), len(CLASS_NAMES)), dtype=np.float32)
+    full = np.zeros((len(x), n_classes), dtype=np.float32)
     full[:, np.asarray(model.classes_, dtype=int)] = part
     return full, source
 
@@ -266,7 +266,7 @@ def predict(p: Pipeline, model, dataset, records: list) -> dict:
     x = extract(p, model, dataset)
     if len(x) != len(records):
         raise ValueError(f"{p.name}: extracted {len(x)} rows for {len(records)} images")
-    probabilities, _ = class_probabilities(p.model, x)
+    probabilities, _ = class_probabilities(p.model, x, len(p.classes))
     return {"y_true": np.array([r.label for r in records], dtype=np.int32),
             "y_pred": np.asarray(p.model.predict(x), dtype=np.int32), "probabilities": probabilities,
             "files": np.array([r.image_file for r in records])}

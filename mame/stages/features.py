@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from mame import results
-from mame.classes import CLASS_NAMES
 from mame.data.input_shape import PLACEMENT_DOC, SHAPE_DOC, InputShape, from_record
 from mame.metrics import classification_result
 from mame.stages.support import common
@@ -65,6 +64,7 @@ class Extracted:
     seconds: float
     extra: dict = field(default_factory=dict)
     layers: dict[str, np.ndarray] = field(default_factory=dict)  # extra layers from the same pass
+    classes: tuple[str, ...] = ()  # the dataset's class names, in label order
 
     @property
     def images_per_second(self) -> float:
@@ -151,7 +151,7 @@ def extract(extractor: Extractor, splits: Splits, *, batch_size: int = FeaturesC
         feats, labels = pipeline.in_record_order(dataset, feats), pipeline.in_record_order(dataset, labels)
         extra = {name: pipeline.in_record_order(dataset, values) for name, values in extra.items()}
         out[split] = Extracted(feats.astype(np.float32), labels.astype(np.int32),
-                               [r.image_file for r in records], stats["seconds"], stats, extra)
+                               [r.image_file for r in records], stats["seconds"], stats, extra, splits.classes)
     return out
 
 
@@ -163,14 +163,15 @@ def centroid_probe(extracted: dict[str, Extracted], *, fit: str = "train", score
         z = (x - mean) / std
         return z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12)
     ztrain, zval = unit(train.features), unit(val.features)
-    centroids = np.zeros((len(CLASS_NAMES), ztrain.shape[1]), dtype=np.float32)
+    n_classes = len(train.classes)
+    centroids = np.zeros((n_classes, ztrain.shape[1]), dtype=np.float32)
     present = np.unique(train.labels)
     for label in present:
         centroids[label] = ztrain[train.labels == label].mean(axis=0)
     scores = zval @ centroids.T
-    scores[:, np.setdiff1d(np.arange(len(CLASS_NAMES)), present)] = -np.inf
+    scores[:, np.setdiff1d(np.arange(n_classes), present)] = -np.inf
     predicted = scores.argmax(axis=1)
-    return {"y_true": val.labels, "y_pred": predicted, "split": score}
+    return {"y_true": val.labels, "y_pred": predicted, "split": score, "classes": train.classes}
 
 
 def structure(extracted: dict[str, Extracted], *, n_groups: int = FeaturesConfig.n_groups) -> dict:
@@ -178,7 +179,8 @@ def structure(extracted: dict[str, Extracted], *, n_groups: int = FeaturesConfig
     from mame.stages.support import structure as analysis
 
     train, val = extracted["train"], extracted["val"]
-    return analysis.analyse(train.features, train.labels, val.features, val.labels, val.files, n_groups=n_groups)
+    return analysis.analyse(train.features, train.labels, val.features, val.labels, val.files, train.classes,
+                            n_groups=n_groups)
 
 
 def save(run_dir: str | Path, extractor: Extractor, extracted: dict[str, Extracted], probe: dict,
@@ -190,16 +192,17 @@ def save(run_dir: str | Path, extractor: Extractor, extracted: dict[str, Extract
     for split, ex in extracted.items():
         name = f"features_{split}.npz"
         np.savez_compressed(run_dir / name, features=ex.features, labels=ex.labels, files=np.array(ex.files),
-                            layer=np.array(layer))
+                            layer=np.array(layer), class_names=np.array(ex.classes))
         artifacts[f"features_{split}"] = name
         for extra, values in ex.layers.items():
             name = f"features_{extra}_{split}.npz"
             np.savez_compressed(run_dir / name, features=values, labels=ex.labels, files=np.array(ex.files),
-                                layer=np.array(extra))
+                                layer=np.array(extra), class_names=np.array(ex.classes))
             artifacts[f"features_{extra}_{split}"] = name
     np.savez_compressed(run_dir / "probe_predictions.npz", y_true=probe["y_true"], y_pred=probe["y_pred"])
     artifacts["probe_predictions"] = "probe_predictions.npz"
-    entry = classification_result(probe["y_true"], probe["y_pred"], predictions="probe_predictions.npz")
+    entry = classification_result(probe["y_true"], probe["y_pred"], class_names=probe["classes"],
+                                  predictions="probe_predictions.npz")
     metrics = {**{k: v for k, v in extractor.info.items() if k != "notes"}, **common.tensorflow_gpus()}
     metrics["n_images"] = {split: int(len(ex.labels)) for split, ex in extracted.items()}
     metrics["images_per_second"] = {split: round(ex.images_per_second, 2) for split, ex in extracted.items()}

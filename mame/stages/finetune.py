@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mame.classes import CLASS_NAMES
 from mame.data.input_shape import PLACEMENT_DOC, SHAPE_DOC, InputShape
 from mame.stages.support import trainer
 from mame.stages.support.common import Splits, load_splits  # noqa: F401  (the notebook calls finetune.load_splits)
@@ -60,12 +59,13 @@ def input_shape(backbone: str, config: FinetuneConfig) -> InputShape:
     return InputShape(config.shape, image_size(backbone, config), config.placement)
 
 
-def build_model(backbone: str, config: FinetuneConfig, *, weights_choice="random"):
-    """Backbone + the config's dense head, backbone frozen (also what ``python -m mame estimate`` counts)."""
+def build_model(backbone: str, config: FinetuneConfig, num_classes: int, *, weights_choice="random"):
+    """Backbone + the config's dense head for ``num_classes`` classes, backbone frozen (also what
+    ``python -m mame estimate`` counts)."""
     from mame.models import builders
 
     shape = input_shape(backbone, config)
-    return builders.build_transfer_model(backbone, num_classes=len(CLASS_NAMES), image_size=shape.image_size,
+    return builders.build_transfer_model(backbone, num_classes=num_classes, image_size=shape.image_size,
                                          variable=shape.variable, placement=shape.placement,
                                          weights_choice=weights_choice, dense_units=config.dense_units,
                                          dropout_rate=config.dropout_rate, l2=config.l2, trainable_from=None)
@@ -90,7 +90,7 @@ def train(splits: Splits, backbone: str, config: FinetuneConfig, *, checkpoint_d
     if unfreeze is not None and config.epochs > 0:
         phases.append(trainer.phase("finetune", config.epochs, config.learning_rate,
                                     trainable=unfrozen_from("finetune", unfreeze)))
-    trained = trainer.fit(splits, config, lambda: build_model(backbone, config, weights_choice=choice), phases,
+    trained = trainer.fit(splits, config, lambda: build_model(backbone, config, len(splits.classes), weights_choice=choice), phases,
                           image_size=input_shape(backbone, config), checkpoint_dir=checkpoint_dir, run_dir=run_dir,
                           seed=seed, label=label, devices=config.devices)
     if "finetune" not in trainable and len(phases) > 1:  # resumed in (or after) the fine-tuning phase

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mame.classes import CLASS_NAMES
 from mame.stages.support import trainer
 from mame.stages.support.common import Splits, load_splits  # noqa: F401  (the notebook calls scratch.load_splits)
 from mame.stages.support.parameters import Notebook, param
@@ -42,11 +41,11 @@ class ScratchConfig(trainer.StageConfig):
 NOTEBOOK = Notebook("01_scratch.ipynb", ScratchConfig, checkpoints=True, outside=trainer.DataParameters)
 
 
-def build_model(config: ScratchConfig):
-    """The rung's CNN (also what ``python -m mame estimate`` counts)."""
+def build_model(config: ScratchConfig, num_classes: int):
+    """The rung's CNN for ``num_classes`` classes (also what ``python -m mame estimate`` counts)."""
     from mame.models.cnn_ladder import build_scratch_cnn
 
-    return build_scratch_cnn(num_classes=len(CLASS_NAMES), image_size=config.image_size, filters=config.filters,
+    return build_scratch_cnn(num_classes=num_classes, image_size=config.image_size, filters=config.filters,
                              convs_per_block=config.convs_per_block, batch_norm=config.batch_norm,
                              pooling=config.pooling, dense_units=config.dense_units,
                              dropout_rate=config.dropout_rate, l2=config.l2)
@@ -57,7 +56,7 @@ def train(splits: Splits, config: ScratchConfig, *, checkpoint_dir: str | Path |
     """Build the rung's CNN and train it on train in one phase, monitoring val accuracy (resumes from
     ``checkpoint_dir``)."""
     phases = [trainer.phase("train", config.epochs, config.learning_rate)]
-    trained = trainer.fit(splits, config, lambda: build_model(config), phases, image_size=config.image_size,
+    trained = trainer.fit(splits, config, lambda: build_model(config, len(splits.classes)), phases, image_size=config.image_size,
                           checkpoint_dir=checkpoint_dir, run_dir=run_dir, seed=seed, label=label)
     trained.notes.append(f"trained from scratch (random initialisation), {trained.precision}")
     return trained

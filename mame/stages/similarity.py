@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from mame import results
-from mame.classes import CLASS_NAMES
 from mame.stages.support import common
 from mame.stages.support.common import Splits, load_splits  # noqa: F401  (the notebook calls similarity.load_splits)
 from mame.stages.support.parameters import Notebook, StageConfig, param
@@ -66,11 +65,12 @@ class ImagenetModel:
 
 @dataclass
 class Predicted:
-    labels: np.ndarray          # MAMe class per image
+    labels: np.ndarray          # the dataset's class per image
     files: list[str]
     top_indices: np.ndarray     # (n, k) ImageNet class indices, most probable first
     top_probabilities: np.ndarray
     seconds: float
+    classes: tuple[str, ...] = ()  # the dataset's class names, in label order
 
     @property
     def top1(self) -> np.ndarray:
@@ -120,7 +120,7 @@ def predict(model: ImagenetModel, splits: Splits, *, batch_size: int = Similarit
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
         out[split] = Predicted(labels.astype(np.int32), [r.image_file for r in records], order.astype(np.int32),
                                np.take_along_axis(probabilities, order, axis=1).astype(np.float32),
-                               float(stats["seconds"]))
+                               float(stats["seconds"]), splits.classes)
     return out
 
 
@@ -156,7 +156,7 @@ def similarity_measure(train_top1, train_labels, val_top1, val_labels) -> dict:
 
 
 def measure(predicted: dict[str, Predicted]) -> dict:
-    """``similarity_measure`` on the predicted splits, and the ImageNet labels each MAMe class gets."""
+    """``similarity_measure`` on the predicted splits, and the ImageNet labels each class of the dataset gets."""
     from mame.models.imagenet_labels import class_names
 
     names = class_names()
@@ -170,7 +170,7 @@ def measure(predicted: dict[str, Predicted]) -> dict:
         mine = labels == cls
         found, counts = np.unique(top1[mine], return_counts=True)
         order = np.lexsort((found, -counts))[:LABELS_PER_CLASS]
-        per_class.append({"class": CLASS_NAMES[cls], "n": int(mine.sum()), "labels": [
+        per_class.append({"class": train.classes[cls], "n": int(mine.sum()), "labels": [
             {"label": names[found[i]], "share": float(counts[i] / mine.sum()),
              "p": float(p1[mine & (top1 == found[i])].mean())} for i in order]})
     mapping, _ = many_to_one_map(train.top1, train.labels)
@@ -191,7 +191,7 @@ def examples(predicted: Predicted, *, n: int = SimilarityConfig.examples, seed: 
     out = []
     for cls in chosen:
         index = int(rng.choice(np.flatnonzero(predicted.labels == cls)))
-        out.append({"file": predicted.files[index], "class": CLASS_NAMES[cls],
+        out.append({"file": predicted.files[index], "class": predicted.classes[cls],
                     "top": [{"label": names[j], "p": float(p)} for j, p in
                             zip(predicted.top_indices[index], predicted.top_probabilities[index])]})
     return out

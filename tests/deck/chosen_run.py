@@ -70,7 +70,7 @@ def evaluate_entry(tmp_path: Path, entries: list, *, select: str = "best-per-bac
     table = evaluate.compare(chosen, ensemble, bootstrap=20)
     run_dir = run_dir or tmp_path / "evaluate" / "default"
     run_dir.mkdir(parents=True)
-    result = json.loads(evaluate.save(run_dir, chosen, ensemble, table, []).read_text())
+    result = json.loads(evaluate.save(run_dir, chosen, ensemble, table, [], CLASS_NAMES).read_text())
     metrics = {key: result[key] for key in ("headline", "metrics", "classification", "artifacts", "notes")}
     metrics.update(history={}, run=run_block(tmp_path, []))
     (run_dir / "metrics.json").write_text(json.dumps(metrics))

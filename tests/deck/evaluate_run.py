@@ -122,7 +122,7 @@ def evaluate_entry(tmp_path: Path, *, seed: int = 0, more: bool = False) -> Fake
     dataset = tmp_path / "dataset"
     write_dataset(dataset, y_true)
     ledger: list = []
-    records, _ = evaluate.load_test(dataset, ledger)
+    records, _, classes = evaluate.load_test(dataset, ledger)
     files = [r.image_file for r in records]
     assert [r.label for r in records] == y_true.tolist()
     made = lambda stage, run, val, rate: candidate(stage, run, tmp_path, val, y_true, flip(y_true, y_ref, rate, rng),
@@ -140,7 +140,7 @@ def evaluate_entry(tmp_path: Path, *, seed: int = 0, more: bool = False) -> Fake
     table = evaluate.compare(chosen, ensemble, bootstrap=200)
     run_dir = tmp_path / "evaluate" / "default"
     run_dir.mkdir(parents=True)
-    result = json.loads(evaluate.save(run_dir, chosen, ensemble, table, ledger).read_text())
+    result = json.loads(evaluate.save(run_dir, chosen, ensemble, table, ledger, classes).read_text())
     metrics = {key: result[key] for key in ("headline", "metrics", "classification", "artifacts", "notes")}
     metrics.update(history={}, run=run_block(dataset, result["test_split_reads"]))
     (run_dir / "metrics.json").write_text(json.dumps(metrics))

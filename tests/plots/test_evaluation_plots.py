@@ -22,7 +22,7 @@ COUNTS = np.array([[50, 2, 9, 0],    # a -> c: 9
 def test_per_class_data_is_sorted_best_first_and_leaves_out_classes_without_images():
     y_true = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
     y_pred = np.array([0, 0, 0, 1, 1, 0, 2, 2, 2, 2])
-    report = classification_result(y_true, y_pred)["report"]
+    report = classification_result(y_true, y_pred, class_names=CLASS_NAMES)["report"]
     data = per_class_data(report, metric="recall")
     assert data["labels"] == [CLASS_NAMES[2], CLASS_NAMES[0], CLASS_NAMES[1]]
     assert data["values"].tolist() == [1.0, 0.75, 0.5]

@@ -35,7 +35,7 @@ def entry() -> dict:
     rng = np.random.default_rng(1)
     y_true = rng.integers(0, N - 1, 600)
     y_pred = np.where(rng.random(600) < 0.6, y_true, rng.integers(0, N, 600))
-    return classification_result(y_true, y_pred)
+    return classification_result(y_true, y_pred, class_names=CLASS_NAMES)
 
 
 def clusters(n_classes: int, per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

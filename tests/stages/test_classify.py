@@ -11,7 +11,8 @@ def write_features(run_dir, n_per_class=6, n_classes=29, dim=16, seed=0, splits=
     for split in splits:
         labels = np.repeat(np.arange(n_classes), n_per_class)
         feats = centres[labels] + rng.normal(0, 1, (len(labels), dim))
-        np.savez(run_dir / f"features_{split}.npz", features=feats.astype(np.float32), labels=labels)
+        np.savez(run_dir / f"features_{split}.npz", features=feats.astype(np.float32), labels=labels,
+                 class_names=np.array([f"class {i}" for i in range(n_classes)]))
     return run_dir
 
 
@@ -23,7 +24,7 @@ def test_classifiers_learn_separable_features_and_save_a_valid_result(tmp_path):
         assert table[name]["val_accuracy"] > 0.8, name  # chance is 1/29
     out = tmp_path / "out"
     out.mkdir()
-    classify.save(out, table)
+    classify.save(out, table, feature_set)
     result = records.load_result(out)
     assert set(result["classification"]) == {f"{n}/val" for n in classify.KNOWN}
     assert result["headline"]["value"] == max(row["val_accuracy"] for row in table.values())
@@ -67,7 +68,7 @@ def test_hyper_parameters_are_chosen_on_validation_and_recorded(tmp_path):
     np.testing.assert_array_equal(table["knn"]["y_pred"], fitted["knn"]["model"].predict(feature_set.x["val"]))
     out = tmp_path / "out"
     out.mkdir()
-    classify.save(out, table)
+    classify.save(out, table, feature_set)
     result = records.load_result(out)
     row = next(r for r in result["metrics"]["classifiers"] if r["classifier"] == "knn")
     assert row["params"] == best["params"] and len(row["tried"]) == 3

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from mame import config
+from mame.classes import CLASS_NAMES
 from mame.stages import evaluate
 from mame.stages.support import selection
 from mame.stages.support.selection import Candidate
@@ -300,7 +301,7 @@ def test_save_records_the_chosen_models_and_why(inputs, tmp_path):
     table = evaluate.compare(chosen, ensemble, bootstrap=50)
     out = tmp_path / "evaluate"
     out.mkdir()
-    metrics = json.loads(evaluate.save(out, chosen, ensemble, table, ledger=[]).read_text())["metrics"]
+    metrics = json.loads(evaluate.save(out, chosen, ensemble, table, ledger=[], classes=CLASS_NAMES).read_text())["metrics"]
     record = metrics["chosen"]
     assert [r["model"] for r in record] == [c.name for c in chosen]
     assert record[0] == {"model": "finetune/vgg16-step2", "stage": "finetune", "run": "vgg16-step2", "backbone": "vgg16",

@@ -53,7 +53,7 @@ def test_predict_test_scores_each_saved_model_once_with_its_own_probabilities(da
                         variant="step2", step=2),
               Candidate("scratch", "r1-plain", tmp_path / "scratch" / "r1-plain", 0.4, {}, variant="r1-plain")]
     ledger: list = []
-    records, image_dir = evaluate.load_test(data_dir, ledger)
+    records, image_dir, _ = evaluate.load_test(data_dir, ledger)
     assert {r.subset for r in records} == {"test"} and len(records) >= len(CLASS_NAMES)
     assert ledger == [{"what": "evaluate: the test split's records", "n_images": len(records)}]
 

@@ -249,7 +249,7 @@ def test_a_variable_shape_model_is_explained_on_each_unpadded_image_and_shown_be
                    step=7, shape="variable")
     scratch = trained_candidate(tmp_path / "scratch", "scratch", "r1-plain", 1, variant="r1-plain")
     whole = explain.sample(data_dir, per_class=1, seed=0)
-    data = explain.Sample(whole.records[:10], whole.image_dir, whole.data_dir, [0, 5], whole.known[:10])  # 10 images
+    data = explain.Sample(whole.records[:10], whole.image_dir, whole.data_dir, [0, 5], whole.known[:10], whole.classes)  # 10 images
     out = {e.candidate.name: e for e in explain.explain([vs, scratch], data, batch_size=4)}
     e = out["finetune/efficientnetlite0-step1-vs"]
     assert e.maps.shape == (len(data.records), 64, 64) and e.layer == "top_activation" and e.image_size == 64

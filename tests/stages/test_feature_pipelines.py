@@ -144,7 +144,7 @@ def test_validation_decides_even_when_test_ranks_the_pipelines_otherwise(study, 
     best = feature_pipelines.choose(inputs)[0]
     assert (best.classifier, best.val_accuracy) == ("knn", 1.0)
     ledger: list = []
-    records, image_dir = evaluate.load_test(study["data_dir"], ledger)
+    records, image_dir, classes = evaluate.load_test(study["data_dir"], ledger)
     model, shape = feature_pipelines.build_extractor(best)
     test = {}
     for p in feature_pipelines.candidates(inputs):
@@ -238,7 +238,7 @@ def test_evaluate_scores_each_model_once_and_an_ensemble_mixes_approaches(study,
     chosen = evaluate.choose_models(inputs)
     assert [c.stage for c in chosen] == ["finetune", "classify", "scratch"]
     ledger: list = []
-    records, image_dir = evaluate.load_test(study["data_dir"], ledger)
+    records, image_dir, classes = evaluate.load_test(study["data_dir"], ledger)
     with pytest.raises(ValueError, match="data_dir is needed"):
         evaluate.predict_test(chosen, records, image_dir, ledger=[], batch_size=16)
     evaluate.predict_test(chosen, records, image_dir, ledger=ledger, batch_size=16, data_dir=study["data_dir"])
@@ -258,7 +258,7 @@ def test_evaluate_scores_each_model_once_and_an_ensemble_mixes_approaches(study,
     assert [r["approach"] for r in table] == ["fine-tuning", "feature extraction", "scratch", "ensemble"]
     out = tmp_path / "evaluate"
     out.mkdir()
-    result = json.loads(evaluate.save(out, chosen, ensemble, table, ledger).read_text())
+    result = json.loads(evaluate.save(out, chosen, ensemble, table, ledger, classes).read_text())
     record = result["metrics"]["chosen"]
     assert sum(r["reference"] for r in record) == 1
     reference = max(chosen, key=lambda c: c.val_accuracy)

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from mame.classes import CLASS_NAMES
 from mame.data.synthetic.generator import SynthSpec, generate
 from mame.stages import features
 from tests.helpers import write_training_metrics
@@ -29,8 +30,9 @@ def test_centroid_probe_scores_separable_features_perfectly():
     labels_train, _ = make(3)
     labels_val, _ = make(1)
     extracted = {
-        "train": features.Extracted(centres[labels_train] + rng.normal(0, 0.1, (87, 8)), labels_train, [], 1.0),
-        "val": features.Extracted(centres[labels_val] + rng.normal(0, 0.1, (29, 8)), labels_val, [], 1.0),
+        "train": features.Extracted(centres[labels_train] + rng.normal(0, 0.1, (87, 8)), labels_train, [], 1.0,
+                                    classes=CLASS_NAMES),
+        "val": features.Extracted(centres[labels_val] + rng.normal(0, 0.1, (29, 8)), labels_val, [], 1.0, classes=CLASS_NAMES),
     }
     probe = features.centroid_probe(extracted)
     assert np.array_equal(probe["y_pred"], labels_val)

@@ -35,7 +35,7 @@ def constructed(seed: int = 0, per_class: int = 12, dim: int = 40):
 
 def test_groups_nearest_classes_and_outliers_are_the_constructed_ones():
     train_x, train_y, val_x, val_y, files, far = constructed()
-    out = structure.analyse(train_x, train_y, val_x, val_y, files, n_groups=3)
+    out = structure.analyse(train_x, train_y, val_x, val_y, files, CLASS_NAMES, n_groups=3)
     families = [set(CLASS_NAMES[c] for c in range(lo, min(lo + 10, N))) for lo in (0, 10, 20)]
     assert sorted(map(set, (g["classes"] for g in out["groups"])), key=len) == sorted(families, key=len)
     assert all(g["separability"] > 0.95 for g in out["groups"])  # each family is linearly separable from the rest
@@ -48,8 +48,8 @@ def test_random_features_give_near_chance_separability_and_bad_input_is_refused(
     rng = np.random.default_rng(1)
     y = np.repeat(np.arange(N), 6)
     out = structure.analyse(rng.normal(size=(len(y), 30)), y, rng.normal(size=(len(y), 30)), y,
-                            np.array([f"{i}.jpg" for i in range(len(y))]), n_groups=4)
+                            np.array([f"{i}.jpg" for i in range(len(y))]), CLASS_NAMES, n_groups=4)
     scores = [g["separability"] for g in out["groups"] if g["separability"] is not None]
     assert len(out["groups"]) <= 4 and np.mean(scores) < 0.75
     with pytest.raises(ValueError, match="one row per image"):
-        structure.analyse(np.zeros((4, 3)), np.zeros(4), np.zeros((2, 3)), np.zeros(2), ["a.jpg"])
+        structure.analyse(np.zeros((4, 3)), np.zeros(4), np.zeros((2, 3)), np.zeros(2), ["a.jpg"], CLASS_NAMES)

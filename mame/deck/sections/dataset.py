@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from mame import plots
-from mame.classes import CLASS_NAMES
 from mame.data import metadata
 from mame.deck.sections.evaluate_figures import thumbnail
 
@@ -49,8 +48,8 @@ def sample_records(path: str | Path, *, seed: int = SAMPLE_SEED) -> list:
 
 def sample_figure(path: str | Path):
     """The grid of one training image per class (None when no image can be opened)."""
-    image_dir = metadata.find_image_dir(path)
-    shown = [(CLASS_NAMES[r.label], thumbnail(image_dir / r.image_file)) for r in sample_records(path)]
+    image_dir, classes = metadata.find_image_dir(path), metadata.read_metadata(path).classes
+    shown = [(classes[r.label], thumbnail(image_dir / r.image_file)) for r in sample_records(path)]
     shown = [(name, picture) for name, picture in shown if picture is not None]
     if not shown:
         return None
@@ -61,9 +60,10 @@ def aspect_ratios(path: str | Path) -> dict[str, np.ndarray]:
     """The width/height ratio of each training image per class, from the dataset's metadata (its Width and Height
     columns: the files' own sizes for the synthetic data and the full-resolution sizes for MAMe)."""
     by_class: dict[str, list[float]] = {}
-    for record in metadata.read_metadata(path).split("train"):
+    meta = metadata.read_metadata(path)
+    for record in meta.split("train"):
         if record.width > 0 and record.height > 0:
-            by_class.setdefault(CLASS_NAMES[record.label], []).append(record.width / record.height)
+            by_class.setdefault(meta.classes[record.label], []).append(record.width / record.height)
     return {name: np.array(values) for name, values in by_class.items()}
 
 

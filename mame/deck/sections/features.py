@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mame import plots
-from mame.classes import CLASS_NAMES
+from mame import plots, results
 from mame.deck.sections import figures3d
 from mame.deck.sections import shape_slides as shapes
 from mame.deck.sections.slide_parts import entry_placeholder
@@ -123,7 +122,8 @@ def projection_figures(entry, drawer, methods, per_class: int = MAX_POINTS_PER_C
         if not drawer.fresh(path):
             x, y, _ = load_features(arrays)
             data = plots.project_features(x, y, method=method, max_per_class=per_class, seed=0)
-            plots.save_figure(plots.draw_projection(data, class_names=CLASS_NAMES, legend="centroids", size="half"), path)
+            names = results.class_names(entry.metrics)
+            plots.save_figure(plots.draw_projection(data, class_names=names, legend="centroids", size="half"), path)
         found[f"projection_{method}"] = path
     return found
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mame import config, plots
-from mame.classes import CLASS_NAMES
+from mame import config, plots, results
 
 
 def plotly_js_path() -> Path:
@@ -50,8 +49,9 @@ def projection_3d_figures(entry, out: Path, methods, fresh, load_features, per_c
         if not (fresh(live) and fresh(still)):
             x, y, files = load_features(arrays)
             data = plots.project_features(x, y, method=method, max_per_class=per_class, seed=0, dims=3, files=files)
-            plots.save_plotly_json(plots.draw_projection_3d(data, class_names=CLASS_NAMES), live)
-            plots.save_figure(plots.draw_projection_3d_static(data, class_names=CLASS_NAMES), still)
+            names = results.class_names(entry.metrics)
+            plots.save_plotly_json(plots.draw_projection_3d(data, class_names=names), live)
+            plots.save_figure(plots.draw_projection_3d_static(data, class_names=names), still)
         found[f"projection3d_{method}"] = live
         found[f"projection3d_{method}_static"] = still
     return found

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mame import plots
-from mame.classes import CLASS_NAMES
+from mame import plots, results
 from mame.deck.sections import scratch
 from mame.deck.sections.slide_parts import entry_placeholder, split_accuracy
 
@@ -71,6 +70,7 @@ def scratch_examples(entry, best) -> dict | None:
     name = (best.metrics["artifacts"].get("predictions_val") if best is not None else None)
     if not name or not (best.path / name).is_file():
         return None
+    names = results.class_names(best.metrics)
     with np.load(best.path / name) as arrays:
         files, probabilities = arrays["files"], arrays["probabilities"]
     where = {str(f): i for i, f in enumerate(files)}
@@ -78,7 +78,7 @@ def scratch_examples(entry, best) -> dict | None:
     for example in entry.metrics["metrics"]["examples"]:
         i = where.get(example["file"])
         shown.append({**example, "top": None if i is None else
-                      [{"label": CLASS_NAMES[int(probabilities[i].argmax())], "p": float(probabilities[i].max())}]})
+                      [{"label": names[int(probabilities[i].argmax())], "p": float(probabilities[i].max())}]})
     return {"run": best.run.id, "val": split_accuracy(best.metrics, "val"), "examples": shown,
             "dataset": entry.metrics["run"]["dataset"].get("path", "")}
 

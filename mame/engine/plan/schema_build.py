@@ -175,10 +175,32 @@ def _data() -> dict:
     real = _closed({"source": {"const": "mame"},
                     "path": {"type": "string", "minLength": 1, "description": "the MAMe folder, when MAME_DIR is not set"}},
                    "the real MAMe (MAME_DIR)", required=("source",))
+    column = {"type": "string", "minLength": 1}
+    folder = _closed({
+        "source": {"const": "folder"},
+        "path": {"type": "string", "minLength": 1, "description": "the dataset: a folder of class folders (with or "
+                 "without train/validation/test folders above them), a folder with a metadata.csv, or a CSV file"},
+        "name": {"type": "string", "minLength": 1, "description": "the dataset's name on the slides (default: its folder's)"},
+        "layout": {**_enum(("auto", "folders", "csv"), "how the images are laid out"), "default": "auto"},
+        "csv": {"type": "string", "minLength": 1, "description": "the CSV naming the images, in the folder (default metadata.csv)"},
+        "columns": _closed({"file": {**column, "default": "file_name", "description": "the image's path"},
+                            "label": {**column, "default": "label", "description": "the image's class"},
+                            "split": {**column, "default": "split", "description": "its split (optional column)"}},
+                           "the CSV's column names"),
+        "images": {"type": "string", "minLength": 1, "description": "the folder below the CSV's that the file names start from"},
+        "classes": {**_list({"type": "string", "minLength": 1}, "the class order (default: sorted names)"), "uniqueItems": True},
+        "split": _closed({"val": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 0.5, "default": 0.15,
+                                  "description": "share of each class drawn for validation when the data gives no val split"},
+                          "test": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 0.5, "default": 0.15,
+                                   "description": "share of each class drawn for test when the data gives no test split"}},
+                         "the seeded, stratified split drawn where the data gives none (the profile's seed)"),
+    }, "any image-classification dataset on disk (make report DATA=/path, or --data)", required=("source", "path"))
     return {"type": "object", "required": ["source"], "description": "where the images come from",
-            "properties": {"source": _enum(("synthetic", "mame"), "synthetic (generated) or the real MAMe")},
+            "properties": {"source": _enum(("synthetic", "mame", "folder"),
+                                           "synthetic (generated), the real MAMe, or a dataset folder")},
             "if": {"properties": {"source": {"const": "synthetic"}}}, "then": synthetic,
-            "else": {"if": {"properties": {"source": {"const": "mame"}}}, "then": real}}
+            "else": {"if": {"properties": {"source": {"const": "mame"}}}, "then": real,
+                     "else": {"if": {"properties": {"source": {"const": "folder"}}}, "then": folder}}}
 
 
 def _profile_stage() -> dict:

@@ -5,12 +5,15 @@ compute cache keys again."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mame import config
+from mame.data import dataset_index, prepared
 from mame.engine.plan.load import LeftOut, Plan, PlannedRun, Profile, expand, load_plan
 from mame.engine.run import cache
+
+FOLDER = "folder"
 
 
 class StudyError(RuntimeError):
@@ -28,11 +31,15 @@ class Study:
     keys: dict[str, str] = field(default_factory=dict)  # run id -> cache key (empty until the dataset is there)
 
     @classmethod
-    def load(cls, profile_name: str, plan_file: Path | None = None, *, plan: Plan | None = None) -> Study:
+    def load(cls, profile_name: str, plan_file: Path | None = None, *, plan: Plan | None = None,
+             data: str | Path | None = None) -> Study:
         """The study of ``profile_name``: the plan given (already loaded) or read from ``plan_file``; the dataset and
-        keys where the data is already there (nothing is generated)."""
+        keys where the data is already there (nothing is generated). ``data``: a dataset folder (or CSV) read
+        instead of the profile's data."""
         plan = plan or load_plan(plan_file)
         profile = plan.profile(profile_name)
+        if data is not None:
+            profile = with_data(profile, data)
         left_out: list[LeftOut] = []
         study = cls(plan, profile, expand(plan, profile_name, left_out=left_out), left_out, plan_file)
         study._set_dataset(existing_dataset(profile))
@@ -60,26 +67,39 @@ class Study:
 
 def existing_dataset(profile: Profile) -> dict | None:
     """The profile's dataset description without generating anything (None if not there yet)."""
+    path = dataset_location(profile)
+    marker = prepared.ABOUT if profile.data.get("source") == FOLDER else config.METADATA_CSV
+    if path is None or not (Path(path) / marker).is_file():
+        return None
+    return describe(profile, path)
+
+
+def describe(profile: Profile, path: Path) -> dict:
+    """A run's ``dataset`` provenance: source, path, fingerprint; for a dataset folder also its name, where it was
+    read from, its layout, classes and how the splits were made."""
     from mame.data import metadata
 
-    path = dataset_location(profile)
-    if path is None or not (Path(path) / config.METADATA_CSV).is_file():
-        return None
-    return {"source": profile.data.get("source"), "path": str(path), "fingerprint": metadata.dataset_fingerprint(path)}
+    described = {"source": profile.data.get("source"), "path": str(path), "fingerprint": metadata.dataset_fingerprint(path)}
+    if profile.data.get("source") == FOLDER:
+        about = prepared.read_about(path)
+        described.update({k: about[k] for k in ("name", "layout", "classes", "splits", "counts")},
+                         read_from=about["source"])
+    return described
 
 
 def dataset_location(profile: Profile) -> Path | None:
     """Where the profile's data lives: its synthetic folder, or MAME_DIR (else the profile's data.path)."""
     if profile.data.get("source") == "synthetic":
         return config.synthetic_dir(profile.name)
+    if profile.data.get("source") == FOLDER:
+        return dataset_index.prepared_folder(config.data_home(), source_path(profile), folder_settings(profile))
     path = profile.data.get("path")
     return config.real_data_dir() or (Path(path).expanduser().resolve() if path else None)
 
 
 def prepare_dataset(profile: Profile) -> dict:
-    """Generate the profile's synthetic data if needed, or locate the real MAMe; return its description."""
-    from mame.data import metadata
-
+    """Generate the profile's synthetic data if needed, locate the real MAMe, or prepare a dataset folder's index;
+    return its description."""
     source = profile.data.get("source")
     path = dataset_location(profile)
     if source == "synthetic":
@@ -94,9 +114,26 @@ def prepare_dataset(profile: Profile) -> dict:
                               f"{config.METADATA_CSV} and data_256/ or data/ (python -m mame data download fetches it)")
         if not (path / config.METADATA_CSV).is_file():
             raise StudyError(f"{path}: no {config.METADATA_CSV} here; MAME_DIR must point at the MAMe folder")
+    elif source == FOLDER:
+        dataset_index.prepare(source_path(profile), path, seed=profile.seed, **folder_settings(profile))
     else:
-        raise StudyError(f"profile {profile.name!r}: data source must be 'synthetic' or 'mame', not {source!r}")
-    return {"source": source, "path": str(path), "fingerprint": metadata.dataset_fingerprint(path)}
+        raise StudyError(f"profile {profile.name!r}: data source must be 'synthetic', 'mame' or 'folder', not {source!r}")
+    return describe(profile, path)
+
+
+def source_path(profile: Profile) -> Path:
+    return Path(profile.data["path"]).expanduser().resolve()
+
+
+def folder_settings(profile: Profile) -> dict:
+    """A folder dataset's settings as ``dataset_index.prepare`` takes them."""
+    names = {"csv": "csv_file"}
+    return {names.get(k, k): v for k, v in profile.data.items() if k not in ("source", "path")}
+
+
+def with_data(profile: Profile, path: str | Path) -> Profile:
+    """``profile`` reading the dataset at ``path`` (``--data``, ``make report DATA=``) instead of its own data."""
+    return replace(profile, data={"source": FOLDER, "path": str(Path(path).expanduser().resolve())})
 
 
 def compute_keys(planned: list[PlannedRun], profile: Profile, dataset: dict) -> dict[str, str]:

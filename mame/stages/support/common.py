@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mame.classes import CLASS_NAMES
 from mame.data import metadata
 from mame.files import atomic_path
 from mame.machine import cpu_bf16
@@ -27,6 +26,7 @@ MODEL_FILE = "model.keras"
 class Splits:
     image_dir: Path
     records: dict[str, list]
+    classes: tuple[str, ...]  # the dataset's class names, in label order
 
     def summary(self) -> dict[str, int]:
         return {split: len(recs) for split, recs in self.records.items()}
@@ -47,7 +47,7 @@ def load_splits(data_dir: str | Path, splits=("train", "val"), *, max_per_class:
         if not records:
             raise ValueError(f"{meta.path}: split {split!r} has no rows")
         chosen[split] = subsample(records, max_per_class, rng) if max_per_class and split in subsampled else records
-    return Splits(image_dir=metadata.find_image_dir(data_dir), records=chosen)
+    return Splits(image_dir=metadata.find_image_dir(data_dir), records=chosen, classes=meta.classes)
 
 
 def subsample(records: list, per_class: int, rng: np.random.Generator) -> list:
@@ -120,15 +120,15 @@ def predict(model, records: list, image_dir: Path, *, image_size, batch_size: in
             "probabilities": probabilities, "files": np.array([r.image_file for r in records])}
 
 
-def score(run_dir: str | Path, predictions: dict[str, dict]) -> tuple[dict, dict]:
-    """Save each split's predictions; return (classification entries, artifacts)."""
+def score(run_dir: str | Path, predictions: dict[str, dict], classes: tuple[str, ...]) -> tuple[dict, dict]:
+    """Save each split's predictions (with the class names); return (classification entries, artifacts)."""
     run_dir = Path(run_dir)
     classification, artifacts = {}, {}
     for split, pred in predictions.items():
         name = PREDICTIONS_FILE.format(split=split)
-        np.savez_compressed(run_dir / name, **pred, class_names=np.array(CLASS_NAMES))
+        np.savez_compressed(run_dir / name, **pred, class_names=np.array(classes))
         artifacts[f"predictions_{split}"] = name
-        classification[split] = classification_result(pred["y_true"], pred["y_pred"], predictions=name)
+        classification[split] = classification_result(pred["y_true"], pred["y_pred"], class_names=classes, predictions=name)
     return classification, artifacts
 
 

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from mame.classes import CLASS_NAMES
-
 
 def _unit(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     z = (x - mean) / std
     return z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12)
 
 
-def class_centroids(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-length mean of each class's rows (``(classes, d)``) and the classes present."""
+def class_centroids(z: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-length mean of each class's rows (``(n_classes, d)``) and the classes present."""
     present = np.unique(labels)
-    centroids = np.zeros((len(CLASS_NAMES), z.shape[1]))
+    centroids = np.zeros((n_classes, z.shape[1]))
     for label in present:
         mean = z[labels == label].mean(axis=0)
         centroids[label] = mean / (np.linalg.norm(mean) + 1e-12)
@@ -55,44 +53,44 @@ def group_separability(ztrain, ytrain, zval, yval, group: list[int]) -> float | 
     return float(balanced_accuracy_score(v, model.predict(zval)))
 
 
-def nearest_classes(centroids: np.ndarray, present: np.ndarray, k: int = 2) -> dict[str, list[dict]]:
+def nearest_classes(centroids: np.ndarray, present: np.ndarray, classes, k: int = 2) -> dict[str, list[dict]]:
     """Each present class's ``k`` nearest other classes by centroid cosine similarity."""
     sims = centroids[present] @ centroids[present].T
     np.fill_diagonal(sims, -np.inf)
     out = {}
     for row, label in enumerate(present):
         order = np.argsort(-sims[row], kind="stable")[:k]
-        out[CLASS_NAMES[label]] = [{"class": CLASS_NAMES[present[j]], "similarity": round(float(sims[row, j]), 3)}
+        out[classes[label]] = [{"class": classes[present[j]], "similarity": round(float(sims[row, j]), 3)}
                                    for j in order if np.isfinite(sims[row, j])]
     return out
 
 
-def class_outliers(zval, yval, files, centroids, per_class: int = 1) -> dict[str, list[dict]]:
+def class_outliers(zval, yval, files, centroids, classes, per_class: int = 1) -> dict[str, list[dict]]:
     """Each class's ``per_class`` validation images farthest (cosine distance) from its class centroid."""
     out = {}
     for label in np.unique(yval):
         rows = np.flatnonzero(yval == label)
         distance = 1.0 - zval[rows] @ centroids[label]
         order = np.argsort(-distance, kind="stable")[:per_class]
-        out[CLASS_NAMES[label]] = [{"file": str(files[rows[i]]), "distance": round(float(distance[i]), 3)}
+        out[classes[label]] = [{"file": str(files[rows[i]]), "distance": round(float(distance[i]), 3)}
                                    for i in order]
     return out
 
 
-def analyse(train_x, train_y, val_x, val_y, val_files, *, n_groups: int = 6, neighbours: int = 2,
+def analyse(train_x, train_y, val_x, val_y, val_files, classes, *, n_groups: int = 6, neighbours: int = 2,
             outliers_per_class: int = 1) -> dict:
-    """The structure summary the features run stores (``metrics["structure"]``)."""
+    """The structure summary the features run stores (``metrics["structure"]``); ``classes``: the class names."""
     train_x, val_x = np.asarray(train_x, dtype=np.float64), np.asarray(val_x, dtype=np.float64)
     train_y, val_y = np.asarray(train_y), np.asarray(val_y)
     if len(train_x) != len(train_y) or len(val_x) != len(val_y) or len(val_files) != len(val_y):
         raise ValueError("structure: features, labels and files must have one row per image")
     mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
     ztrain, zval = _unit(train_x, mean, std), _unit(val_x, mean, std)
-    centroids, present = class_centroids(ztrain, train_y)
-    groups = [{"classes": [CLASS_NAMES[c] for c in group],
+    centroids, present = class_centroids(ztrain, train_y, len(classes))
+    groups = [{"classes": [classes[c] for c in group],
                "separability": group_separability(ztrain, train_y, zval, val_y, group) if len(group) < len(present) else None}
               for group in class_groups(centroids, present, n_groups)]
-    return {"groups": groups, "nearest": nearest_classes(centroids, present, neighbours),
-            "outliers": class_outliers(zval, val_y, val_files, centroids, outliers_per_class),
+    return {"groups": groups, "nearest": nearest_classes(centroids, present, classes, neighbours),
+            "outliers": class_outliers(zval, val_y, val_files, centroids, classes, outliers_per_class),
             "method": "class centroids of standardised train features; average linkage on cosine distance; "
                       "ridge one-vs-rest (balanced) fitted on train, balanced accuracy on val"}

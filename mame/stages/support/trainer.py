@@ -43,6 +43,7 @@ class Trained:
     result: object                                        # models.training.TrainResult
     details: dict = field(default_factory=dict)           # the stage's own metrics (backbone, weights, trainable sets)
     notes: list[str] = field(default_factory=list)        # the stage's own notes, before the run's
+    classes: tuple[str, ...] = ()                         # the dataset's class names, in label order
 
 
 def phase(name: str, epochs: int, learning_rate: float, *, trainable: Callable[[object], None] | None = None):
@@ -91,7 +92,7 @@ def fit(splits: Splits, config: StageConfig, build: Callable[[], object], phases
                             checkpoint_dir=checkpoint_dir or Path(run_dir) / "checkpoints",
                             steps_per_epoch=common.steps_per_epoch(len(train_records), batch),
                             patience=config.patience, run_dir=run_dir, label=label, strategy=strategy)
-    return Trained(result.model, config, shape, precision, replicas, result)
+    return Trained(result.model, config, shape, precision, replicas, result, classes=splits.classes)
 
 
 def predict(trained: Trained, splits: Splits) -> dict[str, dict]:
@@ -126,7 +127,7 @@ def save(run_dir: str | Path, trained: Trained, predictions: dict[str, dict]) ->
     """Predictions, the model (``model.keras``) and the result: headline val accuracy, the summary row, the
     stage's details, precision, devices and config, the history and the notes."""
     run_dir = Path(run_dir)
-    classification, artifacts = common.score(run_dir, predictions)
+    classification, artifacts = common.score(run_dir, predictions, trained.classes)
     artifacts["model"] = common.save_model(trained.model, run_dir)
     row = summary(trained, predictions)
     metrics = {**trained.details, **row, **trained.input_shape.record(), **common.tensorflow_gpus(), "precision": trained.precision,

@@ -22,7 +22,7 @@ def classify_entry(backbone, accs, chosen=None):
     classification, rows = {}, []
     for name, acc in accs.items():
         pred = np.where(rng.random(200) < acc, y, (y + 1) % 29)
-        classification[f"{name}/val"] = classification_result(y, pred)
+        classification[f"{name}/val"] = classification_result(y, pred, class_names=CLASS_NAMES)
         rows.append({"classifier": name, "train_accuracy": 1.0, "val_accuracy": float(np.mean(pred == y))})
     best = chosen or max(rows, key=lambda r: r["val_accuracy"])["classifier"]  # as the stage records it
     metrics = {"metrics": {"classifiers": rows, "best_classifier": best}, "classification": classification, "notes": [],
@@ -33,7 +33,7 @@ def classify_entry(backbone, accs, chosen=None):
 
 def test_report_rows_two_columns_with_summary_at_the_bottom_right():
     y = np.arange(29).repeat(3)
-    table = report_rows(classification_result(y, y)["report"])
+    table = report_rows(classification_result(y, y, class_names=CLASS_NAMES)["report"])
     assert table["n_classes"] == 29
     left = [r["left"]["name"] for r in table["rows"] if r["left"]]
     right = [r["right"]["name"] for r in table["rows"] if r["right"]]
@@ -120,7 +120,7 @@ def training_entry(stage, variant, accs, tmp_path, about=""):
     classification = {}
     for split, acc in accs.items():
         y = rng.integers(0, 29, 120)
-        classification[split] = classification_result(y, np.where(rng.random(120) < acc, y, (y + 3) % 29))
+        classification[split] = classification_result(y, np.where(rng.random(120) < acc, y, (y + 3) % 29), class_names=CLASS_NAMES)
     history = {"loss": [2.0, 1.2, 0.9], "val_loss": [2.1, 1.5, 1.3], "accuracy": [0.3, 0.6, 0.7],
                "val_accuracy": [0.25, 0.5, 0.55]}
     path = tmp_path / stage / f"vgg16-{variant}"

@@ -24,7 +24,8 @@ def similarity_entry(backbone: str, name: str, weights: str, informative: bool) 
     labels = np.repeat(np.arange(29), 4)
     top1 = 3 * labels if informative else np.zeros_like(labels)
     predicted = {split: similarity_stage.Predicted(labels, [f"{i}.jpg" for i in range(len(labels))],
-                                             np.stack([top1, top1 + 1], axis=1), np.full((len(labels), 2), 0.4), 1.0)
+                                             np.stack([top1, top1 + 1], axis=1), np.full((len(labels), 2), 0.4), 1.0,
+                                             CLASS_NAMES)
                  for split in ("train", "val")}
     metrics = {"name": name, "weights": weights, "meaningful": weights != "random", "image_size": 224, "top_k": 2,
                "similarity": similarity_stage.measure(predicted), "examples": EXAMPLES}
@@ -40,7 +41,7 @@ def scratch_entry(tmp_path: Path, rung: str, guess: int) -> FakeEntry:
     probabilities[:, guess] = 0.72
     np.savez(folder / "predictions_val.npz", files=np.array(["a.jpg", "b.jpg"]), probabilities=probabilities,
              y_true=np.array([7, 7]), class_names=np.array(CLASS_NAMES))
-    val = classification_result([7, 7], [guess, guess])
+    val = classification_result([7, 7], [guess, guess], class_names=CLASS_NAMES)
     return FakeEntry(PlannedRun("scratch", None, rung, Path("01_scratch.ipynb"), {}), "done",
                      {"metrics": {}, "classification": {"val": val}, "artifacts": {"predictions_val": "predictions_val.npz"}},
                      path=folder)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mame import config
+from mame.classes import CLASS_NAMES
 from mame.deck.render import templating
 from mame.deck.render.context import approaches_conclusion, load_references, paper_section
 from mame.deck.render.figures import run_figures
@@ -49,7 +50,7 @@ def training_metrics(train: float, val: float, *, epochs: int = 5, best: int = 3
     classification = {}
     for split, acc in (("train", train), ("val", val)):
         y = rng.integers(0, 29, 200)
-        classification[split] = classification_result(y, np.where(rng.random(200) < acc, y, (y + 1) % 29))
+        classification[split] = classification_result(y, np.where(rng.random(200) < acc, y, (y + 1) % 29), class_names=CLASS_NAMES)
     history = {"loss": list(np.geomspace(3, 0.5, epochs)), "val_loss": list(np.geomspace(3.2, 1.0, epochs)),
                "accuracy": list(np.linspace(0.1, train, epochs)), "val_accuracy": list(np.linspace(0.1, val, epochs)),
                "seconds": [2.0] * epochs}
