@@ -151,13 +151,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _runs_beside(data: Path) -> None:
-    """A dataset given with ``--data`` keeps its runs apart (``runs-<name>/``), so that they never replace the runs of
-    another dataset, unless ``MAME_RUNS_DIR`` names a folder."""
+    """A dataset given with ``--data`` is this command's and its children's (``MAME_DATA``: the live deck's renders and
+    runs) and keeps its runs apart (``runs-<name>/``), so that they never replace the runs of another dataset, unless
+    ``MAME_RUNS_DIR`` names a folder."""
     import os
     import re
 
     if not data.expanduser().exists():
         raise ValueError(f"--data {data}: no such file or folder")
+    os.environ["MAME_DATA"] = str(data.expanduser().resolve())
     if not os.environ.get("MAME_RUNS_DIR"):
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", data.expanduser().resolve().stem).strip("-.") or "dataset"
         os.environ["MAME_RUNS_DIR"] = str(config.ROOT / f"runs-{name}")

@@ -5,6 +5,8 @@ Environment overrides (all optional):
 - ``MAME_RUNS_DIR``  where run folders go (default ``<repo>/runs``)
 - ``MAME_DATA_HOME`` where generated synthetic datasets go (default ``<repo>/data``)
 - ``MAME_DIR``       the real MAMe dataset folder (``MAMe_dataset.csv`` plus ``data_256/`` or ``data/``)
+- ``MAME_DATA``      a dataset studied instead of the profile's data (``--data``, ``make report DATA=``): a folder
+                     of class folders, a folder with a ``metadata.csv``, or a CSV file
 - ``MAME_PLAN``      an alternative plan file (default ``experiments/plan.yaml``)
 - ``MAME_REPORT_BUILD`` where the deck is built (default ``<repo>/report``)
 """
@@ -46,6 +48,12 @@ def plan_path() -> Path:
 
 def real_data_dir() -> Path | None:
     value = os.environ.get("MAME_DIR")
+    return Path(value).expanduser().resolve() if value else None
+
+
+def dataset_override() -> Path | None:
+    """``MAME_DATA``: the dataset that replaces every profile's data (None: the profile's own)."""
+    value = os.environ.get("MAME_DATA", "").strip()
     return Path(value).expanduser().resolve() if value else None
 
 

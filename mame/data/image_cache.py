@@ -3,7 +3,7 @@ uint8 rows of a memory-mapped file that every backbone at that resolution, every
 variable-shape images (``RaggedImageCache``, per image folder and pixel budget) each at their own size.
 
 Layout: ``<cache>/<key>/`` holds ``pixels.u8`` (rows of ``size x size x 3`` bytes, appended), ``index.json``
-(image file name -> row, with the file's size and modification time when it was decoded: a changed file is
+(image path below the folder -> row, with the file's size and modification time when it was decoded: a changed file is
 decoded again) and ``lock`` (one process fills at a time; the others wait, then find the rows there). The
 key hashes the folder, the resolution, the crop and the decoding code, so a change to any of them starts
 another cache. ``<cache>`` is ``data/cache/images`` (``MAME_IMAGE_CACHE`` elsewhere; ``off`` switches the
@@ -118,7 +118,7 @@ class ImageCache:
         with self._locked():
             index = self._index()
             stats = {p: os.stat(p) for p in paths}
-            names = {p: os.path.basename(p) for p in paths}
+            names = {p: Path(os.path.relpath(p, self.image_dir)).as_posix() for p in paths}  # class/img.jpg: unique
 
             def current(p: str) -> bool:
                 entry = index.get(names[p])

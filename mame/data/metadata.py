@@ -40,6 +40,13 @@ def metadata_path(path_or_dir: str | os.PathLike) -> Path:
     return path
 
 
+def source_file(path_or_dir: str | os.PathLike) -> Path:
+    """The file a dataset's records are read from: a prepared folder's index, else MAMe's CSV (``metadata_path``)."""
+    if prepared.is_prepared(path_or_dir):
+        return Path(path_or_dir) / prepared.INDEX
+    return metadata_path(path_or_dir)
+
+
 def read_metadata(path_or_dir: str | os.PathLike, *, ledger: list | None = None) -> Metadata:
     """Read ``MAMe_dataset.csv`` (or the toy CSV); a folder means ``<folder>/MAMe_dataset.csv``, or the folder's
     prepared index when it is a prepared dataset (``mame.data.dataset_index``). ``ledger``: the list the

@@ -35,8 +35,18 @@ def image_paths(records: Sequence[Record], image_dir: str | os.PathLike) -> list
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise DataError(f"{image_dir}: image folder not found")
-    present = {entry.name for entry in os.scandir(image_dir)}
-    missing = [r.image_file for r in records if r.image_file not in present]
+    listed: dict[str, set[str]] = {}  # each folder the records name, listed once (a flat folder: one scandir)
+
+    def present(file: str) -> bool:
+        folder, _, name = file.rpartition("/")
+        if folder not in listed:
+            try:
+                listed[folder] = {entry.name for entry in os.scandir(image_dir / folder)}
+            except (FileNotFoundError, NotADirectoryError):
+                listed[folder] = set()
+        return name in listed[folder]
+
+    missing = [r.image_file for r in records if not present(r.image_file)]
     if missing:
         first = ", ".join(missing[:SHOW_FIRST]) + (", ..." if len(missing) > SHOW_FIRST else "")
         raise DataError(f"{image_dir}: {len(missing)} of {len(records)} images missing ({first})")

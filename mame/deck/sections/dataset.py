@@ -23,7 +23,7 @@ def dataset_section(setup: dict) -> dict:
     """Counts per split and class of the deck's dataset, or ``ready`` False when it cannot be read."""
     path = (setup.get("dataset") or {}).get("path") or ""
     empty = {"ready": False, "path": path, "counts": {}, "totals": {}, "test_ratio": None, "samples": None,
-             "counts_figure": None, "aspect_figure": None}
+             "counts_figure": None, "aspect_figure": None, "mame": setup.get("mame", True)}
     if not path:
         return empty
     try:
@@ -67,7 +67,7 @@ def aspect_ratios(path: str | Path) -> dict[str, np.ndarray]:
     return {name: np.array(values) for name, values in by_class.items()}
 
 
-def aspect_figure(path: str | Path):
+def aspect_figure(path: str | Path, *, mame: bool = True):
     """Aspect ratios per class, the dataset's training images beside all 37,407 real MAMe images (the official CSV
     shipped with the package); None when the dataset records no sizes."""
     from mame.data import official
@@ -75,6 +75,8 @@ def aspect_figure(path: str | Path):
     ours = aspect_ratios(path)
     if not ours:
         return None
+    if not mame:
+        return plots.draw_aspect_ratios(plots.aspect_ratio_data(ours, labels=("this dataset, train split", "")))
     real = {name: np.array([w / h for w, h in shapes]) for name, shapes in official.image_shapes().items()}
     return plots.draw_aspect_ratios(plots.aspect_ratio_data(ours, real, labels=("this dataset, train split", "real MAMe, all splits")))
 
@@ -94,7 +96,7 @@ def dataset_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
     counts = plots.save_figure(plots.draw_class_counts(plots.class_counts_data(section["counts"])),
                                out_dir / FILES["counts_figure"])
     try:
-        fig = aspect_figure(section["path"])
+        fig = aspect_figure(section["path"], mame=section.get("mame", True))
     except (metadata.DataError, OSError):
         fig = None
     aspects = plots.save_figure(fig, out_dir / FILES["aspect_figure"]) if fig is not None else None

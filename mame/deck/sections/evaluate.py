@@ -244,7 +244,7 @@ def evaluation_conclusions(final: dict, significance: float = SIGNIFICANCE) -> l
 def conclusions(context: dict) -> list[str]:
     """The test-split statements and, on the real MAMe, the distance to the paper's best R65k result (on
     synthetic data no distance is claimed: the setup line says why)."""
-    final, real = context["evaluate"], context["setup"]["dataset"].get("source") != "synthetic"
+    final, real = context["evaluate"], context["setup"]["dataset"].get("source") == "mame"
     if not final.get("reference"):
         return ["No test-split evaluation yet" + (", so no distance to the paper's test accuracies is claimed." if real else ".")]
     out = evaluation_conclusions(final) + shapes.conclusions(final.get("shapes") or {})

@@ -51,7 +51,7 @@ class DeckStage:
 
 STAGES: tuple[DeckStage, ...] = (
     DeckStage(scratch, "Baseline", "the baseline trained from scratch"),
-    DeckStage(similarity, "Feature extraction", "the task-similarity measure (ImageNet predictions on MAMe)"),
+    DeckStage(similarity, "Feature extraction", "the task-similarity measure (ImageNet predictions on the dataset's images)"),
     DeckStage(features, "Feature extraction", "the ImageNet backbones as feature extractors"),
     DeckStage(classify, "Classification", "the classifiers on extracted features"),
     DeckStage(finetune, "Fine tuning", "the fine-tuning ladder"),

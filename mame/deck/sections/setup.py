@@ -4,9 +4,7 @@ what the deck must say honestly about them. Every value comes from the runs' met
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-from mame import config
 from mame.data import metadata
 from mame.deck.sections import seed_groups as seeds
 
@@ -68,15 +66,42 @@ def left_out_rows(left_out: list, names: dict[str, str]) -> list[dict]:
     return [{**r, "backbones": ", ".join(r["backbones"])} for r in rows.values()]
 
 
+def dataset_identity(dataset: dict, classes: tuple[str, ...]) -> dict:
+    """What the deck calls the dataset: ``title`` (the deck's), ``dataset_name``, ``n_classes``, and ``mame`` (the
+    real or the synthetic MAMe: only then are the MAMe paper's table and references shown)."""
+    source = dataset.get("source")
+    mame = source in ("synthetic", "mame")
+    name = {"synthetic": "synthetic MAMe (generated)", "mame": "MAMe"}.get(source) or dataset.get("name") or "the dataset"
+    return {"title": "MAMe: Museum Art Medium" if mame else name, "dataset_name": name, "n_classes": len(classes),
+            "mame": mame, "layout": dataset.get("layout"), "splits_said": splits_said(dataset.get("splits"))}
+
+
+def splits_said(splits: dict | None) -> str | None:
+    """How a dataset folder's splits were made, in words (None for MAMe: the official splits)."""
+    if not splits:
+        return None
+    given, drawn = splits.get("given") or [], splits.get("drawn")
+    said = [f"{', '.join(given)} as given"] if given else []
+    if drawn:
+        parts = [f"{s} {drawn[s]:.0%}" for s in ("val", "test") if s in drawn]
+        said.append(f"{' and '.join(parts)} of {'train' if given else 'each class'} drawn with seed {drawn['seed']}, "
+                    "stratified by class")
+    return "; ".join(said)
+
+
 def setup_section(entries: list, profile, left_out: list | None = None) -> dict:
     """Dataset, weights actually used, device, versions, runs left out for want of weights, what ran with
     several seeds: what the deck must say honestly."""
     ran = [e.metrics for e in entries if e.metrics]
     dataset = ran[0]["run"]["dataset"] if ran else {"source": profile.data.get("source"), "path": "", "fingerprint": ""}
-    counts = {}
-    if dataset.get("path") and (Path(dataset["path"]) / config.METADATA_CSV).is_file():
-        meta = metadata.read_metadata(dataset["path"])
+    counts, classes = {}, tuple(dataset.get("classes") or ())
+    try:
+        meta = metadata.read_metadata(dataset["path"]) if dataset.get("path") else None
+    except (metadata.DataError, OSError):
+        meta = None
+    if meta is not None:
         counts = {split: sum(per_class.values()) for split, per_class in meta.counts().items()}
+        classes = meta.classes
     weights = weights_table(entries)
     devices = sorted({f"{m['run']['device']['kind'].upper()}: {m['run']['device']['name']}" for m in ran})
     versions = ran[-1]["run"]["versions"] if ran else {}
@@ -94,5 +119,6 @@ def setup_section(entries: list, profile, left_out: list | None = None) -> dict:
         flags.append("trained and evaluated on CPU")
     names = {w["key"]: w["backbone"] for w in weights}
     return {"profile": profile.name, "dataset": dataset, "counts": counts, "weights": weights, "devices": devices,
+            **dataset_identity(dataset, classes),
             "versions": versions, "commits": commits, "flags": flags, "n_runs": len(ran),
             "left_out": left_out_rows(left_out or [], names), "seeds": seeds.seeds_said(seeds.combine(entries))}

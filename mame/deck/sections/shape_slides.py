@@ -154,9 +154,8 @@ def image_sizes(path: str, source: str | None) -> tuple[np.ndarray, str]:
 
         sizes = [s for shapes in official.image_shapes().values() for s in shapes]
         return np.array(sizes, dtype=np.float64), "images of the real MAMe (sizes from its official metadata)"
-    meta = metadata.metadata_path(path)
     what = "train and validation images of this deck's data (sizes from their headers)"
-    return _header_sizes(str(path), meta.stat().st_mtime_ns), what
+    return _header_sizes(str(path), metadata.source_file(path).stat().st_mtime_ns), what
 
 
 @functools.lru_cache(maxsize=2)

@@ -18,7 +18,7 @@ from mame.deck.sections.slide_parts import entry_placeholder, split_accuracy
 
 PANEL_COLUMNS = 3
 DEFINITION = ("Map accuracy: every train image gets the backbone's top-1 ImageNet label; each label is mapped to "
-              "the MAMe class most of its train images belong to; the score is the validation accuracy of that "
+              "the class most of its train images belong to; the score is the validation accuracy of that "
               "map (1 = each class has ImageNet labels of its own; chance = always the most frequent class). "
               "NMI: normalised mutual information of top-1 labels and classes on validation (1 = one-to-one); "
               "AMI: the same, corrected for chance (0 = unrelated).")
@@ -141,4 +141,4 @@ def similarity_conclusions(section: dict) -> list[str]:
     if best is None:
         return ["Task similarity is not measured here: every backbone's ImageNet head had random weights."]
     return [f"Task similarity: {best['backbone']}'s ImageNet labels alone give {best['map_accuracy']:.0%} of the "
-            f"validation images their MAMe class ({best['lift']:.1f}× chance, NMI {best['nmi']:.2f})."]
+            f"validation images their class ({best['lift']:.1f}× chance, NMI {best['nmi']:.2f})."]

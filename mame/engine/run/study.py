@@ -35,9 +35,10 @@ class Study:
              data: str | Path | None = None) -> Study:
         """The study of ``profile_name``: the plan given (already loaded) or read from ``plan_file``; the dataset and
         keys where the data is already there (nothing is generated). ``data``: a dataset folder (or CSV) read
-        instead of the profile's data."""
+        instead of the profile's data (default: ``MAME_DATA``, which ``--data`` sets)."""
         plan = plan or load_plan(plan_file)
         profile = plan.profile(profile_name)
+        data = data if data is not None else config.dataset_override()
         if data is not None:
             profile = with_data(profile, data)
         left_out: list[LeftOut] = []
