@@ -73,9 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="dataset tools")
     dsub = data.add_subparsers(dest="data_command", required=True)
-    check = dsub.add_parser("check", help="count rows per split and class; list missing or corrupt images")
-    check.add_argument("dir", type=Path, help="folder with MAMe_dataset.csv (and data_256/ or data/)")
-    check.add_argument("--no-images", action="store_true", help="check the metadata only")
+    check = dsub.add_parser("check", help="images per class and split, sizes, duplicates, missing or unreadable images, "
+                                          "the dataset's fingerprint")
+    check.add_argument("dir", type=Path, help="the dataset: MAMe's folder (MAMe_dataset.csv and data_256/ or data/), a "
+                                              "folder of class folders (in train/validation/test folders or not), a "
+                                              "folder with a metadata.csv, or a CSV file")
+    check.add_argument("--no-images", action="store_true", help="check the listing only (no image opened)")
+    check.add_argument("--layout", choices=("auto", "folders", "csv"), default="auto", help="how the images are laid out")
+    check.add_argument("--csv", default=None, help="the CSV in DIR naming the images (default: metadata.csv)")
+    check.add_argument("--images", default=None, help="the folder below the CSV's that its file names start from")
+    for role, default in (("file", "file_name"), ("label", "label"), ("split", "split")):
+        check.add_argument(f"--{role}-column", default=None, help=f"the CSV's column of the image {role}s (default {default})")
     down = dsub.add_parser("download", help="download the official MAMe zips (md5-checked, resumable)")
     down.add_argument("--dest", type=Path, default=None, help="target folder (default: $MAME_DIR)")
     down.add_argument("--parts", default="metadata,data_256", help="metadata, data_256 and/or data")
@@ -275,11 +283,14 @@ def _report(args, study) -> int:
 
 def _data(args, study) -> int:
     if args.data_command == "check":
-        from mame.data.dataset_check import check_dataset, format_report
+        from mame.data.folder_check import check_any
 
-        report = check_dataset(args.dir, verify_images=not args.no_images)
-        print(format_report(report))
-        return 0 if report.ok else 1
+        columns = {role: getattr(args, f"{role}_column") for role in ("file", "label", "split")
+                   if getattr(args, f"{role}_column")}
+        text, ok = check_any(args.dir, verify_images=not args.no_images, layout=args.layout, csv_file=args.csv,
+                             images=args.images, columns=columns or None)
+        print(text)
+        return 0 if ok else 1
     if args.data_command == "download":
         from mame.data.download import download
 

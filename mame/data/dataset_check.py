@@ -14,7 +14,7 @@ from mame import config
 from mame.classes import CLASS_NAMES, SPLITS, TEST_COUNTS, TRAIN_PER_CLASS, VAL_PER_CLASS
 from mame.data import ledger as test_ledger
 from mame.data.download import PROVENANCE, DownloadError, read_provenance
-from mame.data.metadata import DataError, find_image_dir, metadata_path, read_labels, read_metadata
+from mame.data.metadata import DataError, dataset_fingerprint, find_image_dir, metadata_path, read_labels, read_metadata
 
 OFFICIAL_SPLIT_SIZES = {
     "train": TRAIN_PER_CLASS * len(CLASS_NAMES),
@@ -42,6 +42,7 @@ class CheckReport:
     problems: list[str] = field(default_factory=list)
     images_verified: bool = False
     downloads: dict[str, dict] = field(default_factory=dict)  # the archives' provenance (``.mame-download.json``)
+    fingerprint: str = ""  # ``metadata.dataset_fingerprint``: what a run's cache key and provenance record
 
     @property
     def ok(self) -> bool:
@@ -96,7 +97,7 @@ def check_dataset(data_dir: str | os.PathLike, *, verify_images: bool = True,
     root = csv_path.parent
     metadata = read_metadata(csv_path)
     report = CheckReport(data_dir=root, metadata_path=csv_path, image_dir=None,
-                         counts=metadata.counts(), total_rows=len(metadata))
+                         counts=metadata.counts(), total_rows=len(metadata), fingerprint=_fingerprint(root))
     try:
         report.downloads = read_provenance(root)
     except DownloadError as error:
@@ -122,6 +123,13 @@ def check_dataset(data_dir: str | os.PathLike, *, verify_images: bool = True,
     return report
 
 
+def _fingerprint(root: Path) -> str:
+    try:
+        return dataset_fingerprint(root)
+    except (DataError, OSError) as error:
+        return f"none ({error})"
+
+
 def find_corrupt(paths: list[Path], *, workers: int | None = None) -> list[tuple[str, str]]:
     """``(path, reason)`` for every file Pillow cannot read, in the order given (threads)."""
     workers = workers or min(8, os.cpu_count() or 1)
@@ -139,6 +147,7 @@ def format_report(report: CheckReport) -> str:
     lines += _split_table(report) + [""] + _class_table(report) + [""]
     lines += _missing_section(report) + _corrupt_section(report) + _downloads_section(report)
     lines += [f"problem: {p}" for p in report.problems]
+    lines.append(f"Fingerprint: {report.fingerprint} (the metadata file, image names and sizes)")
     verdict = "OK" if report.ok else "PROBLEMS FOUND"
     if report.ok and not report.images_verified:
         verdict += " (images not decoded)"
