@@ -134,8 +134,8 @@ gpu-check: $(STAMPS)/python ## On a GPU machine: the smoke plan in both shapes o
 	$(PY) -m mame.bench.gpu_check
 
 clean: ## Remove generated data, the decoded-image cache, report outputs and caches (keeps runs/ and the venv)
-	rm -rf data/synthetic data/cache report/_generated report/_output .pytest_cache
+	rm -rf data/synthetic data/cache data/datasets report/_generated report/_output .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
 
-distclean: clean ## Also remove runs/, the venv, node_modules and setup stamps
-	rm -rf runs $(VENV) report/node_modules $(STAMPS)
+distclean: clean ## Also remove runs/ and runs-*/ (other datasets' runs), the venv, node_modules and setup stamps
+	rm -rf runs runs-* $(VENV) report/node_modules $(STAMPS)

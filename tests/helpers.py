@@ -26,6 +26,10 @@ OFFICIAL_FILES = official.FILES
 # Generated smoke data is shared by every test (it is deterministic), so it is made once.
 TEST_DATA_HOME = Path(os.environ.get("MAME_TEST_DATA_HOME", REPO / "data" / "test-cache"))
 
+# What the setup section says of MAMe (real or synthetic), for tests that render a section's template alone.
+MAME_SETUP = {"mame": True, "n_classes": 29, "dataset_name": "synthetic MAMe (generated)", "title": "MAMe: Museum Art Medium",
+              "dataset": {"source": "synthetic"}, "splits_said": None}
+
 SMOKE_PROFILE = """
 profiles:
   smoke:

@@ -151,7 +151,7 @@ def test_estimate_builds_the_stage_model_from_the_runs_params(monkeypatch, stage
     run = PlannedRun(stage, backbone, "v", config.EXPERIMENTS_DIR / notebook, params)
     assert estimate.run_flops(run, {"train": 10, "val": 5}) > 0
     expected = config_class.from_parameters(params)
-    assert seen == [(expected,) if stage == "scratch" else (backbone, expected)]
+    assert seen == [(expected, 29) if stage == "scratch" else (backbone, expected, 29)]  # MAMe's 29 classes
     assert expected.dense_units == [64, 32]
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mame.data.image_records import DataError
 from mame.data.layouts import SHOW, Entry, Found, read_layout
 from mame.data.prepared import ABOUT, FIELDS, INDEX
-from mame.data.records import DataError
 from mame.files import atomic_write
 
 SPLITS = ("train", "val", "test")

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from mame.data.dataset_check import image_problem
+from mame.data.image_records import DataError
 from mame.data.layouts import Entry, Found, read_layout
-from mame.data.records import DataError
 
 SPLIT_COLUMNS = ("train", "val", "test")
 SHOW = 10

@@ -1,6 +1,6 @@
 """A dataset's metadata, image folder and fingerprint: MAMe's ``MAMe_dataset.csv`` and ``MAMe_labels.csv`` (the real
 MAMe and the synthetic one), or a prepared dataset folder (any dataset: ``mame.data.prepared``), whichever the folder
-holds. The records themselves are ``mame.data.records``'s (re-exported here).
+holds. The records themselves are ``mame.data.image_records``'s (re-exported here).
 
 This module must stay light (no TensorFlow): the command line imports it.
 """
@@ -18,7 +18,7 @@ from typing import NoReturn
 from mame import config
 from mame.classes import CLASS_INDEX, CLASS_NAMES, SPLITS, normalise_class_name
 from mame.data import prepared
-from mame.data.records import TEST, DataError, Metadata, Record, TestSplitError, read_test_split
+from mame.data.image_records import TEST, DataError, Metadata, Record, TestSplitError, read_test_split
 
 __all__ = ["TEST", "DataError", "Metadata", "Record", "TestSplitError", "read_test_split", "read_metadata", "metadata_path",
            "read_labels", "find_image_dir", "dataset_fingerprint"]

@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from mame.data.records import DataError, Metadata, Record
+from mame.data.image_records import DataError, Metadata, Record
 
 INDEX, ABOUT = "index.csv", "dataset.json"
 FIELDS = ("file", "label", "split", "width", "height", "bytes", "mtime_ns")

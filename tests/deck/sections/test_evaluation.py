@@ -24,7 +24,7 @@ from mame.engine.plan.load import PlannedRun
 from mame.metrics import describe_comparison as describe
 from tests.deck.evaluate_run import CONFUSIONS, designed_counts, evaluate_entry, index_of
 from tests.deck.sections.test_training_deck import table
-from tests.helpers import FakeEntry, deck_inputs, render_deck, slide
+from tests.helpers import MAME_SETUP, FakeEntry, deck_inputs, render_deck, slide
 
 pct = lambda v: f"{100 * v:.1f}%"
 
@@ -136,7 +136,7 @@ def test_the_full_profiles_models_table_fits_one_slide_and_a_longer_one_continue
     assert check.ok, check.summary()
     assert evaluate.pages(list(range(25)), per_slide=12) == [list(range(12)), list(range(12, 23)), [23, 24]]
     section = {**built.context["evaluate"], "model_pages": evaluate.pages(built.context["evaluate"]["models"], per_slide=5)}
-    text = templating.render("sections/evaluate.md.j2", {"planned": {"evaluate": True, "explain": True},
+    text = templating.render("sections/evaluate.md.j2", {"setup": MAME_SETUP, "planned": {"evaluate": True, "explain": True},
                                                           "evaluate": section, "not_planned": {}})
     pages = [slide(text, f"Models on the test split ({i}/3)") for i in (1, 2, 3)]
     assert [page.count("\n| ") - 1 for page in pages] == [5, 5, 2]  # never a lone row on the last slide
@@ -159,7 +159,8 @@ def test_ledger_flags_a_second_read_of_a_model_and_reads_by_other_runs(deck):
                       {"run": {"test_split_reads": [{"what": "a peek", "n_images": 9}]}})
     section = evaluate.section([entry], deck_inputs([other, entry]))
     assert section["ledger"]["not_once"] == ["finetune/vgg16-step2"] and section["ledger"]["others"] == ["scratch/r1-plain"]
-    text = templating.render("sections/evaluate.md.j2", {"planned": {"evaluate": True, "explain": True}, "evaluate": section,
+    text = templating.render("sections/evaluate.md.j2", {
+        "setup": MAME_SETUP, "planned": {"evaluate": True, "explain": True}, "evaluate": section,
                                                        "not_planned": {}})
     assert "**not once per model for finetune/vgg16-step2**" in text
     assert "**Other runs recorded test-split reads: scratch/r1-plain.**" in text
@@ -221,7 +222,7 @@ def test_missing_failed_or_imageless_runs_show_placeholders(deck, tmp_path):
                                     ("failed", "ValueError: no model", "evaluate/default failed: ValueError: no model")):
         section = evaluate.section([FakeEntry(run, state, None, detail=detail)], deck_inputs())
         assert not section["ready"] and section["gaps"][0]["message"].startswith(expected)
-        text = templating.render("sections/evaluate.md.j2", {"planned": {"evaluate": True, "explain": True},
+        text = templating.render("sections/evaluate.md.j2", {"setup": MAME_SETUP, "planned": {"evaluate": True, "explain": True},
                                                               "evaluate": section, "not_planned": {}})
         assert "{.placeholder ." in text and expected in text.replace("\\", "")
         assert evaluation_conclusions(section) == []
@@ -232,7 +233,8 @@ def test_missing_failed_or_imageless_runs_show_placeholders(deck, tmp_path):
     (moved.path / "metrics.json").write_text(json.dumps(moved.metrics))
     assert "error_gallery" not in run_figures(moved)
     section = evaluate.section([moved], deck_inputs([moved]))
-    text = templating.render("sections/evaluate.md.j2", {"planned": {"evaluate": True, "explain": True}, "evaluate": section,
+    text = templating.render("sections/evaluate.md.j2", {
+        "setup": MAME_SETUP, "planned": {"evaluate": True, "explain": True}, "evaluate": section,
                                                        "not_planned": {}})
     assert "No thumbnails: the test images" in slide(text, "Most confused pairs: misclassified test images")
 

@@ -9,7 +9,7 @@ from mame.deck.render import templating
 from mame.deck.sections.explain import explain_conclusions
 from mame.deck.sections.explain import section as explain_section
 from mame.engine.plan.load import PlannedRun
-from tests.helpers import FakeEntry, deck_inputs
+from tests.helpers import MAME_SETUP, FakeEntry, deck_inputs
 
 
 def row(model: str, label: str, stage: str, mass, reference: bool) -> dict:
@@ -31,7 +31,7 @@ def test_without_masks_the_slides_say_so_and_show_the_hot_area_only():
                           row("scratch/r7-gap", "Scratch r7-gap", "scratch", None, False)]}
     section = explain_section([entry(metrics)], deck_inputs())
     assert section["ready"] and section["comparison"] is None and explain_conclusions(section) == []
-    text = templating.render("sections/explain.md.j2", {"explain": section, "planned": {"explain": True},
+    text = templating.render("sections/explain.md.j2", {"setup": MAME_SETUP, "explain": section, "planned": {"explain": True},
                                                         "not_planned": {"explain": {}}})
     assert "has no object masks" in text and "None" not in text
     assert "VGG16 \\#3 (fine-tuned)" in text and "block5\\_conv3 (7×7)" in text

@@ -45,7 +45,8 @@ def test_an_empty_deck_has_every_stage_under_its_chapter_in_registry_order():
     source = templating.render("deck.qmd.j2", context)
     chapters = re.findall(r"^# (.+)$", source, re.M)
     assert chapters == list(dict.fromkeys(s.chapter for s in registry.STAGES)) + ["Appendix"]
-    assert "Not run yet: the task-similarity measure (ImageNet predictions on MAMe) needs a 'similarity' stage" in source
+    assert ("Not run yet: the task-similarity measure (ImageNet predictions on the dataset's images) needs a 'similarity' "
+            "stage") in source
     assert source.index("## Task similarity") < source.index("## Backbones as feature extractors")
 
 

@@ -23,7 +23,7 @@ from mame.deck.sections.choices import recorded
 from mame.engine.plan.load import PlannedRun, notebook_parameters, resolve_params
 from tests.deck.chosen_run import evaluate_entry
 from tests.deck.sections.test_training import FINETUNE_NB, RUN_BLOCK, SMOKE, ladder_entries, training_metrics
-from tests.helpers import FakeEntry, deck_inputs, render_deck, slide
+from tests.helpers import MAME_SETUP, FakeEntry, deck_inputs, render_deck, slide
 
 NAMES = {"vgg16": "VGG16", "resnet50": "ResNet50", "efficientnetlite0": "EfficientNet-Lite0"}
 HEADER = ["Image file", "Medium", "Museum", "Museum-based instance ID", "Subset", "Width", "Height", "Product size",
@@ -124,14 +124,14 @@ def test_no_pair_gives_a_placeholder_and_no_conclusion(tmp_path):
     assert after["shapes"]["gap"]["message"].startswith("No fixed/variable-shape pair: the evaluate run evaluate/default "
                                                         "recorded none (metrics.shapes); the variable-shape runs "
                                                         "(finetune/vgg16-step1-vs) ran after it")
-    text = templating.render("sections/evaluate.md.j2", {"planned": {"evaluate": True}, "evaluate": after,
+    text = templating.render("sections/evaluate.md.j2", {"setup": MAME_SETUP, "planned": {"evaluate": True}, "evaluate": after,
                                                        "not_planned": {}})
     assert "{.placeholder .missing}" in slide(text, "Fixed vs variable shape (test)")
     assert shapes.conclusions(after["shapes"]) == []
     plain = evaluate.section([run], deck_inputs([*ladder_entries(), run], names=NAMES, profile=SMOKE))
     assert not plain["shapes"]["shown"]  # a plan without variable shape: no shape slides
     assert "Fixed vs variable shape" not in templating.render(
-        "sections/evaluate.md.j2", {"planned": {"evaluate": True}, "evaluate": plain, "not_planned": {}})
+        "sections/evaluate.md.j2", {"setup": MAME_SETUP, "planned": {"evaluate": True}, "evaluate": plain, "not_planned": {}})
 
 
 def test_the_models_table_marks_the_variable_shape_step_and_its_twin_and_the_approaches_leave_them_out(tmp_path):
@@ -158,7 +158,8 @@ def test_the_paper_table_takes_both_shapes_from_the_pair_and_says_when_fs_is_the
     assert best["model"] != pair["fixed"]  # step 1 is the twin, not the best step
     assert vgg["twin"] == pair["fixed"] and vgg["best"] == {"model": best["model"], "test": choices.test[best["model"]]}
     assert paper["ours"] == "synthetic data, random init, CPU"
-    text = templating.render("sections/scratch.md.j2", {"planned": {"scratch": False}, "scratch": {}, "not_planned": {
+    text = templating.render("sections/scratch.md.j2", {
+        "setup": MAME_SETUP, "planned": {"scratch": False}, "scratch": {}, "not_planned": {
         "scratch": {"kind": "not_planned", "message": "no", "path": ""}}, "paper": paper})
     table = slide(text, "Fine-tuning baselines (MAMe paper, R65k)")
     assert f"| VGG16 | 81.20% | 81.21% | — | — | {templating.pct(pair['fixed_accuracy'])}† | " \
@@ -299,7 +300,7 @@ def test_features_and_classify_label_a_variable_shape_run(tmp_path):
         "EfficientNet-Lite0 (variable shape)"]
     (variant,) = shown["variants"]
     assert variant["others"] == ["variable-shape features"]
-    text = templating.render("sections/classify.md.j2", {"classify": shown})
+    text = templating.render("sections/classify.md.j2", {"setup": MAME_SETUP, "classify": shown})
     assert "## EfficientNet-Lite0: its own features, variable-shape features" in text
     assert "EfficientNet-Lite0 random-init valid\\_pool (variable shape)" in text
 

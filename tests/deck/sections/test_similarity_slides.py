@@ -77,7 +77,7 @@ def test_trained_heads_get_numbers_random_ones_say_not_meaningful(tmp_path):
     assert "## What VGG16 sees in each class" in text
     assert f"| {templating.md(CLASS_NAMES[0])} |" in text  # the class table, from VGG16's labels
     assert similarity.conclusions({"similarity": section}) == [
-        "Task similarity: VGG16's ImageNet labels alone give 100% of the validation images their MAMe class "
+        "Task similarity: VGG16's ImageNet labels alone give 100% of the validation images their class "
         "(29.0× chance, NMI 1.00)."]
 
 

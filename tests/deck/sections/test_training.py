@@ -19,7 +19,7 @@ from mame.deck.sections.ladder import overfitting_rule, training_curves
 from mame.engine.plan.load import PlannedRun, Profile, notebook_parameters, resolve_params
 from mame.metrics import classification_result
 from tests.deck.chosen_run import evaluate_entry
-from tests.helpers import FakeEntry, deck_inputs
+from tests.helpers import MAME_SETUP, FakeEntry, deck_inputs
 
 SMOKE = Profile("smoke", {"source": "synthetic"}, {"batch_size": 16}, {"epochs": 1, "image_size": 32}, None, 0, 60, 60,
                 stages={"finetune": {"force": {"batch_size": 32, "head_epochs": 1}}})
@@ -254,7 +254,7 @@ PAPER = {"rows": [], "what": "", "citation": "", "doi": "", "chosen": True, "twi
 def test_baseline_table_equals_the_runs_metrics_in_plan_order(tmp_path):
     entries = scratch_entries()
     section = scratch.section(entries, deck_inputs(evaluated(tmp_path, entries), profile=SMOKE))
-    text = templating.render("sections/scratch.md.j2", {"planned": {"scratch": True}, "scratch": section,
+    text = templating.render("sections/scratch.md.j2", {"setup": MAME_SETUP, "planned": {"scratch": True}, "scratch": section,
                                                          "not_planned": {}, "paper": PAPER})
     rows = table_rows(text, "| Model | Train |")
     assert [r[0].strip("*") for r in rows[:4]] == ["r1-plain", "r2-deeper", "r3-batchnorm", "r4-dropout"]
@@ -278,7 +278,7 @@ def test_baseline_ladder_lists_each_rungs_idea_and_changed_settings():
     section = scratch.section(scratch_entries(), deck_inputs(profile=SMOKE))
     assert [it["changes"] for it in section["items"]] == [
         "", "filters 32, 64 → 32, 64, 128; convs per block 1 → 2", "batch norm no → yes", "dropout 0 → 0.5"]
-    text = templating.render("sections/scratch.md.j2", {"planned": {"scratch": True}, "scratch": section,
+    text = templating.render("sections/scratch.md.j2", {"setup": MAME_SETUP, "planned": {"scratch": True}, "scratch": section,
                                                          "not_planned": {}, "paper": PAPER})
     rows = table_rows(text, "| Rung | Idea |")
     assert rows[0][1:3] == ["About r1-plain.", "the notebook's defaults"]
@@ -432,7 +432,7 @@ def test_before_any_evaluate_run_the_slides_say_the_best_step_and_rung_are_not_c
     assert "from #1 to #4); best step not chosen yet (evaluate)\n" in text
     compared = text.split("## Fine-tuned backbones compared (best step each)\n")[1]
     assert "{.placeholder .missing}" in compared and "| Backbone |" not in compared
-    baseline = templating.render("sections/scratch.md.j2", {"planned": {"scratch": True}, "scratch": rungs,
+    baseline = templating.render("sections/scratch.md.j2", {"setup": MAME_SETUP, "planned": {"scratch": True}, "scratch": rungs,
                                                              "not_planned": {}, "paper": {**PAPER, "chosen": False}})
     assert "**" not in baseline.split("## Baseline ladder")[0] and "Baseline learning curves" not in baseline
     assert "Not chosen yet: the evaluate stage chooses the best scratch rung on validation" in baseline
