@@ -16,7 +16,7 @@ from __future__ import annotations
 from mame.plots.aspect_ratios import aspect_ratio_data, draw_aspect_ratios
 from mame.plots.base import DPI, SLIDE_SIZES, PlotError, class_colors, close_figure, new_figure, save_figure
 from mame.plots.class_counts import class_counts_data, draw_class_counts
-from mame.plots.confusion import confusion_matrix_data, draw_confusion_matrix
+from mame.plots.confusion import confusion_matrix_data, draw_confusion_matrix, most_confused
 from mame.plots.curves import draw_accuracy_bars, draw_learning_curves, phase_spans
 from mame.plots.errors import confused_pairs, draw_error_gallery, error_examples, error_title
 from mame.plots.heatmap_grid import draw_gradcam_grid
@@ -32,6 +32,6 @@ __all__ = [
     "draw_accuracy_bars", "draw_aspect_ratios", "draw_class_counts", "draw_confusion_matrix", "draw_error_gallery",
     "draw_gradcam_grid", "draw_image_grid", "draw_ladder", "draw_learning_curves", "draw_padding", "draw_per_class_bars",
     "draw_projection", "draw_projection_3d", "draw_projection_3d_static", "error_examples", "error_title",
-    "ladder_data", "new_figure", "overlay_heatmap", "padding_data", "per_class_data", "phase_spans", "PlotError",
+    "ladder_data", "most_confused", "new_figure", "overlay_heatmap", "padding_data", "per_class_data", "phase_spans", "PlotError",
     "project_features", "ratio_label", "save_figure", "save_plotly_json", "SLIDE_SIZES", "subsample_per_class", "to_uint8_rgb",
 ]

@@ -13,14 +13,17 @@ COLORS = {"reference": "#6b7280", "dataset": "#2563eb"}
 
 
 def aspect_ratio_data(dataset: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None = None, *,
-                      labels: tuple[str, str] = ("this dataset", "real MAMe")) -> dict:
+                      labels: tuple[str, str] = ("this dataset", "real MAMe"), keep: int | None = None) -> dict:
     """Per class, the ``QUANTILES`` of ``dataset``'s aspect ratios and, where given, of ``reference``'s.
-    Classes in the order of the reference's median (else the dataset's), widest last. Returns
+    Classes in the order of the reference's median (else the dataset's), widest last; with more than ``keep``
+    classes, the ``keep // 2`` narrowest and the ``keep // 2`` widest. Returns
     ``{"classes", "series": [{"label", "kind", "quantiles": (n_classes, 5) array, "n": counts}]}``."""
     if not dataset or any(len(np.asarray(v)) == 0 for v in dataset.values()):
         raise PlotError("dataset: expected {class: non-empty array of width/height ratios}")
     order_by = reference if reference else dataset
     classes = sorted(dataset, key=lambda c: (float(np.median(order_by.get(c, dataset[c]))), c))
+    if keep is not None and len(classes) > keep:
+        classes = classes[:keep // 2] + classes[-(keep // 2):]
 
     def quantiles(values: dict) -> np.ndarray:
         return np.array([np.quantile(np.asarray(values[c], dtype=float), QUANTILES) if len(values.get(c, ())) else

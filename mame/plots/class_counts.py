@@ -12,17 +12,24 @@ from mame.plots.base import SLIDE_SIZES, PlotError, as_axes_list, figure_of, new
 SPLIT_COLORS = {"train": "#2563eb", "val": "#0d9488", "test": "#ea580c"}
 
 
-def class_counts_data(counts: dict[str, dict[str, int]], *, sort_by: str = "test") -> dict:
-    """``counts[split][class]`` as arrays in one class order (descending by ``sort_by``'s counts, then name).
-    Returns ``{"classes", "splits", "values": {split: array}, "totals": {split: int}}``."""
+def class_counts_data(counts: dict[str, dict[str, int]], *, sort_by: str = "test", keep: int | None = None) -> dict:
+    """``counts[split][class]`` as arrays in one class order (descending by ``sort_by``'s counts, then name); with
+    more than ``keep`` classes, only the ``keep // 2`` largest and the ``keep // 2`` smallest (``shown`` says so;
+    the totals stay every class's). Returns ``{"classes", "splits", "values": {split: array}, "totals": {split: int},
+    "shown"}``."""
     if not counts or not all(isinstance(v, dict) for v in counts.values()):
         raise PlotError("counts: expected {split: {class: count}}")
     splits = [s for s in ("train", "val", "test") if s in counts] + [s for s in counts if s not in ("train", "val", "test")]
     classes = sorted({c for per_class in counts.values() for c in per_class})
     key = counts.get(sort_by, counts[splits[0]])
     classes.sort(key=lambda c: (-key.get(c, 0), c))
+    totals = {s: int(sum(counts[s].values())) for s in splits}
+    shown = None
+    if keep is not None and len(classes) > keep:
+        shown = f"the {keep // 2} largest and the {keep // 2} smallest of {len(classes)} classes"
+        classes = classes[:keep // 2] + classes[-(keep // 2):]
     values = {s: np.array([int(counts[s].get(c, 0)) for c in classes]) for s in splits}
-    return {"classes": classes, "splits": splits, "values": values, "totals": {s: int(v.sum()) for s, v in values.items()}}
+    return {"classes": classes, "splits": splits, "values": values, "totals": totals, "shown": shown}
 
 
 def draw_class_counts(data: dict, *, ax=None) -> Figure:

@@ -36,6 +36,20 @@ def confusion_matrix_data(entry: dict, *, normalize: str | None = "true") -> dic
             "accuracy": None if accuracy is None else float(accuracy)}
 
 
+def most_confused(data: dict, keep: int) -> dict:
+    """``data`` (``confusion_matrix_data``) cut to the ``keep`` classes with the most errors, as true or as predicted
+    class (ties: class order), in their own order; unchanged when it has ``keep`` classes or fewer. ``shown``:
+    the classes kept, of how many."""
+    labels, counts = data["labels"], np.asarray(data["counts"])
+    if len(labels) <= keep:
+        return {**data, "shown": None}
+    errors = counts.sum(axis=0) + counts.sum(axis=1) - 2 * np.diag(counts)
+    rows = np.sort(np.argsort(-errors, kind="stable")[:keep])
+    cut = lambda m: np.asarray(m)[np.ix_(rows, rows)]
+    return {**data, "labels": [labels[i] for i in rows], "counts": cut(counts), "matrix": cut(data["matrix"]),
+            "shown": {"kept": keep, "of": len(labels)}}
+
+
 def _read_entry(entry: dict) -> tuple[list[str], np.ndarray]:
     if not isinstance(entry, dict) or not isinstance(entry.get("confusion_matrix"), dict):
         raise PlotError("entry: expected a classification entry with a 'confusion_matrix' object")

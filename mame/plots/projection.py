@@ -17,6 +17,7 @@ METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 LEGENDS = ("outside", "centroids", "none")
 CENTROID_FONT = 8.0
 LABEL_STEPS = 150  # adjust_text iterations for the class names (deterministic, unlike a time limit)
+MAX_CENTROID_NAMES = 30  # class names written on a projection; past it, classes spread over the class order
 
 
 def project_features(features: np.ndarray, labels: np.ndarray, *, method: str = "pca",
@@ -147,6 +148,10 @@ def _class_legend(ax: Axes, coords: np.ndarray, labels: np.ndarray, class_names:
     elif legend == "centroids":
         from adjustText import adjust_text
 
+        if present.size > MAX_CENTROID_NAMES:  # names of classes spread over the class order; the rest unnamed
+            present = present[np.linspace(0, present.size - 1, MAX_CENTROID_NAMES).round().astype(int)]
+            ax.text(0.01, 0.01, f"names: {MAX_CENTROID_NAMES} of {np.unique(labels).size} classes",
+                    transform=ax.transAxes, fontsize=SMALL_FONT, color="#6b7280", ha="left", va="bottom")
         texts = []
         for index in present:
             centre = np.median(coords[labels == index], axis=0)

@@ -15,6 +15,8 @@ from mame.deck.sections.evaluate_figures import thumbnail
 
 SAMPLE_SEED = 0
 SAMPLE_COLUMNS = 8
+MAX_SAMPLE_CLASSES = 32  # classes in the sample grid (four rows); past it, classes spread over the class order
+MAX_COUNT_CLASSES = 30   # bars per split in the counts figure; past it, the largest and the smallest classes
 FILES = {"samples": "dataset_samples.png", "counts_figure": "dataset_counts.png",
          "aspect_figure": "dataset_aspect_ratios.png"}  # in the report's figures folder
 
@@ -23,7 +25,8 @@ def dataset_section(setup: dict) -> dict:
     """Counts per split and class of the deck's dataset, or ``ready`` False when it cannot be read."""
     path = (setup.get("dataset") or {}).get("path") or ""
     empty = {"ready": False, "path": path, "counts": {}, "totals": {}, "test_ratio": None, "samples": None,
-             "counts_figure": None, "aspect_figure": None, "mame": setup.get("mame", True)}
+             "samples_shown": None, "counts_shown": None, "aspect_shown": None, "counts_figure": None, "aspect_figure": None,
+             "mame": setup.get("mame", True)}
     if not path:
         return empty
     try:
@@ -32,18 +35,30 @@ def dataset_section(setup: dict) -> dict:
         return empty
     counts = meta.counts()
     test = [n for n in counts.get("test", {}).values() if n > 0]
+    n_classes = len(meta.classes)
+    shown = (f"{MAX_SAMPLE_CLASSES} of the {n_classes} classes, evenly spread over the class order"
+             if n_classes > MAX_SAMPLE_CLASSES else None)
+    counted = (f"the {MAX_COUNT_CLASSES // 2} largest and the {MAX_COUNT_CLASSES // 2} smallest of the {n_classes} "
+               "classes shown" if n_classes > MAX_COUNT_CLASSES else None)
+    narrow = (f"the {MAX_COUNT_CLASSES // 2} narrowest and the {MAX_COUNT_CLASSES // 2} widest of the {n_classes} classes "
+              "by median" if n_classes > MAX_COUNT_CLASSES else None)
     return {**empty, "ready": True, "counts": counts, "totals": {s: sum(v.values()) for s, v in counts.items()},
+            "samples_shown": shown, "counts_shown": counted, "aspect_shown": narrow,
             "test_ratio": max(test) / min(test) if test else None}
 
 
 def sample_records(path: str | Path, *, seed: int = SAMPLE_SEED) -> list:
-    """One training record per class (seeded), in class order."""
+    """One training record per class (seeded), in class order; at most ``MAX_SAMPLE_CLASSES`` classes, evenly spread
+    over the class order."""
     meta = metadata.read_metadata(path)
     rng = np.random.default_rng(seed)
     by_class: dict[int, list] = {}
     for record in meta.split("train"):
         by_class.setdefault(record.label, []).append(record)
-    return [group[int(rng.integers(len(group)))] for _, group in sorted(by_class.items())]
+    picked = [group[int(rng.integers(len(group)))] for _, group in sorted(by_class.items())]
+    if len(picked) > MAX_SAMPLE_CLASSES:
+        picked = [picked[i] for i in np.linspace(0, len(picked) - 1, MAX_SAMPLE_CLASSES).round().astype(int)]
+    return picked
 
 
 def sample_figure(path: str | Path):
@@ -76,7 +91,8 @@ def aspect_figure(path: str | Path, *, mame: bool = True):
     if not ours:
         return None
     if not mame:
-        return plots.draw_aspect_ratios(plots.aspect_ratio_data(ours, labels=("this dataset, train split", "")))
+        return plots.draw_aspect_ratios(plots.aspect_ratio_data(ours, labels=("this dataset, train split", ""),
+                                                                keep=MAX_COUNT_CLASSES))
     real = {name: np.array([w / h for w, h in shapes]) for name, shapes in official.image_shapes().items()}
     return plots.draw_aspect_ratios(plots.aspect_ratio_data(ours, real, labels=("this dataset, train split", "real MAMe, all splits")))
 
@@ -93,7 +109,7 @@ def dataset_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
         fig = None
     if fig is not None:
         samples = plots.save_figure(fig, out_dir / FILES["samples"])
-    counts = plots.save_figure(plots.draw_class_counts(plots.class_counts_data(section["counts"])),
+    counts = plots.save_figure(plots.draw_class_counts(plots.class_counts_data(section["counts"], keep=MAX_COUNT_CLASSES)),
                                out_dir / FILES["counts_figure"])
     try:
         fig = aspect_figure(section["path"], mame=section.get("mame", True))

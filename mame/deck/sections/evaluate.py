@@ -21,6 +21,7 @@ from mame.metrics import describe_comparison as describe
 SIGNIFICANCE = 0.05
 N_FINDINGS = 3     # classes named per finding
 N_PAIRS = 3        # confused pairs in the gallery
+MAX_MATRIX_CLASSES = 30  # a test confusion matrix past this shows the classes with the most errors
 SUMMARY_ROWS = ("accuracy", "macro avg", "weighted avg", "micro avg")
 # A row's approach, from its kind (the stage that made the model), for runs written before evaluate recorded it.
 APPROACHES = {"scratch": "scratch", "classify": "feature extraction", "finetune": "fine-tuning", "ensemble": "ensemble"}
@@ -133,6 +134,8 @@ def reference(metrics: dict, figs: dict) -> dict:
             "n_images": row["n_images"], "table": report_rows(cls["report"]), "findings": findings(cls),
             "hardest": hardest(cls["report"]), "pairs": pairs, "confusion": figs.get("confusion_test"),
             "per_class": figs.get("per_class_recall"), "gallery": figs.get("error_gallery"),
+            "matrix_shown": (f"The {MAX_MATRIX_CLASSES} classes with the most test errors (as true or as predicted "
+                             f"class) of {len(block['labels'])}." if len(block["labels"]) > MAX_MATRIX_CLASSES else None),
             "empty_classes": [k for k, v in cls["report"].items() if k not in SUMMARY_ROWS and v["support"] == 0],
             "dataset": metrics["run"]["dataset"].get("path", "")}
 
@@ -269,5 +272,6 @@ def run_figures(entry, drawer) -> dict:
     if key:
         cls = entry.metrics["classification"][key]
         found["confusion_test"] = drawer.draw("confusion_test", lambda: plots.draw_confusion_matrix(
-            plots.confusion_matrix_data(cls), size="matrix", font_size=evaluate_figures.MATRIX_FONT))
+            plots.most_confused(plots.confusion_matrix_data(cls), MAX_MATRIX_CLASSES), size="matrix",
+            font_size=evaluate_figures.MATRIX_FONT))
     return {**found, **evaluate_figures.evaluation_figures(entry, drawer.draw)}

@@ -43,10 +43,21 @@ def overfitting(train: float | None, val: float | None) -> str:
     return next(label for limit, label in OVERFITTING if train - val > limit)
 
 
+MAX_REPORT_CLASSES = 30  # a report table past this shows the lowest and the highest F1 (one slide, two columns)
+
+
 def report_rows(report: dict) -> dict:
     """A classification report as two columns of per-class rows plus the summary rows (seed layout); ``seeds``:
-    how many seeds' reports it averages (``mame.deck.sections.seed_groups``), None for one run's."""
-    names = [k for k in report if k not in ("accuracy", "macro avg", "weighted avg")]
+    how many seeds' reports it averages (``mame.deck.sections.seed_groups``), None for one run's. Past
+    ``MAX_REPORT_CLASSES`` classes: the half with the lowest F1 and the half with the highest (``shown``: what)."""
+    every = [k for k in report if k not in ("accuracy", "macro avg", "weighted avg")]
+    names, shown = every, None
+    if len(every) > MAX_REPORT_CLASSES:
+        by_f1 = sorted(every, key=lambda k: (float(report[k]["f1-score"]), every.index(k)))
+        half_of = MAX_REPORT_CLASSES // 2
+        names = by_f1[:half_of] + by_f1[-half_of:]
+        shown = (f"{MAX_REPORT_CLASSES} of {len(every)} classes: the {half_of} with the lowest F1 (left, lowest first) and "
+                 f"the {half_of} with the highest; every class is in the run's metrics.json")
     half = (len(names) + 1) // 2
     row = lambda name: {"name": name, **{k: report[name][k] for k in ("precision", "recall", "f1-score", "support")}}
     left, right = [row(n) for n in names[:half]], [row(n) for n in names[half:]]
@@ -56,4 +67,4 @@ def report_rows(report: dict) -> dict:
     right = right + summary
     rows = [{"left": left[i] if i < len(left) else None, "right": right[i] if i < len(right) else None}
             for i in range(max(len(left), len(right)))]
-    return {"rows": rows, "n_classes": len(names), "seeds": getattr(report["accuracy"], "n", None)}
+    return {"rows": rows, "n_classes": len(every), "seeds": getattr(report["accuracy"], "n", None), "shown": shown}
