@@ -135,7 +135,9 @@ def conclusions(context: dict, gaps: int) -> list[str]:
     out += approaches_conclusion(context["scratch"], context["classify"], context["finetune"])
     if context["setup"]["flags"]:
         out.append("These figures come from " + "; ".join(context["setup"]["flags"]) +
-                   ": they exercise the pipeline and are not comparable with the paper.")
+                   (": they exercise the pipeline and are not comparable with the paper." if context["setup"]["mame"] else
+                    ": the backbones without ImageNet weights are baselines, not what pretraining gives."
+                    if any("randomly initialised" in f for f in context["setup"]["flags"]) else "."))
     if gaps:
         out.append(f"{gaps} planned run(s) are missing or failed; their slides say so.")
     return out

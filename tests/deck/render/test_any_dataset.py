@@ -78,6 +78,7 @@ def test_the_deck_names_the_dataset_its_classes_and_counts_and_leaves_mame_out(f
     assert "Dataset: fossils: 24 train / 9 val / 9 test images, 3 classes (splits: train, val, test as given)" in text
     for name in CLASSES:
         assert name in text
-    assert "MAMe" not in text and "29-way" not in text and "R65k" not in text
+    assert "MAMe" not in text and "29-way" not in text and "R65k" not in text and "the paper" not in text
+    assert "is imbalanced" not in text  # 3 test images a class
     source = (fossils["root"] / "report" / "_generated" / "deck.qmd").read_text(encoding="utf-8")
     assert json.dumps("fossils") in source.splitlines()[1]  # the title line
