@@ -12,7 +12,7 @@ import pytest
 
 from mame import cli
 from mame.engine.run import records as runs
-from tests.data.datasets import class_tree
+from tests.data.datasets import class_tree, csv_dataset
 from tests.helpers import write_smoke_plan
 
 pytestmark = pytest.mark.slow
@@ -82,3 +82,48 @@ def test_the_deck_names_the_dataset_its_classes_and_counts_and_leaves_mame_out(f
     assert "is imbalanced" not in text  # 3 test images a class
     source = (fossils["root"] / "report" / "_generated" / "deck.qmd").read_text(encoding="utf-8")
     assert json.dumps("fossils") in source.splitlines()[1]  # the title line
+
+
+SPECIES = [f"species {i:02d}" for i in range(40)]
+CSV_PROFILE = """
+profiles:
+  smoke:
+    data: {{source: folder, path: {root}, csv: labels.csv, images: img, columns: {{file: path, label: species, split: subset}}}}
+    params: {{batch_size: 16}}
+    force: {{image_size: 32, weights: random, max_iter: 100}}
+    timeouts: {{start: 120, execution: 300}}
+    report: {{projections: [pca]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def forty(tmp_path_factory):
+    """Forty classes named in a CSV with its own column names and an image folder, set in the profile's data block."""
+    root = tmp_path_factory.mktemp("forty")
+    rows = [(f"{c}/{i}.png", name, "train" if i < 4 else "val" if i == 4 else "test")
+            for c, name in enumerate(SPECIES) for i in range(6)]
+    csv_dataset(root / "museum", rows, columns=("path", "species", "subset"), name="labels.csv", images="img")
+    plan = root / "plan.yaml"
+    plan.write_text(STAGES + CSV_PROFILE.format(root=root / "museum"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MAME_RUNS_DIR", str(root / "runs"))
+        mp.setenv("MAME_DATA_HOME", str(root / "home"))
+        mp.setenv("MAME_REPORT_BUILD", str(root / "report"))
+        mp.setenv("MAME_DATA", "")
+        code = cli.main(["report", "--profile", "smoke", "--plan", str(plan), "--no-pdf"])
+    return {"root": root, "code": code}
+
+
+def test_forty_classes_from_a_csv_in_the_profile_run_and_their_deck_shows_thirty_and_says_so(forty):
+    assert forty["code"] == 0
+    metrics = runs.read_metrics(forty["root"] / "runs" / "classify" / "efficientnetlite0")
+    assert metrics["run"]["dataset"]["counts"] == {"train": 160, "val": 40, "test": 40}
+    assert metrics["run"]["dataset"]["layout"] == "CSV labels.csv (columns: path = file, species = label, subset = split)"
+    assert metrics["classification"]["knn/val"]["confusion_matrix"]["labels"] == SPECIES
+    parser = Text()
+    parser.feed((forty["root"] / "report" / "_output" / "deck.html").read_text(encoding="utf-8"))
+    text = re.sub(r"\s+", " ", " ".join(parser.parts))
+    assert "Dataset: museum: 160 train / 40 val / 40 test images, 40 classes (splits: train, val, test as given)" in text
+    assert "30 of 40 classes: the 15 with the lowest F1 (left, lowest first) and the 15 with the highest" in text
+    assert "32 of the 40 classes, evenly spread over the class order" in text
+    assert "MAMe" not in text
