@@ -216,7 +216,9 @@ def _dispatch(args) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: no C++ log lines
         from mame.estimate import estimate, format_estimate, format_markdown
 
-        rows = estimate(args.profile, tflops=args.tflops, plan_file=args.plan)
+        # a dataset folder's own sizes and classes (read, not generated); MAMe's otherwise
+        dataset = study.prepare().dataset if study.profile.data.get("source") == "folder" else None
+        rows = estimate(args.profile, tflops=args.tflops, plan_file=args.plan, dataset=dataset)
         print(format_markdown(rows, args.tflops) if args.markdown else format_estimate(rows, args.profile, args.tflops))
         extras = []
         if args.gpus:
@@ -225,12 +227,13 @@ def _dispatch(args) -> int:
             counts = [int(g) for g in str(args.gpus).split(",") if g.strip()]
             if not counts or min(counts) < 1:
                 raise ValueError(f"--gpus takes counts of 1 or more, e.g. 1,2,4 (not {args.gpus!r})")
-            walls = wall_times(args.profile, counts, tflops=args.tflops, plan_file=args.plan, overhead_s=args.overhead)
+            walls = wall_times(args.profile, counts, tflops=args.tflops, plan_file=args.plan, overhead_s=args.overhead,
+                               dataset=dataset)
             extras.append(format_wall(walls, args.profile, args.tflops))
         if args.needs:
             from mame.estimate import format_needs, needs_table
 
-            extras.append(format_needs(needs_table(args.profile, plan_file=args.plan), args.profile))
+            extras.append(format_needs(needs_table(args.profile, plan_file=args.plan, dataset=dataset), args.profile))
         for text in extras:
             print()
             print(text)

@@ -1,10 +1,10 @@
 """``python -m mame estimate``: expected time of each stage on one accelerator, from a FLOP count.
 
 For every planned run of a profile, the model its notebook would build is counted layer by layer
-(``mame.models.flops``) at the run's image size; images per epoch come from the official split sizes
-(``full``) or the profile's synthetic counts. Time = FLOPs / sustained throughput, the throughput being
-a parameter (``--tflops``, default 100: about a third of an H100/H200's dense bf16 peak, typical for
-CNN training). An estimate: data loading, validation passes and start-up are not in it.
+(``mame.models.flops``) at the run's image size; images per epoch and classes come from the official split
+sizes (``full``), the profile's synthetic counts, or a dataset folder's own (``--data``). Time = FLOPs /
+sustained throughput, the throughput being a parameter (``--tflops``, default 100: about a third of an
+H100/H200's dense bf16 peak, typical for CNN training). An estimate: data loading, validation passes and start-up are not in it.
 """
 
 from __future__ import annotations
@@ -19,11 +19,18 @@ FORWARD_ONLY = {"features": 1.0, "similarity": 1.0}  # extraction: one forward p
 DEFAULT_TFLOPS = 100.0
 
 
-def split_sizes(profile) -> dict[str, int]:
+def split_sizes(profile, dataset: dict | None = None) -> dict[str, int]:
+    """Training and validation images and classes: a dataset folder's own (``dataset``: its prepared description, as
+    a run records it), the synthetic data's (per class x MAMe's 29) or the real MAMe's official split."""
     data = profile.data
+    if dataset is not None and dataset.get("source") == "folder":
+        return {"train": dataset["counts"]["train"], "val": dataset["counts"]["val"], "classes": len(dataset["classes"])}
+    if data.get("source") == "folder":
+        raise ValueError(f"profile {profile.name!r} reads a dataset folder: its sizes come from the prepared dataset")
     if data.get("source") == "synthetic":
-        return {"train": data["train_per_class"] * len(CLASS_NAMES), "val": data["val_per_class"] * len(CLASS_NAMES)}
-    return {"train": TRAIN_PER_CLASS * len(CLASS_NAMES), "val": VAL_PER_CLASS * len(CLASS_NAMES)}
+        return {"train": data["train_per_class"] * len(CLASS_NAMES), "val": data["val_per_class"] * len(CLASS_NAMES),
+                "classes": len(CLASS_NAMES)}
+    return {"train": TRAIN_PER_CLASS * len(CLASS_NAMES), "val": VAL_PER_CLASS * len(CLASS_NAMES), "classes": len(CLASS_NAMES)}
 
 
 def run_epochs(run: PlannedRun) -> int:
@@ -44,19 +51,20 @@ def run_flops(run: PlannedRun, sizes: dict[str, int]) -> float | None:
 
     p = run.params
     per_class = p.get("max_per_class")
-    train = min(sizes["train"], per_class * len(CLASS_NAMES)) if per_class else sizes["train"]
-    val = min(sizes["val"], per_class * len(CLASS_NAMES)) if per_class else sizes["val"]
+    classes = sizes["classes"]
+    train = min(sizes["train"], per_class * classes) if per_class else sizes["train"]
+    val = min(sizes["val"], per_class * classes) if per_class else sizes["val"]
     from mame.data.aspect_buckets import PADDED_PIXELS
 
     pad = PADDED_PIXELS if p.get("shape") == "variable" else 1.0
     if run.stage == "scratch":
         config = scratch.ScratchConfig.from_parameters(p)
-        model, epochs = scratch.build_model(config, len(CLASS_NAMES)), config.epochs
+        model, epochs = scratch.build_model(config, classes), config.epochs
     elif run.stage == "finetune":
         config = replace(finetune.FinetuneConfig.from_parameters(p), shape="fixed")
-        model, epochs = finetune.build_model(run.backbone, config, len(CLASS_NAMES)), config.head_epochs + config.epochs
+        model, epochs = finetune.build_model(run.backbone, config, classes), config.head_epochs + config.epochs
     elif run.stage in FORWARD_ONLY:
-        model = finetune.build_model(run.backbone, finetune.FinetuneConfig(image_size=p.get("image_size")), len(CLASS_NAMES))
+        model = finetune.build_model(run.backbone, finetune.FinetuneConfig(image_size=p.get("image_size")), classes)
         return 2.0 * flops.model_macs(model) * (train + val) * pad
     else:
         return None
@@ -64,10 +72,10 @@ def run_flops(run: PlannedRun, sizes: dict[str, int]) -> float | None:
     return epochs * (flops.training_flops_per_image(model) * train + forward * val) * pad
 
 
-def estimate(profile_name: str, *, tflops: float = DEFAULT_TFLOPS, plan_file=None) -> list[dict]:
+def estimate(profile_name: str, *, tflops: float = DEFAULT_TFLOPS, plan_file=None, dataset: dict | None = None) -> list[dict]:
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
-    sizes = split_sizes(profile)
+    sizes = split_sizes(profile, dataset)
     per_stage: dict[str, dict] = defaultdict(lambda: {"runs": 0, "flops": 0.0, "epochs": 0, "sizes": set()})
     for run in expand(plan, profile_name):
         counted = run_flops(run, sizes)
@@ -82,7 +90,7 @@ def estimate(profile_name: str, *, tflops: float = DEFAULT_TFLOPS, plan_file=Non
             for stage, row in per_stage.items()]
 
 
-def wall_times(profile_name: str, gpus: list[int], *, tflops: float = DEFAULT_TFLOPS, plan_file=None,
+def wall_times(profile_name: str, gpus: list[int], *, tflops: float = DEFAULT_TFLOPS, plan_file=None, dataset: dict | None = None,
                overhead_s: float = 0.0) -> list[dict]:
     """The plan's wall time on each count of ``gpus`` accelerators, each run on one (``--executor ray``, one GPU per run):
     runs start as soon as every run they need or read has ended and an accelerator is free, the one heading
@@ -91,7 +99,7 @@ def wall_times(profile_name: str, gpus: list[int], *, tflops: float = DEFAULT_TF
     evaluation, Grad-CAM) last ``overhead_s`` only."""
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
-    sizes = split_sizes(profile)
+    sizes = split_sizes(profile, dataset)
     runs = expand(plan, profile_name)
     hours = {r.id: (run_flops(r, sizes) or 0.0) / (tflops * 1e12) / 3600 + overhead_s / 3600 for r in runs}
     deps = {r.id: [f"{s}/{n}" for s, n in r.needs.items()] + [f"{s}/{n}" for s, names in r.reads.items() for n in names]
@@ -161,15 +169,15 @@ def run_needs(run: PlannedRun, sizes: dict[str, int]) -> dict | None:
 
     p = run.params
     per_class = p.get("max_per_class")
-    images = sum(min(n, per_class * len(CLASS_NAMES)) if per_class else n for n in sizes.values())
+    images = sum(min(sizes[s], per_class * sizes["classes"]) if per_class else sizes[s] for s in ("train", "val"))
     act_bytes = 2 if p.get("precision") == "mixed_bfloat16" else 4
     batch = int(p.get("batch_size") or 32)
     if run.stage == "scratch":
-        model = scratch.build_model(scratch.ScratchConfig.from_parameters(p), len(CLASS_NAMES))
+        model = scratch.build_model(scratch.ScratchConfig.from_parameters(p), sizes["classes"])
     elif run.stage in ("finetune", *FORWARD_ONLY):
         config = replace(finetune.FinetuneConfig.from_parameters(p), shape="fixed") if run.stage == "finetune" else \
             finetune.FinetuneConfig(image_size=p.get("image_size"))
-        model = finetune.build_model(run.backbone, config, len(CLASS_NAMES))  # variable shape: counted at fixed shape, then padded
+        model = finetune.build_model(run.backbone, config, sizes["classes"])  # variable shape: counted at fixed shape, then padded
     else:
         return None
     from mame.data.aspect_buckets import PADDED_PIXELS
@@ -192,11 +200,11 @@ def run_needs(run: PlannedRun, sizes: dict[str, int]) -> dict | None:
             "precision": p.get("precision", "float32")}
 
 
-def needs_table(profile_name: str, *, plan_file=None) -> list[dict]:
+def needs_table(profile_name: str, *, plan_file=None, dataset: dict | None = None) -> list[dict]:
     """``run_needs`` for each (stage, backbone) of the plan: the largest run of each."""
     plan = load_plan(plan_file)
     profile = plan.profile(profile_name)
-    sizes = split_sizes(profile)
+    sizes = split_sizes(profile, dataset)
     rows: dict[tuple, dict] = {}
     for run in expand(plan, profile_name):
         needs = run_needs(run, sizes)

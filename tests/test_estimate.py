@@ -62,3 +62,24 @@ def test_the_full_studys_wall_time_shrinks_with_gpus_down_to_its_critical_path()
     assert walls[1]["hours"] >= walls[1]["total_hours"] / 4
     path = walls[0]["critical_path"]
     assert path[0].startswith("finetune/vgg16") and path[-1] == "explain/default"  # the VGG16 ladder, then evaluate
+
+
+def test_a_dataset_folder_is_estimated_at_its_own_size_and_class_count(tmp_path, monkeypatch, capsys):
+    """``estimate --data DIR``: the folder's training and validation images and its classes, not MAMe's."""
+    from mame import cli
+    from mame.engine.run.study import Study
+    from tests.data.datasets import class_tree
+
+    data = class_tree(tmp_path / "three", ["a", "b", "c"], 20)
+    monkeypatch.setenv("MAME_DATA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MAME_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("MAME_DATA", "")  # the command sets it for itself
+    assert cli.main(["estimate", "--profile", "smoke", "--data", str(data)]) == 0
+    assert "profile smoke" in capsys.readouterr().out
+    dataset = Study.load("smoke", data=data).prepare().dataset
+    assert estimate.split_sizes(load_plan().profile("full"), dataset) == {"train": 42, "val": 9, "classes": 3}
+    assert estimate.split_sizes(load_plan().profile("full")) == {"train": 20_300, "val": 1_450, "classes": 29}
+    mine = {r["stage"]: r["pflops"] for r in estimate.estimate("smoke", dataset=dataset)}
+    synthetic = {r["stage"]: r["pflops"] for r in estimate.estimate("smoke")}
+    scaled = synthetic["features"] * (42 + 9) / (116 + 58)  # the folder's images, each counted with a 3-class head
+    assert mine["features"] == pytest.approx(scaled, rel=1e-3) and mine["features"] != scaled

@@ -149,7 +149,7 @@ def test_estimate_builds_the_stage_model_from_the_runs_params(monkeypatch, stage
     module = scratch if stage == "scratch" else finetune
     monkeypatch.setattr(module, "build_model", build_model)
     run = PlannedRun(stage, backbone, "v", config.EXPERIMENTS_DIR / notebook, params)
-    assert estimate.run_flops(run, {"train": 10, "val": 5}) > 0
+    assert estimate.run_flops(run, {"train": 10, "val": 5, "classes": 29}) > 0
     expected = config_class.from_parameters(params)
     assert seen == [(expected, 29) if stage == "scratch" else (backbone, expected, 29)]  # MAMe's 29 classes
     assert expected.dense_units == [64, 32]
