@@ -163,14 +163,14 @@ def _runs_beside(data: Path) -> None:
     runs) and keeps its runs apart (``runs-<name>/``), so that they never replace the runs of another dataset, unless
     ``MAME_RUNS_DIR`` names a folder."""
     import os
-    import re
+
+    from mame.data.dataset_index import dataset_slug
 
     if not data.expanduser().exists():
         raise ValueError(f"--data {data}: no such file or folder")
     os.environ["MAME_DATA"] = str(data.expanduser().resolve())
     if not os.environ.get("MAME_RUNS_DIR"):
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", data.expanduser().resolve().stem).strip("-.") or "dataset"
-        os.environ["MAME_RUNS_DIR"] = str(config.ROOT / f"runs-{name}")
+        os.environ["MAME_RUNS_DIR"] = str(config.ROOT / f"runs-{dataset_slug(data)}")
     print(f"dataset {data}: runs in {os.environ['MAME_RUNS_DIR']}", file=sys.stderr)
 
 

@@ -83,3 +83,21 @@ def test_watch_on_a_port_in_use_is_a_one_line_error_naming_it():
     assert proc.stderr.strip().startswith(f"error: cannot serve on 127.0.0.1:{port}: ") and "--port" in proc.stderr
     proc = mame("report", "--watch", "--check")
     assert proc.returncode == 2 and "--check" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_data_keeps_its_runs_apart_named_after_its_folder(tmp_path):
+    """``--data`` without ``MAME_RUNS_DIR``: the runs go to ``runs-<folder name>/`` (a dotted name kept whole), never
+    into the runs of another dataset."""
+    import os
+
+    from tests.data.datasets import class_tree
+
+    data = class_tree(tmp_path / "my shells.v2", ["a", "b"], 3)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAME_RUNS_DIR", "MAME_DATA")}
+    env["MAME_DATA_HOME"] = str(tmp_path / "home")
+    proc = subprocess.run([sys.executable, "-m", "mame", "status", "--profile", "smoke", "--data", str(data)], cwd=config.ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"dataset {data}: runs in {config.ROOT / 'runs-my-shells.v2'}" in proc.stderr
+    assert f"runs in {config.ROOT / 'runs-my-shells.v2'}" in proc.stdout
+    assert not (config.ROOT / "runs-my-shells.v2").exists()  # status makes nothing

@@ -35,8 +35,14 @@ DEFAULT_FRACTIONS = {"val": 0.15, "test": 0.15}
 def prepared_folder(home: Path, source: Path, settings: dict) -> Path:
     """Where the dataset at ``source`` with these data settings is prepared (one folder per source and settings)."""
     key = hashlib.sha256(json.dumps([str(source), settings], sort_keys=True, default=str).encode()).hexdigest()[:12]
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", source.stem if source.is_file() else source.name).strip("-.") or "dataset"
-    return home / "datasets" / f"{slug[:40]}-{key}"
+    return home / "datasets" / f"{dataset_slug(source)}-{key}"
+
+
+def dataset_slug(source: Path) -> str:
+    """A dataset's name fit for a folder name: its folder's name (a CSV file: its stem), other characters as ``-``."""
+    source = source.expanduser().resolve()
+    name = source.stem if source.is_file() else source.name
+    return (re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "dataset")[:40]
 
 
 def prepare(source: str | os.PathLike, dest: Path, *, seed: int, layout: str = "auto", csv_file: str | None = None,
