@@ -15,7 +15,8 @@ PYVER   := $(if $(PYTHON),$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMPS  := .setup-stamps
-PROFILE ?= demo
+# smoke | demo | full | auto; empty: demo, or auto with DATA= (sized from the dataset and this machine)
+PROFILE ?=
 ONLY    ?=
 # a dataset to study instead of the profile's (a folder of class folders, a folder with metadata.csv, or a CSV)
 DATA    ?=
@@ -26,8 +27,8 @@ JOBS    ?=
 EXECUTOR ?= local
 RAY_ADDRESS ?=
 EXEC_ARGS := $(if $(JOBS),--jobs $(JOBS)) --executor $(EXECUTOR) $(if $(RAY_ADDRESS),--address $(RAY_ADDRESS))
-DATA_ARGS := $(if $(DATA),--data $(DATA))
-RUN_ARGS := --profile $(PROFILE) $(DATA_ARGS) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(EXEC_ARGS)
+DATA_ARGS := $(if $(PROFILE),--profile $(PROFILE)) $(if $(DATA),--data $(DATA))
+RUN_ARGS := $(DATA_ARGS) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(EXEC_ARGS)
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
 # test processes side by side (pytest-xdist; a test file's tests stay in one, with its fixtures); 0 runs them in
@@ -39,7 +40,7 @@ MUTATION_SAMPLE ?= 5
 .PHONY: help setup run status check report watch share test lint docs bench gpu-check mutation clean distclean python-check
 
 help: ## List the targets (the default)
-	@echo "MAMe transfer-learning study. Variables: PROFILE=smoke|demo|full (default demo), DATA=/path, ONLY=stage[/backbone], FORCE=1,"
+	@echo "MAMe transfer-learning study. Variables: PROFILE=smoke|demo|full|auto (default demo; auto with DATA=), DATA=/path, ONLY=stage[/backbone], FORCE=1,"
 	@echo "  JOBS=N (runs at once), EXECUTOR=local|ray, RAY_ADDRESS=host:port"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
 
@@ -88,16 +89,16 @@ run: $(STAMPS)/python ## Run every stale run of the plan (PROFILE=, ONLY=, FORCE
 	$(PY) -m mame run $(RUN_ARGS)
 
 status: $(STAMPS)/python ## Show each plan entry as done / stale / failed / missing (PROFILE=)
-	@$(PY) -m mame status --profile $(PROFILE) $(DATA_ARGS)
+	@$(PY) -m mame status $(DATA_ARGS)
 
-report: setup ## Run what is stale on PROFILE (default demo), then render report/_output/deck.html and deck.pdf
-	$(PY) -m mame report --profile $(PROFILE) $(DATA_ARGS) $(EXEC_ARGS) $(if $(CHECK),--check)
+report: setup ## Run what is stale on PROFILE (default demo; with DATA= auto), then render report/_output/deck.html and deck.pdf
+	$(PY) -m mame report $(DATA_ARGS) $(EXEC_ARGS) $(if $(CHECK),--check)
 
 watch: setup ## Serve the deck live on http://127.0.0.1:8765 (PORT=, WATCH_HOST= to serve beyond this machine): re-rendered as runs finish or templates change; stale runs start beside it (NO_RUN=1: none)
-	$(PY) -m mame report --watch --profile $(PROFILE) $(DATA_ARGS) $(EXEC_ARGS) $(if $(PORT),--port $(PORT)) $(if $(WATCH_HOST),--host $(WATCH_HOST)) $(if $(NO_RUN),--no-run)
+	$(PY) -m mame report --watch $(DATA_ARGS) $(EXEC_ARGS) $(if $(PORT),--port $(PORT)) $(if $(WATCH_HOST),--host $(WATCH_HOST)) $(if $(NO_RUN),--no-run)
 
 share: setup ## Package the deck (brought up to date, no runs), its PDF and every run's metrics.json: report/_output/share/*.zip (SITE=DIR: a static folder; NOTEBOOKS=1, MODELS=1 add those)
-	$(PY) -m mame share --profile $(PROFILE) $(DATA_ARGS) $(if $(SITE),--site $(SITE)) $(if $(NOTEBOOKS),--with-notebooks) $(if $(MODELS),--with-models)
+	$(PY) -m mame share $(DATA_ARGS) $(if $(SITE),--site $(SITE)) $(if $(NOTEBOOKS),--with-notebooks) $(if $(MODELS),--with-models)
 
 test: setup lint ## Lint, then run the test suite (smoke profile, real papermill/Keras/pandoc/chromium; TEST_WORKERS=N processes)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile

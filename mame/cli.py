@@ -11,6 +11,7 @@ from pathlib import Path
 from mame import config
 
 DEFAULT_PROFILE = "demo"
+AUTO_PROFILE = "auto"  # the default with --data (make report DATA=): sized from the dataset and the machine
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +128,9 @@ def _run_options(args) -> dict:
 
 
 def _profile_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default=DEFAULT_PROFILE, help="smoke, demo (default) or full")
+    parser.add_argument("--profile", default=None,
+                        help="smoke, demo (default), full, or auto (the default with --data: sized from the dataset "
+                             "and this machine)")
     parser.add_argument("--plan", type=Path, default=None, help="plan file (default: experiments/plan.yaml)")
     parser.add_argument("--data", type=Path, default=None,
                         help="study this dataset instead of the profile's: a folder of class folders (optionally in "
@@ -176,6 +179,9 @@ def _runs_beside(data: Path) -> None:
 
 def _dispatch(args) -> int:
     study = None
+    if getattr(args, "profile", "") is None:  # a dataset folder without a profile: the auto profile sizes the study
+        given = getattr(args, "data", None) is not None or config.dataset_override() is not None
+        args.profile = AUTO_PROFILE if given and args.command != "data" else DEFAULT_PROFILE
     if args.command != "check" and hasattr(args, "plan"):  # a plan with a mistake stops every command before it starts
         from mame.engine.run.study import Study
 
@@ -183,6 +189,8 @@ def _dispatch(args) -> int:
             _runs_beside(args.data)
         # the plan loaded, its runs expanded and their cache keys computed once, for the whole command
         study = Study.load(args.profile, args.plan, data=getattr(args, "data", None))
+        for line in study.profile.sizing:  # what the auto profile chose, before anything runs
+            print(line, file=sys.stderr)
     if args.command == "run":
         from mame.engine.run.scheduler import run_plan, summary_table
 
@@ -218,7 +226,7 @@ def _dispatch(args) -> int:
 
         # a dataset folder's own sizes and classes (read, not generated); MAMe's otherwise
         dataset = study.prepare().dataset if study.profile.data.get("source") == "folder" else None
-        rows = estimate(args.profile, tflops=args.tflops, plan_file=args.plan, dataset=dataset)
+        rows = estimate(args.profile, tflops=args.tflops, plan_file=args.plan, dataset=dataset, plan=study.plan)
         print(format_markdown(rows, args.tflops) if args.markdown else format_estimate(rows, args.profile, args.tflops))
         extras = []
         if args.gpus:
@@ -228,12 +236,12 @@ def _dispatch(args) -> int:
             if not counts or min(counts) < 1:
                 raise ValueError(f"--gpus takes counts of 1 or more, e.g. 1,2,4 (not {args.gpus!r})")
             walls = wall_times(args.profile, counts, tflops=args.tflops, plan_file=args.plan, overhead_s=args.overhead,
-                               dataset=dataset)
+                               dataset=dataset, plan=study.plan)
             extras.append(format_wall(walls, args.profile, args.tflops))
         if args.needs:
             from mame.estimate import format_needs, needs_table
 
-            extras.append(format_needs(needs_table(args.profile, plan_file=args.plan, dataset=dataset), args.profile))
+            extras.append(format_needs(needs_table(args.profile, plan_file=args.plan, dataset=dataset, plan=study.plan), args.profile))
         for text in extras:
             print()
             print(text)

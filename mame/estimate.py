@@ -72,8 +72,9 @@ def run_flops(run: PlannedRun, sizes: dict[str, int]) -> float | None:
     return epochs * (flops.training_flops_per_image(model) * train + forward * val) * pad
 
 
-def estimate(profile_name: str, *, tflops: float = DEFAULT_TFLOPS, plan_file=None, dataset: dict | None = None) -> list[dict]:
-    plan = load_plan(plan_file)
+def estimate(profile_name: str, *, tflops: float = DEFAULT_TFLOPS, plan_file=None, dataset: dict | None = None,
+             plan=None) -> list[dict]:
+    plan = plan or load_plan(plan_file)
     profile = plan.profile(profile_name)
     sizes = split_sizes(profile, dataset)
     per_stage: dict[str, dict] = defaultdict(lambda: {"runs": 0, "flops": 0.0, "epochs": 0, "sizes": set()})
@@ -91,13 +92,13 @@ def estimate(profile_name: str, *, tflops: float = DEFAULT_TFLOPS, plan_file=Non
 
 
 def wall_times(profile_name: str, gpus: list[int], *, tflops: float = DEFAULT_TFLOPS, plan_file=None, dataset: dict | None = None,
-               overhead_s: float = 0.0) -> list[dict]:
+               overhead_s: float = 0.0, plan=None) -> list[dict]:
     """The plan's wall time on each count of ``gpus`` accelerators, each run on one (``--executor ray``, one GPU per run):
     runs start as soon as every run they need or read has ended and an accelerator is free, the one heading
     the longest remaining chain first. Also the critical path (no number of GPUs goes below it) and the
     total / G bound. Each run lasts its FLOPs at ``tflops`` plus ``overhead_s``; uncounted runs (classifiers,
     evaluation, Grad-CAM) last ``overhead_s`` only."""
-    plan = load_plan(plan_file)
+    plan = plan or load_plan(plan_file)
     profile = plan.profile(profile_name)
     sizes = split_sizes(profile, dataset)
     runs = expand(plan, profile_name)
@@ -200,9 +201,9 @@ def run_needs(run: PlannedRun, sizes: dict[str, int]) -> dict | None:
             "precision": p.get("precision", "float32")}
 
 
-def needs_table(profile_name: str, *, plan_file=None, dataset: dict | None = None) -> list[dict]:
+def needs_table(profile_name: str, *, plan_file=None, dataset: dict | None = None, plan=None) -> list[dict]:
     """``run_needs`` for each (stage, backbone) of the plan: the largest run of each."""
-    plan = load_plan(plan_file)
+    plan = plan or load_plan(plan_file)
     profile = plan.profile(profile_name)
     sizes = split_sizes(profile, dataset)
     rows: dict[tuple, dict] = {}

@@ -35,7 +35,7 @@ def test_a_csv_without_the_label_column_is_one_line_naming_the_file(official_csv
 
 def test_unknown_profile_is_a_one_line_error():
     proc = mame("status", "--profile", "huge")
-    assert proc.returncode == 2 and "unknown profile 'huge'; known: smoke, demo, full" in proc.stderr
+    assert proc.returncode == 2 and "unknown profile 'huge'; known: smoke, demo, auto, full" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

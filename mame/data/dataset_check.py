@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -54,24 +55,26 @@ class CheckReport:
         return {split: sum(self.counts[split].values()) for split in SPLITS}
 
 
-def image_problem(path: str | os.PathLike) -> str | None:
+def image_problem(path: str | os.PathLike, data: bytes | None = None) -> str | None:
     """Why Pillow cannot read an image file (``verify`` then a full ``load``), or None if it can.
 
     JPEGs are decoded at reduced scale (``draft``), which still reads every byte, so truncation is
     caught quickly. Pillow's pixel limit is replaced by ``MAX_IMAGE_PIXELS`` (full-resolution MAMe images
-    reach 373 Mpx), checked on the header before anything is decoded.
+    reach 373 Mpx), checked on the header before anything is decoded. ``data``: the file's bytes, already read
+    (the file is then not opened again).
     """
     Image.MAX_IMAGE_PIXELS = None
+    source = (lambda: io.BytesIO(data)) if data is not None else (lambda: path)
     try:
-        if os.stat(path).st_size == 0:
+        if (len(data) if data is not None else os.stat(path).st_size) == 0:
             return "empty file"
-        with Image.open(path) as image:
+        with Image.open(source()) as image:
             if image.format not in PIPELINE_FORMATS:
                 return f"a {image.format} image: the pipeline decodes only JPEG, PNG, GIF, BMP and WebP"
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 return too_many_pixels(image.width, image.height)
             image.verify()
-        with Image.open(path) as image:
+        with Image.open(source()) as image:
             if image.format == "JPEG":
                 image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
             image.load()

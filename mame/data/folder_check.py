@@ -7,6 +7,7 @@ only reads the dataset.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -68,19 +69,20 @@ class FolderReport:
 
 
 def look(path: Path) -> Looked:
-    """Hash a file's bytes, read its size from its header and check that Pillow decodes it whole."""
+    """Hash a file's bytes, read its size from its header and check that Pillow decodes it whole: the file is read
+    from disk once."""
     from PIL import Image
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    problem = image_problem(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return Looked("", None, "file not found")
+    problem = image_problem(path, data)
     size = None
     if problem is None:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             size = image.size
-    return Looked(digest.hexdigest(), size, problem)
+    return Looked(hashlib.sha256(data).hexdigest(), size, problem)
 
 
 def check_folder(path: str | os.PathLike, *, verify_images: bool = True, workers: int | None = None,

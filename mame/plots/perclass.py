@@ -16,11 +16,12 @@ BELOW_COLOR = "#ea580c"
 PER_CLASS_SIZE = (6.4, 5.9)  # inches: a slide column of full height, 29 legible rows
 
 
-def per_class_data(report: dict, *, metric: str = "recall") -> dict:
+def per_class_data(report: dict, *, metric: str = "recall", keep: int | None = None) -> dict:
     """The classes of a ``classification_report(output_dict=True)`` dict sorted by ``metric``, best first.
 
-    Classes without support (no image of the class) are left out: their recall is undefined. Returns
-    ``{"labels", "values", "support", "metric", "empty" (classes left out), "accuracy" (or None)}``.
+    Classes without support (no image of the class) are left out: their recall is undefined. With more than
+    ``keep`` classes, only the ``keep // 2`` best and the ``keep // 2`` worst (``shown`` says so, else None).
+    Returns ``{"labels", "values", "support", "metric", "empty" (classes left out), "accuracy" (or None), "shown"}``.
     """
     if metric not in METRICS:
         raise PlotError(f"metric: expected one of {METRICS}, got {metric!r}")
@@ -31,11 +32,15 @@ def per_class_data(report: dict, *, metric: str = "recall") -> dict:
         raise PlotError(f"report: expected per-class rows with {metric!r} and 'support'")
     kept = [(name, float(row[metric]), int(row["support"])) for name, row in rows.items() if row["support"] > 0]
     kept.sort(key=lambda item: (-item[1], item[0]))
+    shown = None
+    if keep is not None and len(kept) > keep:
+        shown = f"the {keep // 2} best and the {keep // 2} worst of {len(kept)} classes"
+        kept = kept[:keep // 2] + kept[-(keep // 2):]
     accuracy = report.get("accuracy")
     return {"labels": [k[0] for k in kept], "values": np.array([k[1] for k in kept], dtype=float),
             "support": np.array([k[2] for k in kept], dtype=int), "metric": metric,
             "empty": [name for name, row in rows.items() if row["support"] <= 0],
-            "accuracy": None if accuracy is None else float(accuracy)}
+            "accuracy": None if accuracy is None else float(accuracy), "shown": shown}
 
 
 def draw_per_class_bars(data: dict, *, ax: Axes | None = None, title: str | None = None) -> Figure:

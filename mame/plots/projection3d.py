@@ -32,6 +32,7 @@ FIGURE_SIZE = (12.8, 5.4)  # inches at DPI: the figure's box on the slide, 1280 
 # the other, would not fit the height): paper x of each column's left edge.
 SCENE_WIDTH = 0.70
 LEGEND_COLUMNS_X = (0.715, 0.858)
+MAX_STATIC_LEGEND = 32  # classes the still view names (two columns); past it, a line says how to find a class
 
 
 def camera_angles(eye: Sequence[float] = CAMERA_EYE) -> tuple[float, float]:
@@ -112,6 +113,11 @@ def draw_projection_3d_static(data: dict, *, class_names: Sequence[str], eye: Se
     for set_label, text in zip((ax.set_xlabel, ax.set_ylabel, ax.set_zlabel), axis_titles(data)):
         set_label(text, fontsize=SMALL_FONT + 1)
     ax.tick_params(labelsize=SMALL_FONT)
+    present = np.unique(labels).size
+    if present > MAX_STATIC_LEGEND:  # two columns hold about 30 names; the interactive figure names every point
+        fig.text(LEGEND_COLUMNS_X[0], 0.95, f"{present} classes, one colour and marker each:\ntoo many to name here; "
+                 "hover a point in the\ninteractive figure for its class", fontsize=SMALL_FONT + 1, va="top")
+        return fig
     fig.legend(*ax.get_legend_handles_labels(), fontsize=SMALL_FONT + 1, markerscale=1.6, loc="upper left",
                bbox_to_anchor=(LEGEND_COLUMNS_X[0], 0.95), ncols=len(LEGEND_COLUMNS_X), frameon=False,
                handletextpad=0.3, labelspacing=0.45, columnspacing=1.2)

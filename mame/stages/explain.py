@@ -33,6 +33,7 @@ from mame.stages.support.parameters import IDENTITY, Notebook, StageConfig, para
 from mame.stages.support.selection import Candidate, check_identity
 
 MAPS_FILE = "gradcam.npz"
+MAX_DISPLAY_CLASSES = 30  # classes in the slides' grids (one image each); past it, spread over the class order
 DISPLAY_SIZE = 128   # px: the images and maps kept for the slides (square, as the models see them)
 TARGETS = ("true", "predicted")
 GRIDS = ("common", "last")
@@ -61,7 +62,7 @@ class Sample:
     records: list
     image_dir: Path
     data_dir: Path
-    display: list[int]          # one index per class (the first sampled image of each), for the slides
+    display: list[int]          # one index per class (the first sampled image of each; at most 30 classes), for the slides
     known: np.ndarray           # which records have an object mask
     classes: tuple[str, ...] = ()  # the dataset's class names, in label order
 
@@ -128,7 +129,10 @@ def sample(data_dir: str | Path, *, per_class: int, seed: int = 0) -> Sample:
     first: dict[int, int] = {}
     for i, record in enumerate(records):
         first.setdefault(record.label, i)
-    return Sample(records, splits.image_dir, Path(data_dir), [first[k] for k in sorted(first)],
+    shown = sorted(first)
+    if len(shown) > MAX_DISPLAY_CLASSES:  # the slides' grids: classes evenly spread over the class order
+        shown = [shown[round(k * (len(shown) - 1) / (MAX_DISPLAY_CLASSES - 1))] for k in range(MAX_DISPLAY_CLASSES)]
+    return Sample(records, splits.image_dir, Path(data_dir), [first[k] for k in shown],
                   masks.known_masks(data_dir, records), splits.classes)
 
 

@@ -134,7 +134,7 @@ def conclusions(context: dict, gaps: int) -> list[str]:
     out = [line for stage in registry.STAGES if (hook := stage.hook("conclusions")) for line in hook(context)]
     out += approaches_conclusion(context["scratch"], context["classify"], context["finetune"])
     if context["setup"]["flags"]:
-        out.append("These figures come from " + "; ".join(context["setup"]["flags"]) +
+        out.append("These figures used " + "; ".join(context["setup"]["flags"]) +
                    (": they exercise the pipeline and are not comparable with the paper." if context["setup"]["mame"] else
                     ": the backbones without ImageNet weights are baselines, not what pretraining gives."
                     if any("randomly initialised" in f for f in context["setup"]["flags"]) else "."))

@@ -50,7 +50,8 @@ def inputs_fingerprint(entries: list, left_out: list, profile, plan_file: Path |
         "runs": [[e.run.id, e.state, e.detail, _file_sig(Path(e.path) / "metrics.json")] for e in entries],
         "left_out": [[d.id, d.reason] for d in left_out],
         "plan": _digest([Path(plan_file or config.plan_path())]),
-        "profile": [profile.name, json.dumps(profile.report, sort_keys=True, default=str)],
+        "profile": [profile.name, json.dumps(profile.report, sort_keys=True, default=str)]
+        + ([profile.sized_for] if profile.sized_for else []),
         "templates": _digest(p for p in templating.templates_folder().rglob("*") if p.is_file()),
         "report": _digest(report_files),
         "packages": _digest([p for p in [config.ROOT / "requirements.lock"] if p.is_file()]),

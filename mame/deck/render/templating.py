@@ -78,6 +78,10 @@ def templates_folder() -> Path:
     return Path(value).expanduser().resolve() if value else config.TEMPLATES_DIR
 
 
+# a fenced div's ':::' after text on the same line: pandoc reads it as text and the slides' divs fall apart
+GLUED_FENCE = re.compile(r"^[ \t]*(?=[^:\s]).*\S[ \t]*:::(?:[ \t]*\{[^}\n]*\})?[ \t]*$", re.M)
+
+
 def environment(templates_dir: Path | None = None) -> Environment:
     """Jinja over ``templates_dir`` (default ``templates_folder()``)."""
     env = Environment(loader=FileSystemLoader(str(templates_dir or templates_folder())), undefined=StrictUndefined,
@@ -93,4 +97,9 @@ def render(name: str, context: dict, *, templates_dir: Path | None = None) -> st
         if marker in text:
             line = text[: text.index(marker)].count("\n") + 1
             raise TemplateOutputError(f"{name}: rendered output still contains {marker!r} (line {line})")
+    glued = GLUED_FENCE.search(text)
+    if glued:
+        line = text[: glued.start()].count("\n") + 1
+        raise TemplateOutputError(f"{name}: a ':::' fence follows text on line {line} of the output (a block tag at the "
+                                  f"end of a template line ate its newline): {glued.group(0).strip()[-60:]!r}")
     return text

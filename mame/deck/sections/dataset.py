@@ -12,6 +12,7 @@ import numpy as np
 from mame import plots
 from mame.data import metadata
 from mame.deck.sections.evaluate_figures import thumbnail
+from mame.deck.sections.slide_parts import spread
 
 SAMPLE_SEED = 0
 SAMPLE_COLUMNS = 8
@@ -26,6 +27,7 @@ def dataset_section(setup: dict) -> dict:
     path = (setup.get("dataset") or {}).get("path") or ""
     empty = {"ready": False, "path": path, "counts": {}, "totals": {}, "test_ratio": None, "samples": None,
              "samples_shown": None, "counts_shown": None, "aspect_shown": None, "counts_figure": None, "aspect_figure": None,
+             "one_size": None,
              "mame": setup.get("mame", True)}
     if not path:
         return empty
@@ -42,9 +44,11 @@ def dataset_section(setup: dict) -> dict:
                "classes shown" if n_classes > MAX_COUNT_CLASSES else None)
     narrow = (f"the {MAX_COUNT_CLASSES // 2} narrowest and the {MAX_COUNT_CLASSES // 2} widest of the {n_classes} classes "
               "by median" if n_classes > MAX_COUNT_CLASSES else None)
+    sizes = {(r.width, r.height) for r in meta.split("train") if r.width > 0 and r.height > 0}  # the test split unread
     return {**empty, "ready": True, "counts": counts, "totals": {s: sum(v.values()) for s, v in counts.items()},
             "samples_shown": shown, "counts_shown": counted, "aspect_shown": narrow,
-            "test_ratio": max(test) / min(test) if test else None}
+            "test_ratio": max(test) / min(test) if test else None,
+            "one_size": "{:.0f} × {:.0f} px".format(*sizes.pop()) if len(sizes) == 1 else None}
 
 
 def sample_records(path: str | Path, *, seed: int = SAMPLE_SEED) -> list:
@@ -56,9 +60,7 @@ def sample_records(path: str | Path, *, seed: int = SAMPLE_SEED) -> list:
     for record in meta.split("train"):
         by_class.setdefault(record.label, []).append(record)
     picked = [group[int(rng.integers(len(group)))] for _, group in sorted(by_class.items())]
-    if len(picked) > MAX_SAMPLE_CLASSES:
-        picked = [picked[i] for i in np.linspace(0, len(picked) - 1, MAX_SAMPLE_CLASSES).round().astype(int)]
-    return picked
+    return spread(picked, MAX_SAMPLE_CLASSES)
 
 
 def sample_figure(path: str | Path):
@@ -111,8 +113,8 @@ def dataset_figures(section: dict, out_dir: Path) -> dict[str, Path | None]:
         samples = plots.save_figure(fig, out_dir / FILES["samples"])
     counts = plots.save_figure(plots.draw_class_counts(plots.class_counts_data(section["counts"], keep=MAX_COUNT_CLASSES)),
                                out_dir / FILES["counts_figure"])
-    try:
-        fig = aspect_figure(section["path"], mame=section.get("mame", True))
+    try:  # every image of one size: no spread to draw (the counts slide says so)
+        fig = aspect_figure(section["path"], mame=section.get("mame", True)) if not section.get("one_size") else None
     except (metadata.DataError, OSError):
         fig = None
     aspects = plots.save_figure(fig, out_dir / FILES["aspect_figure"]) if fig is not None else None

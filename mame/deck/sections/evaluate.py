@@ -137,6 +137,7 @@ def reference(metrics: dict, figs: dict) -> dict:
             "matrix_shown": (f"The {MAX_MATRIX_CLASSES} classes with the most test errors (as true or as predicted "
                              f"class) of {len(block['labels'])}." if len(block["labels"]) > MAX_MATRIX_CLASSES else None),
             "empty_classes": [k for k, v in cls["report"].items() if k not in SUMMARY_ROWS and v["support"] == 0],
+            "per_class_shown": plots.per_class_data(cls["report"], keep=evaluate_figures.MAX_RECALL_BARS)["shown"],
             "dataset": metrics["run"]["dataset"].get("path", "")}
 
 

@@ -13,6 +13,8 @@ from PIL import Image
 from mame import plots
 from mame.data import metadata
 
+MAX_RECALL_BARS = 30  # classes in the per-class recall figure; past it, the best and the worst
+
 THUMBNAIL = 200  # px, longest side
 MATRIX_FONT = 8.5  # pt: the 29 class names of the final confusion matrix
 PER_PAIR = 4
@@ -33,7 +35,7 @@ def evaluation_figures(entry, draw) -> dict[str, Path]:
         return {}
     cls = entry.metrics["classification"][key]
     found = {"per_class_recall": draw("per_class_recall", lambda: plots.draw_per_class_bars(
-        plots.per_class_data(cls["report"], metric="recall")))}
+        plots.per_class_data(cls["report"], metric="recall", keep=MAX_RECALL_BARS)))}
     if gallery_sources(entry, cls) is not None:
         gallery = draw("error_gallery", lambda: gallery_figure(entry, cls))
         if gallery.is_file():

@@ -27,7 +27,8 @@ def section(entries: list, deck) -> dict:
     gaps = [g for g in (entry_placeholder(e) for e in entries) if g]
     usable = [e for e in entries if entry_placeholder(e) is None]
     empty = {"gaps": gaps, "ready": False, "run": None, "stale": False, "models": [], "comparison": None,
-             "grids": [], "backbones": None, "target": None, "n_images": 0, "n_masked": 0, "per_class": 0}
+             "grids": [], "backbones": None, "target": None, "n_images": 0, "n_masked": 0, "per_class": 0,
+             "grid_classes": None}
     if not usable:
         return empty
     entry = usable[0]
@@ -42,7 +43,14 @@ def section(entries: list, deck) -> dict:
     return {"gaps": gaps, "ready": True, "run": entry.run.id, "stale": entry.state == "stale", "models": rows,
             "comparison": comparison(m.get("comparison")), "grids": grids,
             "backbones": figs.get("gradcam_backbones"), "target": m.get("target", "true"),
-            "n_images": m.get("n_images", 0), "n_masked": m.get("n_masked", 0), "per_class": m.get("per_class", 0)}
+            "n_images": m.get("n_images", 0), "n_masked": m.get("n_masked", 0), "per_class": m.get("per_class", 0),
+            "grid_classes": grid_classes(entry.metrics, m.get("shown") or [])}
+
+
+def grid_classes(metrics: dict, shown: list[str]) -> str | None:
+    """What the grids show of a dataset with more classes than they hold (None: every class)."""
+    n = len((metrics.get("run", {}).get("dataset") or {}).get("classes") or ())  # a dataset folder's (MAMe: 29, all shown)
+    return f"{len(shown)} of the {n} classes, evenly spread over the class order" if shown and n > len(shown) else None
 
 
 def model_row(row: dict) -> dict:

@@ -14,9 +14,11 @@ import numpy as np
 from mame import plots, results
 from mame.deck.sections import figures3d
 from mame.deck.sections import shape_slides as shapes
-from mame.deck.sections.slide_parts import entry_placeholder
+from mame.deck.sections.slide_parts import MAX_SLIDE_CLASSES, entry_placeholder, spread
 
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+MAX_OUTLIER_CLASSES = 32  # the outlier grid's classes (four rows of eight); past it, spread over the class order
+GROUP_NAMES = 12          # class names listed for a group of classes; past it, "and N more"
 MAX_POINTS_PER_CLASS = 100  # as the seed deck: "approximately 100 points per class"
 
 
@@ -78,9 +80,19 @@ def structure_view(backbone: str, structure: dict, outliers_figure) -> dict:
     """A features run's ``metrics.structure`` as slide rows: the groups (most separable first) and each
     class's nearest classes."""
     groups = sorted(structure.get("groups") or [], key=lambda g: -(g["separability"] if g["separability"] is not None else -1))
+    groups = [{**g, "classes": g["classes"][:GROUP_NAMES] + ([f"and {len(g['classes']) - GROUP_NAMES} more"]
+                                                             if len(g["classes"]) > GROUP_NAMES else [])} for g in groups]
     nearest = [{"class": name, "near": near} for name, near in (structure.get("nearest") or {}).items()]
+    n_classes = len(nearest)
+    if n_classes > MAX_SLIDE_CLASSES:  # the classes most like another: where the features are least sure
+        nearest = sorted(nearest, key=lambda n: -max((x["similarity"] for x in n["near"]), default=-1))[:MAX_SLIDE_CLASSES]
+    outliers = len(structure.get("outliers") or {})
     return {"backbone": backbone, "groups": groups, "nearest": nearest, "outliers_figure": outliers_figure,
-            "method": structure.get("method", "")}
+            "method": structure.get("method", ""),
+            "nearest_shown": (f"{MAX_SLIDE_CLASSES} of {n_classes} classes: those most similar to their nearest class, "
+                              "most similar first" if n_classes > MAX_SLIDE_CLASSES else None),
+            "outliers_shown": (f"{MAX_OUTLIER_CLASSES} of the {outliers} classes, evenly spread over the class order"
+                               if outliers > MAX_OUTLIER_CLASSES else None)}
 
 
 def conclusions(context: dict) -> list[str]:
@@ -139,7 +151,7 @@ def outlier_figure(entry):
     except (metadata.DataError, OSError):
         return None
     shown = []
-    for name, items in entry.metrics["metrics"]["structure"]["outliers"].items():
+    for name, items in spread(list(entry.metrics["metrics"]["structure"]["outliers"].items()), MAX_OUTLIER_CLASSES):
         for item in items[:1]:
             picture = thumbnail(image_dir / item["file"])
             if picture is not None:

@@ -116,9 +116,11 @@ def setup_section(entries: list, profile, left_out: list | None = None) -> dict:
         flags.append(f"randomly initialised {', '.join(random)} (no ImageNet weights)" +
                      (f"; {', '.join(pretrained)} with ImageNet weights" if pretrained else ""))
     if ran and all(m["run"]["device"]["kind"] == "cpu" for m in ran):
-        flags.append("trained and evaluated on CPU")
+        flags.append("the CPU alone for training and evaluation")
     names = {w["key"]: w["backbone"] for w in weights}
-    return {"profile": profile.name, "dataset": dataset, "counts": counts, "weights": weights, "devices": devices,
+    return {"profile": profile.name, "sized_for": profile.sized_for, "dataset": dataset, "counts": counts,
+            "weights": weights, "devices": devices,
             **dataset_identity(dataset, classes),
             "versions": versions, "commits": commits, "flags": flags, "n_runs": len(ran),
+            "caution": "pipeline check" if dataset.get("source") == "synthetic" or random else "small-scale run",
             "left_out": left_out_rows(left_out or [], names), "seeds": seeds.seeds_said(seeds.combine(entries))}

@@ -14,7 +14,7 @@ import numpy as np
 
 from mame import plots, results
 from mame.deck.sections import scratch
-from mame.deck.sections.slide_parts import entry_placeholder, split_accuracy
+from mame.deck.sections.slide_parts import MAX_SLIDE_CLASSES, entry_placeholder, split_accuracy, spread
 
 PANEL_COLUMNS = 3
 DEFINITION = ("Map accuracy: every train image gets the backbone's top-1 ImageNet label; each label is mapped to "
@@ -39,6 +39,7 @@ def section(entries: list, deck) -> dict:
     return {"ready": bool(rows), "gaps": gaps, "rows": rows, "panels": panels, "best": best,
             "stale": any(e.state == "stale" for e in usable), "definition": DEFINITION,
             "class_rows": class_rows(next(e for e, r in zip(usable, rows) if r is best)) if best else [],
+            "classes_shown": classes_shown(next(e for e, r in zip(usable, rows) if r is best)) if best else None,
             "scratch": scratch_examples(usable[0], scratch.best_rung(deck.grouped.get("scratch", []), deck)) if usable else None,
             "scratch_figure": None}  # drawn with the report's figures (``scratch_figure``)
 
@@ -57,10 +58,16 @@ def measure_row(entry) -> dict:
 
 def class_rows(entry) -> list[dict]:
     """Two columns of "class → its most frequent ImageNet labels" (share of the class's images, mean p)."""
-    per_class = entry.metrics["metrics"]["similarity"]["per_class"]
+    per_class = spread(entry.metrics["metrics"]["similarity"]["per_class"], MAX_SLIDE_CLASSES)
     half = (len(per_class) + 1) // 2
     left, right = per_class[:half], per_class[half:]
     return [{"left": left[i], "right": right[i] if i < len(right) else None} for i in range(half)]
+
+
+def classes_shown(entry) -> str | None:
+    """What the class table shows of a dataset with more classes than fit (None: every class)."""
+    n = len(entry.metrics["metrics"]["similarity"]["per_class"])
+    return f"{MAX_SLIDE_CLASSES} of the {n} classes, evenly spread over the class order" if n > MAX_SLIDE_CLASSES else None
 
 
 def scratch_examples(entry, best) -> dict | None:

@@ -44,6 +44,14 @@ def overfitting(train: float | None, val: float | None) -> str:
 
 
 MAX_REPORT_CLASSES = 30  # a report table past this shows the lowest and the highest F1 (one slide, two columns)
+MAX_SLIDE_CLASSES = 30   # a per-class table or image grid past this shows a chosen 30 and says which
+
+
+def spread(items: list, keep: int) -> list:
+    """``items`` whole, or ``keep`` of them evenly spread over their order (the first and the last kept)."""
+    if len(items) <= keep:
+        return list(items)
+    return [items[i] for i in sorted({round(k * (len(items) - 1) / (keep - 1)) for k in range(keep)})]
 
 
 def report_rows(report: dict) -> dict:

@@ -122,7 +122,10 @@ def check_plan(path: Path | None = None) -> str:
     names every problem, else one line per profile says what it would run."""
     plan = load_plan(path)
     lines = [f"{plan.path}: valid ({len(plan.stages)} stages, {len(plan.profiles)} profiles)"]
-    for name in plan.profiles:
+    for name, profile in plan.profiles.items():
+        if profile.size_from_data:
+            lines.append(f"  {name}: sized from the dataset (--data) and the machine when a command starts")
+            continue
         left_out: list[LeftOut] = []
         runs = expand(plan, name, left_out=left_out)
         note = f", {len(left_out)} left out without ImageNet weights here" if left_out else ""

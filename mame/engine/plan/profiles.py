@@ -27,6 +27,9 @@ class Profile:
     stages: dict = field(default_factory=dict)  # stage -> {"params": {...}, "force": {...}}
     resources: dict = field(default_factory=dict)  # what one run asks a Ray cluster for: {num_cpus, num_gpus, memory}
     seeds: tuple[int, ...] | None = None  # ``seeds: [0, 1, 2]``: one run per seed wherever the plan says none
+    size_from_data: bool = False  # the auto profile: sized from the dataset and the machine (``sizing``)
+    sizing: tuple[str, ...] = ()  # what the sizing chose, as printed before a command runs (empty: not sized)
+    sized_for: str = ""           # what it was sized for, as the setup slide says it ("700 training images, ...")
 
     def resources_for(self, stage: str) -> dict:
         """What one run of ``stage`` asks the Ray executor for: the profile's ``resources`` under the stage
@@ -79,7 +82,8 @@ def parse_profile(name: str, spec: dict) -> Profile:
                    start_timeout=timeouts.get("start", DEFAULT_TIMEOUTS["start"]),
                    execution_timeout=timeouts.get("execution", DEFAULT_TIMEOUTS["execution"]),
                    report=spec.get("report") or {}, stages=spec.get("stages") or {}, resources=spec.get("resources") or {},
-                   seeds=tuple(spec["seeds"]) if "seeds" in spec else None)
+                   seeds=tuple(spec["seeds"]) if "seeds" in spec else None,
+                   size_from_data=bool(spec.get("size_from_data", False)))
 
 
 def resolve_params(declared: dict, profile: Profile, stage: str, overrides: dict, *, forced: bool = True,

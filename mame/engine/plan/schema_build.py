@@ -194,7 +194,8 @@ def _data() -> dict:
                           "test": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 0.5, "default": 0.15,
                                    "description": "share of each class drawn for test when the data gives no test split"}},
                          "the seeded, stratified split drawn where the data gives none (the profile's seed)"),
-    }, "any image-classification dataset on disk (make report DATA=/path, or --data)", required=("source", "path"))
+    }, "any image-classification dataset on disk (make report DATA=/path, or --data; a profile without a path "
+       "takes it from --data only)", required=("source",))
     return {"type": "object", "required": ["source"], "description": "where the images come from",
             "properties": {"source": _enum(("synthetic", "mame", "folder"),
                                            "synthetic (generated), the real MAMe, or a dataset folder")},
@@ -243,6 +244,10 @@ def _profile() -> dict:
         "stages": {"type": "object", "propertyNames": _STAGE, "additionalProperties": {"$ref": "#/definitions/profile_stage"},
                    "description": "settings per stage"},
         "resources": _RESOURCES,
+        "size_from_data": {"type": "boolean", "default": False,
+                           "description": "size the study from the dataset and the machine when a command starts (the "
+                                          "auto profile: backbones, image sizes, epochs and images a class, printed "
+                                          "before it runs); what the profile sets itself wins"},
     }, "data, scale and settings of one way to run the plan", required=("data",))
 
 

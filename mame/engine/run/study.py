@@ -41,6 +41,9 @@ class Study:
         data = data if data is not None else config.dataset_override()
         if data is not None:
             profile = with_data(profile, data)
+        if profile.size_from_data:
+            profile = sized(profile)
+        plan = replace(plan, profiles={**plan.profiles, profile_name: profile})
         left_out: list[LeftOut] = []
         study = cls(plan, profile, expand(plan, profile_name, left_out=left_out), left_out, plan_file)
         study._set_dataset(existing_dataset(profile))
@@ -123,7 +126,29 @@ def prepare_dataset(profile: Profile) -> dict:
 
 
 def source_path(profile: Profile) -> Path:
+    if not profile.data.get("path"):
+        raise StudyError(f"profile {profile.name!r} studies a dataset folder and names none: give --data DIR "
+                         f"(make report DATA=DIR), or data.path in the plan")
     return Path(profile.data["path"]).expanduser().resolve()
+
+
+def sized(profile: Profile) -> Profile:
+    """The ``auto`` profile sized from its dataset folder (prepared here: its listing says the training images and
+    classes) and this machine (``mame.engine.plan.sizing``)."""
+    from mame.engine.plan import sizing
+    from mame.engine.run import provenance
+    from mame.models import weight_files
+
+    if profile.data.get("source") != FOLDER:
+        raise StudyError(f"profile {profile.name!r} is sized from a dataset folder: give --data DIR (make report "
+                         f"DATA=DIR); for synthetic MAMe use --profile demo, for the real MAMe --profile full")
+    described = prepare_dataset(profile)
+    data = sizing.Data(described["name"], int(described["counts"]["train"]), len(described["classes"]))
+    device = provenance.device_info()
+    machine = sizing.Machine(gpus=provenance.gpu_count(), cores=provenance.cpu_count(),
+                             name=f"this machine's {device['kind'].upper()}: {device['name']}")
+    offline = tuple(b for b in sizing.SEED if weight_files.outlook(b, "imagenet-if-cached").pretrained)
+    return sizing.size_profile(profile, data, machine, offline)
 
 
 def folder_settings(profile: Profile) -> dict:

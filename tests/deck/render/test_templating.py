@@ -37,6 +37,27 @@ def test_output_with_surviving_template_syntax_is_refused(tmp_path):
         render("t.md.j2", {}, templates_dir=tmp_path)
 
 
+def test_a_fence_glued_to_text_by_a_block_tag_at_a_line_end_is_refused(tmp_path):
+    """``{% endif %}`` ending a line eats its newline (trim_blocks): the next ':::' lands after the text, pandoc
+    reads it as text and the divs after it fall apart (a deck printed 23 of its 65 slides)."""
+    (tmp_path / "t.md.j2").write_text("::: {.caption}\nSome text.{% if x %} More.{% endif %}\n:::\n")
+    with pytest.raises(TemplateOutputError, match=r"':::' fence follows text on line 2"):
+        render("t.md.j2", {"x": True}, templates_dir=tmp_path)
+    (tmp_path / "ok.md.j2").write_text("::: {.caption}\nSome text.{{ ' More.' if x else '' }}\n:::\n")
+    assert render("ok.md.j2", {"x": True}, templates_dir=tmp_path).endswith("Some text. More.\n:::\n")
+
+
+def test_no_template_line_ends_its_text_with_a_block_tag_that_eats_the_newline():
+    """With trim_blocks a block tag ending a line of text joins the next line to it; such a tag ends in ``+%}``."""
+    import re
+
+    tag = re.compile(r"\{%-?.*?\+?%\}")
+    glued = [f"{p.relative_to(config.TEMPLATES_DIR)}:{i}" for p in config.TEMPLATES_DIR.rglob("*.j2")
+             for i, line in enumerate(p.read_text().splitlines(), start=1)
+             if line.rstrip().endswith("%}") and not line.rstrip().endswith("+%}") and tag.sub("", line).strip()]
+    assert glued == []
+
+
 def test_every_template_parses():
     env = environment()
     names = [p.relative_to(config.TEMPLATES_DIR).as_posix() for p in config.TEMPLATES_DIR.rglob("*.j2")]

