@@ -180,7 +180,8 @@ def test_a_dataset_of_one_image_size_says_so_instead_of_drawing_its_aspect_ratio
     figures = dataset_figures(section, tmp_path / "figures")
     assert figures["aspect_figure"] is None and figures["counts_figure"].is_file()
     text = templating.render("sections/dataset.md.j2", {"dataset": {**section, **figures}, "setup": setup})
-    assert "fixed and variable shape see it alike.\n:::" in text and "Image shape per class" not in text
+    assert "Every training image is 32 × 32 px: one aspect ratio" in text and "padding.\n:::" in text
+    assert "Image shape per class" not in text
     wide = tmp_path / "wide"
     for c, size in (("a", (32, 32)), ("b", (48, 32))):
         for i in range(8):
