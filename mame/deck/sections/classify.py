@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mame import plots
 from mame.deck.sections import shape_slides as shapes
-from mame.deck.sections.slide_parts import entry_placeholder, report_rows
+from mame.deck.sections.slide_parts import MAX_MATRIX_CLASSES, entry_placeholder, matrix_shown, report_rows
 
 WEIGHTS_WORDS = {"imagenet": "ImageNet", "random": "random-init"}
 
@@ -80,7 +80,8 @@ def section(entries: list, deck) -> dict:
         key = f"{row['classifier']}/{row['split']}"
         cls = entry.metrics["classification"][key]
         section["best"] = {**row, "table": report_rows(cls["report"]), "predictions": cls.get("predictions"),
-                           "confusion": figures.get(entry.run.id, {}).get(f"confusion_{row['classifier']}")}
+                           "confusion": figures.get(entry.run.id, {}).get(f"confusion_{row['classifier']}"),
+                           "matrix_shown": matrix_shown(cls["confusion_matrix"]["labels"], "validation")}
     return section
 
 
@@ -142,7 +143,7 @@ def run_figures(entry, drawer) -> dict[str, Path]:
         if key.rpartition("/")[0] == best:
             title = f"{entry.run.id}: {key} (row-normalised)"
             found[f"confusion_{best}"] = drawer.draw(f"confusion_{best}", lambda cls=cls, title=title: plots.draw_confusion_matrix(
-                plots.confusion_matrix_data(cls), title=title))
+                plots.most_confused(plots.confusion_matrix_data(cls), MAX_MATRIX_CLASSES), title=title))
     return found
 
 

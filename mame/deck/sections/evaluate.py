@@ -15,13 +15,12 @@ import numpy as np
 from mame import plots
 from mame.deck.sections import evaluate_figures
 from mame.deck.sections import shape_slides as shapes
-from mame.deck.sections.slide_parts import entry_placeholder, placeholder, report_rows
+from mame.deck.sections.slide_parts import MAX_MATRIX_CLASSES, entry_placeholder, matrix_shown, placeholder, report_rows
 from mame.metrics import describe_comparison as describe
 
 SIGNIFICANCE = 0.05
 N_FINDINGS = 3     # classes named per finding
 N_PAIRS = 3        # confused pairs in the gallery
-MAX_MATRIX_CLASSES = 30  # a test confusion matrix past this shows the classes with the most errors
 SUMMARY_ROWS = ("accuracy", "macro avg", "weighted avg", "micro avg")
 # A row's approach, from its kind (the stage that made the model), for runs written before evaluate recorded it.
 APPROACHES = {"scratch": "scratch", "classify": "feature extraction", "finetune": "fine-tuning", "ensemble": "ensemble"}
@@ -134,8 +133,7 @@ def reference(metrics: dict, figs: dict) -> dict:
             "n_images": row["n_images"], "table": report_rows(cls["report"]), "findings": findings(cls),
             "hardest": hardest(cls["report"]), "pairs": pairs, "confusion": figs.get("confusion_test"),
             "per_class": figs.get("per_class_recall"), "gallery": figs.get("error_gallery"),
-            "matrix_shown": (f"The {MAX_MATRIX_CLASSES} classes with the most test errors (as true or as predicted "
-                             f"class) of {len(block['labels'])}." if len(block["labels"]) > MAX_MATRIX_CLASSES else None),
+            "matrix_shown": matrix_shown(block["labels"], "test"),
             "empty_classes": [k for k, v in cls["report"].items() if k not in SUMMARY_ROWS and v["support"] == 0],
             "per_class_shown": plots.per_class_data(cls["report"], keep=evaluate_figures.MAX_RECALL_BARS)["shown"],
             "dataset": metrics["run"]["dataset"].get("path", "")}

@@ -45,6 +45,15 @@ def overfitting(train: float | None, val: float | None) -> str:
 
 MAX_REPORT_CLASSES = 30  # a report table past this shows the lowest and the highest F1 (one slide, two columns)
 MAX_SLIDE_CLASSES = 30   # a per-class table or image grid past this shows a chosen 30 and says which
+MAX_MATRIX_CLASSES = 30  # a confusion matrix past this shows the classes with the most errors
+
+
+def matrix_shown(labels: list, split: str) -> str | None:
+    """What a confusion matrix of ``labels`` shows when it keeps ``MAX_MATRIX_CLASSES`` (None: every class)."""
+    if len(labels) <= MAX_MATRIX_CLASSES:
+        return None
+    return (f"The {MAX_MATRIX_CLASSES} classes with the most {split} errors (as true or as predicted class) of "
+            f"{len(labels)}.")
 
 
 def spread(items: list, keep: int) -> list:

@@ -189,3 +189,32 @@ def test_a_dataset_of_one_image_size_says_so_instead_of_drawing_its_aspect_ratio
     dataset_index.prepare(wide, tmp_path / "prepared2", seed=0)
     other = dataset_section({**setup, "dataset": {"source": "folder", "path": str(tmp_path / "prepared2")}})
     assert other["one_size"] is None and dataset_figures(other, tmp_path / "figures2")["aspect_figure"].is_file()
+
+
+def test_the_best_classifiers_validation_matrix_of_40_classes_keeps_30_and_says_so():
+    from mame.deck.sections import classify
+    from tests.helpers import FakeEntry, minimal_metrics
+
+    y, pred = predictions(40)
+    metrics = minimal_metrics()
+    metrics["metrics"] = {"best_classifier": "knn"}
+    metrics["classification"] = {"knn/val": classification_result(y, pred, class_names=NAMES)}
+    drawn = {}
+
+    class Drawer:
+        def draw(self, name, make):
+            drawn[name] = make()
+            return name
+
+    from mame import config
+    from mame.engine.plan.load import PlannedRun
+
+    run = PlannedRun("classify", "vgg16", "default", config.EXPERIMENTS_DIR / "04_classify.ipynb", {})
+    assert classify.run_figures(FakeEntry(run, "done", metrics), Drawer()) == {"confusion_knn": "confusion_knn"}
+    labels = [t.get_text() for t in drawn["confusion_knn"].axes[0].get_yticklabels()]
+    assert len(labels) == 30 and set(labels) < set(NAMES)
+    from mame.deck.sections.slide_parts import matrix_shown
+
+    assert matrix_shown(NAMES, "validation") == ("The 30 classes with the most validation errors (as true or as "
+                                                 "predicted class) of 40.")
+    assert matrix_shown(NAMES[:29], "validation") is None
