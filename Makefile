@@ -138,5 +138,5 @@ clean: ## Remove generated data, the decoded-image cache, report outputs and cac
 	rm -rf data/synthetic data/cache data/datasets report/_generated report/_output .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
 
-distclean: clean ## Also remove runs/ and runs-*/ (other datasets' runs), the venv, node_modules and setup stamps
-	rm -rf runs runs-* $(VENV) report/node_modules $(STAMPS)
+distclean: clean ## Also remove runs/ and runs-*/ (other datasets' runs and report-*/ decks), the venv, node_modules and setup stamps
+	rm -rf runs runs-* report-* $(VENV) report/node_modules $(STAMPS)

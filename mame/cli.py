@@ -163,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _runs_beside(data: Path) -> None:
     """A dataset given with ``--data`` is this command's and its children's (``MAME_DATA``: the live deck's renders and
-    runs) and keeps its runs apart (``runs-<name>/``), so that they never replace the runs of another dataset, unless
-    ``MAME_RUNS_DIR`` names a folder."""
+    runs) and keeps its runs and its deck apart (``runs-<name>/``, ``report-<name>/``), so that they never replace
+    another dataset's, unless ``MAME_RUNS_DIR`` / ``MAME_REPORT_BUILD`` name a folder."""
     import os
 
     from mame.data.dataset_index import dataset_slug
@@ -174,7 +174,10 @@ def _runs_beside(data: Path) -> None:
     os.environ["MAME_DATA"] = str(data.expanduser().resolve())
     if not os.environ.get("MAME_RUNS_DIR"):
         os.environ["MAME_RUNS_DIR"] = str(config.ROOT / f"runs-{dataset_slug(data)}")
-    print(f"dataset {data}: runs in {os.environ['MAME_RUNS_DIR']}", file=sys.stderr)
+    if not os.environ.get("MAME_REPORT_BUILD"):  # its deck apart too: another deck's "what changed" is not its own
+        os.environ["MAME_REPORT_BUILD"] = str(config.ROOT / f"report-{dataset_slug(data)}")
+    print(f"dataset {data}: runs in {os.environ['MAME_RUNS_DIR']}, deck in {os.environ['MAME_REPORT_BUILD']}",
+          file=sys.stderr)
 
 
 def _dispatch(args) -> int:

@@ -98,6 +98,7 @@ def test_data_keeps_its_runs_apart_named_after_its_folder(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mame", "status", "--profile", "smoke", "--data", str(data)], cwd=config.ROOT,
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"dataset {data}: runs in {config.ROOT / 'runs-my-shells.v2'}" in proc.stderr
+    assert (f"dataset {data}: runs in {config.ROOT / 'runs-my-shells.v2'}, deck in {config.ROOT / 'report-my-shells.v2'}"
+            in proc.stderr)
     assert f"runs in {config.ROOT / 'runs-my-shells.v2'}" in proc.stdout
     assert not (config.ROOT / "runs-my-shells.v2").exists()  # status makes nothing

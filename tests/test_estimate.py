@@ -73,6 +73,7 @@ def test_a_dataset_folder_is_estimated_at_its_own_size_and_class_count(tmp_path,
     data = class_tree(tmp_path / "three", ["a", "b", "c"], 20)
     monkeypatch.setenv("MAME_DATA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MAME_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("MAME_REPORT_BUILD", str(tmp_path / "report"))
     monkeypatch.setenv("MAME_DATA", "")  # the command sets it for itself
     assert cli.main(["estimate", "--profile", "smoke", "--data", str(data)]) == 0
     assert "profile smoke" in capsys.readouterr().out
