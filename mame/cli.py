@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth = dsub.add_parser("synth", help="generate the synthetic MAMe of a profile")
     _profile_args(synth)
     synth.add_argument("--out", type=Path, default=None, help="target folder (default: data/synthetic/<profile>)")
+    synth.add_argument("--like-mame", type=Path, default=None, metavar="DIR",
+                       help="instead: a synthetic MAMe of the real one's size in DIR: the official CSV's 37,407 rows, an "
+                            "image each at data_256's 256x256 (about 0.6 GB; resumable: run it again to go on)")
+    synth.add_argument("--images", type=int, default=None,
+                       help="with --like-mame: about this many images, each split and class keeping its share")
+    synth.add_argument("--jobs", "-j", type=int, default=None, help="with --like-mame: processes drawing images "
+                                                                     "(default: every core)")
     return parser
 
 
@@ -231,6 +238,13 @@ def _dispatch(args) -> int:
         dataset = study.prepare().dataset if study.profile.data.get("source") == "folder" else None
         rows = estimate(args.profile, tflops=args.tflops, plan_file=args.plan, dataset=dataset, plan=study.plan)
         print(format_markdown(rows, args.tflops) if args.markdown else format_estimate(rows, args.profile, args.tflops))
+        if not args.markdown and not args.write:  # the docs' tables stay FLOP counts: they do not depend on a machine
+            from mame.estimate import format_measured, measured
+            from mame.measured_costs import measured_costs
+
+            costs = measured_costs(config.runs_dir())
+            found = measured(args.profile, costs, plan_file=args.plan, dataset=dataset, plan=study.plan)
+            print(format_measured(found, costs, config.runs_dir()))
         extras = []
         if args.gpus:
             from mame.estimate import format_wall, wall_times
@@ -314,6 +328,15 @@ def _data(args, study) -> int:
         for path in download(dest, parts=tuple(p.strip() for p in args.parts.split(","))):
             print(path)
         return 0
+    if args.like_mame is not None:
+        from mame.data.synthetic.like_mame import generate_like_mame
+
+        generate_like_mame(args.like_mame, images=args.images, jobs=args.jobs)
+        print(f"it reads as MAMe: python -m mame data check {args.like_mame}; make report PROFILE=full "
+              f"MAME_DIR={args.like_mame}")
+        return 0
+    if args.images is not None or args.jobs is not None:
+        raise ValueError("--images and --jobs go with --like-mame DIR")
     from mame.data.synthetic.generator import SynthSpec, generate
     from mame.engine.run.study import prepare_dataset
 
