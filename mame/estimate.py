@@ -72,6 +72,69 @@ def run_flops(run: PlannedRun, sizes: dict[str, int]) -> float | None:
     return epochs * (flops.training_flops_per_image(model) * train + forward * val) * pad
 
 
+def measured_seconds(run: PlannedRun, sizes: dict[str, int], costs: list, device: str) -> float | None:
+    """Seconds of one planned run from per-image costs measured on ``device`` (``mame.measured_costs``): a forward pass
+    per train and val image for the extraction stages; for fine-tuning, each epoch's training images at the measured
+    training cost and its validation images at the forward one. None where this backbone was not measured there."""
+    from mame.data.aspect_buckets import PADDED_PIXELS
+    from mame.measured_costs import best
+
+    if run.stage not in (*FORWARD_ONLY, "finetune") or not run.backbone:
+        return None
+    p = run.params
+    per_class, classes = p.get("max_per_class"), sizes["classes"]
+    train = min(sizes["train"], per_class * classes) if per_class else sizes["train"]
+    val = min(sizes["val"], per_class * classes) if per_class else sizes["val"]
+    size = p.get("image_size") or backbone_size(run.backbone)
+    pad = PADDED_PIXELS if p.get("shape") == "variable" else 1.0
+    forward = best(costs, "forward", run.backbone, device)
+    if forward is None:
+        return None
+    if run.stage in FORWARD_ONLY:
+        return forward.at(size) * (train + val) * pad
+    trained = best(costs, "train", run.backbone, device)
+    if trained is None:
+        return None
+    return run_epochs(run) * (trained.at(size) * train + forward.at(size) * val) * pad
+
+
+def measured(profile_name: str, costs: list, *, plan_file=None, dataset: dict | None = None, plan=None) -> dict:
+    """Per device kind with measured costs, per stage they cover: hours over the runs measured, those runs, all runs."""
+    plan = plan or load_plan(plan_file)
+    sizes = split_sizes(plan.profile(profile_name), dataset)
+    runs = [r for r in expand(plan, profile_name) if r.stage in (*FORWARD_ONLY, "finetune")]
+    found = {}
+    for device in sorted({c.device for c in costs}):
+        rows: dict[str, dict] = {}
+        for run in runs:
+            row = rows.setdefault(run.stage, {"hours": 0.0, "measured": 0, "runs": 0})
+            row["runs"] += 1
+            seconds = measured_seconds(run, sizes, costs, device)
+            if seconds is not None:
+                row["hours"] += seconds / 3600
+                row["measured"] += 1
+        found[device] = rows
+    return found
+
+
+def format_measured(found: dict, costs: list, where) -> str:
+    """What the measured per-image costs give, and which measurements they are (or that there are none)."""
+    from mame.measured_costs import MIN_IMAGES
+
+    if not costs:
+        return (f"No per-image costs measured in {where}: the hours above are FLOP counts only (a features or finetune "
+                f"run over {MIN_IMAGES} images or more measures its backbone's on the device it ran on).")
+    lines = [f"From per-image costs measured by the runs in {where} (one run at a time; a cost carried to another "
+             "image size by its pixel count):"]
+    for device, rows in found.items():
+        lines.append(f"  on {device}: " + ", ".join(
+            f"{stage} {row['hours']:.2f} h ({row['measured']} of {row['runs']} runs measured)" for stage, row in rows.items()))
+    lines.append("  measured by: " + "; ".join(
+        f"{c.run} ({c.kind}, {c.backbone}, {c.device_name or c.device}): {c.seconds_per_image * 1000:.2f} ms an image at "
+        f"{c.image_size} px over {c.images:,} images" for c in costs))
+    return "\n".join(lines)
+
+
 def estimate(profile_name: str, *, tflops: float = DEFAULT_TFLOPS, plan_file=None, dataset: dict | None = None,
              plan=None) -> list[dict]:
     plan = plan or load_plan(plan_file)
