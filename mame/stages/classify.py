@@ -37,6 +37,8 @@ GRIDS: dict[str, dict[str, list]] = {
 # Below this many feature values, multi-threaded BLAS only thrashes: on a busy 2-core machine a
 # 116x1280 logistic regression took 47 s with 2 OpenBLAS threads and 1.5 s with one.
 SINGLE_THREAD_BELOW = 5_000_000
+SGD_SAMPLE_PASSES = 2_000_000  # the linear SVM's images seen per fit, at most (sgd_epochs)
+MIN_SGD_EPOCHS = 20
 
 
 @dataclass
@@ -48,6 +50,10 @@ class ClassifyConfig(StageConfig):
     max_iter: int = param(1000)
     feature_layer: str | None = param(None, "None: the features run's own layer; or one it saved beside it (VGG16: fc2)")
     standardize: bool = param(True)
+    rbf_svc_max_train: int | None = param(
+        5000, "the RBF SVM is fitted on a seeded, class-balanced sample of at most this many training images: its fit "
+              "grows with about the square of their number (133 s for 8,671 on 2 cores; about 16 min for MAMe's 20,300); "
+              "None: every image")
 
 
 NOTEBOOK = Notebook("04_classify.ipynb", ClassifyConfig, backbone="vgg16",
@@ -116,8 +122,8 @@ def make_classifier(name: str, params: dict | None = None, *, max_iter: int = Cl
     p = {**{k: v[0] for k, v in GRIDS.get(name, {}).items()}, **(params or {})}
     builders = {
         "logistic_regression": lambda: LogisticRegression(C=p["C"], max_iter=max_iter, random_state=seed),
-        "linear_svm": lambda: SGDClassifier(loss="hinge", alpha=1.0 / (p["C"] * n_samples), max_iter=max_iter,
-                                            tol=1e-4, random_state=seed),
+        "linear_svm": lambda: SGDClassifier(loss="hinge", alpha=1.0 / (p["C"] * n_samples),
+                                            max_iter=sgd_epochs(max_iter, n_samples), tol=1e-4, random_state=seed),
         "linear_svc": lambda: LinearSVC(C=p["C"], max_iter=max_iter, random_state=seed),
         "knn": lambda: KNeighborsClassifier(n_neighbors=p["n_neighbors"]),
         "rbf_svc": lambda: SVC(kernel="rbf", C=p["C"], gamma="scale", random_state=seed),
@@ -130,6 +136,16 @@ def make_classifier(name: str, params: dict | None = None, *, max_iter: int = Cl
         raise ValueError(f"unknown classifier {name!r}; known: {', '.join(KNOWN)}")
     steps = [StandardScaler()] if standardize else []
     return make_pipeline(*steps, builders[name]())
+
+
+def sgd_epochs(max_iter: int, n_samples: int) -> int:
+    """The linear SVM's epochs: ``max_iter``, but at most ``SGD_SAMPLE_PASSES`` images seen in all (and at least
+    ``MIN_SGD_EPOCHS`` epochs). Its regularisation shrinks as 1/n and each epoch fits 29 one-vs-rest problems over every
+    image, so its time grew faster than the training set: 129 s at 8,671 images on 2 cores, about 10 min extrapolated
+    at MAMe's 20,300. Up to 2,000 images it keeps every ``max_iter`` epoch (the demo and sized studies as before);
+    scikit-learn's user guide suggests about 10^6 / n epochs. An SGD stopped short of converging is marked † on the
+    slides."""
+    return int(min(max_iter, max(MIN_SGD_EPOCHS, np.ceil(SGD_SAMPLE_PASSES / max(1, n_samples)))))
 
 
 def candidates(name: str, grids: dict | None = None, *, search: str = ClassifyConfig.search) -> list[dict]:
@@ -150,17 +166,18 @@ def candidates(name: str, grids: dict | None = None, *, search: str = ClassifyCo
 
 
 def fit_all(features: FeatureSet, *, classifiers=CLASSIFIERS, grids: dict | None = None, search: str = ClassifyConfig.search,
-            seed: int = 0, **options) -> dict[str, dict]:
+            seed: int = 0, rbf_svc_max_train: int | None = ClassifyConfig.rbf_svc_max_train, **options) -> dict[str, dict]:
     """For each classifier, fit every setting of its grid on train and keep the best on validation (the
-    test split is never loaded here). Returns name -> {model, params, fit_seconds, converged, val_accuracy,
-    val_pred, predict_seconds, tried}."""
+    test split is never loaded here); the RBF SVM on at most ``rbf_svc_max_train`` training images. Returns name ->
+    {model, params, fit_seconds, converged, val_accuracy, val_pred, predict_seconds, tried, train_images}."""
     if "val" not in features.x:
         raise ValueError(f"{features.source}: the validation split is needed to choose hyper-parameters")
     fitted = {}
     for name in classifiers:
         tried, best = [], None
+        max_train = rbf_svc_max_train if name == "rbf_svc" else None
         for params in candidates(name, grids, search=search):
-            model, seconds, converged = fit_one(features, name, params, seed=seed, **options)
+            model, seconds, converged = fit_one(features, name, params, seed=seed, max_train=max_train, **options)
             start = time.perf_counter()
             val_pred = model.predict(features.x["val"])
             predict_seconds = time.perf_counter() - start
@@ -170,19 +187,34 @@ def fit_all(features: FeatureSet, *, classifiers=CLASSIFIERS, grids: dict | None
             if best is None or val_accuracy > best["val_accuracy"]:
                 best = {"model": model, "params": params, "fit_seconds": seconds, "converged": converged,
                         "val_accuracy": val_accuracy, "val_pred": val_pred, "predict_seconds": predict_seconds}
-        fitted[name] = {**best, "tried": tried}
+        used = len(train_rows(features.y["train"], max_train, seed))
+        fitted[name] = {**best, "tried": tried, "train_images": [used, len(features.y["train"])]}
     return fitted
 
 
-def fit_one(features: FeatureSet, name: str, params: dict, *, seed: int = 0, **options) -> tuple[object, float, bool]:
-    """Classifier ``name`` with setting ``params`` fitted on the train features, as ``fit_all`` fits every
-    setting (so the evaluate stage refits a recorded choice identically): (model, seconds, converged)."""
+def train_rows(y: np.ndarray, max_train: int | None, seed: int) -> np.ndarray:
+    """The training rows a classifier capped at ``max_train`` images is fitted on: all of them, or a seeded sample
+    with each class's share of the training images (at least one of each), in row order."""
+    if max_train is None or len(y) <= max_train:
+        return np.arange(len(y))
+    rng = np.random.default_rng([seed, max_train])
+    kept = [rng.choice(rows, max(1, round(max_train * len(rows) / len(y))), replace=False)
+            for rows in (np.flatnonzero(y == label) for label in np.unique(y))]
+    return np.sort(np.concatenate(kept))
+
+
+def fit_one(features: FeatureSet, name: str, params: dict, *, seed: int = 0, max_train: int | None = None,
+            **options) -> tuple[object, float, bool]:
+    """Classifier ``name`` with setting ``params`` fitted on the train features (at most ``max_train`` of them,
+    ``train_rows``), as ``fit_all`` fits every setting (so the evaluate stage refits a recorded choice identically):
+    (model, seconds, converged)."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
     from threadpoolctl import threadpool_limits
 
-    x, y = features.x["train"], features.y["train"]
+    rows = train_rows(features.y["train"], max_train, seed)
+    x, y = features.x["train"][rows], features.y["train"][rows]
     threads = 1 if x.size < SINGLE_THREAD_BELOW else None
     model = make_classifier(name, params, seed=seed, n_samples=len(y), **options)
     start = time.perf_counter()
@@ -208,6 +240,7 @@ def evaluate(fitted: dict[str, dict], features: FeatureSet, *, split: str = "val
         table[name] = {"train_accuracy": train_acc, "fit_seconds": round(item["fit_seconds"], 3),
                        "predict_seconds": round(predict_seconds, 4), "converged": item["converged"],
                        "params": item.get("params", {}), "tried": item.get("tried", []),
+                       "train_images": item.get("train_images", [len(features.y["train"])] * 2),
                        "y_true": features.y[split], "y_pred": y_pred, "split": split,
                        f"{split}_accuracy": float(np.mean(y_pred == features.y[split]))}
     return table

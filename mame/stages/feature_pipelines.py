@@ -53,7 +53,7 @@ class ExtractorMismatch(ValueError):
 class Pipeline(Candidate):
     classifier: str = ""
     params: dict = field(default_factory=dict)      # the setting the classify run chose on validation
-    settings: dict = field(default_factory=dict)    # how it fitted: max_iter, standardize, seed
+    settings: dict = field(default_factory=dict)    # how it fitted: max_iter, standardize, seed, rbf_svc_max_train
     feature_layer: str | None = None                # the classify run's parameter (None: the run's own layer)
     layer: str = ""                                 # the layer it classified, as it recorded it
     features_name: str = ""
@@ -122,7 +122,8 @@ def candidates(inputs: dict) -> list[Pipeline]:
         params = metrics["run"]["params"]
         defaults = classify.ClassifyConfig  # a run that did not record the parameter ran with its default
         settings = {"max_iter": params.get("max_iter", defaults.max_iter),
-                    "standardize": params.get("standardize", defaults.standardize), "seed": metrics["run"].get("seed", 0)}
+                    "standardize": params.get("standardize", defaults.standardize), "seed": metrics["run"].get("seed", 0),
+                    "rbf_svc_max_train": params.get("rbf_svc_max_train", defaults.rbf_svc_max_train)}
         extractor = {k: v for k, v in features_metrics["metrics"].items() if k in EXTRACTOR_KEYS + input_shape.SETTINGS + ("seed",)}
         for row in metrics["metrics"]["classifiers"]:
             found.append(Pipeline("classify", run["name"], folder, float(row["val_accuracy"]), {}, run["backbone"],
@@ -161,7 +162,8 @@ def refit(p: Pipeline) -> None:
     accuracy must equal the recorded one (else ValueError naming the runs). Sets ``p.model`` and ``p.val``."""
     features = classify.load_features(p.features_path, ("train", "val"), layer=p.feature_layer)
     model, _, _ = classify.fit_one(features, p.classifier, p.params, seed=p.settings["seed"],
-                                   max_iter=p.settings["max_iter"], standardize=p.settings["standardize"])
+                                   max_iter=p.settings["max_iter"], standardize=p.settings["standardize"],
+                                   max_train=p.settings["rbf_svc_max_train"] if p.classifier == "rbf_svc" else None)
     y_pred = model.predict(features.x["val"]).astype(np.int32)
     accuracy = float(np.mean(y_pred == features.y["val"]))
     if abs(accuracy - p.val_accuracy) > REFIT_TOLERANCE:

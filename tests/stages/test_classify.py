@@ -88,3 +88,28 @@ def test_no_classifier_or_selection_step_reads_the_test_split(tmp_path):
     assert table["knn"]["split"] == "val"
     with pytest.raises(ValueError, match="does not read the test split"):
         classify.load_features(tmp_path, splits=("train", "val", "test"))
+
+
+def test_the_rbf_svm_past_its_cap_is_fitted_on_a_seeded_class_balanced_sample_and_refitted_identically(tmp_path):
+    feature_set = classify.load_features(write_features(tmp_path))  # 29 classes x 6 training images
+    fitted = classify.fit_all(feature_set, classifiers=("rbf_svc", "knn"), rbf_svc_max_train=58)
+    assert fitted["rbf_svc"]["train_images"] == [58, 174] and fitted["knn"]["train_images"] == [174, 174]
+    rows = classify.train_rows(feature_set.y["train"], 58, seed=0)
+    assert np.bincount(feature_set.y["train"][rows]).tolist() == [2] * 29  # each class keeps its share
+    assert np.array_equal(rows, classify.train_rows(feature_set.y["train"], 58, seed=0))  # seeded
+    assert not np.array_equal(rows, classify.train_rows(feature_set.y["train"], 58, seed=1))
+    model, _, _ = classify.fit_one(feature_set, "rbf_svc", fitted["rbf_svc"]["params"], max_train=58)  # as evaluate refits
+    assert model[-1].support_vectors_.shape[0] <= 58
+    assert np.array_equal(model.predict(feature_set.x["val"]), fitted["rbf_svc"]["val_pred"])
+    table = classify.evaluate(fitted, feature_set)
+    assert [row["train_images"] for row in classify.summary(table)] == [[58, 174], [174, 174]]
+    uncapped = classify.fit_all(feature_set, classifiers=("rbf_svc",), rbf_svc_max_train=None)
+    assert uncapped["rbf_svc"]["train_images"] == [174, 174]
+
+
+def test_the_linear_svms_epochs_are_bounded_by_the_images_it_sees_in_all():
+    # regularisation 1/(C n) shrinks with n: unbounded, its epochs (each over n images) grew with n too
+    epochs = {n: classify.make_classifier("linear_svm", n_samples=n, max_iter=1000)[-1].max_iter
+              for n in (116, 1_160, 2_000, 8_671, 20_300, 1_000_000)}
+    assert epochs == {116: 1000, 1_160: 1000, 2_000: 1000, 8_671: 231, 20_300: 99, 1_000_000: 20}
+    assert all(n * (e - 1) < classify.SGD_SAMPLE_PASSES for n, e in epochs.items() if classify.MIN_SGD_EPOCHS < e < 1000)

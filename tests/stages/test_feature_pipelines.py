@@ -267,7 +267,7 @@ def test_evaluate_scores_each_model_once_and_an_ensemble_mixes_approaches(study,
     assert entry["stage"] == "classify" and entry["approach"] == "feature extraction"
     assert (entry["run"], entry["classifier"], entry["features_run"]) == (BACKBONE, pipeline.classifier, f"features/{BACKBONE}")
     assert entry["probabilities"] == "predict_proba" and entry["in_ensembles"] is True
-    assert entry["refit"] == {"max_iter": 200, "standardize": True, "seed": 0}
+    assert entry["refit"] == {"max_iter": 200, "standardize": True, "seed": 0, "rbf_svc_max_train": 5000}
     assert entry["params"] == pipeline.params and entry["extractor_check"]["images"] == feature_pipelines.GUARD_IMAGES
     assert f"{pipeline.name}/test" in result["classification"]
     assert (out / f"test_classify_{BACKBONE}_{pipeline.classifier}.npz").is_file()

@@ -63,6 +63,7 @@ def section(entries: list, deck) -> dict:
                    "classifier": item["classifier"],
                    "train_accuracy": item["train_accuracy"], "val_accuracy": item[split],
                    "converged": item.get("converged", True), "split": split.removesuffix("_accuracy"),
+                   "sampled": _sampled(item.get("train_images")),
                    "params": ", ".join(f"{k}={v}" for k, v in (item.get("params") or {}).items()),
                    "n_tried": len(item.get("tried") or []), "fit_seconds": item.get("fit_seconds"),
                    "predict_seconds": item.get("predict_seconds"), "finetune": source.get("finetune")}
@@ -122,8 +123,16 @@ def classifier_pivot(rows: list[dict], column: str = "backbone_name") -> dict:
     if len(backbones) >= 2 and len(classifiers) >= 2 and across_classifiers is not None and across_backbones is not None:
         spread = {"across_classifiers": across_classifiers, "across_backbones": across_backbones,
                   "features_matter_more": across_backbones > across_classifiers}
+    sampled = [r["sampled"] for r in rows if r.get("sampled")]
     return {"backbones": backbones, "pivot": pivot, "spread": spread,
-            "unconverged": any(not r["converged"] for r in rows)}
+            "unconverged": any(not r["converged"] for r in rows), "sampled": max(sampled, default=None)}
+
+
+def _sampled(train_images) -> list[int] | None:
+    """[used, all] training images of a classifier fitted on a sample of them (``rbf_svc_max_train``), else None."""
+    if isinstance(train_images, list) and len(train_images) == 2 and train_images[0] < train_images[1]:
+        return train_images
+    return None
 
 
 def _mean_range(rows: list[dict], fixed: str) -> float | None:

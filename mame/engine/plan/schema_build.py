@@ -102,6 +102,8 @@ PARAMETERS: dict[str, dict] = {
     "search": _enum(("grid", "none"), "classify: every setting of the grid (best on val), or the first only"),
     "max_iter": _int(1, "classify: iterations of the iterative classifiers"),
     "standardize": {"type": "boolean", "description": "classify: standardise the features first"},
+    "rbf_svc_max_train": _int(1, "classify: the RBF SVM's training images at most (a seeded class-balanced sample; its "
+                                 "fit grows with about their square)", null="every training image"),
     "trainable_from": {"type": ["string", "null"], "minLength": 1,
                        "description": "finetune: first layer unfrozen in phase 2 (auto: the registry's; null: none)"},
     "devices": _list({"type": "string", "minLength": 1}, "finetune: devices to train on", null="every visible GPU"),

@@ -232,3 +232,18 @@ def test_the_subtitle_names_the_backbones_the_runs_used():
     assert subtitle({"efficientnetlite0": "EfficientNet-Lite0"}) == "Transfer learning with EfficientNet-Lite0"
     assert subtitle({"vgg16": "VGG16", "resnet50": "ResNet50", "efficientnetlite0": "EfficientNet-Lite0"}) == (
         "Transfer learning with VGG16, ResNet50 and EfficientNet-Lite0")
+
+
+def test_a_classifier_fitted_on_a_sample_is_marked_and_its_caption_says_how_many_of_how_many():
+    from mame.deck.render import templating
+
+    entry = classify_entry("vgg16", {"knn": 0.4, "rbf_svc": 0.5})
+    entry.metrics.update(history={}, artifacts={})
+    for row in entry.metrics["metrics"]["classifiers"]:
+        row["train_images"] = [5_000, 20_300] if row["classifier"] == "rbf_svc" else [20_300, 20_300]
+    rows = classify.section([entry], deck_inputs([entry]))["rows"]
+    assert {r["classifier"]: r["sampled"] for r in rows} == {"knn": None, "rbf_svc": [5_000, 20_300]}
+    section = classify.section([entry], deck_inputs([entry]))
+    source = templating.render("sections/classify.md.j2", {"classify": section, "setup": {"n_classes": 29}})
+    assert "^‡^" in source.split("\n| rbf svc ", 1)[1].split("\n", 1)[0]
+    assert "‡ fitted on a class-balanced sample of 5,000 of the 20,300 training images" in source
