@@ -126,9 +126,12 @@ class ImageCache:
 
             missing = list(dict.fromkeys(p for p in paths if not current(p)))
             nbytes = dict(zip(paths, sizes)) if sizes is not None else {}
-            if missing and not self._make_room(sum(nbytes.get(p, self.row_bytes) for p in missing)):
+            needed = sum(nbytes.get(p, self.row_bytes) for p in missing)
+            if missing and not self._make_room(needed):
                 return None
-            if missing:
+            if missing:  # what it will take on disk, said before it is taken
+                print(f"image cache: decoding {len(missing):,} images at {self.describe()}: {human_bytes(needed)} more "
+                      f"on disk in {self.root}", file=sys.stderr, flush=True)
                 self._decode_into(missing, decode, index, stats, names)
             (self.folder / USED).touch()
         seconds = time.perf_counter() - start

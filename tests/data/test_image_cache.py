@@ -101,4 +101,6 @@ def test_a_second_stage_at_the_same_resolution_decodes_nothing(tmp_path, isolate
     assert states["features/vgg16"] == states["similarity/vgg16"] == "done", states
     first, second = (_cache_lines(isolated_runs / run) for run in ("features/vgg16", "similarity/vgg16"))
     assert any(line.startswith("image cache: decoded") for line in first), first
+    said = [line for line in first if line.startswith(("image cache: decoding", "image cache: decoded"))]
+    assert said[0].startswith("image cache: decoding") and " more on disk in " in said[0], first  # its size, first
     assert second and all("already decoded" in line for line in second), second
