@@ -128,8 +128,8 @@ docs: $(STAMPS)/python ## Regenerate the plan's JSON Schema, its key reference e
 check: $(STAMPS)/python ## Check experiments/plan.yaml (schema, names, notebook parameters, every profile) without running anything
 	$(PY) -m mame check
 
-bench: $(STAMPS)/python ## Speed figures (per-run fixed cost of each way to start a run, decode and model images/s cold/warm, fp32/bf16, peak RSS, warm report split): docs/benchmarks.md + runs/bench/*.json; ~10 min on 2 cores
-	$(PY) -m mame.bench
+bench: $(STAMPS)/python ## Speed figures (per-run fixed cost of each way to start a run, decode and model images/s cold/warm, fp32/bf16, peak RSS, warm report split): docs/benchmarks.md + runs/bench/*.json; ~10 min on 2 cores. SCALE=1 instead: each step's time and memory at 1k-37k images of a full-size synthetic MAMe (made in data/like-mame, ~10 min, 0.6 GB): docs/scale.md; ~30 min more
+	$(if $(filter 1,$(SCALE)),$(PY) -m mame.bench.scale,$(PY) -m mame.bench)
 
 gpu-check: $(STAMPS)/python ## On a GPU machine: the smoke plan in both shapes on the GPU (each run's metrics must say TensorFlow saw it) and the fixed vs variable shape figures at R65k, one summary table; ~8 min on one GPU
 	$(PY) -m mame.bench.gpu_check
