@@ -10,7 +10,8 @@ H100/H200's dense bf16 peak, typical for CNN training). An estimate: data loadin
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass
+from functools import lru_cache
 
 from mame.classes import CLASS_NAMES, TRAIN_PER_CLASS, VAL_PER_CLASS
 from mame.engine.plan.load import PlannedRun, expand, load_plan
@@ -40,36 +41,84 @@ def run_epochs(run: PlannedRun) -> int:
     return {"scratch": p.get("epochs", 0), "finetune": p.get("head_epochs", 0) + p.get("epochs", 0)}.get(run.stage, 1)
 
 
+def run_images(run: PlannedRun, sizes: dict[str, int]) -> tuple[int, int]:
+    """The training and validation images one planned run reads: the split sizes, capped by its ``max_per_class``."""
+    per_class = run.params.get("max_per_class")
+    cap = per_class * sizes["classes"] if per_class else None
+    return tuple(min(sizes[split], cap) if cap else sizes[split] for split in ("train", "val"))
+
+
+# The config fields that shape a model's layers (what ``build_model`` reads, less L2, a penalty on the weights): runs
+# that agree on these have one model, so each architecture is built and measured once per process.
+FINETUNE_ARCHITECTURE = ("image_size", "placement", "dense_units", "dropout_rate")
+SCRATCH_ARCHITECTURE = ("image_size", "filters", "convs_per_block", "batch_norm", "pooling", "dense_units", "dropout_rate")
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the estimates read of a built model: MACs of one forward pass, parameters (all and trainable, the backbone
+    frozen as ``build_model`` leaves it) and each layer's output size for one image (at fixed shape)."""
+    macs: int
+    params: int
+    trainable: int
+    outputs: tuple[int, ...]
+
+
+@lru_cache(maxsize=None)
+def _facts(stage: str, backbone: str | None, classes: int, architecture: tuple) -> ModelFacts:
+    """The ``ModelFacts`` of the model ``stage`` builds for ``backbone`` with the ``architecture`` fields given (the
+    rest at their defaults; fine-tuning at fixed shape)."""
+    import math
+
+    from mame.models import flops
+    from mame.stages import finetune, scratch
+
+    fields = {name: list(value) if isinstance(value, tuple) else value for name, value in architecture}
+    if stage == "scratch":
+        model = scratch.build_model(scratch.ScratchConfig(**fields), classes)
+    else:
+        model = finetune.build_model(backbone, finetune.FinetuneConfig(**fields, shape="fixed"), classes)
+    outputs = tuple(math.prod(int(d) for d in layer.output.shape[1:]) for layer in model.layers
+                    if getattr(layer, "output", None) is not None and not isinstance(layer.output, (list, tuple)))
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    return ModelFacts(flops.model_macs(model), int(model.count_params()), int(trainable), outputs)
+
+
+def model_facts(stage: str, backbone: str | None, config, classes: int) -> ModelFacts:
+    """``ModelFacts`` of the model a run of ``stage`` with ``config`` builds for ``classes`` classes (each architecture
+    built once per process: a plan's runs share a few)."""
+    names = SCRATCH_ARCHITECTURE if stage == "scratch" else FINETUNE_ARCHITECTURE
+    values = ((name, getattr(config, name)) for name in names)
+    return _facts(stage if stage == "scratch" else "finetune", backbone, classes,
+                  tuple((n, tuple(v) if isinstance(v, list) else v) for n, v in values))
+
+
 def run_flops(run: PlannedRun, sizes: dict[str, int]) -> float | None:
     """FLOPs of one planned run (None for stages without a network to count). The training stages' models
     come from their own ``build_model`` with the config built from the run's params; the extraction stages
     are counted as the backbone under fine-tuning's default head (a rounding error next to the backbone). A
     variable-shape run is counted at fixed shape (the same pixel budget) times its padded batches' extra pixels
     (``aspect_buckets.PADDED_PIXELS``)."""
+    from mame.data.aspect_buckets import PADDED_PIXELS
     from mame.models import flops
     from mame.stages import finetune, scratch
 
     p = run.params
-    per_class = p.get("max_per_class")
     classes = sizes["classes"]
-    train = min(sizes["train"], per_class * classes) if per_class else sizes["train"]
-    val = min(sizes["val"], per_class * classes) if per_class else sizes["val"]
-    from mame.data.aspect_buckets import PADDED_PIXELS
-
+    train, val = run_images(run, sizes)
     pad = PADDED_PIXELS if p.get("shape") == "variable" else 1.0
     if run.stage == "scratch":
         config = scratch.ScratchConfig.from_parameters(p)
-        model, epochs = scratch.build_model(config, classes), config.epochs
+        macs, epochs = model_facts("scratch", None, config, classes).macs, config.epochs
     elif run.stage == "finetune":
-        config = replace(finetune.FinetuneConfig.from_parameters(p), shape="fixed")
-        model, epochs = finetune.build_model(run.backbone, config, classes), config.head_epochs + config.epochs
+        config = finetune.FinetuneConfig.from_parameters(p)
+        macs, epochs = model_facts("finetune", run.backbone, config, classes).macs, config.head_epochs + config.epochs
     elif run.stage in FORWARD_ONLY:
-        model = finetune.build_model(run.backbone, finetune.FinetuneConfig(image_size=p.get("image_size")), classes)
-        return 2.0 * flops.model_macs(model) * (train + val) * pad
+        macs = model_facts(run.stage, run.backbone, finetune.FinetuneConfig(image_size=p.get("image_size")), classes).macs
+        return 2.0 * macs * (train + val) * pad
     else:
         return None
-    forward = 2.0 * flops.model_macs(model)
-    return epochs * (flops.training_flops_per_image(model) * train + forward * val) * pad
+    return epochs * (2.0 * macs * flops.TRAIN_FORWARD_RATIO * train + 2.0 * macs * val) * pad
 
 
 def measured_seconds(run: PlannedRun, sizes: dict[str, int], costs: list, device: str) -> float | None:
@@ -82,9 +131,7 @@ def measured_seconds(run: PlannedRun, sizes: dict[str, int], costs: list, device
     if run.stage not in (*FORWARD_ONLY, "finetune") or not run.backbone:
         return None
     p = run.params
-    per_class, classes = p.get("max_per_class"), sizes["classes"]
-    train = min(sizes["train"], per_class * classes) if per_class else sizes["train"]
-    val = min(sizes["val"], per_class * classes) if per_class else sizes["val"]
+    train, val = run_images(run, sizes)
     size = p.get("image_size") or backbone_size(run.backbone)
     pad = PADDED_PIXELS if p.get("shape") == "variable" else 1.0
     forward = best(costs, "forward", run.backbone, device)
@@ -226,37 +273,34 @@ def run_needs(run: PlannedRun, sizes: dict[str, int]) -> dict | None:
     activations, 2 bytes each in mixed_bfloat16, else 4). Extraction: the weights and the largest layer's
     input and output for one batch. Allocator slack, cuDNN workspaces and the input pipeline come on top: take it as the
     order of magnitude a GPU must offer, and check ``nvidia-smi`` on the first real run."""
-    import math
 
     from mame.models import backbones
     from mame.stages import finetune, scratch
 
     p = run.params
-    per_class = p.get("max_per_class")
-    images = sum(min(sizes[s], per_class * sizes["classes"]) if per_class else sizes[s] for s in ("train", "val"))
+    images = sum(run_images(run, sizes))
     act_bytes = 2 if p.get("precision") == "mixed_bfloat16" else 4
     batch = int(p.get("batch_size") or 32)
     if run.stage == "scratch":
-        model = scratch.build_model(scratch.ScratchConfig.from_parameters(p), sizes["classes"])
+        facts = model_facts("scratch", None, scratch.ScratchConfig.from_parameters(p), sizes["classes"])
     elif run.stage in ("finetune", *FORWARD_ONLY):
-        config = replace(finetune.FinetuneConfig.from_parameters(p), shape="fixed") if run.stage == "finetune" else \
+        config = finetune.FinetuneConfig.from_parameters(p) if run.stage == "finetune" else \
             finetune.FinetuneConfig(image_size=p.get("image_size"))
-        model = finetune.build_model(run.backbone, config, sizes["classes"])  # variable shape: counted at fixed shape, then padded
+        facts = model_facts(run.stage, run.backbone, config, sizes["classes"])  # variable shape: at fixed shape, padded
     else:
         return None
     from mame.data.aspect_buckets import PADDED_PIXELS
 
     pad = PADDED_PIXELS if p.get("shape") == "variable" else 1.0
-    sizes_out = [math.prod(int(d) for d in layer.output.shape[1:]) * pad for layer in model.layers
-                 if getattr(layer, "output", None) is not None and not isinstance(layer.output, (list, tuple))]
+    sizes_out = [size * pad for size in facts.outputs]
     activations = sum(sizes_out)
-    params = model.count_params()
+    params = facts.params
     if run.stage in FORWARD_ONLY:  # inference keeps a layer's input and output at a time, not every layer's
         gpu = params * 4 + 2 * batch * max(sizes_out) * act_bytes
         spec = backbones.get_backbone(run.backbone)
         disk = len(spec.feature_layers) * spec.feature_dim * images * 4 if run.stage == "features" else 0
     else:
-        trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+        trainable = facts.trainable
         gpu = trainable * 16 + (params - trainable) * 4 + 2 * batch * activations * act_bytes
         disk = params * 4 + trainable * 8  # model.keras: weights and Adam's moments
     return {"gpu_gb": gpu / 1e9, "disk_gb": disk / 1e9, "batch_size": batch,

@@ -84,3 +84,30 @@ def test_a_dataset_folder_is_estimated_at_its_own_size_and_class_count(tmp_path,
     synthetic = {r["stage"]: r["pflops"] for r in estimate.estimate("smoke")}
     scaled = synthetic["features"] * (42 + 9) / (116 + 58)  # the folder's images, each counted with a 3-class head
     assert mine["features"] == pytest.approx(scaled, rel=1e-3) and mine["features"] != scaled
+
+
+def test_runs_sharing_an_architecture_are_built_once_and_their_counts_are_each_runs_own_models():
+    """The estimate builds each architecture once a process (the full plan's 58 runs share a few); what it reads of
+    that build (MACs, parameters, trainable parameters, layer outputs) equals a build of each run's own model, the
+    VGG16 steps' heads, dropout and L2 and the scratch rungs' layers included."""
+    import math
+
+    from mame.models import flops
+    from mame.stages import finetune, scratch
+
+    runs = [r for r in expand(load_plan(), "smoke") if r.stage == "scratch" or (r.stage == "finetune" and r.backbone == "vgg16"
+                                                                              and r.params.get("shape") != "variable")]
+    estimate._facts.cache_clear()
+    for run in runs:
+        if run.stage == "scratch":
+            config = scratch.ScratchConfig.from_parameters(run.params)
+            model = scratch.build_model(config, 29)
+        else:
+            config = finetune.FinetuneConfig.from_parameters(run.params)
+            model = finetune.build_model(run.backbone, config, 29)
+        own = estimate.ModelFacts(flops.model_macs(model), model.count_params(),
+                                  sum(math.prod(w.shape) for w in model.trainable_weights),
+                                  tuple(math.prod(int(d) for d in layer.output.shape[1:]) for layer in model.layers))
+        assert estimate.model_facts(run.stage, run.backbone, config, 29) == own, run.id
+    built = estimate._facts.cache_info().misses
+    assert len(runs) == 8 + 6 and built < len(runs)  # 8 rungs, VGG16's 6 fixed-shape steps
