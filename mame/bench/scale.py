@@ -25,13 +25,13 @@ from mame import config
 SIZES = (1_000, 4_000, 16_000, 37_407)
 STEPS = ("check", "cache", "pipeline", "features", "classify-logistic_regression", "classify-linear_svm",
          "classify-knn", "classify-rbf_svc", "classify-random_forest", "classify-mlp", "projection-pca",
-         "projection-tsne", "projection-umap", "evaluate")
+         "projection-tsne", "projection-umap", "evaluate", "deck", "share")
 CAP_S = 300.0
 
 
 def subset(full: Path, images: int, into: Path) -> tuple[int, Path]:
     """A folder reading as a MAMe of about ``images`` images of ``full``: its own CSVs, links to ``full``'s images."""
-    from mame.data.synthetic.like_mame import IMAGE_FOLDER, _write_tables, official_rows
+    from mame.data.synthetic.like_mame import IMAGE_FOLDER, official_rows, write_tables
 
     header, rows = official_rows(images)
     folder = into / f"mame-{len(rows)}"
@@ -40,7 +40,7 @@ def subset(full: Path, images: int, into: Path) -> tuple[int, Path]:
         link = folder / IMAGE_FOLDER / row[0]
         if not link.is_symlink():
             link.symlink_to(full / IMAGE_FOLDER / row[0])
-    _write_tables(folder, header, rows)
+    write_tables(folder, header, rows)
     return len(rows), folder
 
 
@@ -122,8 +122,9 @@ def plot(found: list[dict], path: Path) -> Path:
         done = [r for r in s["rows"] if "error" not in r]
         for extrapolated, marker in ((False, "o"), (True, "x")):
             xs = [r["size"] for r in done if r["extrapolated"] == extrapolated]
-            ax.loglog(xs, [r["seconds"] for r in done if r["extrapolated"] == extrapolated], marker, linestyle="-",
-                      label="extrapolated" if extrapolated else "measured")
+            if xs:  # a panel's legend names only what it shows
+                ax.loglog(xs, [r["seconds"] for r in done if r["extrapolated"] == extrapolated], marker, linestyle="-",
+                          label="extrapolated" if extrapolated else "measured")
         ax.set_title(f"{s['step']}  (exponent {s['time_exponent']})", fontsize=9)
         ax.set_xlabel("images in the dataset", fontsize=8)
         ax.set_ylabel("seconds", fontsize=8)

@@ -9,7 +9,10 @@ decoded-image cache, whose bytes it reports), ``pipeline`` (a second pass, from 
 features an image drawn around one centre per class: ``classify-<name>`` (one classifier's grid, fitted on train
 and chosen on val as the classify stage does), ``projection-<method>`` (the deck's projection of its per-class
 sample) and ``evaluate`` (the evaluate stage's bootstrap interval and McNemar test on the test split's size); their
-clocks start once the arrays are drawn.
+clocks start once the arrays are drawn. ``deck`` and ``share``: the deck build (figures, HTML, PDF) and the share
+bundle of a study run through the runner on DIR (``DECK_PLAN``: EfficientNet-Lite0 features at 32 px, a logistic
+regression, evaluate on the test split, PCA on the full profile's per-class sample), its runs made first (not timed)
+and kept beside DIR for the other step.
 """
 
 from __future__ import annotations
@@ -120,6 +123,87 @@ def _evaluate(folder: Path) -> dict:
     return {"images": n, "seconds": time.perf_counter() - start}
 
 
+# The study the deck and share steps build from: what grows with the images (the dataset's listing and figures, the
+# features read for their projection sample, the classification reports, evaluate's test-split tables), its runs small
+# (32 px, random weights, one classifier) so that 37k images run in minutes on 2 cores. The deck projects at most
+# points_per_class images a class (the full profile's 100): t-SNE and UMAP on that sample cost what the projection
+# steps measure, whatever the dataset's size, so PCA stands for them here.
+DECK_PLAN = """
+stages:
+  features:
+    notebook: 02_features.ipynb
+    backbones: [efficientnetlite0]
+  classify:
+    notebook: 04_classify.ipynb
+    needs: [features]
+    backbones: [efficientnetlite0]
+    variants:
+      default: {classifiers: [logistic_regression]}
+  evaluate:
+    notebook: 06_evaluate.ipynb
+    reads: [classify, features]
+profiles:
+  scale:
+    data: {source: mame}
+    params: {batch_size: 64}
+    force: {image_size: 32, weights: random}
+    timeouts: {start: 300, execution: 3600}
+    report: {projections: [pca], projections_3d: [pca], points_per_class: 100}
+"""
+
+
+def _study(folder: Path) -> tuple[Path, float]:
+    """The deck study's plan, its runs made (or found) under ``folder``'s sibling ``<name>-study``: its plan file and
+    the seconds the runs took."""
+    from mame.engine.run.scheduler import run_plan
+
+    home = folder.parent / f"{folder.name}-study"
+    home.mkdir(exist_ok=True)
+    os.environ.update(MAME_DIR=str(folder), MAME_RUNS_DIR=str(home / "runs"), MAME_REPORT_BUILD=str(home / "report"),
+                      MAME_IMAGE_CACHE=str(home / "image-cache"), MAME_DATA_HOME=str(home / "data-home"))
+    plan = home / "plan.yaml"
+    plan.write_text(DECK_PLAN)
+    start = time.perf_counter()
+    outcomes = run_plan("scale", plan_file=plan, jobs=1, out=open(os.devnull, "w"))
+    failed = [f"{o.run.id} {o.state}" for o in outcomes if o.state not in ("done", "cached")]
+    if failed:
+        raise RuntimeError(f"{folder}: the deck study's runs did not finish: {', '.join(failed)} (see {home / 'runs'})")
+    return plan, time.perf_counter() - start
+
+
+def children_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _deck(folder: Path) -> dict:
+    from mame.deck.render import build
+
+    plan, runs_seconds = _study(folder)
+    start = time.perf_counter()
+    result = build.build("scale", run=False, pdf=True, plan_file=plan, rerender=True, out=open(os.devnull, "w"))
+    seconds = time.perf_counter() - start
+    if not result.pdf or not result.pdf.is_file():
+        raise RuntimeError(f"{folder}: the deck build made no PDF")
+    from mame.deck.render.pdf import pdf_page_count
+
+    return {"images": sum(split_sizes(folder).values()), "seconds": seconds, "runs_seconds": round(runs_seconds, 1),
+            "pages": pdf_page_count(result.pdf), "pdf_mb": round(result.pdf.stat().st_size / 1e6, 1),
+            "children_peak_mb": round(children_peak_mb(), 1)}
+
+
+def _share(folder: Path) -> dict:
+    from mame.deck.render import build
+    from mame.deck.share.bundle import share
+
+    plan, runs_seconds = _study(folder)
+    build.build("scale", run=False, pdf=True, plan_file=plan, out=open(os.devnull, "w"))  # as the deck step left it
+    start = time.perf_counter()
+    shared = share("scale", plan_file=plan, out=open(os.devnull, "w"))  # the deck unchanged: the packing alone
+    seconds = time.perf_counter() - start
+    return {"images": sum(split_sizes(folder).values()), "seconds": seconds, "runs_seconds": round(runs_seconds, 1),
+            "bundle_mb": round(shared.size / 1e6, 1), "files": len(shared.members)}
+
+
 # What each step imports, imported before its clock starts (a run pays them once, whatever its size)
 IMPORTS = {"check": ("mame.data.dataset_check", "PIL.Image"),
            "cache": ("mame.data.pipeline", "mame.stages.support.common"),
@@ -127,7 +211,9 @@ IMPORTS = {"check": ("mame.data.dataset_check", "PIL.Image"),
            "classify": ("mame.stages.classify", "sklearn.linear_model", "sklearn.svm", "sklearn.neighbors",
                         "sklearn.ensemble", "sklearn.neural_network"),
            "projection": ("mame.plots.projection", "sklearn.manifold", "sklearn.decomposition", "umap"),
-           "evaluate": ("mame.stages.support.significance", "statsmodels.stats.contingency_tables")}
+           "evaluate": ("mame.stages.support.significance", "statsmodels.stats.contingency_tables"),
+           "deck": ("mame.deck.render.build", "mame.engine.run.scheduler"),
+           "share": ("mame.deck.render.build", "mame.deck.share.bundle", "mame.engine.run.scheduler")}
 
 
 def warm(step: str) -> None:
@@ -153,6 +239,10 @@ def run_step(step: str, folder: Path) -> dict:
         return _projection(folder, step.removeprefix("projection-"))
     if step == "evaluate":
         return _evaluate(folder)
+    if step == "deck":
+        return _deck(folder)
+    if step == "share":
+        return _share(folder)
     raise ValueError(f"unknown scale step {step!r}")
 
 

@@ -24,16 +24,24 @@ def like_mame(tmp_path_factory):
 def test_every_step_runs_on_the_smallest_subset_and_says_what_it_handled(like_mame, tmp_path, monkeypatch):
     images, folder = scale.subset(like_mame, 10, tmp_path)
     assert images == 87 and len(list((folder / "data_256").iterdir())) == 87
-    handled = {}
+    for name in ("MAME_DIR", "MAME_RUNS_DIR", "MAME_REPORT_BUILD", "MAME_IMAGE_CACHE", "MAME_DATA_HOME"):
+        monkeypatch.setenv(name, "")  # the deck study's steps set these for their process: undone after the test
+    handled, found = {}, {}
     for step in scale.STEPS:
         if step in ("cache", "pipeline"):
             monkeypatch.setenv("MAME_IMAGE_CACHE", str(tmp_path / f"cache-{step}"))
-        found = scale_steps.run_step(step, folder)
-        handled[step] = found["images"]
+        found[step] = scale_steps.run_step(step, folder)
+        handled[step] = found[step]["images"]
     assert handled["check"] == 87 and handled["evaluate"] == 29  # every image; the test split's size
     assert handled["features"] == handled["cache"] == handled["pipeline"] == 58  # train and val
     assert all(handled[s] == 29 for s in scale.STEPS if s.startswith("classify-"))  # the training split
     assert all(handled[s] == 87 for s in scale.STEPS if s.startswith("projection-"))
+    # the deck and the bundle of a study run through the runner on the folder, its runs made once for both
+    assert handled["deck"] == handled["share"] == 87 and found["deck"]["pages"] > 10 and found["share"]["files"] > 5
+    assert found["deck"]["runs_seconds"] > found["share"]["runs_seconds"]  # the share step found them done
+    study = folder.parent / f"{folder.name}-study"
+    assert sorted(p.parent.name for p in study.glob("runs/*/*/metrics.json")) == ["default", "efficientnetlite0",
+                                                                                   "efficientnetlite0"]
 
 
 def test_two_sizes_in_fresh_processes_give_a_table_a_plot_and_an_extrapolated_size_past_the_cap(like_mame, tmp_path):

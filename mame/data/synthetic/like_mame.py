@@ -136,7 +136,7 @@ def generate_like_mame(out_dir: str | os.PathLike, *, images: int | None = None,
                     f"{seconds / done * (len(missing) - done) / 60:.1f} min and "
                     f"{written / done * (len(missing) - done) / 1e6:,.0f} MB more")
     seconds = time.perf_counter() - start
-    _write_tables(out_dir, header, rows)
+    write_tables(out_dir, header, rows)
     manifest = {"spec": spec, "complete": True, "seconds": round(seconds, 1), "drawn": len(missing), "jobs": jobs,
                 "bytes": folder_bytes(folder), "per_image_s": round(seconds * jobs / len(missing), 4) if missing else None}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -145,7 +145,7 @@ def generate_like_mame(out_dir: str | os.PathLike, *, images: int | None = None,
     return manifest
 
 
-def _write_tables(out_dir: Path, header: list[str], rows: list[list[str]]) -> None:
+def write_tables(out_dir: Path, header: list[str], rows: list[list[str]]) -> None:
     """MAMe_dataset.csv (the official rows kept) and MAMe_labels.csv, each written whole."""
     from mame.files import atomic_write
 
