@@ -33,6 +33,7 @@ def subset(full: Path, images: int, into: Path) -> tuple[int, Path]:
     """A folder reading as a MAMe of about ``images`` images of ``full``: its own CSVs, links to ``full``'s images."""
     from mame.data.synthetic.like_mame import IMAGE_FOLDER, official_rows, write_tables
 
+    full = Path(full).resolve()  # links that hold wherever they are read from
     header, rows = official_rows(images)
     folder = into / f"mame-{len(rows)}"
     (folder / IMAGE_FOLDER).mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,8 @@ def plot(found: list[dict], path: Path) -> Path:
         ax.set_title(f"{s['step']}  (exponent {s['time_exponent']})", fontsize=9)
         ax.set_xlabel("images in the dataset", fontsize=8)
         ax.set_ylabel("seconds", fontsize=8)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(found):]:
         ax.axis("off")
     fig.tight_layout()

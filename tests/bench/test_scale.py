@@ -32,6 +32,9 @@ def test_every_step_runs_on_the_smallest_subset_and_says_what_it_handled(like_ma
             monkeypatch.setenv("MAME_IMAGE_CACHE", str(tmp_path / f"cache-{step}"))
         found[step] = scale_steps.run_step(step, folder)
         handled[step] = found[step]["images"]
+    monkeypatch.chdir(like_mame.parent)  # a dataset named by a relative path: links that hold from anywhere
+    relative = scale.subset(type(like_mame)(like_mame.name), 10, tmp_path / "relative")[1]
+    assert all(p.resolve().is_file() for p in (relative / "data_256").iterdir())
     assert handled["check"] == 87 and handled["evaluate"] == 29  # every image; the test split's size
     assert handled["features"] == handled["cache"] == handled["pipeline"] == 58  # train and val
     assert all(handled[s] == 29 for s in scale.STEPS if s.startswith("classify-"))  # the training split
